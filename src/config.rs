@@ -1,0 +1,756 @@
+//! Settings: the TOML configuration file, overridden by environment variables and flags
+//! (flags > environment > file > defaults), validated into `Settings`.
+//!
+//! Owns: the file format, defaults, validation and the messages for bad settings.
+//! Does not own: how settings are used. Secrets are never inline: the file names an
+//! environment variable or a file that holds them.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::names::DomainName;
+use crate::pki::keys::KeyType;
+
+/// Let's Encrypt production.
+pub const LETSENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
+/// Let's Encrypt staging.
+pub const LETSENCRYPT_STAGING: &str = "https://acme-staging-v02.api.letsencrypt.org/directory";
+
+/// A bad setting or unreadable configuration. Messages name the file or setting, what was
+/// found, what was expected, and how to fix it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration file `{}`: {source}. Pass an existing file with `--config FILE` (or BROKERCERT_CONFIG)", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema.
+    #[error("the configuration file `{}` is invalid: {message}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's explanation (with line and column).
+        message: String,
+    },
+    /// A setting has a bad value.
+    #[error("setting `{setting}`: found {found}, expected {expected}. {fix}")]
+    Invalid {
+        /// The setting's path, e.g. `certificate[0].domains`.
+        setting: String,
+        /// What was found.
+        found: String,
+        /// What is expected.
+        expected: String,
+        /// What to do.
+        fix: String,
+    },
+}
+
+fn invalid(
+    setting: impl Into<String>,
+    found: impl Into<String>,
+    expected: &str,
+    fix: &str,
+) -> ConfigError {
+    ConfigError::Invalid {
+        setting: setting.into(),
+        found: found.into(),
+        expected: expected.into(),
+        fix: fix.into(),
+    }
+}
+
+fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let s: Option<String> = Option::deserialize(d)?;
+    s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// The configuration file as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// State directory.
+    pub state_dir: Option<PathBuf>,
+    /// `[acme]`.
+    #[serde(default)]
+    pub acme: AcmeFile,
+    /// `[route53]`.
+    #[serde(default)]
+    pub route53: Route53File,
+    /// `[dns]`.
+    #[serde(default)]
+    pub dns: DnsFile,
+    /// `[trust]`.
+    #[serde(default)]
+    pub trust: TrustFile,
+    /// `[[certificate]]`.
+    #[serde(default, rename = "certificate")]
+    pub certificates: Vec<CertificateFile>,
+}
+
+/// `[acme]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AcmeFile {
+    /// `letsencrypt`, `letsencrypt-staging` or a directory URL.
+    pub directory: Option<String>,
+    /// Contact e-mail.
+    pub email: Option<String>,
+    /// Agree to the CA's terms of service when creating the account.
+    pub agree_tos: Option<bool>,
+    /// Extra root certificates (PEM files) trusted for the CA's own HTTPS.
+    #[serde(default)]
+    pub https_roots: Vec<PathBuf>,
+    /// External Account Binding key id.
+    pub eab_kid: Option<String>,
+    /// Environment variable holding the EAB HMAC key (base64url).
+    pub eab_hmac_env: Option<String>,
+    /// File holding the EAB HMAC key (base64url).
+    pub eab_hmac_file: Option<PathBuf>,
+    /// Prefer the alternate chain whose top certificate is issued by this CN.
+    pub preferred_chain: Option<String>,
+    /// How long to wait for validation and issuance.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub order_timeout: Option<Duration>,
+}
+
+/// `[route53]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Route53File {
+    /// Endpoint override (an emulator).
+    pub endpoint_url: Option<String>,
+    /// AWS profile.
+    pub profile: Option<String>,
+    /// Signing region.
+    pub region: Option<String>,
+    /// How long to wait for INSYNC.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub change_timeout: Option<Duration>,
+}
+
+/// `[dns]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsFile {
+    /// Ask these nameservers (`host:port`) instead of the zone's own.
+    #[serde(default)]
+    pub nameservers: Vec<String>,
+    /// Recursive resolver (`host:port`) for finding nameservers; default: the system's.
+    pub resolver: Option<String>,
+    /// How long to wait until every nameserver serves the TXT values.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub propagation_timeout: Option<Duration>,
+}
+
+/// `[trust]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustFile {
+    /// Extra trust anchors (PEM files) for finding the root of an issued chain.
+    #[serde(default)]
+    pub extra_roots: Vec<PathBuf>,
+    /// Also search the operating system's roots (default true).
+    pub system_roots: Option<bool>,
+}
+
+/// `[[certificate]]` as written.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CertificateFile {
+    /// Lineage name (directory name under `live/`).
+    pub name: Option<String>,
+    /// Names the certificate covers (first = the broker's custom domain).
+    #[serde(default)]
+    pub domains: Vec<String>,
+    /// The deployment's connection address the first domain should be a CNAME to.
+    pub cname_target: Option<String>,
+    /// TTL of that CNAME (default 300).
+    pub cname_ttl: Option<u32>,
+    /// Hosted zone id to use instead of discovery.
+    pub hosted_zone_id: Option<String>,
+    /// Key type (default rsa2048).
+    pub key_type: Option<String>,
+}
+
+/// Command-line or environment overrides (all optional).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--state-dir`.
+    pub state_dir: Option<PathBuf>,
+    /// `--directory`.
+    pub directory: Option<String>,
+    /// `--email`.
+    pub email: Option<String>,
+    /// `--agree-tos`.
+    pub agree_tos: bool,
+    /// `--acme-root` (repeatable).
+    pub https_roots: Vec<PathBuf>,
+    /// `--eab-kid`.
+    pub eab_kid: Option<String>,
+    /// `--preferred-chain`.
+    pub preferred_chain: Option<String>,
+    /// `--route53-endpoint`.
+    pub route53_endpoint: Option<String>,
+    /// `--nameserver` (repeatable).
+    pub nameservers: Vec<String>,
+    /// `--propagation-timeout`.
+    pub propagation_timeout: Option<Duration>,
+    /// `--trust-root` (repeatable).
+    pub extra_roots: Vec<PathBuf>,
+    /// `--name` selects or names the certificate.
+    pub name: Option<String>,
+    /// `--domain` (repeatable): defines a certificate without a file.
+    pub domains: Vec<String>,
+    /// `--cname-target`.
+    pub cname_target: Option<String>,
+    /// `--hosted-zone-id`.
+    pub hosted_zone_id: Option<String>,
+    /// `--key-type`.
+    pub key_type: Option<String>,
+}
+
+/// ACME settings, validated.
+#[derive(Debug, Clone)]
+pub struct AcmeSettings {
+    /// Directory URL.
+    pub directory: String,
+    /// Contact e-mail.
+    pub email: Option<String>,
+    /// Terms agreed.
+    pub agree_tos: bool,
+    /// Extra roots for the CA's HTTPS.
+    pub https_roots: Vec<PathBuf>,
+    /// EAB key id and where its HMAC comes from.
+    pub eab: Option<EabSettings>,
+    /// Preferred chain issuer CN.
+    pub preferred_chain: Option<String>,
+    /// Validation + issuance timeout.
+    pub order_timeout: Duration,
+}
+
+/// External Account Binding: key id and the source of the HMAC (never the HMAC inline).
+#[derive(Debug, Clone)]
+pub struct EabSettings {
+    /// Key id.
+    pub kid: String,
+    /// Environment variable with the HMAC.
+    pub hmac_env: Option<String>,
+    /// File with the HMAC.
+    pub hmac_file: Option<PathBuf>,
+}
+
+/// DNS settings, validated.
+#[derive(Debug, Clone)]
+pub struct DnsSettings {
+    /// Nameservers replacing discovery.
+    pub nameservers: Vec<SocketAddr>,
+    /// Recursive resolver for discovery.
+    pub resolver: Option<SocketAddr>,
+    /// Propagation timeout.
+    pub propagation_timeout: Duration,
+    /// Route 53 endpoint override.
+    pub route53_endpoint: Option<String>,
+    /// AWS profile.
+    pub route53_profile: Option<String>,
+    /// Signing region.
+    pub route53_region: Option<String>,
+    /// INSYNC timeout.
+    pub change_timeout: Duration,
+}
+
+/// One certificate to manage, validated.
+#[derive(Debug, Clone)]
+pub struct CertificateSpec {
+    /// Lineage name.
+    pub name: String,
+    /// Names, first = primary.
+    pub domains: Vec<DomainName>,
+    /// CNAME target for the primary name.
+    pub cname_target: Option<DomainName>,
+    /// CNAME TTL.
+    pub cname_ttl: u32,
+    /// Explicit hosted zone.
+    pub hosted_zone_id: Option<String>,
+    /// Key type.
+    pub key_type: KeyType,
+}
+
+/// Everything a run needs, validated.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// State directory.
+    pub state_dir: PathBuf,
+    /// ACME.
+    pub acme: AcmeSettings,
+    /// DNS.
+    pub dns: DnsSettings,
+    /// Extra trust anchors.
+    pub extra_roots: Vec<PathBuf>,
+    /// Use the system's roots as anchors too.
+    pub system_roots: bool,
+    /// Certificates.
+    pub certificates: Vec<CertificateSpec>,
+}
+
+/// Expands `letsencrypt` / `letsencrypt-staging` shortcuts; other values must be https URLs.
+pub fn directory_url(value: &str) -> Result<String, ConfigError> {
+    match value.trim() {
+        "letsencrypt" | "production" => Ok(LETSENCRYPT.into()),
+        "letsencrypt-staging" | "staging" => Ok(LETSENCRYPT_STAGING.into()),
+        v if v.starts_with("https://") => Ok(v.into()),
+        v => Err(invalid(
+            "acme.directory",
+            format!("`{v}`"),
+            "`letsencrypt`, `letsencrypt-staging` or an https:// directory URL",
+            "Set it in the configuration or with `--directory`.",
+        )),
+    }
+}
+
+fn parse_addr(setting: &str, value: &str, default_port: u16) -> Result<SocketAddr, ConfigError> {
+    let v = value.trim();
+    v.parse::<SocketAddr>()
+        .or_else(|_| v.parse::<std::net::IpAddr>().map(|ip| SocketAddr::new(ip, default_port)))
+        .map_err(|_| {
+            invalid(
+                setting,
+                format!("`{value}`"),
+                "a numeric address like `192.0.2.53`, `192.0.2.53:5353` or `[2001:db8::53]:53`",
+                "Fix the value in the configuration or the flag (host names are not resolved here, so that no lookup leaks to an unintended resolver).",
+            )
+        })
+}
+
+fn resolve(base: &Path, p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
+}
+
+impl Settings {
+    /// Reads `path` (if given) and applies `over`.
+    pub fn load(path: Option<&Path>, over: &Overrides) -> Result<Self, ConfigError> {
+        let (file, base) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+                    path: p.to_path_buf(),
+                    source,
+                })?;
+                let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+                    path: p.to_path_buf(),
+                    message: e.to_string().trim().replace('\n', " "),
+                })?;
+                let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
+                (file, base)
+            }
+            None => (FileConfig::default(), PathBuf::from(".")),
+        };
+        Self::from_file(file, &base, over)
+    }
+
+    /// Validates a parsed file plus overrides; relative paths are taken from `base`.
+    pub fn from_file(file: FileConfig, base: &Path, over: &Overrides) -> Result<Self, ConfigError> {
+        let directory = directory_url(
+            over.directory
+                .as_deref()
+                .or(file.acme.directory.as_deref())
+                .unwrap_or("letsencrypt"),
+        )?;
+        let eab_kid = over.eab_kid.clone().or(file.acme.eab_kid.clone());
+        let eab = eab_kid.map(|kid| EabSettings {
+            kid,
+            hmac_env: Some(
+                file.acme
+                    .eab_hmac_env
+                    .clone()
+                    .unwrap_or_else(|| "BROKERCERT_EAB_HMAC".into()),
+            ),
+            hmac_file: file.acme.eab_hmac_file.as_deref().map(|p| resolve(base, p)),
+        });
+        let mut https_roots: Vec<PathBuf> = file
+            .acme
+            .https_roots
+            .iter()
+            .map(|p| resolve(base, p))
+            .collect();
+        https_roots.extend(over.https_roots.iter().cloned());
+        let acme = AcmeSettings {
+            directory,
+            email: over.email.clone().or(file.acme.email.clone()),
+            agree_tos: over.agree_tos || file.acme.agree_tos.unwrap_or(false),
+            https_roots,
+            eab,
+            preferred_chain: over
+                .preferred_chain
+                .clone()
+                .or(file.acme.preferred_chain.clone()),
+            order_timeout: file.acme.order_timeout.unwrap_or(Duration::from_secs(300)),
+        };
+        if let Some(e) = &acme.email
+            && (!e.contains('@') || e.contains(char::is_whitespace))
+        {
+            return Err(invalid(
+                "acme.email",
+                format!("`{e}`"),
+                "an e-mail address",
+                "Fix it or leave it out.",
+            ));
+        }
+
+        let ns_values: Vec<String> = if over.nameservers.is_empty() {
+            file.dns.nameservers.clone()
+        } else {
+            over.nameservers.clone()
+        };
+        let nameservers = ns_values
+            .iter()
+            .map(|v| parse_addr("dns.nameservers", v, 53))
+            .collect::<Result<Vec<_>, _>>()?;
+        let resolver = file
+            .dns
+            .resolver
+            .as_deref()
+            .map(|v| parse_addr("dns.resolver", v, 53))
+            .transpose()?;
+        let dns = DnsSettings {
+            nameservers,
+            resolver,
+            propagation_timeout: over
+                .propagation_timeout
+                .or(file.dns.propagation_timeout)
+                .unwrap_or(Duration::from_secs(120)),
+            route53_endpoint: over
+                .route53_endpoint
+                .clone()
+                .or(file.route53.endpoint_url.clone()),
+            route53_profile: file.route53.profile.clone(),
+            route53_region: file.route53.region.clone(),
+            change_timeout: file
+                .route53
+                .change_timeout
+                .unwrap_or(Duration::from_secs(300)),
+        };
+
+        let mut extra_roots: Vec<PathBuf> = file
+            .trust
+            .extra_roots
+            .iter()
+            .map(|p| resolve(base, p))
+            .collect();
+        extra_roots.extend(over.extra_roots.iter().cloned());
+
+        let mut cert_files = file.certificates.clone();
+        if !over.domains.is_empty() {
+            // Flags define the certificate (merged with a same-named one from the file).
+            let existing = over.name.as_ref().and_then(|n| {
+                cert_files
+                    .iter()
+                    .find(|c| c.name.as_ref() == Some(n))
+                    .cloned()
+            });
+            let mut c = existing.unwrap_or_default();
+            c.name = over.name.clone().or(c.name);
+            c.domains = over.domains.clone();
+            cert_files = vec![c];
+        } else if let Some(sel) = &over.name {
+            cert_files.retain(|c| {
+                c.name.as_ref() == Some(sel) || c.name.is_none() && c.domains.first() == Some(sel)
+            });
+            if cert_files.is_empty() {
+                return Err(invalid(
+                    "--name",
+                    format!("`{sel}`"),
+                    "the name of a `[[certificate]]` in the configuration",
+                    "Check the names in the configuration file, or add `--domain` to define the certificate on the command line.",
+                ));
+            }
+        }
+        let has_cert_overrides =
+            over.cname_target.is_some() || over.hosted_zone_id.is_some() || over.key_type.is_some();
+        if has_cert_overrides {
+            match cert_files.as_mut_slice() {
+                [c] => {
+                    c.cname_target = over.cname_target.clone().or(c.cname_target.take());
+                    c.hosted_zone_id = over.hosted_zone_id.clone().or(c.hosted_zone_id.take());
+                    c.key_type = over.key_type.clone().or(c.key_type.take());
+                }
+                [] => {
+                    return Err(invalid(
+                        "--domain",
+                        "no certificate",
+                        "a certificate for `--cname-target`, `--hosted-zone-id` or `--key-type` to apply to",
+                        "Add `--domain NAME` or a `[[certificate]]` section.",
+                    ));
+                }
+                _ => {
+                    return Err(invalid(
+                        "--name",
+                        format!("{} certificates in the configuration", cert_files.len()),
+                        "one certificate for `--cname-target`, `--hosted-zone-id` or `--key-type` to apply to",
+                        "Pick one with `--name NAME`.",
+                    ));
+                }
+            }
+        }
+        let mut certificates = Vec::new();
+        for (i, c) in cert_files.iter().enumerate() {
+            certificates.push(validate_certificate(i, c)?);
+        }
+        for (i, c) in certificates.iter().enumerate() {
+            if certificates[..i].iter().any(|o| o.name == c.name) {
+                return Err(invalid(
+                    format!("certificate[{i}].name"),
+                    format!("`{}` a second time", c.name),
+                    "a unique name per certificate",
+                    "Rename one of them.",
+                ));
+            }
+        }
+
+        Ok(Settings {
+            state_dir: over
+                .state_dir
+                .clone()
+                .or(file.state_dir.as_deref().map(|p| resolve(base, p)))
+                .unwrap_or_else(crate::store::Store::default_root),
+            acme,
+            dns,
+            extra_roots,
+            system_roots: file.trust.system_roots.unwrap_or(true),
+            certificates,
+        })
+    }
+}
+
+fn validate_certificate(i: usize, c: &CertificateFile) -> Result<CertificateSpec, ConfigError> {
+    let at = |field: &str| format!("certificate[{i}].{field}");
+    if c.domains.is_empty() {
+        return Err(invalid(
+            at("domains"),
+            "no names",
+            "at least one domain name, e.g. `domains = [\"mqtt.example.com\"]`",
+            "Add it to the `[[certificate]]` section or pass `--domain NAME`.",
+        ));
+    }
+    let mut domains = Vec::new();
+    for d in &c.domains {
+        let n = DomainName::parse(d).map_err(|e| {
+            invalid(
+                at("domains"),
+                format!("`{d}`"),
+                "fully qualified domain names",
+                &format!("{e}."),
+            )
+        })?;
+        if !domains.contains(&n) {
+            domains.push(n);
+        }
+    }
+    let name = c
+        .name
+        .clone()
+        .unwrap_or_else(|| domains[0].base().to_string());
+    if name.is_empty()
+        || name.starts_with('.')
+        || !name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
+    {
+        return Err(invalid(
+            at("name"),
+            format!("`{name}`"),
+            "letters, digits, `.`, `_` and `-`, not starting with `.` (it becomes a directory name)",
+            "Choose another name.",
+        ));
+    }
+    let cname_target = match &c.cname_target {
+        Some(t) => {
+            let t = DomainName::parse(t).map_err(|e| {
+                invalid(
+                    at("cname_target"),
+                    format!("`{t}`"),
+                    "the deployment's connection address (a host name)",
+                    &format!("{e}."),
+                )
+            })?;
+            if domains[0].is_wildcard() {
+                return Err(invalid(
+                    at("cname_target"),
+                    format!("a CNAME for the wildcard `{}`", domains[0]),
+                    "the first domain to be a plain host name",
+                    "Put the broker's host name first in `domains`.",
+                ));
+            }
+            if t == domains[0] {
+                return Err(invalid(
+                    at("cname_target"),
+                    format!("`{t}`, the domain itself"),
+                    "the deployment's own address",
+                    "Copy the connection address from the EMQX Cloud console.",
+                ));
+            }
+            Some(t)
+        }
+        None => None,
+    };
+    let key_type = match &c.key_type {
+        Some(k) => k
+            .parse()
+            .map_err(|e: <KeyType as std::str::FromStr>::Err| {
+                invalid(
+                    at("key_type"),
+                    format!("`{k}`"),
+                    "a key type",
+                    &e.to_string(),
+                )
+            })?,
+        None => KeyType::default(),
+    };
+    Ok(CertificateSpec {
+        name,
+        domains,
+        cname_target,
+        cname_ttl: c.cname_ttl.unwrap_or(300),
+        hosted_zone_id: c.hosted_zone_id.clone(),
+        key_type,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str, over: &Overrides) -> Result<Settings, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: "t.toml".into(),
+            message: e.to_string(),
+        })?;
+        Settings::from_file(file, Path::new("/etc/brokercert"), over)
+    }
+
+    #[test]
+    fn full_file_parses_with_defaults() {
+        let s = load(
+            r#"
+            state_dir = "state"
+            [acme]
+            directory = "letsencrypt-staging"
+            email = "ops@example.com"
+            agree_tos = true
+            https_roots = ["pebble.pem"]
+            [dns]
+            nameservers = ["127.0.0.1:5353"]
+            propagation_timeout = "30s"
+            [[certificate]]
+            name = "mqtt-prod"
+            domains = ["MQTT.example.com", "*.example.com"]
+            cname_target = "abc123.ala.us-east-1.emqxsl.com"
+            "#,
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.acme.directory, LETSENCRYPT_STAGING);
+        assert_eq!(s.state_dir, Path::new("/etc/brokercert/state"));
+        assert_eq!(
+            s.acme.https_roots,
+            vec![PathBuf::from("/etc/brokercert/pebble.pem")]
+        );
+        assert_eq!(
+            s.dns.nameservers,
+            vec!["127.0.0.1:5353".parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(s.dns.propagation_timeout, Duration::from_secs(30));
+        let c = &s.certificates[0];
+        assert_eq!(c.domains[0].as_str(), "mqtt.example.com");
+        assert_eq!(c.key_type, KeyType::Rsa2048);
+        assert_eq!(c.cname_ttl, 300);
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_naming_the_valid_ones() {
+        let err = load("[acme]\ndirectroy = \"x\"\n", &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("directroy") && err.contains("directory"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn flags_define_a_certificate_without_a_file() {
+        let over = Overrides {
+            domains: vec!["mqtt.example.com".into()],
+            cname_target: Some("d.emqxsl.com".into()),
+            key_type: Some("ecdsa-p256".into()),
+            ..Default::default()
+        };
+        let s = load("", &over).unwrap();
+        assert_eq!(s.certificates.len(), 1);
+        assert_eq!(s.certificates[0].name, "mqtt.example.com");
+        assert_eq!(s.certificates[0].key_type, KeyType::EcdsaP256);
+        assert_eq!(s.acme.directory, LETSENCRYPT);
+    }
+
+    #[test]
+    fn name_selects_and_flags_override() {
+        let text = "[[certificate]]\nname='a'\ndomains=['a.example.com']\n[[certificate]]\nname='b'\ndomains=['b.example.com']\n";
+        let over = Overrides {
+            name: Some("b".into()),
+            key_type: Some("rsa4096".into()),
+            ..Default::default()
+        };
+        let s = load(text, &over).unwrap();
+        assert_eq!(s.certificates.len(), 1);
+        assert_eq!(s.certificates[0].key_type, KeyType::Rsa4096);
+        let over = Overrides {
+            name: Some("c".into()),
+            ..Default::default()
+        };
+        let err = load(text, &over).unwrap_err().to_string();
+        assert!(err.contains("--name") && err.contains("`c`"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_setting() {
+        let err = load(
+            "[[certificate]]\ndomains=['localhost']\n",
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("certificate[0].domains") && err.contains("localhost"),
+            "{err}"
+        );
+        let err = load(
+            "[[certificate]]\ndomains=['a.example.com']\nkey_type='rsa1024'\n",
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("key_type") && err.contains("rsa2048"), "{err}");
+        let err = load("[acme]\ndirectory='http://x'\n", &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("acme.directory"), "{err}");
+        let err = load(
+            "[dns]\nnameservers=['not an address']\n",
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("dns.nameservers"), "{err}");
+    }
+}

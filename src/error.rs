@@ -1,0 +1,75 @@
+//! The library's top-level error and the process exit codes it maps to.
+//!
+//! Owns: `Error`, `ExitCode` numbers (documented in the README). Does not own: the
+//! per-concern errors (`DnsError`, `AcmeError`, ...), which it wraps unchanged so their
+//! one-paragraph messages reach the user as written.
+
+use crate::acme::AcmeError;
+use crate::config::ConfigError;
+use crate::dns::DnsError;
+use crate::store::StoreError;
+
+/// Documented process exit codes.
+pub mod exit {
+    /// Everything worked.
+    pub const OK: i32 = 0;
+    /// An unexpected internal failure.
+    pub const INTERNAL: i32 = 1;
+    /// Bad usage or configuration: nothing was changed.
+    pub const CONFIG: i32 = 2;
+    /// The DNS provider refused or failed (zone not found, conflicting record, API error).
+    pub const DNS: i32 = 3;
+    /// A DNS record did not become visible on every authoritative nameserver in time.
+    pub const PROPAGATION: i32 = 4;
+    /// The ACME CA refused or failed (account, order, validation, finalisation).
+    pub const ACME: i32 = 5;
+    /// The issued or given certificate chain failed a check.
+    pub const CERTIFICATE: i32 = 6;
+    /// Reading or writing local state failed.
+    pub const STORE: i32 = 7;
+    /// Interrupted (Ctrl-C / SIGTERM); clean-up ran.
+    pub const INTERRUPTED: i32 = 130;
+}
+
+/// Any failure of a brokercert operation.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Configuration or usage.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// DNS provider or lookups.
+    #[error(transparent)]
+    Dns(#[from] DnsError),
+    /// ACME CA.
+    #[error(transparent)]
+    Acme(#[from] AcmeError),
+    /// The certificate, chain or key failed a check.
+    #[error("{0}")]
+    Certificate(String),
+    /// Local storage.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The run was interrupted by a signal.
+    #[error("interrupted: stopped at the user's request after cleaning up")]
+    Interrupted,
+    /// Something that should not happen.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Config(_) => exit::CONFIG,
+            Error::Dns(DnsError::PropagationTimeout { .. }) => exit::PROPAGATION,
+            Error::Dns(_) => exit::DNS,
+            Error::Certificate(_) => exit::CERTIFICATE,
+            Error::Acme(AcmeError::Setup(_) | AcmeError::TermsNotAgreed { .. }) => exit::CONFIG,
+            Error::Acme(_) => exit::ACME,
+            Error::Store(_) => exit::STORE,
+            Error::Interrupted => exit::INTERRUPTED,
+            Error::Internal(_) => exit::INTERNAL,
+        }
+    }
+}
