@@ -1,0 +1,63 @@
+//! The DNS provider seam: list zones, submit one change batch, ask whether it is applied.
+//!
+//! Owns: the `DnsProvider` trait and the INSYNC wait built on it.
+//! Does not own: any provider's wire protocol (see `route53`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{ChangeId, DnsError, HostedZone, RecordChange};
+
+/// Whether a submitted change is live on the provider's nameservers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeStatus {
+    /// Still being applied.
+    Pending,
+    /// Applied on all of the provider's nameservers.
+    InSync,
+}
+
+/// A DNS hosting provider (Route 53 in production, moto in the sandbox).
+#[async_trait]
+pub trait DnsProvider: Send + Sync {
+    /// Every hosted zone of the account.
+    async fn hosted_zones(&self) -> Result<Vec<HostedZone>, DnsError>;
+    /// Submits the changes as one atomic batch.
+    async fn change(
+        &self,
+        zone_id: &str,
+        changes: &[RecordChange],
+        comment: &str,
+    ) -> Result<ChangeId, DnsError>;
+    /// The status of a submitted batch.
+    async fn change_status(&self, change: &ChangeId) -> Result<ChangeStatus, DnsError>;
+}
+
+/// Polls `change_status` with a growing interval (250 ms doubling to 5 s) until INSYNC.
+pub async fn await_insync(
+    provider: &dyn DnsProvider,
+    zone_id: &str,
+    change: &ChangeId,
+    timeout: Duration,
+) -> Result<Duration, DnsError> {
+    let start = tokio::time::Instant::now();
+    let mut delay = Duration::from_millis(250);
+    loop {
+        let status = provider.change_status(change).await?;
+        if status == ChangeStatus::InSync {
+            return Ok(start.elapsed());
+        }
+        if start.elapsed() + delay > timeout {
+            return Err(DnsError::ChangeTimeout {
+                change: change.0.clone(),
+                zone: zone_id.to_string(),
+                status: "PENDING".into(),
+                waited_secs: start.elapsed().as_secs(),
+            });
+        }
+        tracing::debug!(change = %change.0, "Route 53 change pending; next check in {delay:?}");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(5));
+    }
+}

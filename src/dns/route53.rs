@@ -1,0 +1,278 @@
+//! The Route 53 adapter of `DnsProvider`, on aws-sdk-route53.
+//!
+//! Uses only the three actions of the guide's IAM policy: `ListHostedZones`,
+//! `ChangeResourceRecordSets` and `GetChange`. Owns: SDK set-up (credentials chain,
+//! endpoint override for the emulator, retries), TXT quoting, and error messages that
+//! name the missing IAM action. Does not own: deciding what to change (`plan`).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_route53::Client;
+use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_route53::types::{self as r53};
+
+use super::provider::{ChangeStatus, DnsProvider};
+use super::{ChangeAction, ChangeId, DnsError, HostedZone, RecordChange, RecordType};
+
+/// How to reach Route 53.
+#[derive(Debug, Clone, Default)]
+pub struct Route53Settings {
+    /// Endpoint override (the emulator); `None` = AWS (or `AWS_ENDPOINT_URL_ROUTE_53`).
+    pub endpoint_url: Option<String>,
+    /// Named profile from the shared AWS config; `None` = the default chain.
+    pub profile: Option<String>,
+    /// Signing region; Route 53 is global and signs in us-east-1 by default.
+    pub region: Option<String>,
+}
+
+/// Route 53 through the AWS SDK.
+#[derive(Debug, Clone)]
+pub struct Route53 {
+    client: Client,
+}
+
+impl Route53 {
+    /// Builds a client from the standard AWS credential chain and the settings.
+    pub async fn connect(settings: &Route53Settings) -> Self {
+        let region = settings
+            .region
+            .clone()
+            .unwrap_or_else(|| "us-east-1".into());
+        let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .region(aws_config::Region::new(region))
+            .retry_config(RetryConfig::standard().with_max_attempts(8))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(10))
+                    .operation_attempt_timeout(Duration::from_secs(20))
+                    .build(),
+            );
+        if let Some(p) = &settings.profile {
+            loader = loader.profile_name(p);
+        }
+        let shared = loader.load().await;
+        let mut conf = aws_sdk_route53::config::Builder::from(&shared);
+        if let Some(url) = &settings.endpoint_url {
+            conf = conf.endpoint_url(url);
+        }
+        Self {
+            client: Client::from_conf(conf.build()),
+        }
+    }
+
+    /// Wraps an existing SDK client.
+    pub fn from_client(client: Client) -> Self {
+        Self { client }
+    }
+}
+
+/// Quotes a TXT value for Route 53: `"…"`, escaping `"` and `\`, split into
+/// 255-byte character-strings.
+pub fn quote_txt(value: &str) -> String {
+    let escape = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+    let bytes = value.as_bytes();
+    if bytes.is_empty() {
+        return "\"\"".into();
+    }
+    let mut parts = Vec::new();
+    let mut start = 0;
+    while start < bytes.len() {
+        let mut end = (start + 255).min(bytes.len());
+        while !value.is_char_boundary(end) {
+            end -= 1;
+        }
+        parts.push(format!("\"{}\"", escape(&value[start..end])));
+        start = end;
+    }
+    parts.join(" ")
+}
+
+fn sdk_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> DnsError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug,
+{
+    let code = err.code().map(str::to_string);
+    let detail = err.message().map(str::to_string);
+    let message = match (code.as_deref(), &err) {
+        (Some("AccessDenied"), _) => format!(
+            "AccessDenied: the AWS identity may not call route53:{operation}{}. Attach the \
+             policy in infra/iam-policy.json (the guide's three actions, scoped to your zone) \
+             to the identity brokercert runs as",
+            detail.map(|d| format!(" ({d})")).unwrap_or_default()
+        ),
+        (Some("Throttling" | "PriorRequestNotComplete"), _) => format!(
+            "{} after 8 attempts with backoff: Route 53 allows about 5 requests per second per \
+             account; another tool may be using the budget. Try again in a minute",
+            code.unwrap_or_default()
+        ),
+        (Some("InvalidChangeBatch"), _) => format!(
+            "InvalidChangeBatch: {}. Usually a record changed between reading and writing it; \
+             run again",
+            detail.unwrap_or_default()
+        ),
+        (Some("NoSuchHostedZone"), _) => format!(
+            "NoSuchHostedZone: {}. Check `hosted_zone_id`",
+            detail.unwrap_or_default()
+        ),
+        (Some(code), _) => format!("{code}: {}", detail.unwrap_or_default()),
+        (None, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => format!(
+            "could not reach the Route 53 API ({}). Check network access to \
+             route53.amazonaws.com or `route53.endpoint_url`",
+            aws_smithy_types::error::display::DisplayErrorContext(&err)
+        ),
+        (None, _)
+            if err.to_string().contains("credentials")
+                || format!("{err:?}").contains("Credentials") =>
+        {
+            format!(
+                "no AWS credentials: {}. Set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE \
+             (or `route53.profile`), or run where an IAM role is available",
+                aws_smithy_types::error::display::DisplayErrorContext(&err)
+            )
+        }
+        (None, _) => aws_smithy_types::error::display::DisplayErrorContext(&err).to_string(),
+    };
+    DnsError::Provider { operation, message }
+}
+
+fn rr_type(t: RecordType) -> r53::RrType {
+    match t {
+        RecordType::Txt => r53::RrType::Txt,
+        RecordType::Cname => r53::RrType::Cname,
+        RecordType::A => r53::RrType::A,
+        RecordType::Aaaa => r53::RrType::Aaaa,
+        RecordType::Ns => r53::RrType::Ns,
+        RecordType::Soa => r53::RrType::Soa,
+    }
+}
+
+fn to_sdk_change(c: &RecordChange) -> Result<r53::Change, DnsError> {
+    let build_err = |e: aws_sdk_route53::error::BuildError| DnsError::Provider {
+        operation: "ChangeResourceRecordSets",
+        message: format!("could not build the request: {e}"),
+    };
+    let mut set = r53::ResourceRecordSet::builder()
+        .name(format!("{}.", c.set.name))
+        .r#type(rr_type(c.set.rtype))
+        .ttl(i64::from(c.set.ttl));
+    for v in &c.set.values {
+        let value = match c.set.rtype {
+            RecordType::Txt => quote_txt(v),
+            RecordType::Cname | RecordType::Ns => format!("{}.", v.trim_end_matches('.')),
+            _ => v.clone(),
+        };
+        set = set.resource_records(
+            r53::ResourceRecord::builder()
+                .value(value)
+                .build()
+                .map_err(build_err)?,
+        );
+    }
+    r53::Change::builder()
+        .action(match c.action {
+            ChangeAction::Create => r53::ChangeAction::Create,
+            ChangeAction::Upsert => r53::ChangeAction::Upsert,
+            ChangeAction::Delete => r53::ChangeAction::Delete,
+        })
+        .resource_record_set(set.build().map_err(build_err)?)
+        .build()
+        .map_err(build_err)
+}
+
+#[async_trait]
+impl DnsProvider for Route53 {
+    async fn hosted_zones(&self) -> Result<Vec<HostedZone>, DnsError> {
+        let mut zones = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let out = self
+                .client
+                .list_hosted_zones()
+                .set_marker(marker.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("ListHostedZones", e))?;
+            for z in out.hosted_zones() {
+                zones.push(HostedZone {
+                    id: z.id().trim_start_matches("/hostedzone/").to_string(),
+                    name: z.name().trim_end_matches('.').to_ascii_lowercase(),
+                    private: z.config().is_some_and(|c| c.private_zone()),
+                });
+            }
+            match (out.is_truncated(), out.next_marker()) {
+                (true, Some(m)) => marker = Some(m.to_string()),
+                _ => break,
+            }
+        }
+        Ok(zones)
+    }
+
+    async fn change(
+        &self,
+        zone_id: &str,
+        changes: &[RecordChange],
+        comment: &str,
+    ) -> Result<ChangeId, DnsError> {
+        let sdk_changes = changes
+            .iter()
+            .map(to_sdk_change)
+            .collect::<Result<Vec<_>, _>>()?;
+        let batch = r53::ChangeBatch::builder()
+            .set_changes(Some(sdk_changes))
+            .comment(comment)
+            .build()
+            .map_err(|e| DnsError::Provider {
+                operation: "ChangeResourceRecordSets",
+                message: format!("could not build the request: {e}"),
+            })?;
+        let out = self
+            .client
+            .change_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .change_batch(batch)
+            .send()
+            .await
+            .map_err(|e| sdk_error("ChangeResourceRecordSets", e))?;
+        let id = out
+            .change_info()
+            .map(|i| i.id().trim_start_matches("/change/").to_string())
+            .ok_or_else(|| DnsError::Provider {
+                operation: "ChangeResourceRecordSets",
+                message: "the answer carried no ChangeInfo".into(),
+            })?;
+        Ok(ChangeId(id))
+    }
+
+    async fn change_status(&self, change: &ChangeId) -> Result<ChangeStatus, DnsError> {
+        let out = self
+            .client
+            .get_change()
+            .id(&change.0)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetChange", e))?;
+        Ok(match out.change_info().map(|i| i.status()) {
+            Some(r53::ChangeStatus::Insync) => ChangeStatus::InSync,
+            _ => ChangeStatus::Pending,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn txt_quoting() {
+        assert_eq!(quote_txt("abc"), "\"abc\"");
+        assert_eq!(quote_txt("a\"b\\c"), "\"a\\\"b\\\\c\"");
+        let long = "x".repeat(300);
+        let q = quote_txt(&long);
+        assert!(q.starts_with(&format!("\"{}\" \"", "x".repeat(255))), "{q}");
+    }
+}
