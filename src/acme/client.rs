@@ -1,0 +1,386 @@
+//! The instant-acme adapter of `CertificateAuthority`.
+//!
+//! Adds what instant-acme leaves to its caller: persistent retries on `badNonce` (it gives up
+//! after 3, and Pebble or a busy CA can reject far more), re-creating an account the CA no
+//! longer knows, order polling that honours `Retry-After` within a timeout, the reasons for a
+//! failed validation, and alternate chains. Owns no DNS and no key material but the account's.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use instant_acme::{
+    AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus, RetryPolicy,
+};
+use tokio::sync::RwLock;
+
+use super::account::{self, LoadedAccount};
+use super::alternates::{self, Signer};
+use super::http::AcmeHttp;
+use super::{AcmeError, CaOrder, CertificateAuthority, Dns01Challenge, IssuedChains};
+use crate::config::AcmeSettings;
+use crate::names::DomainName;
+use crate::store::Store;
+
+const NONCE_RETRIES: usize = 12;
+
+/// Whether an instant-acme error is a rejected nonce (safe to retry: the request was not processed).
+pub fn is_bad_nonce(e: &instant_acme::Error) -> bool {
+    matches!(e, instant_acme::Error::Api(p) if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:badNonce"))
+}
+
+fn problem_type(e: &instant_acme::Error) -> Option<&str> {
+    match e {
+        instant_acme::Error::Api(p) => p.r#type.as_deref(),
+        _ => None,
+    }
+}
+
+/// Maps an instant-acme error into ours, naming the stage.
+pub fn map_error(e: instant_acme::Error, stage: &'static str) -> AcmeError {
+    match problem_type(&e) {
+        Some("urn:ietf:params:acme:error:rateLimited") => AcmeError::RateLimited(e.to_string()),
+        Some(
+            "urn:ietf:params:acme:error:accountDoesNotExist"
+            | "urn:ietf:params:acme:error:unauthorized"
+            | "urn:ietf:params:acme:error:externalAccountRequired"
+            | "urn:ietf:params:acme:error:invalidContact"
+            | "urn:ietf:params:acme:error:unsupportedContact",
+        ) if stage == "account" => AcmeError::Account(e.to_string()),
+        _ => match e {
+            instant_acme::Error::Other(inner) => AcmeError::Protocol(format!(
+                "{stage}: cannot reach the CA: {inner}. Check the directory URL and network access \
+                 (for a test CA with its own HTTPS root, add the root with `--acme-root`)"
+            )),
+            other => AcmeError::Protocol(format!("{stage}: {other}")),
+        },
+    }
+}
+
+/// Retries an instant-acme call while the CA rejects nonces.
+macro_rules! nonce_retry {
+    ($stage:expr, $call:expr) => {{
+        let mut attempt = 0;
+        loop {
+            match $call {
+                Err(e) if is_bad_nonce(&e) && attempt < NONCE_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(stage = $stage, attempt, "CA rejected the nonce; retrying");
+                }
+                other => break other,
+            }
+        }
+    }};
+}
+
+/// Either a CA error worth retrying (bad nonce) or our final verdict.
+enum Step {
+    Acme(instant_acme::Error),
+    Final(AcmeError),
+}
+
+async fn collect_challenges(order: &mut Order) -> Result<Vec<Dns01Challenge>, Step> {
+    let mut challenges = Vec::new();
+    let mut authzs = order.authorizations();
+    while let Some(authz) = authzs.next().await {
+        let mut authz = authz.map_err(Step::Acme)?;
+        let identifier = authz.identifier().to_string();
+        match authz.status {
+            AuthorizationStatus::Valid => continue,
+            AuthorizationStatus::Pending => {}
+            other => {
+                return Err(Step::Final(AcmeError::Protocol(format!(
+                    "the authorization for {identifier} is {other:?}"
+                ))));
+            }
+        }
+        let record_name = DomainName::parse(&identifier)
+            .map_err(|e| {
+                Step::Final(AcmeError::Protocol(format!(
+                    "the CA returned an odd identifier: {e}"
+                )))
+            })?
+            .challenge_name();
+        let Some(ch) = authz.challenge(ChallengeType::Dns01) else {
+            return Err(Step::Final(AcmeError::Protocol(format!(
+                "the CA offers no dns-01 challenge for {identifier}"
+            ))));
+        };
+        challenges.push(Dns01Challenge {
+            identifier,
+            record_name,
+            value: ch.key_authorization().dns_value(),
+        });
+    }
+    Ok(challenges)
+}
+
+async fn set_all_ready(order: &mut Order) -> Result<(), Step> {
+    let mut authzs = order.authorizations();
+    while let Some(authz) = authzs.next().await {
+        let mut authz = authz.map_err(Step::Acme)?;
+        if authz.status != AuthorizationStatus::Pending {
+            continue;
+        }
+        if let Some(mut ch) = authz.challenge(ChallengeType::Dns01)
+            && ch.status == instant_acme::ChallengeStatus::Pending
+        {
+            ch.set_ready().await.map_err(Step::Acme)?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs a multi-request step (`Result<T, Step>`) again while the CA rejects nonces; work
+/// already done (fetched authorizations, challenges set ready) is not repeated.
+macro_rules! step_retry {
+    ($what:expr, $call:expr) => {{
+        let mut attempt = 0;
+        loop {
+            match $call {
+                Ok(v) => break Ok(v),
+                Err(Step::Acme(e)) if is_bad_nonce(&e) && attempt < NONCE_RETRIES => {
+                    attempt += 1;
+                    tracing::debug!(attempt, "CA rejected the nonce during {}; retrying", $what);
+                }
+                Err(Step::Acme(e)) => break Err(map_error(e, $what)),
+                Err(Step::Final(e)) => break Err(e),
+            }
+        }
+    }};
+}
+
+/// An ACME CA reached through instant-acme.
+pub struct AcmeClient {
+    http: AcmeHttp,
+    settings: AcmeSettings,
+    store: Store,
+    account: RwLock<LoadedAccount>,
+}
+
+impl AcmeClient {
+    /// Connects: builds the HTTPS client and loads (or creates) the account.
+    pub async fn connect(settings: &AcmeSettings, store: &Store) -> Result<Self, AcmeError> {
+        let http = AcmeHttp::new(&settings.https_roots)?;
+        let account = account::load_or_create(&http, settings, store).await?;
+        Ok(Self {
+            http,
+            settings: settings.clone(),
+            store: store.clone(),
+            account: RwLock::new(account),
+        })
+    }
+
+    /// Whether this run created the account.
+    pub async fn account_created(&self) -> bool {
+        self.account.read().await.created
+    }
+
+    async fn place(
+        &self,
+        ids: &[Identifier],
+    ) -> Result<(Order, LoadedAccount), instant_acme::Error> {
+        let acct = self.account.read().await.clone();
+        let order = nonce_retry!(
+            "new order",
+            acct.account.new_order(&NewOrder::new(ids)).await
+        )?;
+        Ok((order, acct))
+    }
+}
+
+#[async_trait]
+impl CertificateAuthority for AcmeClient {
+    async fn new_order(&self, names: &[DomainName]) -> Result<Box<dyn CaOrder>, AcmeError> {
+        let ids: Vec<Identifier> = names
+            .iter()
+            .map(|n| Identifier::Dns(n.to_string()))
+            .collect();
+        let names_text = names
+            .iter()
+            .map(|n| n.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        let (mut order, acct) = match self.place(&ids).await {
+            Err(e)
+                if problem_type(&e) == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
+            {
+                // The CA forgot the stored account (a test CA restarted, or it was deactivated
+                // elsewhere): the terms were agreed when it was made, so make it again.
+                tracing::warn!("the CA no longer knows the stored account; creating a new one");
+                let fresh = account::create(&self.http, &self.settings, &self.store, true).await?;
+                *self.account.write().await = fresh;
+                self.place(&ids)
+                    .await
+                    .map_err(|e| order_error(e, &names_text))?
+            }
+            other => other.map_err(|e| order_error(e, &names_text))?,
+        };
+
+        let challenges = step_retry!("fetch authorizations", collect_challenges(&mut order).await)?;
+        Ok(Box::new(AcmeOrder {
+            url: order.url().to_string(),
+            order,
+            challenges,
+            http: self.http.clone(),
+            account: acct,
+            directory: self.settings.directory.clone(),
+            timeout: self.settings.order_timeout,
+        }))
+    }
+}
+
+fn order_error(e: instant_acme::Error, names: &str) -> AcmeError {
+    match problem_type(&e) {
+        Some("urn:ietf:params:acme:error:rateLimited") => AcmeError::RateLimited(e.to_string()),
+        Some(_) => AcmeError::Order {
+            names: names.to_string(),
+            detail: match &e {
+                instant_acme::Error::Api(p) => p.detail.clone().unwrap_or_else(|| p.to_string()),
+                other => other.to_string(),
+            },
+        },
+        None => map_error(e, "new order"),
+    }
+}
+
+struct AcmeOrder {
+    url: String,
+    order: Order,
+    challenges: Vec<Dns01Challenge>,
+    http: AcmeHttp,
+    account: LoadedAccount,
+    directory: String,
+    timeout: Duration,
+}
+
+impl AcmeOrder {
+    fn policy(&self) -> RetryPolicy {
+        RetryPolicy::new()
+            .initial_delay(Duration::from_millis(100))
+            .backoff(1.5)
+            .timeout(self.timeout)
+    }
+
+    async fn validation_failures(&mut self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut authzs = self.order.authorizations();
+        while let Some(Ok(mut authz)) = authzs.next().await {
+            let _ = authz.refresh().await;
+            if authz.status == AuthorizationStatus::Valid {
+                continue;
+            }
+            let id = authz.identifier().to_string();
+            let detail = authz
+                .challenges
+                .iter()
+                .filter_map(|c| c.error.as_ref())
+                .map(|p| p.detail.clone().unwrap_or_else(|| p.to_string()))
+                .next()
+                .unwrap_or_else(|| format!("authorization is {:?}", authz.status));
+            out.push((id, detail));
+        }
+        out
+    }
+}
+
+#[async_trait]
+impl CaOrder for AcmeOrder {
+    fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn challenges(&self) -> &[Dns01Challenge] {
+        &self.challenges
+    }
+
+    async fn submit_challenges(&mut self) -> Result<(), AcmeError> {
+        step_retry!("submit challenges", set_all_ready(&mut self.order).await)
+    }
+
+    async fn await_ready(&mut self) -> Result<(), AcmeError> {
+        let policy = self.policy();
+        let status = nonce_retry!("poll order", self.order.poll_ready(&policy).await);
+        match status {
+            Ok(OrderStatus::Ready | OrderStatus::Valid | OrderStatus::Processing) => Ok(()),
+            Ok(OrderStatus::Invalid) | Err(instant_acme::Error::Api(_)) => {
+                let failures = self.validation_failures().await;
+                if failures.is_empty() {
+                    Err(AcmeError::Protocol(format!(
+                        "the order {} became invalid",
+                        self.url
+                    )))
+                } else {
+                    Err(AcmeError::Validation { failures })
+                }
+            }
+            Ok(other) => Err(AcmeError::Protocol(format!(
+                "unexpected order status {other:?}"
+            ))),
+            Err(instant_acme::Error::Timeout(_)) => Err(AcmeError::Timeout {
+                stage: "validation",
+                secs: self.timeout.as_secs(),
+            }),
+            Err(e) => Err(map_error(e, "poll order")),
+        }
+    }
+
+    async fn finalize(&mut self, csr_der: &[u8]) -> Result<IssuedChains, AcmeError> {
+        let sent = nonce_retry!("finalize", self.order.finalize_csr(csr_der).await);
+        if let Err(e) = sent {
+            // A finalize whose answer was lost leaves the order processing or valid: go on.
+            let state = nonce_retry!("refresh order", self.order.refresh().await)
+                .map_err(|e| map_error(e, "refresh order"))?;
+            if !matches!(state.status, OrderStatus::Processing | OrderStatus::Valid) {
+                return Err(match &e {
+                    instant_acme::Error::Api(p) => AcmeError::Order {
+                        names: self
+                            .challenges
+                            .iter()
+                            .map(|c| c.identifier.clone())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        detail: format!(
+                            "the CA refused the CSR: {}",
+                            p.detail.clone().unwrap_or_else(|| p.to_string())
+                        ),
+                    },
+                    _ => map_error(e, "finalize"),
+                });
+            }
+        }
+        let policy = self.policy();
+        let default = match nonce_retry!(
+            "download certificate",
+            self.order.poll_certificate(&policy).await
+        ) {
+            Ok(pem) => pem,
+            Err(instant_acme::Error::Timeout(_)) => {
+                return Err(AcmeError::Timeout {
+                    stage: "issuance",
+                    secs: self.timeout.as_secs(),
+                });
+            }
+            Err(e) => return Err(map_error(e, "download certificate")),
+        };
+        let cert_url = self.order.state().certificate.clone().unwrap_or_default();
+        let mut alternates = Vec::new();
+        let urls = self.http.alternates_of(&cert_url);
+        if !urls.is_empty() {
+            let signer = Signer {
+                account_url: self.account.account.id(),
+                key_pkcs8: &self.account.key_pkcs8,
+                directory_url: &self.directory,
+            };
+            for url in urls {
+                match alternates::post_as_get(&self.http, &signer, &url).await {
+                    Ok(pem) => alternates.push(pem),
+                    Err(e) => tracing::warn!("could not download the alternate chain {url}: {e}"),
+                }
+            }
+        }
+        Ok(IssuedChains {
+            default,
+            alternates,
+        })
+    }
+}

@@ -1,0 +1,170 @@
+//! The HTTP client instant-acme talks through: reqwest with the system roots plus any
+//! configured extra roots (the sandbox's Pebble), remembering the `Link: rel="alternate"`
+//! headers of certificate downloads so alternate chains can be fetched.
+//!
+//! Owns: transport, TLS trust for the CA's HTTPS, and the alternate-link memory.
+//! Does not own: JWS signing or ACME semantics (instant-acme and `alternates`).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use instant_acme::{BodyWrapper, BytesResponse, HttpClient};
+
+use super::AcmeError;
+
+/// reqwest-backed HTTP client for ACME.
+#[derive(Clone)]
+pub struct AcmeHttp {
+    client: reqwest::Client,
+    alternates: Arc<Mutex<HashMap<String, Vec<String>>>>,
+}
+
+impl AcmeHttp {
+    /// A client trusting the system roots plus the PEM files in `extra_roots`.
+    pub fn new(extra_roots: &[PathBuf]) -> Result<Self, AcmeError> {
+        let mut certs = Vec::new();
+        for p in extra_roots {
+            let pem = std::fs::read(p).map_err(|e| {
+                AcmeError::Setup(format!(
+                    "cannot read `{}` (setting `acme.https_roots`, flag `--acme-root`): {e}",
+                    p.display()
+                ))
+            })?;
+            let found = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                AcmeError::Setup(format!(
+                    "`{}` (setting `acme.https_roots`) holds no usable PEM certificate: {e}",
+                    p.display()
+                ))
+            })?;
+            if found.is_empty() {
+                return Err(AcmeError::Setup(format!(
+                    "`{}` (setting `acme.https_roots`) holds no PEM certificate; expected the CA's HTTPS root in PEM",
+                    p.display()
+                )));
+            }
+            certs.extend(found);
+        }
+        let client = reqwest::Client::builder()
+            .user_agent(concat!("brokercert/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .tls_certs_merge(certs)
+            .build()
+            .map_err(|e| AcmeError::Setup(format!("cannot set up HTTPS: {e}")))?;
+        Ok(Self {
+            client,
+            alternates: Arc::new(Mutex::new(HashMap::new())),
+        })
+    }
+
+    /// The underlying reqwest client (for our own signed requests).
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    /// Alternate chain URLs announced when `url` was fetched.
+    pub fn alternates_of(&self, url: &str) -> Vec<String> {
+        self.alternates
+            .lock()
+            .map(|m| m.get(url).cloned().unwrap_or_default())
+            .unwrap_or_default()
+    }
+
+    /// Records the `Link: <…>;rel="alternate"` targets of a response to `url`.
+    pub fn remember_links(&self, url: &str, headers: &http::HeaderMap) {
+        let links = alternate_links(headers);
+        if !links.is_empty()
+            && let Ok(mut m) = self.alternates.lock()
+        {
+            m.insert(url.to_string(), links);
+        }
+    }
+}
+
+/// Parses `Link` headers for `rel="alternate"` targets.
+pub fn alternate_links(headers: &http::HeaderMap) -> Vec<String> {
+    let mut out = Vec::new();
+    for v in headers.get_all(http::header::LINK) {
+        let Ok(v) = v.to_str() else { continue };
+        for part in v.split(',') {
+            let mut pieces = part.split(';');
+            let Some(target) = pieces.next() else {
+                continue;
+            };
+            let target = target.trim().trim_start_matches('<').trim_end_matches('>');
+            if pieces.any(|p| {
+                let p = p.trim().to_ascii_lowercase();
+                p == "rel=\"alternate\"" || p == "rel=alternate"
+            }) {
+                out.push(target.to_string());
+            }
+        }
+    }
+    out
+}
+
+impl HttpClient for AcmeHttp {
+    fn request(
+        &self,
+        req: http::Request<BodyWrapper<Bytes>>,
+    ) -> Pin<Box<dyn Future<Output = Result<BytesResponse, instant_acme::Error>> + Send>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let (parts, body) = req.into_parts();
+            let body = match body.collect().await {
+                Ok(c) => c.to_bytes(),
+                Err(never) => match never {},
+            };
+            let url = parts.uri.to_string();
+            let rsp = this
+                .client
+                .request(parts.method, &url)
+                .headers(parts.headers)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+            this.remember_links(&url, rsp.headers());
+            let status = rsp.status();
+            let headers = rsp.headers().clone();
+            let bytes = rsp
+                .bytes()
+                .await
+                .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+            let mut out = http::Response::new(Full::new(bytes));
+            *out.status_mut() = status;
+            *out.headers_mut() = headers;
+            Ok(BytesResponse::from(out))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_alternate_links() {
+        let mut h = http::HeaderMap::new();
+        h.append(
+            http::header::LINK,
+            "<https://ca/dir>;rel=\"index\"".parse().unwrap(),
+        );
+        h.append(
+            http::header::LINK,
+            "<https://ca/cert/1/1>;rel=\"alternate\", <https://ca/cert/1/2>; rel=\"alternate\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            alternate_links(&h),
+            vec!["https://ca/cert/1/1", "https://ca/cert/1/2"]
+        );
+    }
+}

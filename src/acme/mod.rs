@@ -1,0 +1,113 @@
+//! ACME (RFC 8555) as this tool uses it: one account per CA, DNS-01 orders, our own CSR,
+//! the default and alternate chains.
+//!
+//! Owns: the `CertificateAuthority` / `CaOrder` seam, `AcmeError`, and the instant-acme
+//! adapter behind it (`client`), its HTTP transport (`http`), account persistence
+//! (`account`) and alternate-chain downloads (`alternates`). Does not own: DNS, keys, chains.
+
+pub mod account;
+pub mod alternates;
+pub mod client;
+pub mod http;
+
+use async_trait::async_trait;
+
+use crate::names::DomainName;
+
+/// A DNS-01 challenge to answer: put `value` in a TXT record at `record_name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dns01Challenge {
+    /// The identifier as ordered (`*.example.com` for a wildcard).
+    pub identifier: String,
+    /// `_acme-challenge.<base name>`.
+    pub record_name: DomainName,
+    /// The TXT value (base64url SHA-256 of the key authorization).
+    pub value: String,
+}
+
+/// The chains a finalised order offers: the default first.
+#[derive(Debug, Clone)]
+pub struct IssuedChains {
+    /// PEM of the default chain.
+    pub default: String,
+    /// PEMs of alternate chains (may be empty).
+    pub alternates: Vec<String>,
+}
+
+/// Failures talking to the ACME CA. One paragraph each, naming what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum AcmeError {
+    /// Local set-up (trust roots, EAB key, stored account) is unusable.
+    #[error("{0}")]
+    Setup(String),
+    /// A new account is needed and the terms were not agreed.
+    #[error(
+        "no ACME account exists yet for {directory} and creating one means agreeing to the CA's \
+         terms of service{}. Read them, then run again with `--agree-tos` (or `agree_tos = true` \
+         in `[acme]`)",
+        tos.as_ref().map(|t| format!(" ({t})")).unwrap_or_default()
+    )]
+    TermsNotAgreed {
+        /// Directory URL.
+        directory: String,
+        /// Terms URL from the directory, if any.
+        tos: Option<String>,
+    },
+    /// The CA refused to create or use the account.
+    #[error("the ACME CA refused the account: {0}")]
+    Account(String),
+    /// The CA refused the order.
+    #[error("the ACME CA refused the order for {names}: {detail}")]
+    Order {
+        /// Names ordered.
+        names: String,
+        /// The CA's explanation.
+        detail: String,
+    },
+    /// The CA could not validate one or more names.
+    #[error("the ACME CA could not validate {}: {}. The TXT records were visible on the zone's nameservers, so check that the CA sees the same DNS (public delegation of the zone, no split horizon), then run again", .failures.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "), .failures.iter().map(|(n, d)| format!("{n}: {d}")).collect::<Vec<_>>().join("; "))]
+    Validation {
+        /// (identifier, CA's detail) per failed authorization.
+        failures: Vec<(String, String)>,
+    },
+    /// The CA is rate limiting this account or these names.
+    #[error(
+        "the ACME CA's rate limit was hit: {0}. Wait before retrying (Let's Encrypt: 5 duplicate certificates per week, 5 failed validations per name per hour); test with `--directory letsencrypt-staging`"
+    )]
+    RateLimited(String),
+    /// Waiting for the CA took too long.
+    #[error(
+        "the ACME CA did not finish {stage} within {secs} s; raise `acme.order_timeout` or try again later"
+    )]
+    Timeout {
+        /// What was awaited.
+        stage: &'static str,
+        /// Seconds waited.
+        secs: u64,
+    },
+    /// Anything else the CA or transport did.
+    #[error("ACME: {0}")]
+    Protocol(String),
+}
+
+/// An ACME CA: places DNS-01 orders.
+#[async_trait]
+pub trait CertificateAuthority: Send + Sync {
+    /// Places an order for `names` and returns it with its pending DNS-01 challenges.
+    async fn new_order(&self, names: &[DomainName]) -> Result<Box<dyn CaOrder>, AcmeError>;
+}
+
+/// An order in progress.
+#[async_trait]
+pub trait CaOrder: Send {
+    /// The order URL.
+    fn url(&self) -> &str;
+    /// Challenges still to answer (authorizations already valid are left out).
+    fn challenges(&self) -> &[Dns01Challenge];
+    /// Tells the CA the TXT records are in place.
+    async fn submit_challenges(&mut self) -> Result<(), AcmeError>;
+    /// Waits until the order is ready for finalisation (or fails with the CA's reasons).
+    async fn await_ready(&mut self) -> Result<(), AcmeError>;
+    /// Sends our CSR and downloads the default and alternate chains.
+    async fn finalize(&mut self, csr_der: &[u8]) -> Result<IssuedChains, AcmeError>;
+}
