@@ -1,0 +1,136 @@
+//! `brokercert issue`: wires the real adapters to the workflow and prints the outcome.
+
+use std::time::Duration;
+
+use super::output::{self, LineProgress};
+use super::{Cli, IssueArgs};
+use crate::acme::client::AcmeClient;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::dns::lookup::WireLookup;
+use crate::dns::route53::{Route53, Route53Settings};
+use crate::error::{Error, exit};
+use crate::pki::anchors::TrustAnchors;
+use crate::store::Store;
+use crate::workflow::issue::{IssueOptions, timings_table};
+use crate::workflow::{IssueServices, issue};
+
+/// Builds the trust anchors from settings: bundled, system (optional), extra files.
+pub fn load_anchors(settings: &Settings) -> Result<TrustAnchors, Error> {
+    let mut anchors = TrustAnchors::bundled();
+    if settings.system_roots {
+        anchors = anchors.with_system();
+    }
+    for p in &settings.extra_roots {
+        let text = std::fs::read_to_string(p).map_err(|e| {
+            Error::Certificate(format!(
+                "cannot read the extra trust root `{}` (setting `trust.extra_roots`, flag `--trust-root`): {e}",
+                p.display()
+            ))
+        })?;
+        anchors.add_extra_pem(text.as_bytes()).map_err(|e| {
+            Error::Certificate(format!(
+                "`{}` (setting `trust.extra_roots`) is not a PEM root certificate: {e}",
+                p.display()
+            ))
+        })?;
+    }
+    Ok(anchors)
+}
+
+pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
+    let over = args.overrides(cli.state_dir.clone());
+    let settings = match Settings::load(cli.config.as_deref(), &over) {
+        Ok(s) => s,
+        Err(e) => {
+            output::error(&e.to_string());
+            return exit::CONFIG;
+        }
+    };
+    if settings.certificates.is_empty() {
+        output::error(
+            "no certificate to issue: the configuration has no `[[certificate]]` section and no \
+             `--domain` was given. Add one, e.g. `brokercert issue --domain mqtt.example.com`",
+        );
+        return exit::CONFIG;
+    }
+    let anchors = match load_anchors(&settings) {
+        Ok(a) => a,
+        Err(e) => {
+            output::error(&e.to_string());
+            return exit::CONFIG;
+        }
+    };
+    let store = Store::new(&settings.state_dir);
+    let route53 = Route53::connect(&Route53Settings {
+        endpoint_url: settings.dns.route53_endpoint.clone(),
+        profile: settings.dns.route53_profile.clone(),
+        region: settings.dns.route53_region.clone(),
+    })
+    .await;
+    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);
+    let ca = match AcmeClient::connect(&settings.acme, &store).await {
+        Ok(ca) => ca,
+        Err(e) => {
+            let e = Error::from(e);
+            output::error(&e.to_string());
+            return e.exit_code();
+        }
+    };
+    let clock = SystemClock;
+    let progress = LineProgress { quiet: cli.quiet };
+    let svc = IssueServices {
+        dns: &route53,
+        lookup: &lookup,
+        ca: &ca,
+        store: &store,
+        clock: &clock,
+        anchors: &anchors,
+        progress: &progress,
+    };
+    let opts = IssueOptions {
+        force: args.force,
+        preferred_chain: settings.acme.preferred_chain.clone(),
+        change_timeout: settings.dns.change_timeout,
+        propagation_timeout: settings.dns.propagation_timeout,
+    };
+    let mut code = exit::OK;
+    for spec in &settings.certificates {
+        match issue(&svc, spec, &opts, super::shutdown_signal()).await {
+            Ok(issued) => {
+                print!("{}", output::issued_summary(&issued, clock.now()));
+                if args.timings {
+                    let total: Duration = issued.timings.iter().map(|(_, d)| *d).sum();
+                    println!(
+                        "timings:\n{}\n  {:<18} {}",
+                        timings_table(&issued.timings),
+                        "total",
+                        crate::workflow::progress::human_duration(total)
+                    );
+                }
+                for w in &issued.cleanup_warnings {
+                    output::warning(w);
+                }
+            }
+            Err(failure) => {
+                output::error(&format!("`{}`: {}", spec.name, failure.error));
+                for c in &failure.cleanup {
+                    output::error(&format!("clean-up after the failure also failed: {c}"));
+                }
+                if failure.cleanup.is_empty() && !matches!(failure.error, Error::Config(_)) {
+                    eprintln!(
+                        "  (stage: {}; no DNS-01 record and no partial file was left behind)",
+                        failure.stage
+                    );
+                }
+                if code == exit::OK {
+                    code = failure.error.exit_code();
+                }
+                if matches!(failure.error, Error::Interrupted) {
+                    break;
+                }
+            }
+        }
+    }
+    code
+}

@@ -1,0 +1,182 @@
+//! The command line: argument definitions, logging set-up, and dispatch to the commands.
+//!
+//! Owns: flags, environment variables, exit codes and how errors are printed (one
+//! paragraph, `error:` first). Does not own any workflow logic.
+
+mod issue;
+mod output;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Overrides;
+use crate::error::exit;
+
+/// Let's Encrypt certificates for MQTT brokers: Route 53 DNS-01, deploy, verify.
+#[derive(Debug, Parser)]
+#[command(name = "brokercert", version, about, long_about = None)]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "BROKERCERT_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+    /// State directory (certificates, account).
+    #[arg(long, global = true, env = "BROKERCERT_STATE_DIR", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// More log output (-v info, -vv debug, -vvv trace).
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors and the final summary.
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Obtain a certificate through Route 53 DNS-01 and store it.
+    Issue(IssueArgs),
+}
+
+/// Flags of `issue` (each overrides the configuration file).
+#[derive(Debug, Args)]
+pub struct IssueArgs {
+    /// Certificate name (selects a `[[certificate]]`, or names one defined by `--domain`).
+    #[arg(long, short = 'n')]
+    pub name: Option<String>,
+    /// A name the certificate covers (repeatable; the first is the broker's custom domain).
+    #[arg(long = "domain", short = 'd', value_name = "NAME")]
+    pub domains: Vec<String>,
+    /// The deployment's connection address the custom domain should be a CNAME to.
+    #[arg(long, value_name = "HOST")]
+    pub cname_target: Option<String>,
+    /// Route 53 hosted zone id to use instead of discovery.
+    #[arg(long, value_name = "ID")]
+    pub hosted_zone_id: Option<String>,
+    /// Key type: rsa2048 (default), rsa3072, rsa4096, ecdsa-p256, ecdsa-p384.
+    #[arg(long, value_name = "TYPE")]
+    pub key_type: Option<String>,
+    /// ACME directory: letsencrypt, letsencrypt-staging, or a URL.
+    #[arg(long, env = "BROKERCERT_DIRECTORY", value_name = "URL")]
+    pub directory: Option<String>,
+    /// Contact e-mail for the ACME account.
+    #[arg(long, env = "BROKERCERT_EMAIL")]
+    pub email: Option<String>,
+    /// Agree to the CA's terms of service (needed once, when the account is created).
+    #[arg(long)]
+    pub agree_tos: bool,
+    /// Extra root certificate (PEM) trusted for the CA's HTTPS (repeatable; test CAs).
+    #[arg(long = "acme-root", value_name = "FILE")]
+    pub acme_roots: Vec<PathBuf>,
+    /// External Account Binding key id (the HMAC comes from BROKERCERT_EAB_HMAC or a file).
+    #[arg(long, value_name = "KID")]
+    pub eab_kid: Option<String>,
+    /// Prefer the chain whose top certificate is issued by this common name.
+    #[arg(long, value_name = "CN")]
+    pub preferred_chain: Option<String>,
+    /// Route 53 API endpoint (an emulator); default: AWS.
+    #[arg(long, value_name = "URL")]
+    pub route53_endpoint: Option<String>,
+    /// Ask this nameserver (IP[:PORT]) instead of the zone's own (repeatable).
+    #[arg(long = "nameserver", value_name = "ADDR")]
+    pub nameservers: Vec<String>,
+    /// How long to wait for every nameserver to serve the TXT values (e.g. 2m).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub propagation_timeout: Option<std::time::Duration>,
+    /// Extra trust anchor (PEM) for finding the chain's root (repeatable).
+    #[arg(long = "trust-root", value_name = "FILE")]
+    pub trust_roots: Vec<PathBuf>,
+    /// Replace a different record at the custom domain.
+    #[arg(long)]
+    pub force: bool,
+    /// Print the time each stage took.
+    #[arg(long)]
+    pub timings: bool,
+}
+
+impl IssueArgs {
+    fn overrides(&self, state_dir: Option<PathBuf>) -> Overrides {
+        Overrides {
+            state_dir,
+            directory: self.directory.clone(),
+            email: self.email.clone(),
+            agree_tos: self.agree_tos,
+            https_roots: self.acme_roots.clone(),
+            eab_kid: self.eab_kid.clone(),
+            preferred_chain: self.preferred_chain.clone(),
+            route53_endpoint: self.route53_endpoint.clone(),
+            nameservers: self.nameservers.clone(),
+            propagation_timeout: self.propagation_timeout,
+            extra_roots: self.trust_roots.clone(),
+            name: self.name.clone(),
+            domains: self.domains.clone(),
+            cname_target: self.cname_target.clone(),
+            hosted_zone_id: self.hosted_zone_id.clone(),
+            key_type: self.key_type.clone(),
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "brokercert=info",
+        (_, 2) => "brokercert=debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BROKERCERT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
+
+/// Runs the command line; returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return exit::INTERNAL;
+        }
+    };
+    rt.block_on(async {
+        match &cli.command {
+            Command::Issue(args) => issue::run(&cli, args).await,
+        }
+    })
+}

@@ -1,0 +1,320 @@
+//! The DNS-01 records of one run: where each value goes (following a delegated
+//! `_acme-challenge` CNAME), writing them one change batch per zone, waiting until every
+//! nameserver serves them, and removing exactly them again.
+//!
+//! Owns: the `Ledger` of values this run wrote (filled *before* each write is sent, so an
+//! interrupted run still cleans up) and the clean-up. Does not own the record-set
+//! arithmetic (`dns::plan`) or the wire (`dns::route53`, `dns::lookup`).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::future::try_join_all;
+
+use crate::dns::lookup::{DnsLookup, Nameserver, Rcode};
+use crate::dns::plan::{self, TxtValue};
+use crate::dns::propagation::{self, PropagationStatus};
+use crate::dns::provider::{self, DnsProvider};
+use crate::dns::zone::choose_zone;
+use crate::dns::{ChangeId, DnsError, HostedZone, RecordSet, RecordType};
+use crate::names::DomainName;
+
+/// Longest `_acme-challenge` CNAME chain followed (lego follows 50; real setups use 1).
+pub const MAX_CNAME_HOPS: usize = 10;
+
+/// The TXT values this run has written (or was about to write). Shared with the clean-up.
+#[derive(Debug, Clone, Default)]
+pub struct Ledger(Arc<Mutex<Vec<TxtValue>>>);
+
+impl Ledger {
+    fn add(&self, values: &[TxtValue]) {
+        if let Ok(mut v) = self.0.lock() {
+            for x in values {
+                if !v.contains(x) {
+                    v.push(x.clone());
+                }
+            }
+        }
+    }
+
+    /// A copy of the entries.
+    pub fn entries(&self) -> Vec<TxtValue> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.entries().is_empty()
+    }
+}
+
+/// Zones and their nameservers, looked up once per run.
+pub struct DnsView<'a> {
+    /// The provider.
+    pub provider: &'a dyn DnsProvider,
+    /// Lookups.
+    pub lookup: &'a dyn DnsLookup,
+    /// The account's zones.
+    pub zones: Vec<HostedZone>,
+    ns: Mutex<HashMap<String, Vec<Nameserver>>>,
+}
+
+impl<'a> DnsView<'a> {
+    /// Lists the zones once.
+    pub async fn new(
+        provider: &'a dyn DnsProvider,
+        lookup: &'a dyn DnsLookup,
+    ) -> Result<Self, DnsError> {
+        Ok(Self {
+            zones: provider.hosted_zones().await?,
+            provider,
+            lookup,
+            ns: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The zone for `name` (the explicit id wins).
+    pub fn zone_for(
+        &self,
+        name: &DomainName,
+        explicit: Option<&str>,
+    ) -> Result<HostedZone, DnsError> {
+        choose_zone(name, &self.zones, explicit).cloned()
+    }
+
+    /// The zone's authoritative nameservers (cached).
+    pub async fn nameservers(&self, zone: &HostedZone) -> Result<Vec<Nameserver>, DnsError> {
+        if let Some(ns) = self.ns.lock().ok().and_then(|m| m.get(&zone.id).cloned()) {
+            return Ok(ns);
+        }
+        let ns = self.lookup.nameservers(&zone.name).await?;
+        if let Ok(mut m) = self.ns.lock() {
+            m.insert(zone.id.clone(), ns.clone());
+        }
+        Ok(ns)
+    }
+
+    /// The record sets of the given types at `name`, as the zone's nameservers serve them now.
+    pub async fn read_sets(
+        &self,
+        zone: &HostedZone,
+        name: &str,
+        types: &[RecordType],
+    ) -> Result<Vec<RecordSet>, DnsError> {
+        let servers = self.nameservers(zone).await?;
+        let mut out: Vec<RecordSet> = Vec::new();
+        for &t in types {
+            let mut last_err = None;
+            let mut answered = false;
+            for s in &servers {
+                match self.lookup.query(s, name, t).await {
+                    Ok(a) if matches!(a.rcode, Rcode::NoError | Rcode::NxDomain) => {
+                        for set in a.sets_at(name) {
+                            if !out.iter().any(|o| o.rtype == set.rtype) {
+                                out.push(set);
+                            }
+                        }
+                        answered = true;
+                        break;
+                    }
+                    Ok(a) => {
+                        last_err = Some(DnsError::Lookup {
+                            name: name.into(),
+                            rtype: t,
+                            server: s.to_string(),
+                            message: format!("answered {}", a.describe()),
+                        })
+                    }
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            if !answered {
+                return Err(last_err.unwrap_or_else(|| DnsError::Nameservers {
+                    zone: zone.name.clone(),
+                    message: "the zone has no nameservers".into(),
+                }));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Where the TXT for `challenge_name` must go: the name itself, or the end of the CNAME
+    /// chain starting there (delegated validation). Every link must be in one of our zones.
+    pub async fn challenge_target(
+        &self,
+        challenge_name: &DomainName,
+        explicit_zone: Option<&str>,
+    ) -> Result<(HostedZone, DomainName), DnsError> {
+        let mut current = challenge_name.clone();
+        let mut zone = self
+            .zone_for(&current, explicit_zone)
+            .map_err(|e| match e {
+                // Name the user's domain, not the `_acme-challenge` label they never typed.
+                DnsError::NoZone { zones, .. } => DnsError::NoZone {
+                    name: challenge_name
+                        .as_str()
+                        .trim_start_matches("_acme-challenge.")
+                        .to_string(),
+                    zones,
+                },
+                other => other,
+            })?;
+        let mut chain = vec![current.to_string()];
+        for _ in 0..MAX_CNAME_HOPS {
+            let sets = self
+                .read_sets(&zone, current.as_str(), &[RecordType::Cname])
+                .await?;
+            let Some(target) = sets
+                .iter()
+                .find(|s| s.rtype == RecordType::Cname)
+                .and_then(|s| s.values.first())
+            else {
+                return Ok((zone, current));
+            };
+            let next = DomainName::parse(target).map_err(|e| DnsError::Lookup {
+                name: current.to_string(),
+                rtype: RecordType::Cname,
+                server: zone.name.clone(),
+                message: format!("its CNAME target is unusable: {e}"),
+            })?;
+            if chain.contains(&next.to_string()) {
+                chain.push(next.to_string());
+                break;
+            }
+            chain.push(next.to_string());
+            zone = self.zone_for(&next, None).map_err(|_| DnsError::Provider {
+                operation: "ListHostedZones",
+                message: format!(
+                    "`{challenge_name}` is a CNAME to `{next}` (delegated validation), but no \
+                     hosted zone of this AWS account holds `{next}`, so brokercert cannot write \
+                     the TXT record there. Create the zone in this account, or remove the CNAME"
+                ),
+            })?;
+            current = next;
+        }
+        Err(DnsError::CnameLoop {
+            name: challenge_name.to_string(),
+            max: MAX_CNAME_HOPS,
+            chain: chain.join(" → "),
+        })
+    }
+
+    /// Writes the values: one change batch per zone, existing values kept. Each value enters
+    /// the ledger before its batch is sent. Returns the submitted changes.
+    pub async fn publish(
+        &self,
+        values: &[TxtValue],
+        ledger: &Ledger,
+        comment: &str,
+    ) -> Result<Vec<(HostedZone, ChangeId)>, DnsError> {
+        let mut submitted = Vec::new();
+        for (zone_id, names) in plan::group_by_zone(values) {
+            let zone = self
+                .zones
+                .iter()
+                .find(|z| z.id == zone_id)
+                .cloned()
+                .ok_or_else(|| DnsError::Provider {
+                    operation: "ChangeResourceRecordSets",
+                    message: format!("zone {zone_id} disappeared during the run"),
+                })?;
+            let mut changes = Vec::new();
+            for (name, ours) in &names {
+                let existing = self.read_sets(&zone, name, &[RecordType::Txt]).await?;
+                let existing = existing.iter().find(|s| s.rtype == RecordType::Txt);
+                changes.push(plan::add_txt_values(name, existing, ours));
+            }
+            let entries: Vec<TxtValue> = values
+                .iter()
+                .filter(|v| v.zone_id == zone_id)
+                .cloned()
+                .collect();
+            ledger.add(&entries);
+            let id = self.provider.change(&zone.id, &changes, comment).await?;
+            submitted.push((zone, id));
+        }
+        Ok(submitted)
+    }
+
+    /// Waits for every submitted change to be INSYNC, then for every value to be served by
+    /// every nameserver of its zone.
+    pub async fn await_visible(
+        &self,
+        changes: &[(HostedZone, ChangeId)],
+        values: &[TxtValue],
+        change_timeout: Duration,
+        propagation_timeout: Duration,
+        progress: &(dyn Fn(&str, &PropagationStatus) + Sync),
+    ) -> Result<(), DnsError> {
+        try_join_all(
+            changes.iter().map(|(zone, id)| {
+                provider::await_insync(self.provider, &zone.id, id, change_timeout)
+            }),
+        )
+        .await?;
+        let mut checks = Vec::new();
+        for (zone_id, names) in plan::group_by_zone(values) {
+            let Some(zone) = self.zones.iter().find(|z| z.id == zone_id) else {
+                continue;
+            };
+            let servers = self.nameservers(zone).await?;
+            for (name, expected) in names {
+                let servers = servers.clone();
+                checks.push(async move {
+                    propagation::await_txt(
+                        self.lookup,
+                        &servers,
+                        &name,
+                        &expected,
+                        propagation_timeout,
+                        |s| progress(&name, s),
+                    )
+                    .await
+                });
+            }
+        }
+        try_join_all(checks).await?;
+        Ok(())
+    }
+
+    /// Removes exactly the ledger's values, leaving any other value at the same names.
+    /// Returns one message per failure (empty = clean).
+    pub async fn cleanup(&self, ledger: &Ledger, comment: &str) -> Vec<String> {
+        let entries = ledger.entries();
+        let mut failures = Vec::new();
+        for (zone_id, names) in plan::group_by_zone(&entries) {
+            let Some(zone) = self.zones.iter().find(|z| z.id == zone_id).cloned() else {
+                continue;
+            };
+            let mut changes = Vec::new();
+            for (name, ours) in &names {
+                match self.read_sets(&zone, name, &[RecordType::Txt]).await {
+                    Ok(sets) => {
+                        if let Some(c) = plan::remove_txt_values(
+                            sets.iter().find(|s| s.rtype == RecordType::Txt),
+                            ours,
+                        ) {
+                            changes.push(c);
+                        }
+                    }
+                    Err(e) => failures.push(format!(
+                        "could not read `{name}` TXT to remove our values: {e}"
+                    )),
+                }
+            }
+            if changes.is_empty() {
+                continue;
+            }
+            if let Err(e) = self.provider.change(&zone.id, &changes, comment).await {
+                failures.push(format!(
+                    "could not remove the DNS-01 TXT values at {} in zone {} ({e}); delete them \
+                     by hand in the Route 53 console, or run the same command again",
+                    names.keys().cloned().collect::<Vec<_>>().join(", "),
+                    zone.name
+                ));
+            }
+        }
+        failures
+    }
+}

@@ -1,0 +1,518 @@
+//! `issue`: CNAME → order → publish TXT → await propagation → validate → finalize →
+//! split and check → store, then clean up whatever happened.
+//!
+//! Owns: the order of stages, overlapping key generation with the DNS work, the clean-up
+//! guarantee (after success, failure and interruption; a clean-up failure never hides the
+//! original error) and the `Issued` summary. Does not own deployment or verification.
+
+use std::future::Future;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use super::challenge_records::{DnsView, Ledger};
+use super::cname::{CnameOutcome, ensure_cname};
+use super::progress::{Progress, Stage, human_duration};
+use crate::acme::CertificateAuthority;
+use crate::clock::Clock;
+use crate::config::CertificateSpec;
+use crate::dns::lookup::DnsLookup;
+use crate::dns::plan::TxtValue;
+use crate::dns::provider::DnsProvider;
+use crate::error::Error;
+use crate::pki::anchors::{AnchorSource, TrustAnchors};
+use crate::pki::bundle::parse_bundle;
+use crate::pki::certificate::Certificate;
+use crate::pki::chain::{SplitChain, choose_preferred, split_chain};
+use crate::pki::keys::{KeyType, PrivateKey};
+use crate::store::{CertificateFiles, Store, StoredPaths};
+
+/// The side effects `issue` needs.
+pub struct IssueServices<'a> {
+    /// DNS provider (Route 53).
+    pub dns: &'a dyn DnsProvider,
+    /// DNS lookups.
+    pub lookup: &'a dyn DnsLookup,
+    /// ACME CA.
+    pub ca: &'a dyn CertificateAuthority,
+    /// State directory.
+    pub store: &'a Store,
+    /// Clock.
+    pub clock: &'a dyn Clock,
+    /// Trust anchors for the chain's root.
+    pub anchors: &'a TrustAnchors,
+    /// Progress sink.
+    pub progress: &'a dyn Progress,
+}
+
+/// Knobs of one `issue` run.
+#[derive(Debug, Clone)]
+pub struct IssueOptions {
+    /// Replace a conflicting record at the custom domain.
+    pub force: bool,
+    /// Prefer the chain whose top certificate is issued by this CN.
+    pub preferred_chain: Option<String>,
+    /// INSYNC timeout.
+    pub change_timeout: Duration,
+    /// Propagation timeout.
+    pub propagation_timeout: Duration,
+}
+
+/// A stored certificate, as the summary shows it.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    /// Lineage name.
+    pub name: String,
+    /// Names covered.
+    pub domains: Vec<String>,
+    /// Serial (hex).
+    pub serial: String,
+    /// SHA-256 fingerprint of the leaf (hex).
+    pub fingerprint: String,
+    /// Validity start.
+    pub not_before: OffsetDateTime,
+    /// Validity end.
+    pub not_after: OffsetDateTime,
+    /// Key type.
+    pub key_type: KeyType,
+    /// Intermediates' subjects, leaf side first.
+    pub chain: Vec<String>,
+    /// The trust anchor's subject.
+    pub anchor: String,
+    /// Where the anchor was found.
+    pub anchor_source: AnchorSource,
+    /// Where the files are.
+    pub paths: StoredPaths,
+    /// What the CNAME stage did.
+    pub cname: CnameOutcome,
+    /// Time per stage.
+    pub timings: Vec<(Stage, Duration)>,
+    /// Clean-up problems (the certificate is fine; records may remain).
+    pub cleanup_warnings: Vec<String>,
+}
+
+/// A failed run: the stage, the error, and any clean-up failures on top.
+#[derive(Debug)]
+pub struct IssueFailure {
+    /// Where it failed.
+    pub stage: Stage,
+    /// Why.
+    pub error: Error,
+    /// Clean-up failures (empty = nothing left behind).
+    pub cleanup: Vec<String>,
+}
+
+impl std::fmt::Display for IssueFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (stage: {})", self.error, self.stage)?;
+        for c in &self.cleanup {
+            write!(f, "\nalso, clean-up failed: {c}")?;
+        }
+        Ok(())
+    }
+}
+
+struct Tracker<'a> {
+    stage: Mutex<Stage>,
+    timings: Mutex<Vec<(Stage, Duration)>>,
+    progress: &'a dyn Progress,
+}
+
+impl Tracker<'_> {
+    fn enter(&self, stage: Stage, message: &str) -> tokio::time::Instant {
+        if let Ok(mut s) = self.stage.lock() {
+            *s = stage;
+        }
+        self.progress.update(stage, message);
+        tokio::time::Instant::now()
+    }
+
+    fn leave(&self, stage: Stage, started: tokio::time::Instant, message: &str) {
+        let took = started.elapsed();
+        if let Ok(mut t) = self.timings.lock() {
+            t.push((stage, took));
+        }
+        self.progress.done(stage, message, took);
+    }
+
+    fn current(&self) -> Stage {
+        self.stage.lock().map(|s| *s).unwrap_or(Stage::Order)
+    }
+}
+
+/// Runs the issue workflow for one certificate. `shutdown` resolving (Ctrl-C, SIGTERM)
+/// stops the work at once; the clean-up still runs.
+pub async fn issue(
+    svc: &IssueServices<'_>,
+    spec: &CertificateSpec,
+    opts: &IssueOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<Issued, IssueFailure> {
+    let tracker = Tracker {
+        stage: Mutex::new(Stage::Cname),
+        timings: Mutex::new(Vec::new()),
+        progress: svc.progress,
+    };
+    let view = match DnsView::new(svc.dns, svc.lookup).await {
+        Ok(v) => v,
+        Err(e) => {
+            return Err(IssueFailure {
+                stage: Stage::Cname,
+                error: e.into(),
+                cleanup: vec![],
+            });
+        }
+    };
+    let ledger = Ledger::default();
+    let result = tokio::select! {
+        r = run(svc, spec, opts, &view, &ledger, &tracker) => r,
+        () = shutdown => Err(Error::Interrupted),
+    };
+    let failed_stage = tracker.current();
+    let cleanup = if ledger.is_empty() {
+        Vec::new()
+    } else {
+        let t = tracker.enter(
+            Stage::Cleanup,
+            "removing the DNS-01 TXT values this run wrote",
+        );
+        let failures = view
+            .cleanup(&ledger, "brokercert: remove DNS-01 values")
+            .await;
+        tracker.leave(
+            Stage::Cleanup,
+            t,
+            &if failures.is_empty() {
+                format!("removed {} TXT value(s)", ledger.entries().len())
+            } else {
+                "clean-up incomplete".to_string()
+            },
+        );
+        failures
+    };
+    match result {
+        Ok(mut issued) => {
+            issued.timings = tracker
+                .timings
+                .lock()
+                .map(|t| t.clone())
+                .unwrap_or_default();
+            issued.cleanup_warnings = cleanup;
+            Ok(issued)
+        }
+        Err(error) => Err(IssueFailure {
+            stage: failed_stage,
+            error,
+            cleanup,
+        }),
+    }
+}
+
+async fn run(
+    svc: &IssueServices<'_>,
+    spec: &CertificateSpec,
+    opts: &IssueOptions,
+    view: &DnsView<'_>,
+    ledger: &Ledger,
+    tracker: &Tracker<'_>,
+) -> Result<Issued, Error> {
+    // 1. CNAME.
+    let cname = match &spec.cname_target {
+        Some(target) => {
+            let t = tracker.enter(Stage::Cname, &format!("{} CNAME {target}", spec.domains[0]));
+            let outcome = ensure_cname(view, spec, opts.force, opts.change_timeout).await?;
+            let msg = match &outcome {
+                CnameOutcome::AlreadyPresent => "already in place".to_string(),
+                CnameOutcome::Created => "created, Route 53 change INSYNC".to_string(),
+                CnameOutcome::Replaced(old) => format!("replaced {old} (--force), INSYNC"),
+                CnameOutcome::Skipped => String::new(),
+            };
+            tracker.leave(Stage::Cname, t, &msg);
+            outcome
+        }
+        None => CnameOutcome::Skipped,
+    };
+
+    // Where each name's DNS-01 TXT goes, decided before anything is ordered: a name no
+    // hosted zone can hold fails here, with no order placed at the CA.
+    let t = tracker.enter(Stage::Order, "finding the hosted zone of every name");
+    let mut targets = Vec::new();
+    for d in &spec.domains {
+        let challenge = d.challenge_name();
+        if targets
+            .iter()
+            .any(|(c, _, _): &(crate::names::DomainName, _, _)| *c == challenge)
+        {
+            continue;
+        }
+        let (zone, target) = view
+            .challenge_target(&challenge, spec.hosted_zone_id.as_deref())
+            .await?;
+        targets.push((challenge, zone, target));
+    }
+    tracker.leave(
+        Stage::Order,
+        t,
+        &format!("{} challenge name(s) in {} zone(s)", targets.len(), {
+            let mut z: Vec<&str> = targets.iter().map(|(_, z, _)| z.id.as_str()).collect();
+            z.sort_unstable();
+            z.dedup();
+            z.len()
+        }),
+    );
+
+    // The key is generated while the DNS work runs (RSA generation takes a while).
+    let key_type = spec.key_type;
+    let key_task = tokio::task::spawn_blocking(move || PrivateKey::generate(key_type));
+
+    // 2. Order.
+    let names_text = spec
+        .domains
+        .iter()
+        .map(|d| d.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let t = tracker.enter(Stage::Order, &format!("ACME order for {names_text}"));
+    let mut order = svc.ca.new_order(&spec.domains).await?;
+    let challenges = order.challenges().to_vec();
+    tracker.leave(
+        Stage::Order,
+        t,
+        &format!("{} DNS-01 challenge(s) to answer", challenges.len()),
+    );
+
+    if !challenges.is_empty() {
+        // 3. Publish TXT.
+        let t = tracker.enter(Stage::PublishTxt, "writing TXT values");
+        let mut values = Vec::new();
+        for ch in &challenges {
+            let (zone, target) = view
+                .challenge_target(&ch.record_name, spec.hosted_zone_id.as_deref())
+                .await?;
+            if target != ch.record_name {
+                tracker.progress.update(
+                    Stage::PublishTxt,
+                    &format!("{} is delegated: writing at {target}", ch.record_name),
+                );
+            }
+            values.push(TxtValue {
+                zone_id: zone.id.clone(),
+                name: target.to_string(),
+                value: ch.value.clone(),
+            });
+        }
+        let changes = view
+            .publish(
+                &values,
+                ledger,
+                &format!("brokercert: DNS-01 for {names_text}"),
+            )
+            .await?;
+        tracker.leave(
+            Stage::PublishTxt,
+            t,
+            &format!(
+                "{} value(s) in {} change batch(es)",
+                values.len(),
+                changes.len()
+            ),
+        );
+
+        // 4. Await propagation.
+        let t = tracker.enter(
+            Stage::AwaitPropagation,
+            "waiting for Route 53 INSYNC and every authoritative nameserver",
+        );
+        let report = |name: &str, s: &crate::dns::propagation::PropagationStatus| {
+            if s.ready < s.total {
+                tracker.progress.update(
+                    Stage::AwaitPropagation,
+                    &format!(
+                        "{name} TXT seen by {}/{} nameservers — waiting for {}",
+                        s.ready,
+                        s.total,
+                        s.waiting_for.join(", ")
+                    ),
+                );
+            }
+        };
+        view.await_visible(
+            &changes,
+            &values,
+            opts.change_timeout,
+            opts.propagation_timeout,
+            &report,
+        )
+        .await?;
+        tracker.leave(
+            Stage::AwaitPropagation,
+            t,
+            "every nameserver serves the values",
+        );
+
+        // 5. Validate.
+        let t = tracker.enter(Stage::Validate, "asking the CA to validate");
+        order.submit_challenges().await?;
+        order.await_ready().await?;
+        tracker.leave(Stage::Validate, t, "the CA validated every name");
+    }
+
+    // 6. Finalize.
+    let t = tracker.enter(Stage::Finalize, "sending the CSR");
+    let key = key_task
+        .await
+        .map_err(|e| Error::Internal(format!("key generation task failed: {e}")))?
+        .map_err(|e| Error::Certificate(format!("cannot generate a {key_type} key: {e}")))?;
+    let names: Vec<String> = spec.domains.iter().map(|d| d.to_string()).collect();
+    let csr = key
+        .csr_der(&names)
+        .map_err(|e| Error::Certificate(format!("cannot build the CSR: {e}")))?;
+    let chains = order.finalize(&csr).await?;
+    tracker.leave(
+        Stage::Finalize,
+        t,
+        &format!(
+            "certificate downloaded ({} alternate chain(s))",
+            chains.alternates.len()
+        ),
+    );
+
+    // 7. Split and check.
+    let t = tracker.enter(Stage::SplitAndCheck, "splitting and verifying the chain");
+    let now = svc.clock.now();
+    let split = select_and_split(
+        &chains.default,
+        &chains.alternates,
+        opts.preferred_chain.as_deref(),
+        svc.anchors,
+    )?;
+    check_issued(&split, &key, spec, now)?;
+    tracker.leave(
+        Stage::SplitAndCheck,
+        t,
+        &format!(
+            "leaf ← {} intermediate(s) ← {}",
+            split.intermediates.len(),
+            split.anchor.display_name()
+        ),
+    );
+
+    // 8. Store.
+    let t = tracker.enter(Stage::Store, "writing files");
+    let files = files_of(&split, &key);
+    let version = version_name(now, split.leaf.serial_hex());
+    let paths = svc.store.save(&spec.name, &version, &files)?;
+    tracker.leave(Stage::Store, t, &format!("{}", paths.live_dir.display()));
+
+    Ok(Issued {
+        name: spec.name.clone(),
+        domains: names,
+        serial: split.leaf.serial_hex().to_string(),
+        fingerprint: split.leaf.sha256_fingerprint().to_string(),
+        not_before: split.leaf.not_before(),
+        not_after: split.leaf.not_after(),
+        key_type,
+        chain: split
+            .intermediates
+            .iter()
+            .map(|c| c.display_name())
+            .collect(),
+        anchor: split.anchor.display_name(),
+        anchor_source: split.anchor_source,
+        paths,
+        cname,
+        timings: Vec::new(),
+        cleanup_warnings: Vec::new(),
+    })
+}
+
+/// Parses the default and alternate chains, picks the preferred one, splits and verifies it.
+pub fn select_and_split(
+    default: &str,
+    alternates: &[String],
+    preferred: Option<&str>,
+    anchors: &TrustAnchors,
+) -> Result<SplitChain, Error> {
+    let parse = |pem: &str| -> Result<Vec<Certificate>, Error> {
+        parse_bundle(pem.as_bytes())
+            .map(|b| b.certificates)
+            .map_err(|e| {
+                Error::Certificate(format!("the CA sent an unreadable certificate chain: {e}"))
+            })
+    };
+    let mut chains = vec![parse(default)?];
+    for alt in alternates {
+        match parse(alt) {
+            Ok(c) => chains.push(c),
+            Err(e) => tracing::warn!("ignoring an unreadable alternate chain: {e}"),
+        }
+    }
+    let idx = preferred.map(|p| choose_preferred(&chains, p)).unwrap_or(0);
+    if let Some(p) = preferred
+        && idx == 0
+        && !chains[0].last().is_some_and(|c| {
+            c.issuer_cn().as_deref() == Some(p) || c.subject_cn().as_deref() == Some(p)
+        })
+    {
+        tracing::warn!("no chain offered by the CA ends at `{p}`; using the default chain");
+    }
+    split_chain(chains.swap_remove(idx), anchors).map_err(|e| Error::Certificate(e.to_string()))
+}
+
+fn check_issued(
+    split: &SplitChain,
+    key: &PrivateKey,
+    spec: &CertificateSpec,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
+    if !key.matches_certificate(&split.leaf) {
+        return Err(Error::Certificate("the CA issued a certificate for a different public key than our CSR's; nothing was stored".into()));
+    }
+    for d in &spec.domains {
+        if !split.leaf.covers_name(d.as_str()) {
+            return Err(Error::Certificate(format!(
+                "the issued certificate does not cover `{d}` (it names {}); nothing was stored",
+                split.leaf.dns_names().join(", ")
+            )));
+        }
+    }
+    if !split.leaf.is_valid_at(now) {
+        return Err(Error::Certificate(format!(
+            "the issued certificate is not valid now (valid {} to {}); check this machine's clock",
+            split.leaf.not_before(),
+            split.leaf.not_after()
+        )));
+    }
+    Ok(())
+}
+
+fn files_of(split: &SplitChain, key: &PrivateKey) -> CertificateFiles {
+    let cert = split.leaf.to_pem();
+    let chain: String = split.intermediates.iter().map(|c| c.to_pem()).collect();
+    CertificateFiles {
+        fullchain: format!("{cert}{chain}"),
+        cert,
+        chain,
+        privkey: key.to_pem(),
+        root: split.anchor.to_pem(),
+    }
+}
+
+fn version_name(now: OffsetDateTime, serial: &str) -> String {
+    let fmt = time::macros::format_description!("[year][month][day]T[hour][minute][second]Z");
+    let stamp = now
+        .format(&fmt)
+        .unwrap_or_else(|_| now.unix_timestamp().to_string());
+    let short: String = serial.chars().take(12).collect();
+    format!("{stamp}-{short}")
+}
+
+/// One line per stage with its time, for `--timings`.
+pub fn timings_table(timings: &[(Stage, Duration)]) -> String {
+    timings
+        .iter()
+        .map(|(s, d)| format!("  {:<18} {}", s.as_str(), human_duration(*d)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}

@@ -1,0 +1,13 @@
+//! The workflow: named stages run in order, each a call through a seam (DNS provider,
+//! lookups, CA, store, clock), with progress reported as it goes.
+//!
+//! Owns: sequencing, the clean-up guarantee and the outcome summary. Does not own any
+//! protocol or decision logic (those live in `dns`, `acme`, `pki`).
+
+pub mod challenge_records;
+pub mod cname;
+pub mod issue;
+pub mod progress;
+
+pub use issue::{IssueFailure, IssueServices, Issued, issue};
+pub use progress::{Progress, Stage};

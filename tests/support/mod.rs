@@ -1,0 +1,177 @@
+//! Shared test support: a sandbox per test, a configuration pointing at it, and running
+//! the real `brokercert` binary with a bounded time.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use brokercert::pki::bundle::parse_bundle;
+use brokercert::pki::certificate::Certificate;
+use brokercert::sandbox::{Sandbox, SandboxOptions};
+
+/// A running sandbox plus a scratch directory for configuration and state.
+pub struct TestEnv {
+    pub sb: Sandbox,
+    pub work: tempfile::TempDir,
+}
+
+impl TestEnv {
+    pub async fn start(options: SandboxOptions) -> Self {
+        let sb = Sandbox::start(options)
+            .await
+            .expect("sandbox starts (run .ci/install first)");
+        let work = tempfile::tempdir().expect("temp dir");
+        Self { sb, work }
+    }
+
+    pub fn state_dir(&self) -> PathBuf {
+        self.work.path().join("state")
+    }
+
+    pub fn live(&self, name: &str, file: &str) -> PathBuf {
+        self.state_dir().join("live").join(name).join(file)
+    }
+
+    /// Writes a configuration pointing at the sandbox, with `certificates` appended
+    /// (TOML `[[certificate]]` sections), and returns its path.
+    pub fn config(&self, certificates: &str) -> PathBuf {
+        let text = format!(
+            r#"state_dir = "{state}"
+
+[acme]
+directory = "{dir}"
+email = "ops@example.test"
+agree_tos = true
+https_roots = ["{tls}"]
+order_timeout = "60s"
+
+[route53]
+endpoint_url = "{r53}"
+change_timeout = "30s"
+
+[dns]
+nameservers = ["{dns}"]
+propagation_timeout = "20s"
+
+[trust]
+extra_roots = ["{roots}"]
+system_roots = false
+
+{certificates}
+"#,
+            state = self.state_dir().display(),
+            dir = self.sb.acme_directory_url(),
+            tls = self.sb.pebble_tls_ca_path().display(),
+            r53 = self.sb.route53_endpoint(),
+            dns = self.sb.dns_addr(),
+            roots = self.sb.pebble_roots_path().display(),
+        );
+        let path = self.work.path().join("brokercert.toml");
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    /// Runs `brokercert ARGS` with the sandbox's AWS environment; kills it after 120 s.
+    pub async fn run(&self, args: &[&str]) -> Run {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"));
+        cmd.args(args)
+            .env_remove("BROKERCERT_CONFIG")
+            .env_remove("BROKERCERT_STATE_DIR")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        self.sb.configure_command(&mut cmd);
+        let child = tokio::process::Command::from(cmd)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn brokercert");
+        let out = tokio::time::timeout(Duration::from_secs(120), child.wait_with_output())
+            .await
+            .expect("brokercert finished within 120 s")
+            .expect("brokercert output");
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// Names of `_acme-challenge` record sets left in any sandbox zone.
+    pub async fn challenge_records_left(&self) -> Vec<String> {
+        let mut left = Vec::new();
+        for (_, id) in self.sb.zones() {
+            for r in self.sb.list_records(id).await.expect("list records") {
+                if r.name.starts_with("_acme-challenge") && r.rtype == "TXT" {
+                    left.push(format!("{} {:?}", r.name, r.values));
+                }
+            }
+        }
+        left
+    }
+
+    /// Every file under the state directory (relative paths), to prove nothing was written.
+    pub fn state_files(&self) -> Vec<String> {
+        fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
+            let Ok(rd) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for e in rd.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, base, out);
+                } else {
+                    out.push(p.strip_prefix(base).unwrap_or(&p).display().to_string());
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(&self.state_dir(), &self.state_dir(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+/// The outcome of one `brokercert` run.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn assert_ok(&self) -> &Self {
+        assert_eq!(
+            self.code, 0,
+            "brokercert failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+
+    pub fn assert_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+}
+
+/// Parses a PEM file into certificates.
+pub fn certs(path: &Path) -> Vec<Certificate> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    parse_bundle(&bytes).expect("PEM parses").certificates
+}
+
+pub fn cert_section(name: &str, domains: &[&str], extra: &str) -> String {
+    let domains = domains
+        .iter()
+        .map(|d| format!("\"{d}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!("[[certificate]]\nname = \"{name}\"\ndomains = [{domains}]\n{extra}\n")
+}
