@@ -77,7 +77,11 @@ pub fn issued_summary(i: &Issued, now: OffsetDateTime) -> String {
         chain.join(" ← "),
     );
     if let Some(c) = cname {
-        out.push_str(&format!("  CNAME        {} → ({c})\n", i.domains[0]));
+        let target = i.cname_target.as_deref().unwrap_or("?");
+        out.push_str(&format!(
+            "  CNAME        {} → {target} ({c})\n",
+            i.domains[0]
+        ));
     }
     out.push_str(&format!(
         "  files        {live}/cert.pem, chain.pem, fullchain.pem, privkey.pem (0600), root.pem\n  MQTT clients use root.pem as their CA file\n"

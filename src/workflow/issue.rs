@@ -86,6 +86,8 @@ pub struct Issued {
     pub paths: StoredPaths,
     /// What the CNAME stage did.
     pub cname: CnameOutcome,
+    /// The CNAME target, if one is configured.
+    pub cname_target: Option<String>,
     /// Time per stage.
     pub timings: Vec<(Stage, Duration)>,
     /// Clean-up problems (the certificate is fine; records may remain).
@@ -236,7 +238,7 @@ async fn run(
 
     // Where each name's DNS-01 TXT goes, decided before anything is ordered: a name no
     // hosted zone can hold fails here, with no order placed at the CA.
-    let t = tracker.enter(Stage::Order, "finding the hosted zone of every name");
+    let t = tracker.enter(Stage::Zones, "finding the hosted zone of every name");
     let mut targets = Vec::new();
     for d in &spec.domains {
         let challenge = d.challenge_name();
@@ -422,6 +424,7 @@ async fn run(
         anchor_source: split.anchor_source,
         paths,
         cname,
+        cname_target: spec.cname_target.as_ref().map(|t| t.to_string()),
         timings: Vec::new(),
         cleanup_warnings: Vec::new(),
     })

@@ -10,6 +10,8 @@ use std::time::Duration;
 pub enum Stage {
     /// Point the custom domain at the deployment.
     Cname,
+    /// Find the hosted zone (and delegation) of every name.
+    Zones,
     /// Place the ACME order.
     Order,
     /// Write the DNS-01 TXT values.
@@ -33,6 +35,7 @@ impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Cname => "cname",
+            Stage::Zones => "zones",
             Stage::Order => "order",
             Stage::PublishTxt => "publish-txt",
             Stage::AwaitPropagation => "await-propagation",
