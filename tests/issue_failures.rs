@@ -262,3 +262,45 @@ async fn bad_configuration_is_refused_before_any_call() {
     );
     assert!(env.state_files().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ca_validation_failure_reports_the_cas_reason_and_cleans_up() {
+    let env = TestEnv::start(SandboxOptions::new().zone("zone1.test")).await;
+    let cfg = env.config(&cert_section(
+        "invalid",
+        &["mqtt.zone1.test"],
+        "key_type = \"ecdsa-p256\"",
+    ));
+    // brokercert checks propagation on a second DNS server over the same records (it sees the
+    // TXT), while the server the CA asks answers SERVFAIL: the CA's validation fails.
+    let ours = brokercert::sandbox::DnsServer::start(&env.sb.route53_endpoint())
+        .expect("second DNS server");
+    env.sb.dns_faults().servfail_until_reset();
+    let run = env
+        .run(&[
+            "issue",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--nameserver",
+            &ours.addr().to_string(),
+        ])
+        .await;
+    env.sb.dns_faults().reset();
+    run.assert_code(exit::ACME);
+    assert!(
+        run.stderr.contains("could not validate mqtt.zone1.test"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("Error retrieving TXT records"),
+        "the CA's reason is shown: {}",
+        run.stderr
+    );
+    assert!(
+        env.challenge_records_left().await.is_empty(),
+        "{:?}",
+        env.challenge_records_left().await
+    );
+    assert!(!env.state_dir().join("live").exists());
+}

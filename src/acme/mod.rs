@@ -65,7 +65,7 @@ pub enum AcmeError {
         detail: String,
     },
     /// The CA could not validate one or more names.
-    #[error("the ACME CA could not validate {}: {}. The TXT records were visible on the zone's nameservers, so check that the CA sees the same DNS (public delegation of the zone, no split horizon), then run again", .failures.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", "), .failures.iter().map(|(n, d)| format!("{n}: {d}")).collect::<Vec<_>>().join("; "))]
+    #[error("{}", validation_message(.failures))]
     Validation {
         /// (identifier, CA's detail) per failed authorization.
         failures: Vec<(String, String)>,
@@ -88,6 +88,28 @@ pub enum AcmeError {
     /// Anything else the CA or transport did.
     #[error("ACME: {0}")]
     Protocol(String),
+}
+
+fn validation_message(failures: &[(String, String)]) -> String {
+    let reasons = match failures {
+        [(name, detail)] => format!("{name}: {detail}"),
+        many => format!(
+            "{}: {}",
+            many.iter()
+                .map(|(n, _)| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            many.iter()
+                .map(|(n, d)| format!("{n}: {d}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    };
+    format!(
+        "the ACME CA could not validate {reasons}. The TXT records were visible on the zone's \
+         nameservers, so check that the CA sees the same DNS (public delegation of the zone, no \
+         split horizon), then run again"
+    )
 }
 
 /// An ACME CA: places DNS-01 orders.

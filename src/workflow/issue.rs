@@ -254,7 +254,7 @@ async fn run(
         targets.push((challenge, zone, target));
     }
     tracker.leave(
-        Stage::Order,
+        Stage::Zones,
         t,
         &format!("{} challenge name(s) in {} zone(s)", targets.len(), {
             let mut z: Vec<&str> = targets.iter().map(|(_, z, _)| z.id.as_str()).collect();

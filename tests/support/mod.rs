@@ -74,6 +74,11 @@ system_roots = false
 
     /// Runs `brokercert ARGS` with the sandbox's AWS environment; kills it after 120 s.
     pub async fn run(&self, args: &[&str]) -> Run {
+        self.run_with_env(args, &[]).await
+    }
+
+    /// Like `run`, with extra environment variables.
+    pub async fn run_with_env(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Run {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"));
         cmd.args(args)
             .env_remove("BROKERCERT_CONFIG")
@@ -83,6 +88,7 @@ system_roots = false
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         self.sb.configure_command(&mut cmd);
+        cmd.envs(extra_env.iter().copied());
         let child = tokio::process::Command::from(cmd)
             .kill_on_drop(true)
             .spawn()
