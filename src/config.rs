@@ -179,6 +179,123 @@ pub struct CertificateFile {
     pub hosted_zone_id: Option<String>,
     /// Key type (default rsa2048).
     pub key_type: Option<String>,
+    /// `[[certificate.deploy]]`: where to install it.
+    #[serde(default)]
+    pub deploy: Vec<DeployFile>,
+    /// `[certificate.verify]`: how to prove it works over MQTT.
+    pub verify: Option<VerifyFile>,
+}
+
+/// `[[certificate.deploy]]` as written; `type` selects the target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum DeployFile {
+    /// EMQX Cloud's Platform API.
+    EmqxCloud(EmqxCloudFile),
+    /// PEM files plus a reload command.
+    Files(FilesFile),
+}
+
+/// `type = "emqx-cloud"`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmqxCloudFile {
+    /// Deployment ID (like `ge6a1a75`).
+    pub deployment_id: String,
+    /// API base URL.
+    pub base_url: Option<String>,
+    /// Variable holding the API key (default EMQX_CLOUD_API_KEY).
+    pub api_key_env: Option<String>,
+    /// File holding the API key.
+    pub api_key_file: Option<PathBuf>,
+    /// Variable holding the API secret (default EMQX_CLOUD_API_SECRET).
+    pub api_secret_env: Option<String>,
+    /// File holding the API secret.
+    pub api_secret_file: Option<PathBuf>,
+    /// `one-way` (default) or `two-way`.
+    pub tls: Option<String>,
+    /// Client CA certificate (PEM) for two-way TLS.
+    pub client_ca: Option<PathBuf>,
+    /// Extra roots trusted for the API's HTTPS (test only).
+    #[serde(default)]
+    pub api_roots: Vec<PathBuf>,
+    /// First poll delay after a write (default 5s).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub poll_interval: Option<Duration>,
+    /// Give up waiting for `running` (default 30m).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub poll_timeout: Option<Duration>,
+    /// Refuse to upload with fewer days left (default 60, the guide's import window).
+    pub min_days_left: Option<i64>,
+}
+
+/// `type = "files"`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesFile {
+    /// Leaf only.
+    pub cert: Option<PathBuf>,
+    /// Intermediates.
+    pub chain: Option<PathBuf>,
+    /// Leaf + intermediates.
+    pub fullchain: Option<PathBuf>,
+    /// Private key.
+    pub key: Option<PathBuf>,
+    /// Trust anchor.
+    pub root: Option<PathBuf>,
+    /// Where to copy the client CA.
+    pub client_ca: Option<PathBuf>,
+    /// The client CA to copy there.
+    pub client_ca_source: Option<PathBuf>,
+    /// Owner.
+    pub owner: Option<String>,
+    /// Group.
+    pub group: Option<String>,
+    /// Mode of certificate files, octal text (default "0644").
+    pub mode: Option<String>,
+    /// Mode of the key (default "0600").
+    pub key_mode: Option<String>,
+    /// Reload command as an argv list, e.g. ["systemctl", "reload", "mosquitto"].
+    #[serde(default)]
+    pub reload: Vec<String>,
+    /// Reload timeout (default 60s).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub reload_timeout: Option<Duration>,
+}
+
+/// `[certificate.verify]` as written.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyFile {
+    /// Skip verification.
+    pub skip: Option<bool>,
+    /// Host name to connect to and verify (default: the first domain).
+    pub host: Option<String>,
+    /// Connect to this address instead of resolving the host (like curl --resolve).
+    pub connect: Option<String>,
+    /// mqtts port (default 8883).
+    pub mqtts_port: Option<u16>,
+    /// wss port (default 8084).
+    pub wss_port: Option<u16>,
+    /// wss path (default /mqtt).
+    pub wss_path: Option<String>,
+    /// Transports to test (default ["mqtts", "wss"]).
+    pub transports: Option<Vec<String>>,
+    /// CA file clients use (default: the stored root.pem).
+    pub ca_file: Option<PathBuf>,
+    /// MQTT user name.
+    pub username: Option<String>,
+    /// Variable holding the MQTT password.
+    pub password_env: Option<String>,
+    /// File holding the MQTT password.
+    pub password_file: Option<PathBuf>,
+    /// Client certificate for two-way TLS.
+    pub client_cert: Option<PathBuf>,
+    /// Its key.
+    pub client_key: Option<PathBuf>,
+    /// Per-step timeout (default 10s).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub timeout: Option<Duration>,
 }
 
 /// Command-line or environment overrides (all optional).
@@ -282,6 +399,10 @@ pub struct CertificateSpec {
     pub hosted_zone_id: Option<String>,
     /// Key type.
     pub key_type: KeyType,
+    /// Deploy targets (relative paths already resolved).
+    pub deploy: Vec<DeployFile>,
+    /// Verification settings (relative paths already resolved).
+    pub verify: Option<VerifyFile>,
 }
 
 /// Everything a run needs, validated.
@@ -505,7 +626,9 @@ impl Settings {
         }
         let mut certificates = Vec::new();
         for (i, c) in cert_files.iter().enumerate() {
-            certificates.push(validate_certificate(i, c)?);
+            let mut spec = validate_certificate(i, c)?;
+            resolve_paths(&mut spec, base);
+            certificates.push(spec);
         }
         for (i, c) in certificates.iter().enumerate() {
             if certificates[..i].iter().any(|o| o.name == c.name) {
@@ -530,6 +653,49 @@ impl Settings {
             system_roots: file.trust.system_roots.unwrap_or(true),
             certificates,
         })
+    }
+}
+
+fn resolve_paths(spec: &mut CertificateSpec, base: &Path) {
+    let fix = |p: &mut Option<PathBuf>| {
+        if let Some(x) = p.as_mut() {
+            *x = resolve(base, x);
+        }
+    };
+    for d in &mut spec.deploy {
+        match d {
+            DeployFile::EmqxCloud(e) => {
+                fix(&mut e.api_key_file);
+                fix(&mut e.api_secret_file);
+                fix(&mut e.client_ca);
+                for r in &mut e.api_roots {
+                    *r = resolve(base, r);
+                }
+            }
+            DeployFile::Files(f) => {
+                for p in [
+                    &mut f.cert,
+                    &mut f.chain,
+                    &mut f.fullchain,
+                    &mut f.key,
+                    &mut f.root,
+                    &mut f.client_ca,
+                    &mut f.client_ca_source,
+                ] {
+                    fix(p);
+                }
+            }
+        }
+    }
+    if let Some(v) = spec.verify.as_mut() {
+        for p in [
+            &mut v.ca_file,
+            &mut v.password_file,
+            &mut v.client_cert,
+            &mut v.client_key,
+        ] {
+            fix(p);
+        }
     }
 }
 
@@ -624,6 +790,8 @@ fn validate_certificate(i: usize, c: &CertificateFile) -> Result<CertificateSpec
         cname_ttl: c.cname_ttl.unwrap_or(300),
         hosted_zone_id: c.hosted_zone_id.clone(),
         key_type,
+        deploy: c.deploy.clone(),
+        verify: c.verify.clone(),
     })
 }
 

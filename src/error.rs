@@ -6,6 +6,7 @@
 
 use crate::acme::AcmeError;
 use crate::config::ConfigError;
+use crate::deploy::DeployError;
 use crate::dns::DnsError;
 use crate::store::StoreError;
 
@@ -27,6 +28,10 @@ pub mod exit {
     pub const CERTIFICATE: i32 = 6;
     /// Reading or writing local state failed.
     pub const STORE: i32 = 7;
+    /// Deployment to a target failed (the previous certificate stays where the target allows).
+    pub const DEPLOY: i32 = 8;
+    /// The MQTT-over-TLS verification failed.
+    pub const VERIFY: i32 = 9;
     /// Interrupted (Ctrl-C / SIGTERM); clean-up ran.
     pub const INTERRUPTED: i32 = 130;
 }
@@ -49,6 +54,12 @@ pub enum Error {
     /// Local storage.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Deployment.
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
+    /// Verification over MQTT.
+    #[error("{0}")]
+    Verify(String),
     /// The run was interrupted by a signal.
     #[error("interrupted: stopped at the user's request after cleaning up")]
     Interrupted,
@@ -68,6 +79,12 @@ impl Error {
             Error::Acme(AcmeError::Setup(_) | AcmeError::TermsNotAgreed { .. }) => exit::CONFIG,
             Error::Acme(_) => exit::ACME,
             Error::Store(_) => exit::STORE,
+            Error::Deploy(DeployError::Config { .. }) => exit::CONFIG,
+            Error::Deploy(DeployError::Rejected { .. } | DeployError::Material { .. }) => {
+                exit::CERTIFICATE
+            }
+            Error::Deploy(_) => exit::DEPLOY,
+            Error::Verify(_) => exit::VERIFY,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Internal(_) => exit::INTERNAL,
         }

@@ -9,11 +9,13 @@ pub mod acme;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod deploy;
 pub mod dns;
 pub mod error;
 pub mod names;
 pub mod pki;
 pub mod sandbox;
+pub mod secret;
 pub mod store;
 pub mod workflow;
 

@@ -3,6 +3,8 @@
 //! Owns: flags, environment variables, exit codes and how errors are printed (one
 //! paragraph, `error:` first). Does not own any workflow logic.
 
+mod after_issue;
+mod deploy;
 mod issue;
 mod output;
 
@@ -43,8 +45,33 @@ pub struct Cli {
 /// Commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Obtain a certificate through Route 53 DNS-01 and store it.
-    Issue(IssueArgs),
+    /// Obtain a certificate through Route 53 DNS-01, store it, then deploy and verify it.
+    Issue(Box<IssueArgs>),
+    /// Deploy the stored certificate (or a certbot lineage with --from) to its targets.
+    Deploy(DeployArgs),
+    /// Remove the TLS configuration from the certificate's targets.
+    Remove(RemoveArgs),
+}
+
+/// Flags of `deploy`.
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Certificate name (a `[[certificate]]` of the configuration).
+    pub name: String,
+    /// Deploy the files in this directory instead of the stored ones (a certbot lineage such as
+    /// /etc/letsencrypt/live/NAME, or a brokercert live directory).
+    #[arg(long, value_name = "DIR")]
+    pub from: Option<PathBuf>,
+}
+
+/// Flags of `remove`.
+#[derive(Debug, Args)]
+pub struct RemoveArgs {
+    /// Certificate name.
+    pub name: String,
+    /// Do not ask for confirmation.
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 /// Flags of `issue` (each overrides the configuration file).
@@ -177,6 +204,8 @@ pub fn main() -> i32 {
     rt.block_on(async {
         match &cli.command {
             Command::Issue(args) => issue::run(&cli, args).await,
+            Command::Deploy(args) => deploy::run_deploy(&cli, args).await,
+            Command::Remove(args) => deploy::run_remove(&cli, args).await,
         }
     })
 }

@@ -6,6 +6,7 @@
 
 pub mod challenge_records;
 pub mod cname;
+pub mod deploy;
 pub mod issue;
 pub mod progress;
 

@@ -1,0 +1,50 @@
+//! What `issue` does after storing: deploy to the configured targets, then verify.
+//! A failure here leaves the new certificate stored and the previous one served where the
+//! target allows; the message says what to run next.
+
+use std::io::Write;
+use std::path::Path;
+
+use super::{Cli, output};
+use crate::clock::{Clock, SystemClock};
+use crate::config::CertificateSpec;
+use crate::deploy::{Material, from_config};
+use crate::error::{Error, exit};
+use crate::workflow::deploy::deploy_all;
+
+/// Deploys (and verifies) a freshly stored certificate; returns an exit code.
+pub async fn deploy_and_verify(cli: &Cli, spec: &CertificateSpec, live_dir: &Path) -> i32 {
+    if spec.deploy.is_empty() {
+        return exit::OK;
+    }
+    let fail = |e: Error| {
+        output::error(&format!(
+            "`{}`: {e}. The new certificate is stored in {}; after fixing this, run `brokercert deploy {}`",
+            spec.name,
+            live_dir.display(),
+            spec.name
+        ));
+        e.exit_code()
+    };
+    let material = match Material::from_dir(live_dir) {
+        Ok(m) => m,
+        Err(e) => return fail(e.into()),
+    };
+    let targets = match from_config::targets(spec) {
+        Ok(t) => t,
+        Err(e) => return fail(e.into()),
+    };
+    let quiet = cli.quiet;
+    let progress = move |m: &str| {
+        if !quiet {
+            let _ = writeln!(std::io::stderr(), "  deploy             {m}");
+        }
+    };
+    match deploy_all(spec, &material, &targets, SystemClock.now(), &progress).await {
+        Ok(outcomes) => {
+            super::deploy::print_outcomes(&outcomes);
+            exit::OK
+        }
+        Err(e) => fail(e.into()),
+    }
+}

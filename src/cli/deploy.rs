@@ -1,0 +1,150 @@
+//! `brokercert deploy NAME` and `brokercert remove NAME`.
+
+use std::io::{IsTerminal, Write};
+
+use super::output;
+use super::{Cli, DeployArgs, RemoveArgs};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{CertificateSpec, Overrides, Settings};
+use crate::deploy::{DeployOutcome, Material, from_config};
+use crate::error::{Error, exit};
+use crate::store::Store;
+use crate::workflow::deploy::deploy_all;
+
+/// Loads the settings and selects the certificate `name`.
+pub fn select(cli: &Cli, name: &str) -> Result<(Settings, CertificateSpec), i32> {
+    let over = Overrides {
+        state_dir: cli.state_dir.clone(),
+        name: Some(name.to_string()),
+        ..Default::default()
+    };
+    let settings = Settings::load(cli.config.as_deref(), &over).map_err(|e| {
+        output::error(&e.to_string());
+        exit::CONFIG
+    })?;
+    let spec = settings.certificates.first().cloned().ok_or(exit::CONFIG)?;
+    Ok((settings, spec))
+}
+
+/// Prints one line per target outcome.
+pub fn print_outcomes(outcomes: &[(String, DeployOutcome)]) {
+    for (target, o) in outcomes {
+        let what = match o {
+            DeployOutcome::Created => "installed",
+            DeployOutcome::Replaced => "replaced the previous certificate",
+            DeployOutcome::Unchanged => "already served this certificate",
+        };
+        println!("Deployed to {target}: {what}");
+    }
+}
+
+pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
+    let (settings, spec) = match select(cli, &args.name) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    if spec.deploy.is_empty() {
+        output::error(&format!(
+            "certificate `{}` has no deploy target: add a `[[certificate.deploy]]` section (type = \"emqx-cloud\" or \"files\") to the configuration",
+            spec.name
+        ));
+        return exit::CONFIG;
+    }
+    let store = Store::new(&settings.state_dir);
+    let dir = args
+        .from
+        .clone()
+        .unwrap_or_else(|| store.live_dir(&spec.name));
+    if args.from.is_none() && !dir.exists() {
+        output::error(&format!(
+            "no stored certificate `{}` in {}: run `brokercert issue --name {0}` first, or deploy existing files with `brokercert deploy {0} --from DIR`",
+            spec.name,
+            settings.state_dir.display()
+        ));
+        return exit::CONFIG;
+    }
+    let material = match Material::from_dir(&dir) {
+        Ok(m) => m,
+        Err(e) => {
+            let e = Error::from(e);
+            output::error(&e.to_string());
+            return e.exit_code();
+        }
+    };
+    let targets = match from_config::targets(&spec) {
+        Ok(t) => t,
+        Err(e) => {
+            let e = Error::from(e);
+            output::error(&e.to_string());
+            return e.exit_code();
+        }
+    };
+    let quiet = cli.quiet;
+    let progress = move |m: &str| {
+        if !quiet {
+            let _ = writeln!(std::io::stderr(), "  deploy             {m}");
+        }
+    };
+    match deploy_all(&spec, &material, &targets, SystemClock.now(), &progress).await {
+        Ok(outcomes) => {
+            print_outcomes(&outcomes);
+            exit::OK
+        }
+        Err(e) => {
+            let e = Error::from(e);
+            output::error(&format!("`{}`: {e}", spec.name));
+            e.exit_code()
+        }
+    }
+}
+
+pub async fn run_remove(cli: &Cli, args: &RemoveArgs) -> i32 {
+    let (_settings, spec) = match select(cli, &args.name) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let targets = match from_config::targets(&spec) {
+        Ok(t) => t,
+        Err(e) => {
+            let e = Error::from(e);
+            output::error(&e.to_string());
+            return e.exit_code();
+        }
+    };
+    if targets.is_empty() {
+        output::error(&format!(
+            "certificate `{}` has no deploy target to remove TLS from",
+            spec.name
+        ));
+        return exit::CONFIG;
+    }
+    let names: Vec<String> = targets.iter().map(|t| t.describe()).collect();
+    output::warning(&format!(
+        "removing the TLS configuration of {} disconnects every client on ports 8883 (mqtts) and 8084 (wss)",
+        names.join(", ")
+    ));
+    if !args.yes {
+        if !std::io::stdin().is_terminal() {
+            output::error(
+                "not removing without confirmation: run again with `--yes` (stdin is not a terminal)",
+            );
+            return exit::CONFIG;
+        }
+        eprint!("Type the certificate name `{}` to confirm: ", spec.name);
+        let _ = std::io::stderr().flush();
+        let mut line = String::new();
+        if std::io::stdin().read_line(&mut line).is_err() || line.trim() != spec.name {
+            output::error("not confirmed; nothing was removed");
+            return exit::CONFIG;
+        }
+    }
+    for t in &targets {
+        if let Err(e) = t.remove().await {
+            let e = Error::from(e);
+            output::error(&e.to_string());
+            return e.exit_code();
+        }
+        println!("Removed the TLS configuration of {}", t.describe());
+    }
+    exit::OK
+}

@@ -1,0 +1,538 @@
+//! The EMQX Cloud target: the Platform API's `/deployments/{id}/tls`.
+//!
+//! Facts (shared/reference/emqx.md): Basic auth with the API key and secret; GET (60/hour),
+//! POST/PUT/DELETE (6/hour); asynchronous — after a write, GET until `running` or `failed`.
+//! Owns: the client, the budgets (poll with a growing interval, honour `Retry-After`, never
+//! blindly repeat a write: re-read the state first), the serverless refusal, and messages for
+//! 401/403/404/422/429. Response bodies are never logged (they may echo keys).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::StatusCode;
+use serde::Deserialize;
+use time::OffsetDateTime;
+
+use super::rules::{self, ImportRules};
+use super::{
+    DeployError, DeployOutcome, DeployProgress, DeployedState, DeploymentTarget, Material,
+};
+use crate::secret::Secret;
+use crate::workflow::progress::human_duration;
+
+/// The international console's API.
+pub const DEFAULT_BASE_URL: &str = "https://cloud-intl.emqx.com/public_api/v1";
+
+/// One-way or two-way TLS.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Clients verify the server.
+    OneWay,
+    /// And the server verifies clients against the client CA.
+    TwoWay,
+}
+
+impl TlsMode {
+    /// The API's word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TlsMode::OneWay => "one-way",
+            TlsMode::TwoWay => "two-way",
+        }
+    }
+}
+
+/// Settings of one EMQX Cloud deployment target.
+#[derive(Debug, Clone)]
+pub struct EmqxCloudSettings {
+    /// Certificate name (for messages).
+    pub name: String,
+    /// API base URL, ending in `/public_api/v1`.
+    pub base_url: String,
+    /// Deployment id (not its name).
+    pub deployment_id: String,
+    /// API key.
+    pub api_key: Secret,
+    /// API secret.
+    pub api_secret: Secret,
+    /// One-way or two-way.
+    pub tls: TlsMode,
+    /// Client CA (PEM) for two-way.
+    pub client_ca_pem: Option<String>,
+    /// Extra roots trusted for the API's HTTPS (test only).
+    pub api_roots: Vec<PathBuf>,
+    /// First poll delay after a write; grows ×1.5 up to 60 s.
+    pub poll_interval: Duration,
+    /// Give up waiting for `running` after this long.
+    pub poll_timeout: Duration,
+    /// Longest `Retry-After` worth waiting for in-run.
+    pub max_retry_after: Duration,
+    /// The import rules (the validity window is `min_days_left`).
+    pub rules: ImportRules,
+}
+
+/// EMQX Cloud through its Platform API.
+pub struct EmqxCloud {
+    s: EmqxCloudSettings,
+    http: reqwest::Client,
+}
+
+#[derive(Debug, Deserialize)]
+struct TlsState {
+    #[serde(rename = "tlsType")]
+    tls_type: Option<String>,
+    status: Option<String>,
+    expire: Option<String>,
+    cn: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DeploymentInfo {
+    #[serde(rename = "deploymentType")]
+    deployment_type: Option<String>,
+}
+
+#[derive(serde::Serialize)]
+struct TlsBody<'a> {
+    #[serde(rename = "tlsType")]
+    tls_type: &'a str,
+    cert: &'a str,
+    key: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cacert: Option<&'a str>,
+}
+
+/// Parses the API's `expire` (`YYYY-MM-DD HH:MM:SS`, taken as UTC).
+pub fn parse_expire(s: &str) -> Option<OffsetDateTime> {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    time::PrimitiveDateTime::parse(s.trim(), &fmt)
+        .ok()
+        .map(|t| t.assume_utc())
+}
+
+enum Answer {
+    Ok(String),
+    NotFound,
+}
+
+impl EmqxCloud {
+    /// A client for the deployment; fails on bad settings (URL, roots).
+    pub fn new(s: EmqxCloudSettings) -> Result<Self, DeployError> {
+        let target = format!("EMQX Cloud deployment {}", s.deployment_id);
+        if !s.base_url.starts_with("https://")
+            || !s.base_url.trim_end_matches('/').ends_with("/public_api/v1")
+        {
+            return Err(DeployError::Config {
+                target,
+                message: format!(
+                    "`base_url` is `{}`, expected an https URL ending in /public_api/v1 (e.g. {DEFAULT_BASE_URL})",
+                    s.base_url
+                ),
+            });
+        }
+        if s.tls == TlsMode::TwoWay && s.client_ca_pem.is_none() {
+            return Err(DeployError::Config {
+                target,
+                message: "`tls = \"two-way\"` needs `client_ca` (the CA that signs your devices' certificates; `brokercert client-ca create` makes one)".into(),
+            });
+        }
+        let mut certs = Vec::new();
+        for p in &s.api_roots {
+            let pem = std::fs::read(p).map_err(|e| DeployError::Config {
+                target: target.clone(),
+                message: format!("cannot read `api_roots` file `{}`: {e}", p.display()),
+            })?;
+            certs.extend(reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                DeployError::Config {
+                    target: target.clone(),
+                    message: format!("`api_roots` file `{}` is not PEM: {e}", p.display()),
+                }
+            })?);
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("brokercert/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .tls_certs_merge(certs)
+            .build()
+            .map_err(|e| DeployError::Config {
+                target,
+                message: format!("cannot set up HTTPS: {e}"),
+            })?;
+        Ok(Self { s, http })
+    }
+
+    fn target(&self) -> String {
+        format!("EMQX Cloud deployment {}", self.s.deployment_id)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}/deployments/{}{path}",
+            self.s.base_url.trim_end_matches('/'),
+            self.s.deployment_id
+        )
+    }
+
+    fn api_error(&self, status: StatusCode, body: &str, retry_after: Option<u64>) -> DeployError {
+        // Only a short, key-free `message`/`code` from the body is ever shown.
+        let detail = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .map(|v| {
+                let code = v
+                    .get("code")
+                    .map(|c| c.to_string().trim_matches('"').to_string());
+                let msg = v
+                    .get("message")
+                    .or_else(|| v.get("msg"))
+                    .and_then(|m| m.as_str())
+                    .map(str::to_string);
+                [code, msg]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(": ")
+            })
+            .filter(|d| !d.is_empty() && d.len() < 300 && !d.contains("BEGIN"))
+            .map(|d| format!(" ({d})"))
+            .unwrap_or_default();
+        let id = &self.s.deployment_id;
+        let message = match status.as_u16() {
+            401 => format!(
+                "the API key or secret was refused (401){detail}. Check EMQX Cloud → Settings → Platform API Key, and the variables or files the configuration names for them"
+            ),
+            403 => format!(
+                "the API key may not manage TLS certificates (403){detail}. Create a key with the scope \"TLS Certificate Management\""
+            ),
+            404 => format!(
+                "no deployment `{id}` (404){detail}. `deployment_id` is the deployment's ID (like ge6a1a75), not its name"
+            ),
+            422 => format!(
+                "the certificate was refused (422 Wrong Properties){detail}. Run `brokercert check {}` to see which import rule fails",
+                self.s.name
+            ),
+            429 => format!(
+                "rate limited (429; EMQX Cloud allows 6 writes and 60 reads per hour){detail}. Try again in {}",
+                retry_after
+                    .map(|s| human_duration(Duration::from_secs(s)))
+                    .unwrap_or_else(|| "an hour".into())
+            ),
+            s if s >= 500 => {
+                format!("the API failed ({s}){detail}; the state is re-read before any new write")
+            }
+            s => format!("unexpected answer {s}{detail}"),
+        };
+        DeployError::Api {
+            target: self.target(),
+            status: Some(status.as_u16()),
+            message,
+        }
+    }
+
+    fn retry_after(rsp: &reqwest::Response) -> Option<u64> {
+        rsp.headers()
+            .get("retry-after")?
+            .to_str()
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
+    /// GET with 429 handling (reads are safe to repeat).
+    async fn get(&self, path: &str) -> Result<Answer, DeployError> {
+        let mut waited = Duration::ZERO;
+        loop {
+            let rsp = self
+                .http
+                .get(self.url(path))
+                .basic_auth(self.s.api_key.expose(), Some(self.s.api_secret.expose()))
+                .send()
+                .await
+                .map_err(|e| self.transport_error(e))?;
+            let status = rsp.status();
+            let retry = Self::retry_after(&rsp);
+            let body = rsp.text().await.unwrap_or_default();
+            match status.as_u16() {
+                200..=299 => return Ok(Answer::Ok(body)),
+                404 if path == "/tls" => return Ok(Answer::NotFound),
+                429 => {
+                    let wait = Duration::from_secs(retry.unwrap_or(60));
+                    if waited + wait > self.s.max_retry_after {
+                        return Err(self.api_error(status, &body, retry));
+                    }
+                    tokio::time::sleep(wait).await;
+                    waited += wait;
+                }
+                _ => return Err(self.api_error(status, &body, retry)),
+            }
+        }
+    }
+
+    fn transport_error(&self, e: reqwest::Error) -> DeployError {
+        DeployError::Api {
+            target: self.target(),
+            status: None,
+            message: format!(
+                "cannot reach the Platform API at {}: {}. Check `base_url` and network access",
+                self.s.base_url,
+                e.without_url()
+            ),
+        }
+    }
+
+    async fn deployment_type(&self) -> Result<Option<String>, DeployError> {
+        match self.get("").await? {
+            Answer::Ok(body) => Ok(serde_json::from_str::<DeploymentInfo>(&body)
+                .ok()
+                .and_then(|d| d.deployment_type)),
+            Answer::NotFound => Ok(None),
+        }
+    }
+
+    async fn tls_state(&self) -> Result<Option<TlsState>, DeployError> {
+        match self.get("/tls").await? {
+            Answer::NotFound => Ok(None),
+            Answer::Ok(body) => {
+                let st: TlsState = serde_json::from_str(&body).unwrap_or(TlsState {
+                    tls_type: None,
+                    status: None,
+                    expire: None,
+                    cn: None,
+                });
+                // `{}` also means "no TLS configured".
+                Ok(if st.status.is_none() && st.tls_type.is_none() {
+                    None
+                } else {
+                    Some(st)
+                })
+            }
+        }
+    }
+
+    /// One write; `Ok(None)` = sent but the answer was lost or 5xx (state must be re-read).
+    async fn write(
+        &self,
+        method: reqwest::Method,
+        body: Option<&TlsBody<'_>>,
+    ) -> Result<Option<StatusCode>, DeployError> {
+        let mut req = self
+            .http
+            .request(method, self.url("/tls"))
+            .basic_auth(self.s.api_key.expose(), Some(self.s.api_secret.expose()));
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let rsp = match req.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => return Err(self.transport_error(e)),
+            Err(_) => return Ok(None),
+        };
+        let status = rsp.status();
+        let retry = Self::retry_after(&rsp);
+        let text = rsp.text().await.unwrap_or_default();
+        match status.as_u16() {
+            200..=299 => Ok(Some(status)),
+            500..=599 => Ok(None),
+            _ => Err(self.api_error(status, &text, retry)),
+        }
+    }
+
+    fn serves(st: &TlsState, m: &Material, mode: TlsMode) -> bool {
+        let expire_ok = st
+            .expire
+            .as_deref()
+            .and_then(parse_expire)
+            .is_some_and(|e| (e - m.leaf.not_after()).whole_seconds().abs() <= 1);
+        let cn_ok = st
+            .cn
+            .as_ref()
+            .is_none_or(|cn| Some(cn.clone()) == m.leaf.subject_cn());
+        expire_ok && cn_ok && st.tls_type.as_deref() == Some(mode.as_str())
+    }
+
+    async fn await_running(
+        &self,
+        m: &Material,
+        progress: &dyn DeployProgress,
+    ) -> Result<(), DeployError> {
+        let start = tokio::time::Instant::now();
+        let mut delay = self.s.poll_interval;
+        let mut last = "pending".to_string();
+        loop {
+            if start.elapsed() + delay > self.s.poll_timeout {
+                return Err(DeployError::Timeout {
+                    target: self.target(),
+                    name: self.s.name.clone(),
+                    status: last,
+                    waited: start.elapsed(),
+                });
+            }
+            progress.update(&format!(
+                "EMQX Cloud: {last} ({}; next check in {})",
+                human_duration(start.elapsed()),
+                human_duration(delay)
+            ));
+            tokio::time::sleep(delay).await;
+            delay = delay.mul_f64(1.5).min(Duration::from_secs(60));
+            match self.tls_state().await? {
+                Some(st) => {
+                    let status = st.status.clone().unwrap_or_default();
+                    match status.as_str() {
+                        "running" if Self::serves(&st, m, self.s.tls) => return Ok(()),
+                        "running" => {
+                            // Still the previous certificate: the new one is not applied yet.
+                            last = "running (previous certificate)".into();
+                        }
+                        "failed" => {
+                            return Err(DeployError::Failed {
+                                target: self.target(),
+                                name: self.s.name.clone(),
+                            });
+                        }
+                        other => last = other.to_string(),
+                    }
+                }
+                None => last = "not configured".into(),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl DeploymentTarget for EmqxCloud {
+    fn describe(&self) -> String {
+        self.target()
+    }
+
+    fn rules(&self) -> ImportRules {
+        self.s.rules.clone()
+    }
+
+    async fn current(&self) -> Result<Option<DeployedState>, DeployError> {
+        Ok(self.tls_state().await?.map(|st| DeployedState {
+            status: st.status.unwrap_or_default(),
+            expire: st.expire.as_deref().and_then(parse_expire),
+            tls_type: st.tls_type,
+            cn: st.cn,
+        }))
+    }
+
+    async fn deploy(
+        &self,
+        m: &Material,
+        progress: &dyn DeployProgress,
+    ) -> Result<DeployOutcome, DeployError> {
+        if let Some(kind) = self.deployment_type().await?
+            && kind.eq_ignore_ascii_case("serverless")
+        {
+            return Err(DeployError::Config {
+                target: self.target(),
+                message: "is a Serverless deployment, which supports neither custom certificates nor custom-domain CNAMEs. Use a Dedicated deployment, or remove this deploy target".into(),
+            });
+        }
+        let before = self.tls_state().await?;
+        if let Some(st) = &before
+            && st.status.as_deref() == Some("running")
+            && Self::serves(st, m, self.s.tls)
+        {
+            progress.update("EMQX Cloud already serves this certificate; no write spent");
+            return Ok(DeployOutcome::Unchanged);
+        }
+        let fullchain = m.fullchain_pem();
+        let body = TlsBody {
+            tls_type: self.s.tls.as_str(),
+            cert: &fullchain,
+            key: &m.key_pem,
+            cacert: if self.s.tls == TlsMode::TwoWay {
+                self.s.client_ca_pem.as_deref()
+            } else {
+                None
+            },
+        };
+        let (method, outcome) = if before.is_some() {
+            (reqwest::Method::PUT, DeployOutcome::Replaced)
+        } else {
+            (reqwest::Method::POST, DeployOutcome::Created)
+        };
+        progress.update(&format!(
+            "EMQX Cloud: {} /deployments/{}/tls ({})",
+            method,
+            self.s.deployment_id,
+            self.s.tls.as_str()
+        ));
+        match self.write(method.clone(), Some(&body)).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                // The answer was lost or the API failed: re-read before anything else.
+                let now = self.tls_state().await?;
+                let applied = now.as_ref().is_some_and(|st| {
+                    st.expire
+                        .as_deref()
+                        .and_then(parse_expire)
+                        .is_some_and(|e| (e - m.leaf.not_after()).whole_seconds().abs() <= 1)
+                });
+                if !applied {
+                    return Err(DeployError::Api {
+                        target: self.target(),
+                        status: None,
+                        message: format!(
+                            "the {method} got no usable answer and re-reading the state shows it did not take effect. It was not repeated (EMQX Cloud allows 6 writes per hour); the previous certificate, if any, is still served. Run `brokercert deploy {}` again",
+                            self.s.name
+                        ),
+                    });
+                }
+            }
+            Err(e) => return Err(e),
+        }
+        self.await_running(m, progress).await?;
+        Ok(outcome)
+    }
+
+    async fn remove(&self) -> Result<(), DeployError> {
+        if self.tls_state().await?.is_none() {
+            return Ok(());
+        }
+        match self.write(reqwest::Method::DELETE, None).await? {
+            Some(_) => Ok(()),
+            None => match self.tls_state().await? {
+                None => Ok(()),
+                Some(_) => Err(DeployError::Api {
+                    target: self.target(),
+                    status: None,
+                    message: "the DELETE got no usable answer and the TLS configuration is still there; it was not repeated. Run `brokercert remove` again".into(),
+                }),
+            },
+        }
+    }
+}
+
+/// Checks `m` against the target's rules; `Err(Rejected)` lists every failure.
+pub fn preflight(
+    target: &dyn DeploymentTarget,
+    m: &Material,
+    names: &[crate::names::DomainName],
+    now: OffsetDateTime,
+) -> Result<(), DeployError> {
+    let verdicts = rules::check(m, names, &target.rules(), now);
+    match rules::describe_failures(&verdicts) {
+        None => Ok(()),
+        Some(failures) => Err(DeployError::Rejected {
+            target: target.describe(),
+            failures,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expire_parses_as_utc() {
+        let t = parse_expire("2034-05-22 02:43:21").unwrap();
+        assert_eq!(t.unix_timestamp(), 2_031_878_601);
+        assert!(parse_expire("not a date").is_none());
+    }
+}

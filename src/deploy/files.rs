@@ -1,0 +1,326 @@
+//! The `files` target: brokers that read PEM files (Mosquitto, HiveMQ, ...). Writes the
+//! configured files atomically with owner, group and mode, then runs the reload command
+//! (an argv list, no shell). If the reload fails, the previous files are put back and the
+//! reload is run again, so the broker keeps a working certificate.
+//!
+//! Owns: file writing, ownership, the reload and its rollback. Does not own what is written.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::rules::ImportRules;
+use super::{
+    DeployError, DeployOutcome, DeployProgress, DeployedState, DeploymentTarget, Material,
+};
+use crate::store::atomic_write;
+
+/// Settings of a files target.
+#[derive(Debug, Clone, Default)]
+pub struct FilesSettings {
+    /// Leaf only.
+    pub cert: Option<PathBuf>,
+    /// Intermediates only.
+    pub chain: Option<PathBuf>,
+    /// Leaf + intermediates.
+    pub fullchain: Option<PathBuf>,
+    /// Private key.
+    pub key: Option<PathBuf>,
+    /// Trust anchor (root.pem).
+    pub root: Option<PathBuf>,
+    /// Client CA (for `require_certificate`), copied from this PEM.
+    pub client_ca: Option<(PathBuf, String)>,
+    /// Owner (user name or uid).
+    pub owner: Option<String>,
+    /// Group (name or gid).
+    pub group: Option<String>,
+    /// Mode of certificate files (default 0644).
+    pub mode: u32,
+    /// Mode of the key file (default 0600).
+    pub key_mode: u32,
+    /// Reload command (argv).
+    pub reload: Vec<String>,
+    /// Reload timeout.
+    pub reload_timeout: Duration,
+}
+
+/// Writes files and reloads the broker.
+pub struct FilesTarget {
+    s: FilesSettings,
+}
+
+fn lookup_id(file: &str, name: &str) -> Option<u32> {
+    if let Ok(n) = name.parse::<u32>() {
+        return Some(n);
+    }
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next()? == name).then_some(())?;
+        f.next()?;
+        f.next()?.parse().ok()
+    })
+}
+
+impl FilesTarget {
+    /// A target; fails if owner/group are unknown or nothing is configured.
+    pub fn new(s: FilesSettings) -> Result<Self, DeployError> {
+        let t = Self { s };
+        if t.planned_paths().is_empty() {
+            return Err(DeployError::Config {
+                target: t.describe(),
+                message: "no file is configured: set at least `fullchain` (or `cert` + `chain`) and `key`".into(),
+            });
+        }
+        if let Some(o) = &t.s.owner
+            && lookup_id("/etc/passwd", o).is_none()
+        {
+            return Err(DeployError::Config {
+                target: t.describe(),
+                message: format!("`owner = \"{o}\"`: no such user on this machine"),
+            });
+        }
+        if let Some(g) = &t.s.group
+            && lookup_id("/etc/group", g).is_none()
+        {
+            return Err(DeployError::Config {
+                target: t.describe(),
+                message: format!("`group = \"{g}\"`: no such group on this machine"),
+            });
+        }
+        Ok(t)
+    }
+
+    fn planned_paths(&self) -> Vec<&Path> {
+        [
+            &self.s.cert,
+            &self.s.chain,
+            &self.s.fullchain,
+            &self.s.key,
+            &self.s.root,
+        ]
+        .into_iter()
+        .flatten()
+        .map(PathBuf::as_path)
+        .chain(self.s.client_ca.as_ref().map(|(p, _)| p.as_path()))
+        .collect()
+    }
+
+    fn contents(&self, m: &Material) -> Result<Vec<(PathBuf, String, u32)>, DeployError> {
+        let mut out = Vec::new();
+        let mut push = |p: &Option<PathBuf>, text: String, mode: u32| {
+            if let Some(p) = p {
+                out.push((p.clone(), text, mode));
+            }
+        };
+        push(&self.s.cert, m.leaf.to_pem(), self.s.mode);
+        push(&self.s.chain, m.chain_pem(), self.s.mode);
+        push(&self.s.fullchain, m.fullchain_pem(), self.s.mode);
+        push(&self.s.key, m.key_pem.clone(), self.s.key_mode);
+        if self.s.root.is_some() {
+            let anchor = m.anchor.as_ref().ok_or_else(|| DeployError::Material {
+                path: m.source.clone(),
+                message:
+                    "`root` is configured but the certificate's trust anchor (root.pem) is unknown"
+                        .into(),
+            })?;
+            push(&self.s.root, anchor.to_pem(), self.s.mode);
+        }
+        if let Some((p, pem)) = &self.s.client_ca {
+            out.push((p.clone(), pem.clone(), self.s.mode));
+        }
+        Ok(out)
+    }
+
+    fn write_one(&self, path: &Path, text: &str, mode: u32) -> Result<(), String> {
+        if let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+            && !dir.is_dir()
+        {
+            return Err(format!("the directory `{}` does not exist", dir.display()));
+        }
+        atomic_write(path, text.as_bytes(), mode).map_err(|e| e.to_string())?;
+        let uid = self
+            .s
+            .owner
+            .as_deref()
+            .and_then(|o| lookup_id("/etc/passwd", o));
+        let gid = self
+            .s
+            .group
+            .as_deref()
+            .and_then(|g| lookup_id("/etc/group", g));
+        if uid.is_some() || gid.is_some() {
+            std::os::unix::fs::chown(path, uid, gid)
+                .map_err(|e| format!("cannot change the owner of `{}`: {e}", path.display()))?;
+        }
+        Ok(())
+    }
+
+    async fn reload(&self) -> Result<(), String> {
+        let Some((prog, args)) = self.s.reload.split_first() else {
+            return Ok(());
+        };
+        let mut cmd = tokio::process::Command::new(prog);
+        cmd.args(args)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true);
+        let out = tokio::time::timeout(self.s.reload_timeout, cmd.output())
+            .await
+            .map_err(|_| {
+                format!(
+                    "`{}` did not finish within {} s",
+                    self.s.reload.join(" "),
+                    self.s.reload_timeout.as_secs()
+                )
+            })?
+            .map_err(|e| format!("cannot run `{}`: {e}", self.s.reload.join(" ")))?;
+        if out.status.success() {
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let tail: Vec<&str> = stderr
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        Err(format!(
+            "`{}` failed ({}): {}",
+            self.s.reload.join(" "),
+            out.status,
+            tail.join(" / ")
+        ))
+    }
+}
+
+#[async_trait]
+impl DeploymentTarget for FilesTarget {
+    fn describe(&self) -> String {
+        let first = self
+            .planned_paths()
+            .first()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        format!("files target ({first}, ...)")
+    }
+
+    fn rules(&self) -> ImportRules {
+        ImportRules::files()
+    }
+
+    async fn current(&self) -> Result<Option<DeployedState>, DeployError> {
+        let Some(p) = self.s.fullchain.as_ref().or(self.s.cert.as_ref()) else {
+            return Ok(None);
+        };
+        let Ok(bytes) = std::fs::read(p) else {
+            return Ok(None);
+        };
+        let leaf = crate::pki::bundle::parse_bundle(&bytes)
+            .ok()
+            .and_then(|b| b.certificates.into_iter().next());
+        Ok(leaf.map(|l| DeployedState {
+            status: "files".into(),
+            expire: Some(l.not_after()),
+            tls_type: None,
+            cn: l.subject_cn(),
+        }))
+    }
+
+    async fn deploy(
+        &self,
+        m: &Material,
+        progress: &dyn DeployProgress,
+    ) -> Result<DeployOutcome, DeployError> {
+        let files = self.contents(m)?;
+        let previous: Vec<(PathBuf, Option<Vec<u8>>, u32)> = files
+            .iter()
+            .map(|(p, _, mode)| (p.clone(), std::fs::read(p).ok(), *mode))
+            .collect();
+        if previous
+            .iter()
+            .zip(&files)
+            .all(|((_, old, _), (_, new, _))| old.as_deref() == Some(new.as_bytes()))
+        {
+            progress.update("the files already hold this certificate");
+            return Ok(DeployOutcome::Unchanged);
+        }
+        let restore = |why: String| -> DeployError {
+            let mut notes = Vec::new();
+            for (p, old, mode) in &previous {
+                let r = match old {
+                    Some(bytes) => atomic_write(p, bytes, *mode).map_err(|e| e.to_string()),
+                    None => std::fs::remove_file(p)
+                        .or_else(|e| {
+                            if e.kind() == std::io::ErrorKind::NotFound {
+                                Ok(())
+                            } else {
+                                Err(e)
+                            }
+                        })
+                        .map_err(|e| e.to_string()),
+                };
+                if let Err(e) = r {
+                    notes.push(format!("could not restore `{}`: {e}", p.display()));
+                }
+            }
+            DeployError::Files {
+                target: self.describe(),
+                message: if notes.is_empty() {
+                    format!("{why}; the previous files were put back")
+                } else {
+                    format!(
+                        "{why}; restoring the previous files also failed: {}",
+                        notes.join("; ")
+                    )
+                },
+            }
+        };
+        for (p, text, mode) in &files {
+            if let Err(e) = self.write_one(p, text, *mode) {
+                return Err(restore(e));
+            }
+        }
+        progress.update(&format!("wrote {} file(s)", files.len()));
+        if !self.s.reload.is_empty() {
+            progress.update(&format!("running `{}`", self.s.reload.join(" ")));
+            if let Err(e) = self.reload().await {
+                let err = restore(e);
+                // Bring the broker back onto the restored files.
+                let again = self.reload().await.err();
+                return Err(match (err, again) {
+                    (DeployError::Files { target, message }, Some(a)) => DeployError::Files {
+                        target,
+                        message: format!("{message}; reloading with them failed too: {a}"),
+                    },
+                    (e, _) => e,
+                });
+            }
+        }
+        Ok(if previous.iter().any(|(_, old, _)| old.is_some()) {
+            DeployOutcome::Replaced
+        } else {
+            DeployOutcome::Created
+        })
+    }
+
+    async fn remove(&self) -> Result<(), DeployError> {
+        for p in self.planned_paths() {
+            if let Err(e) = std::fs::remove_file(p)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                return Err(DeployError::Files {
+                    target: self.describe(),
+                    message: format!("cannot remove `{}`: {e}", p.display()),
+                });
+            }
+        }
+        self.reload().await.map_err(|message| DeployError::Files {
+            target: self.describe(),
+            message,
+        })
+    }
+}

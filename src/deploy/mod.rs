@@ -1,0 +1,145 @@
+//! Deployment: installing a stored certificate where the broker serves it.
+//!
+//! Owns: the `DeploymentTarget` seam, `DeployError`, and the targets: `emqx_cloud` (the
+//! Platform API) and `files` (brokers that read PEM files, e.g. Mosquitto). `rules` holds the
+//! pure pre-upload checks, `material` the loading of what is deployed. Does not own
+//! verification (see `verify`) or issuance.
+
+pub mod emqx_cloud;
+pub mod files;
+pub mod from_config;
+pub mod material;
+pub mod rules;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+pub use material::Material;
+pub use rules::{ImportRules, Verdict};
+
+/// What a deployment did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeployOutcome {
+    /// Installed where nothing was configured before.
+    Created,
+    /// Replaced the previous certificate.
+    Replaced,
+    /// The target already serves this certificate: no write spent.
+    Unchanged,
+}
+
+/// What a target reports it serves now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployedState {
+    /// Target's status word (`running`, `pending`, `failed`, `files`).
+    pub status: String,
+    /// Expiry of what is served, when the target says.
+    pub expire: Option<OffsetDateTime>,
+    /// `one-way` / `two-way`, when the target says.
+    pub tls_type: Option<String>,
+    /// Subject CN of what is served, when the target says.
+    pub cn: Option<String>,
+}
+
+/// Progress of a deployment (human text).
+pub trait DeployProgress: Send + Sync {
+    /// A step or a wait.
+    fn update(&self, message: &str);
+}
+
+impl<F: Fn(&str) + Send + Sync> DeployProgress for F {
+    fn update(&self, message: &str) {
+        self(message)
+    }
+}
+
+/// A place a certificate is deployed to.
+#[async_trait]
+pub trait DeploymentTarget: Send + Sync {
+    /// Human name, e.g. `EMQX Cloud deployment ge6a1a75`.
+    fn describe(&self) -> String;
+    /// The import rules checked before any write.
+    fn rules(&self) -> ImportRules;
+    /// What is served now (None = no TLS configured).
+    async fn current(&self) -> Result<Option<DeployedState>, DeployError>;
+    /// Installs `m` and waits until it is live.
+    async fn deploy(
+        &self,
+        m: &Material,
+        progress: &dyn DeployProgress,
+    ) -> Result<DeployOutcome, DeployError>;
+    /// Removes the TLS configuration.
+    async fn remove(&self) -> Result<(), DeployError>;
+}
+
+/// Deployment failures: one paragraph each, naming the target, what happened, what to run next.
+#[derive(Debug, thiserror::Error)]
+pub enum DeployError {
+    /// The files to deploy are unusable.
+    #[error("`{}`: {message}", path.display())]
+    Material {
+        /// File or directory.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// A setting of the target is missing or wrong.
+    #[error("{target}: {message}")]
+    Config {
+        /// Target.
+        target: String,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// The certificate breaks the target's import rules: nothing was written.
+    #[error("{target} would refuse this certificate, so nothing was uploaded: {failures}")]
+    Rejected {
+        /// Target.
+        target: String,
+        /// The failed rules with evidence and fixes.
+        failures: String,
+    },
+    /// The target's API answered with an error.
+    #[error("{target}: {message}")]
+    Api {
+        /// Target.
+        target: String,
+        /// HTTP status, if any.
+        status: Option<u16>,
+        /// Explanation and fix.
+        message: String,
+    },
+    /// The target reports the configuration failed.
+    #[error(
+        "{target} reports that applying the certificate failed (status `failed`). The previous certificate, if any, is still served; check the certificate with `brokercert check`, then run `brokercert deploy {name}` again"
+    )]
+    Failed {
+        /// Target.
+        target: String,
+        /// Certificate name.
+        name: String,
+    },
+    /// Waiting for the target took too long.
+    #[error("{target} was still `{status}` after {}; it may still finish: run `brokercert verify {name}` later, or raise `poll_timeout`", crate::workflow::progress::human_duration(*waited))]
+    Timeout {
+        /// Target.
+        target: String,
+        /// Certificate name.
+        name: String,
+        /// Last status.
+        status: String,
+        /// Time waited.
+        waited: Duration,
+    },
+    /// Writing files or running the reload command failed.
+    #[error("{target}: {message}")]
+    Files {
+        /// Target.
+        target: String,
+        /// What failed and what state the files are in.
+        message: String,
+    },
+}
