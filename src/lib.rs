@@ -15,6 +15,7 @@ pub mod names;
 pub mod pki;
 pub mod sandbox;
 pub mod store;
+pub mod verify;
 pub mod workflow;
 
 pub use error::Error;
