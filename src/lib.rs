@@ -17,6 +17,7 @@ pub mod pki;
 pub mod sandbox;
 pub mod secret;
 pub mod store;
+pub mod verify;
 pub mod workflow;
 
 pub use error::Error;
