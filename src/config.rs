@@ -296,6 +296,9 @@ pub struct VerifyFile {
     /// Per-step timeout (default 10s).
     #[serde(default, deserialize_with = "de_duration")]
     pub timeout: Option<Duration>,
+    /// For two-way TLS: where to check that a client without a certificate is refused
+    /// (default: every transport; a Mosquitto broker can refuse only on mqtts).
+    pub anonymous_check: Option<Vec<String>>,
 }
 
 /// Command-line or environment overrides (all optional).

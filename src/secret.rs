@@ -33,6 +33,18 @@ impl std::fmt::Display for Secret {
     }
 }
 
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Self(value)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(value: &str) -> Self {
+        Self(value.to_string())
+    }
+}
+
 /// Reads a secret from `env` (if set and non-empty), else from `file`; `Err` says where it
 /// looked and how to provide it.
 pub fn load(

@@ -13,7 +13,12 @@ use crate::error::{Error, exit};
 use crate::workflow::deploy::deploy_all;
 
 /// Deploys (and verifies) a freshly stored certificate; returns an exit code.
-pub async fn deploy_and_verify(cli: &Cli, spec: &CertificateSpec, live_dir: &Path) -> i32 {
+pub async fn deploy_and_verify(
+    cli: &Cli,
+    settings: &crate::config::Settings,
+    spec: &CertificateSpec,
+    live_dir: &Path,
+) -> i32 {
     if spec.deploy.is_empty() {
         return exit::OK;
     }
@@ -43,8 +48,24 @@ pub async fn deploy_and_verify(cli: &Cli, spec: &CertificateSpec, live_dir: &Pat
     match deploy_all(spec, &material, &targets, SystemClock.now(), &progress).await {
         Ok(outcomes) => {
             super::deploy::print_outcomes(&outcomes);
-            exit::OK
         }
-        Err(e) => fail(e.into()),
+        Err(e) => return fail(e.into()),
+    }
+    if !super::verify::wanted_after_deploy(spec) {
+        return exit::OK;
+    }
+    let opts = super::verify::VerifyOptions {
+        expect_leaf: Some(material.leaf.clone()),
+        ..Default::default()
+    };
+    match super::verify::verify_certificate(settings, spec, &opts).await {
+        Ok(_) => exit::OK,
+        Err(e) => {
+            output::error(&format!(
+                "`{}` was deployed but verification failed: {e}. Check the broker and DNS, then run `brokercert verify {}`",
+                spec.name, spec.name
+            ));
+            e.exit_code()
+        }
     }
 }

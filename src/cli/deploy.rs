@@ -88,7 +88,23 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     match deploy_all(&spec, &material, &targets, SystemClock.now(), &progress).await {
         Ok(outcomes) => {
             print_outcomes(&outcomes);
-            exit::OK
+            if args.no_verify || !super::verify::wanted_after_deploy(&spec) {
+                return exit::OK;
+            }
+            let opts = super::verify::VerifyOptions {
+                expect_leaf: Some(material.leaf.clone()),
+                ..Default::default()
+            };
+            match super::verify::verify_certificate(&settings, &spec, &opts).await {
+                Ok(_) => exit::OK,
+                Err(e) => {
+                    output::error(&format!(
+                        "`{}` was deployed but verification failed: {e}. Check the broker, then run `brokercert verify {}`",
+                        spec.name, spec.name
+                    ));
+                    e.exit_code()
+                }
+            }
         }
         Err(e) => {
             let e = Error::from(e);

@@ -111,8 +111,13 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                 for w in &issued.cleanup_warnings {
                     output::warning(w);
                 }
-                let after =
-                    super::after_issue::deploy_and_verify(cli, spec, &issued.paths.live_dir).await;
+                let after = super::after_issue::deploy_and_verify(
+                    cli,
+                    &settings,
+                    spec,
+                    &issued.paths.live_dir,
+                )
+                .await;
                 if after != exit::OK && code == exit::OK {
                     code = after;
                 }

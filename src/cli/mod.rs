@@ -7,6 +7,7 @@ mod after_issue;
 mod deploy;
 mod issue;
 mod output;
+mod verify;
 
 use std::path::PathBuf;
 
@@ -51,6 +52,21 @@ pub enum Command {
     Deploy(DeployArgs),
     /// Remove the TLS configuration from the certificate's targets.
     Remove(RemoveArgs),
+    /// Prove the broker serves the certificate: MQTT round trips over mqtts and wss.
+    Verify(VerifyArgs),
+}
+
+/// Flags of `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Certificate name.
+    pub name: String,
+    /// Connect to this IP address instead of resolving the host (like curl's --resolve).
+    #[arg(long, value_name = "IP")]
+    pub connect: Option<std::net::IpAddr>,
+    /// Expect the broker to serve this serial (hex) instead of the stored certificate.
+    #[arg(long, value_name = "HEX")]
+    pub expect_serial: Option<String>,
 }
 
 /// Flags of `deploy`.
@@ -62,6 +78,9 @@ pub struct DeployArgs {
     /// /etc/letsencrypt/live/NAME, or a brokercert live directory).
     #[arg(long, value_name = "DIR")]
     pub from: Option<PathBuf>,
+    /// Skip the MQTT verification after deploying.
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 /// Flags of `remove`.
@@ -206,6 +225,7 @@ pub fn main() -> i32 {
             Command::Issue(args) => issue::run(&cli, args).await,
             Command::Deploy(args) => deploy::run_deploy(&cli, args).await,
             Command::Remove(args) => deploy::run_remove(&cli, args).await,
+            Command::Verify(args) => verify::run_verify(&cli, args).await,
         }
     })
 }

@@ -15,6 +15,7 @@
 //! (failure messages).
 
 mod connection;
+mod dns_resolver;
 mod error;
 mod probe;
 mod report;
@@ -25,6 +26,7 @@ mod tls;
 
 use async_trait::async_trait;
 
+pub use dns_resolver::DnsResolver;
 pub use error::{Endpoint, Step, VerifyError};
 pub use probe::TlsMqttProbe;
 pub use report::{ProbeReport, RoundTrip, ServerCertificate, TransportReport};

@@ -132,7 +132,13 @@ impl TlsMqttProbe {
         let mut served = None;
         let outcome = self.round_trip(p, &mut endpoint, &mut served).await;
         let outcome = match outcome {
-            Ok(mut rt) if p.target.check_refuses_anonymous_tls => {
+            Ok(mut rt)
+                if p.target.check_refuses_anonymous_tls
+                    && p.target
+                        .anonymous_check_transports
+                        .as_ref()
+                        .is_none_or(|t| t.contains(&transport)) =>
+            {
                 match self.anonymous_refused(p, transport).await {
                     Ok(how) => {
                         rt.anonymous_refused = Some(how);

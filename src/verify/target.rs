@@ -39,45 +39,7 @@ impl fmt::Display for Transport {
     }
 }
 
-/// A string that must never be printed: `Debug` and `Display` show `***`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(value: impl Into<String>) -> Secret {
-        Secret(value.into())
-    }
-
-    /// The secret itself; only for handing to the protocol, never for logs.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("***")
-    }
-}
-
-impl From<String> for Secret {
-    fn from(value: String) -> Secret {
-        Secret(value)
-    }
-}
-
-impl From<&str> for Secret {
-    fn from(value: &str) -> Secret {
-        Secret(value.to_string())
-    }
-}
+pub use crate::secret::Secret;
 
 /// Everything the probe needs to know about one broker.
 ///
@@ -118,6 +80,9 @@ pub struct ProbeTarget {
     /// accepted). Applies to every transport tried; Mosquitto's WebSocket
     /// listener cannot require certificates, EMQX's two-way TLS covers both.
     pub check_refuses_anonymous_tls: bool,
+    /// Where to run that check (`None` = every transport tried). A broker whose WebSocket
+    /// listener cannot require certificates (Mosquitto) is checked on mqtts only.
+    pub anonymous_check_transports: Option<Vec<Transport>>,
     /// Time limit of each step.
     pub timeout: Duration,
 }
@@ -142,6 +107,7 @@ impl ProbeTarget {
             expect_cert_fingerprint: None,
             expect_cert_serial: None,
             check_refuses_anonymous_tls: false,
+            anonymous_check_transports: None,
             timeout: DEFAULT_STEP_TIMEOUT,
         }
     }

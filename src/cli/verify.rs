@@ -1,0 +1,284 @@
+//! `brokercert verify NAME` and the verification stage after `issue`/`deploy`: builds the
+//! probe's target from `[certificate.verify]`, runs the MQTT round trips, prints the result.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use super::output;
+use super::{Cli, VerifyArgs};
+use crate::config::{CertificateSpec, DeployFile, Settings};
+use crate::error::{Error, exit};
+use crate::pki::bundle::parse_bundle;
+use crate::secret;
+use crate::store::Store;
+use crate::verify::{
+    DnsResolver, MqttProbe, ProbeReport, ProbeTarget, Resolver, SystemResolver, TlsMqttProbe,
+    Transport,
+};
+use crate::workflow::progress::human_duration;
+
+/// Per-run choices for verification.
+#[derive(Debug, Default, Clone)]
+pub struct VerifyOptions {
+    /// Connect here instead of resolving the host.
+    pub connect: Option<IpAddr>,
+    /// Expect this serial instead of the stored certificate's fingerprint.
+    pub expect_serial: Option<String>,
+    /// Expect this leaf (what was just deployed) instead of the stored one.
+    pub expect_leaf: Option<crate::pki::certificate::Certificate>,
+}
+
+/// Whether deploying `spec` should be followed by verification.
+pub fn wanted_after_deploy(spec: &CertificateSpec) -> bool {
+    match &spec.verify {
+        Some(v) => v.skip != Some(true),
+        None => spec
+            .deploy
+            .iter()
+            .any(|d| matches!(d, DeployFile::EmqxCloud(_))),
+    }
+}
+
+fn cfg_err(spec: &CertificateSpec, msg: String) -> Error {
+    Error::Config(crate::config::ConfigError::Invalid {
+        setting: format!("certificate `{}` verify", spec.name),
+        found: msg,
+        expected: "a usable verification setting".into(),
+        fix: "Fix `[certificate.verify]` in the configuration.".into(),
+    })
+}
+
+fn parse_transport(s: &str) -> Option<Transport> {
+    match s {
+        "mqtts" => Some(Transport::Mqtts),
+        "wss" => Some(Transport::Wss),
+        _ => None,
+    }
+}
+
+/// Builds the probe target from the settings and the stored certificate.
+pub fn probe_target(
+    settings: &Settings,
+    spec: &CertificateSpec,
+    opts: &VerifyOptions,
+) -> Result<Option<ProbeTarget>, Error> {
+    let v = spec.verify.clone().unwrap_or_default();
+    if v.skip == Some(true) {
+        return Ok(None);
+    }
+    let host = match &v.host {
+        Some(h) => h.clone(),
+        None if spec.domains[0].is_wildcard() => {
+            return Err(cfg_err(
+                spec,
+                "the first domain is a wildcard, so there is no host to connect to; set `host`"
+                    .into(),
+            ));
+        }
+        None => spec.domains[0].to_string(),
+    };
+    let mut t = ProbeTarget::new(host);
+    t.connect_addr = match (opts.connect, &v.connect) {
+        (Some(ip), _) => Some(ip),
+        (None, Some(c)) => Some(
+            c.parse()
+                .map_err(|_| cfg_err(spec, format!("`connect = \"{c}\"` is not an IP address")))?,
+        ),
+        (None, None) => None,
+    };
+    if let Some(p) = v.mqtts_port {
+        t.mqtts_port = p;
+    }
+    if let Some(p) = v.wss_port {
+        t.wss_port = p;
+    }
+    if let Some(p) = &v.wss_path {
+        t.wss_path = p.clone();
+    }
+    if let Some(list) = &v.transports {
+        t.transports = list
+            .iter()
+            .map(|s| {
+                parse_transport(s).ok_or_else(|| {
+                    cfg_err(
+                        spec,
+                        format!("transport `{s}`: expected \"mqtts\" or \"wss\""),
+                    )
+                })
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    let store = Store::new(&settings.state_dir);
+    let read = |p: &std::path::Path, what: &str| {
+        std::fs::read_to_string(p).map_err(|e| {
+            cfg_err(
+                spec,
+                format!("cannot read the {what} `{}`: {e}", p.display()),
+            )
+        })
+    };
+    t.ca_pem = match &v.ca_file {
+        Some(p) => Some(read(p, "CA file")?),
+        None => store.read_live(&spec.name, "root.pem")?,
+    };
+    t.username = v.username.clone();
+    if v.password_env.is_some() || v.password_file.is_some() {
+        t.password = Some(
+            secret::load(
+                "MQTT password",
+                v.password_env.as_deref(),
+                v.password_file.as_deref(),
+                "verify.password",
+            )
+            .map_err(|m| cfg_err(spec, m))?,
+        );
+    }
+    match (&v.client_cert, &v.client_key) {
+        (Some(c), Some(k)) => {
+            t.client_cert_pem = Some(read(c, "client certificate")?);
+            t.client_key_pem = Some(secret::Secret::new(read(k, "client key")?));
+        }
+        (None, None) => {}
+        _ => {
+            return Err(cfg_err(
+                spec,
+                "`client_cert` and `client_key` go together".into(),
+            ));
+        }
+    }
+    let two_way = spec
+        .deploy
+        .iter()
+        .any(|d| matches!(d, DeployFile::EmqxCloud(e) if e.tls.as_deref() == Some("two-way")));
+    t.check_refuses_anonymous_tls = two_way || t.client_cert_pem.is_some();
+    if let Some(list) = &v.anonymous_check {
+        t.anonymous_check_transports = Some(
+            list.iter()
+                .map(|s| {
+                    parse_transport(s).ok_or_else(|| {
+                        cfg_err(
+                            spec,
+                            format!("anonymous_check `{s}`: expected \"mqtts\" or \"wss\""),
+                        )
+                    })
+                })
+                .collect::<Result<_, _>>()?,
+        );
+    }
+    if let Some(leaf) = &opts.expect_leaf {
+        t.expect_cert_fingerprint = Some(leaf.sha256_fingerprint().to_string());
+        t.expect_cert_serial = Some(leaf.serial_hex().to_string());
+    } else if opts.expect_serial.is_none()
+        && let Some(pem) = store.read_live(&spec.name, "cert.pem")?
+        && let Some(leaf) = parse_bundle(pem.as_bytes())
+            .ok()
+            .and_then(|b| b.certificates.into_iter().next())
+    {
+        t.expect_cert_fingerprint = Some(leaf.sha256_fingerprint().to_string());
+        t.expect_cert_serial = Some(leaf.serial_hex().to_string());
+    }
+    if let Some(d) = v.timeout {
+        t.timeout = d;
+    }
+    Ok(Some(t))
+}
+
+/// The resolver verification uses: the configured DNS servers, else the system's.
+pub fn resolver(settings: &Settings) -> Arc<dyn Resolver> {
+    let mut servers: Vec<_> = settings.dns.resolver.into_iter().collect();
+    servers.extend(settings.dns.nameservers.iter().copied());
+    if servers.is_empty() {
+        Arc::new(SystemResolver)
+    } else {
+        Arc::new(DnsResolver::new(servers))
+    }
+}
+
+/// Prints the report; returns an error for the first failure.
+pub fn report(r: &ProbeReport, expect_serial: Option<&str>) -> Result<(), Error> {
+    for t in &r.transports {
+        match &t.outcome {
+            Ok(rt) => {
+                let cert = t
+                    .server_certificate
+                    .as_ref()
+                    .map(|c| {
+                        format!(
+                            "; serves serial {} (not after {})",
+                            c.serial_hex,
+                            c.not_after_text()
+                        )
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "Verified {:<5} {} via {} — subscribe/publish/receive in {}{cert}",
+                    t.transport.to_string(),
+                    t.url,
+                    rt.peer,
+                    human_duration(rt.round_trip)
+                );
+                if let Some(how) = &rt.anonymous_refused {
+                    println!(
+                        "  two-way TLS: the broker refused a client without a certificate ({how})"
+                    );
+                }
+                if let (Some(want), Some(c)) = (expect_serial, &t.server_certificate)
+                    && !c.serial_hex.eq_ignore_ascii_case(want)
+                {
+                    return Err(Error::Verify(format!(
+                        "{} serves serial {} (not after {}), not the expected serial {want}",
+                        t.url,
+                        c.serial_hex,
+                        c.not_after_text()
+                    )));
+                }
+            }
+            Err(e) => return Err(Error::Verify(format!("{} failed: {e}", t.transport))),
+        }
+    }
+    Ok(())
+}
+
+/// Verifies one certificate; `Ok(false)` when verification is skipped by configuration.
+pub async fn verify_certificate(
+    settings: &Settings,
+    spec: &CertificateSpec,
+    opts: &VerifyOptions,
+) -> Result<bool, Error> {
+    let Some(target) = probe_target(settings, spec, opts)? else {
+        return Ok(false);
+    };
+    let probe = TlsMqttProbe::new(resolver(settings));
+    let r = probe
+        .probe(&target)
+        .await
+        .map_err(|e| Error::Verify(e.to_string()))?;
+    report(&r, opts.expect_serial.as_deref())?;
+    Ok(true)
+}
+
+pub async fn run_verify(cli: &Cli, args: &VerifyArgs) -> i32 {
+    let (settings, spec) = match super::deploy::select(cli, &args.name) {
+        Ok(x) => x,
+        Err(code) => return code,
+    };
+    let opts = VerifyOptions {
+        connect: args.connect,
+        expect_serial: args.expect_serial.clone(),
+        expect_leaf: None,
+    };
+    match verify_certificate(&settings, &spec, &opts).await {
+        Ok(true) => exit::OK,
+        Ok(false) => {
+            output::warning(&format!(
+                "verification of `{}` is switched off (`skip = true`)",
+                spec.name
+            ));
+            exit::OK
+        }
+        Err(e) => {
+            output::error(&format!("`{}`: {e}", spec.name));
+            e.exit_code()
+        }
+    }
+}
