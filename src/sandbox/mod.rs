@@ -17,6 +17,7 @@
 //! ```
 
 pub mod dns_server;
+pub mod mosquitto;
 pub mod moto;
 pub mod pebble;
 pub mod process;
@@ -26,6 +27,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use dns_server::{DnsFault, DnsFaults, DnsServer, DnsServerOptions, LoggedQuery};
+pub use mosquitto::{Mosquitto, MosquittoConfig, MqttUser};
 pub use moto::{HostedZoneInfo, MotoServer, RecordSetInfo};
 pub use pebble::{EabKey, Pebble, PebbleOptions, PebbleTls};
 pub use process::{ChildGuard, free_port, pid_is_alive};
