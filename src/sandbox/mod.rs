@@ -17,6 +17,7 @@
 //! ```
 
 pub mod dns_server;
+pub mod emqx_cloud;
 pub mod mosquitto;
 pub mod moto;
 pub mod pebble;
@@ -27,6 +28,10 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use dns_server::{DnsFault, DnsFaults, DnsServer, DnsServerOptions, LoggedQuery};
+pub use emqx_cloud::{
+    ApiRequest, Budgets, DeploymentKind, DeploymentPorts, DeploymentSpec, DropPoint,
+    EmqxCloudEmulator, TlsSnapshot, TlsStatus, TlsType,
+};
 pub use mosquitto::{Mosquitto, MosquittoConfig, MqttUser};
 pub use moto::{HostedZoneInfo, MotoServer, RecordSetInfo};
 pub use pebble::{EabKey, Pebble, PebbleOptions, PebbleTls};
