@@ -17,6 +17,8 @@
 //! ```
 
 pub mod dns_server;
+pub mod emqx_cloud;
+pub mod mosquitto;
 pub mod moto;
 pub mod pebble;
 pub mod process;
@@ -26,6 +28,11 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use dns_server::{DnsFault, DnsFaults, DnsServer, DnsServerOptions, LoggedQuery};
+pub use emqx_cloud::{
+    ApiRequest, Budgets, DeploymentKind, DeploymentPorts, DeploymentSpec, DropPoint,
+    EmqxCloudEmulator, TlsSnapshot, TlsStatus, TlsType,
+};
+pub use mosquitto::{Mosquitto, MosquittoConfig, MqttUser};
 pub use moto::{HostedZoneInfo, MotoServer, RecordSetInfo};
 pub use pebble::{EabKey, Pebble, PebbleOptions, PebbleTls};
 pub use process::{ChildGuard, free_port, pid_is_alive};
@@ -142,6 +149,8 @@ pub struct SandboxOptions {
     pub keep_dir: bool,
     /// Create the sandbox directory in this directory instead of the system temp dir.
     pub parent_dir: Option<PathBuf>,
+    /// Also start the EMQX Cloud Platform API emulator (in `<dir>/emqx-cloud`).
+    pub emqx_cloud: bool,
 }
 
 impl SandboxOptions {
@@ -215,6 +224,12 @@ impl SandboxOptions {
         self.parent_dir = Some(dir.into());
         self
     }
+
+    /// Also starts the EMQX Cloud Platform API emulator ([`Sandbox::emqx_cloud`]).
+    pub fn emqx_cloud(mut self, yes: bool) -> Self {
+        self.emqx_cloud = yes;
+        self
+    }
 }
 
 /// A fresh directory (mode 0755, so e.g. a broker running as another user can read
@@ -268,6 +283,7 @@ impl Drop for SandboxDir {
 
 /// The parts of a [`Sandbox`] before it owns its directory.
 struct Servers {
+    emqx: Option<EmqxCloudEmulator>,
     pebble: Pebble,
     dns: DnsServer,
     moto: MotoServer,
@@ -283,6 +299,7 @@ struct Servers {
 #[derive(Debug)]
 pub struct Sandbox {
     // Field order = drop order: the processes stop before the directory goes.
+    emqx: Option<EmqxCloudEmulator>,
     pebble: Pebble,
     dns: DnsServer,
     moto: MotoServer,
@@ -311,6 +328,7 @@ impl Sandbox {
             Ok(servers) => {
                 tracing::debug!(elapsed = ?started.elapsed(), dir = %dir.path.display(), "sandbox started");
                 Ok(Self {
+                    emqx: servers.emqx,
                     pebble: servers.pebble,
                     dns: servers.dns,
                     moto: servers.moto,
@@ -359,7 +377,13 @@ impl Sandbox {
             let id = moto::create_zone(&client, &spec.name, spec.private).await?;
             zones.push((spec.clone(), id));
         }
+        let emqx = if options.emqx_cloud {
+            Some(EmqxCloudEmulator::start(dir.join("emqx-cloud")).await?)
+        } else {
+            None
+        };
         Ok(Servers {
+            emqx,
             pebble,
             dns,
             moto,
@@ -416,6 +440,11 @@ impl Sandbox {
     /// Pebble (issuing roots, intermediates, EAB key, …).
     pub fn pebble(&self) -> &Pebble {
         &self.pebble
+    }
+
+    /// The EMQX Cloud API emulator, when started with [`SandboxOptions::emqx_cloud`].
+    pub fn emqx_cloud(&self) -> Option<&EmqxCloudEmulator> {
+        self.emqx.as_ref()
     }
 
     /// moto.
