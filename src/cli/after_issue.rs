@@ -45,7 +45,16 @@ pub async fn deploy_and_verify(
             let _ = writeln!(std::io::stderr(), "  deploy             {m}");
         }
     };
-    match deploy_all(spec, &material, &targets, SystemClock.now(), &progress).await {
+    match deploy_all(
+        spec,
+        &material,
+        &targets,
+        SystemClock.now(),
+        false,
+        &progress,
+    )
+    .await
+    {
         Ok(outcomes) => {
             super::deploy::print_outcomes(&outcomes);
         }

@@ -85,7 +85,16 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
             let _ = writeln!(std::io::stderr(), "  deploy             {m}");
         }
     };
-    match deploy_all(&spec, &material, &targets, SystemClock.now(), &progress).await {
+    match deploy_all(
+        &spec,
+        &material,
+        &targets,
+        SystemClock.now(),
+        true,
+        &progress,
+    )
+    .await
+    {
         Ok(outcomes) => {
             print_outcomes(&outcomes);
             if args.no_verify || !super::verify::wanted_after_deploy(&spec) {

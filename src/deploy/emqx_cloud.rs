@@ -422,6 +422,7 @@ impl DeploymentTarget for EmqxCloud {
     async fn deploy(
         &self,
         m: &Material,
+        skip_if_served: bool,
         progress: &dyn DeployProgress,
     ) -> Result<DeployOutcome, DeployError> {
         if let Some(kind) = self.deployment_type().await?
@@ -434,6 +435,7 @@ impl DeploymentTarget for EmqxCloud {
         }
         let before = self.tls_state().await?;
         if let Some(st) = &before
+            && skip_if_served
             && st.status.as_deref() == Some("running")
             && Self::serves(st, m, self.s.tls)
         {

@@ -233,6 +233,7 @@ impl DeploymentTarget for FilesTarget {
     async fn deploy(
         &self,
         m: &Material,
+        skip_if_served: bool,
         progress: &dyn DeployProgress,
     ) -> Result<DeployOutcome, DeployError> {
         let files = self.contents(m)?;
@@ -240,10 +241,11 @@ impl DeploymentTarget for FilesTarget {
             .iter()
             .map(|(p, _, mode)| (p.clone(), std::fs::read(p).ok(), *mode))
             .collect();
-        if previous
-            .iter()
-            .zip(&files)
-            .all(|((_, old, _), (_, new, _))| old.as_deref() == Some(new.as_bytes()))
+        if skip_if_served
+            && previous
+                .iter()
+                .zip(&files)
+                .all(|((_, old, _), (_, new, _))| old.as_deref() == Some(new.as_bytes()))
         {
             progress.update("the files already hold this certificate");
             return Ok(DeployOutcome::Unchanged);

@@ -69,6 +69,7 @@ pub trait DeploymentTarget: Send + Sync {
     async fn deploy(
         &self,
         m: &Material,
+        skip_if_served: bool,
         progress: &dyn DeployProgress,
     ) -> Result<DeployOutcome, DeployError>;
     /// Removes the TLS configuration.

@@ -10,12 +10,14 @@ use crate::config::CertificateSpec;
 use crate::deploy::emqx_cloud::preflight;
 use crate::deploy::{DeployError, DeployOutcome, DeployProgress, DeploymentTarget, Material};
 
-/// Checks every target, then deploys to each; stops at the first failure.
+/// Checks every target, then deploys to each; stops at the first failure. `skip_if_served`
+/// lets a target that already serves the certificate spend nothing.
 pub async fn deploy_all(
     spec: &CertificateSpec,
     material: &Material,
     targets: &[Box<dyn DeploymentTarget>],
     now: OffsetDateTime,
+    skip_if_served: bool,
     progress: &dyn DeployProgress,
 ) -> Result<Vec<(String, DeployOutcome)>, DeployError> {
     for t in targets {
@@ -24,7 +26,7 @@ pub async fn deploy_all(
     let mut done = Vec::new();
     for t in targets {
         progress.update(&format!("deploying to {}", t.describe()));
-        let outcome = t.deploy(material, progress).await?;
+        let outcome = t.deploy(material, skip_if_served, progress).await?;
         done.push((t.describe(), outcome));
     }
     Ok(done)

@@ -74,7 +74,9 @@ impl Progress for Silent {
 /// Formats a duration for people: `420 ms`, `4.2 s`, `1 min 10 s`.
 pub fn human_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms < 1000 {
+    if ms == 0 {
+        "<1 ms".to_string()
+    } else if ms < 1000 {
         format!("{ms} ms")
     } else if ms < 60_000 {
         format!("{:.1} s", d.as_secs_f64())

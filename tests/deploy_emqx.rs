@@ -1,0 +1,393 @@
+//! `issue` → deploy to the EMQX Cloud emulator (a real Mosquitto behind it) → verify over
+//! mqtts and wss through the CNAME, and the API's failure paths.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use brokercert::error::exit;
+use brokercert::sandbox::{
+    Budgets, DeploymentPorts, DeploymentSpec, EmqxCloudEmulator, SandboxOptions,
+};
+use rcgen::{
+    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use support::{Run, TestEnv, cert_section, certs};
+
+const KEY: &str = "test-api-key";
+const SECRET: &str = "test-api-secret-do-not-print";
+
+struct Cloud {
+    env: TestEnv,
+    emu: EmqxCloudEmulator,
+    ports: DeploymentPorts,
+}
+
+async fn cloud(spec: DeploymentSpec) -> Cloud {
+    let env = TestEnv::start(
+        SandboxOptions::new()
+            .zone("example.test")
+            .zone("emqx-cloud.test"),
+    )
+    .await;
+    let emu = EmqxCloudEmulator::start(env.work.path().join("emqx"))
+        .await
+        .expect("emulator");
+    let id = spec.id.clone();
+    emu.add_deployment(spec).expect("deployment");
+    let ports = emu
+        .deployment_ports(&id)
+        .unwrap_or(DeploymentPorts { mqtts: 1, wss: 1 });
+    let z = env.sb.zone_id("emqx-cloud.test").unwrap();
+    env.sb
+        .upsert(
+            &z,
+            &format!("{id}.emqx-cloud.test"),
+            "A",
+            60,
+            &["127.0.0.1"],
+        )
+        .await
+        .unwrap();
+    Cloud { env, emu, ports }
+}
+
+impl Cloud {
+    /// A configuration: one certificate, CNAME to the deployment, deploy + verify sections.
+    fn config(&self, id: &str, deploy_extra: &str, verify_extra: &str) -> PathBuf {
+        let section = cert_section(
+            "mqtt-prod",
+            &["mqtt.example.test"],
+            &format!(
+                r#"cname_target = "{id}.emqx-cloud.test"
+
+
+[[certificate.deploy]]
+type = "emqx-cloud"
+deployment_id = "{id}"
+base_url = "{base}"
+api_roots = ["{ca}"]
+poll_interval = "50ms"
+poll_timeout = "20s"
+{deploy_extra}
+
+[certificate.verify]
+mqtts_port = {mqtts}
+wss_port = {wss}
+timeout = "5s"
+{verify_extra}
+"#,
+                base = self.emu.base_url(),
+                ca = self.emu.ca_pem_path().display(),
+                mqtts = self.ports.mqtts,
+                wss = self.ports.wss,
+            ),
+        );
+        self.env.config(&section)
+    }
+
+    async fn run(&self, args: &[&str]) -> Run {
+        let r = self
+            .env
+            .run_with_env(
+                args,
+                &[
+                    ("EMQX_CLOUD_API_KEY", KEY),
+                    ("EMQX_CLOUD_API_SECRET", SECRET),
+                ],
+            )
+            .await;
+        assert!(
+            !r.stdout.contains(SECRET) && !r.stderr.contains(SECRET),
+            "the API secret leaked"
+        );
+        assert!(
+            !r.stdout.contains("PRIVATE KEY") && !r.stderr.contains("PRIVATE KEY"),
+            "key material leaked"
+        );
+        r
+    }
+
+    fn live_serial(&self) -> String {
+        certs(&self.env.live("mqtt-prod", "cert.pem"))[0]
+            .serial_hex()
+            .to_string()
+    }
+
+    fn served_serial(&self, id: &str) -> Option<String> {
+        self.emu.tls_snapshot(id).map(|s| s.leaf_serial_hex)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_way_issue_deploys_verifies_and_renews_with_put() {
+    let c = cloud(DeploymentSpec::dedicated("dep1", KEY, SECRET)).await;
+    let cfg = c.config("dep1", "", "");
+    let run = c.run(&["issue", "--config", cfg.to_str().unwrap()]).await;
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains("Deployed to EMQX Cloud deployment dep1: installed"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("Verified mqtts") && run.stdout.contains("Verified wss"),
+        "{}",
+        run.stdout
+    );
+    let first = c.live_serial();
+    assert_eq!(c.served_serial("dep1").as_deref(), Some(first.as_str()));
+    assert!(
+        run.stdout.contains(&first),
+        "verify reports the served serial: {}",
+        run.stdout
+    );
+
+    // A renewal-like second issue replaces it with PUT, and verify sees the new serial.
+    let run = c.run(&["issue", "--config", cfg.to_str().unwrap()]).await;
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("replaced the previous certificate"),
+        "{}",
+        run.stdout
+    );
+    let second = c.live_serial();
+    assert_ne!(first, second);
+    assert_eq!(c.served_serial("dep1").as_deref(), Some(second.as_str()));
+    let writes: Vec<_> = c
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .map(|r| r.method)
+        .collect();
+    assert_eq!(writes, vec!["POST", "PUT"]);
+
+    // `verify` on its own, and `deploy` of what is already served spends no write.
+    c.run(&["verify", "mqtt-prod", "--config", cfg.to_str().unwrap()])
+        .await
+        .assert_ok();
+    let run = c
+        .run(&["deploy", "mqtt-prod", "--config", cfg.to_str().unwrap()])
+        .await;
+    run.assert_ok();
+    assert!(run.stdout.contains("already served"), "{}", run.stdout);
+    assert_eq!(c.emu.write_count("dep1"), 2);
+}
+
+fn client_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ca = CertificateParams::default();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    ca.distinguished_name
+        .push(DnType::CommonName, "Test Client CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::from_params(&ca, &ca_key);
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut leaf = CertificateParams::default();
+    leaf.distinguished_name.push(DnType::CommonName, "Client");
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let leaf = leaf.signed_by(&key, &issuer).unwrap();
+    let (ca_p, cert_p, key_p) = (
+        dir.join("client-ca.crt"),
+        dir.join("client.crt"),
+        dir.join("client.key"),
+    );
+    std::fs::write(&ca_p, ca_cert.pem()).unwrap();
+    std::fs::write(&cert_p, leaf.pem()).unwrap();
+    std::fs::write(&key_p, key.serialize_pem()).unwrap();
+    (ca_p, cert_p, key_p)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_way_refuses_clients_without_a_certificate() {
+    let c = cloud(DeploymentSpec::dedicated("dep2", KEY, SECRET)).await;
+    let (ca, cert, key) = client_pki(c.env.work.path());
+    let cfg = c.config(
+        "dep2",
+        &format!("tls = \"two-way\"\nclient_ca = \"{}\"", ca.display()),
+        &format!(
+            "client_cert = \"{}\"\nclient_key = \"{}\"",
+            cert.display(),
+            key.display()
+        ),
+    );
+    let run = c.run(&["issue", "--config", cfg.to_str().unwrap()]).await;
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains("refused a client without a certificate"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        c.emu
+            .tls_snapshot("dep2")
+            .is_some_and(|s| s.tls_type.api_name() == "two-way")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_errors_are_clear_and_spend_no_blind_writes() {
+    // 401: wrong secret. The certificate stays stored; the message says what to run next.
+    let c = cloud(DeploymentSpec::dedicated("dep3", KEY, "another-secret")).await;
+    let cfg = c.config("dep3", "", "");
+    let run = c.run(&["issue", "--config", cfg.to_str().unwrap()]).await;
+    run.assert_code(exit::DEPLOY);
+    assert!(
+        run.stderr.contains("401") && run.stderr.contains("brokercert deploy mqtt-prod"),
+        "{}",
+        run.stderr
+    );
+    assert!(c.env.live("mqtt-prod", "cert.pem").exists());
+    assert_eq!(c.emu.write_count("dep3"), 0);
+
+    // 404: unknown deployment id (with a key the service knows).
+    c.emu
+        .add_deployment(DeploymentSpec::dedicated("known", KEY, SECRET))
+        .unwrap();
+    let cfg = c.config("nosuchdep", "", "");
+    let run = c
+        .run(&["deploy", "mqtt-prod", "--config", cfg.to_str().unwrap()])
+        .await;
+    run.assert_code(exit::DEPLOY);
+    assert!(
+        run.stderr.contains("no deployment `nosuchdep`"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn forbidden_scope_and_serverless_are_refused() {
+    let c = cloud(DeploymentSpec::dedicated("dep4", KEY, SECRET).scopes_ok(false)).await;
+    let cfg = c.config("dep4", "", "");
+    let run = c.run(&["issue", "--config", cfg.to_str().unwrap()]).await;
+    run.assert_code(exit::DEPLOY);
+    assert!(
+        run.stderr.contains("TLS Certificate Management"),
+        "{}",
+        run.stderr
+    );
+
+    c.emu
+        .add_deployment(DeploymentSpec::serverless("sls1", KEY, SECRET))
+        .unwrap();
+    let cfg = c.config("sls1", "", "");
+    let run = c
+        .run(&["deploy", "mqtt-prod", "--config", cfg.to_str().unwrap()])
+        .await;
+    run.assert_code(exit::CONFIG);
+    assert!(run.stderr.contains("Serverless"), "{}", run.stderr);
+    assert_eq!(c.emu.write_count("sls1"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_and_failures_keep_the_previous_certificate_served() {
+    let c = cloud(DeploymentSpec::dedicated("dep5", KEY, SECRET)).await;
+    let cfg = c.config("dep5", "", "");
+    c.run(&["issue", "--config", cfg.to_str().unwrap()])
+        .await
+        .assert_ok();
+    let served = c.served_serial("dep5").unwrap();
+
+    // 422: the service refuses what our rules allow (here: it takes ECDSA only).
+    c.emu
+        .set_allowed_key_kinds(vec![brokercert::pki::KeyKind::EcdsaP256]);
+    let run = c.run(&["issue", "--config", cfg.to_str().unwrap()]).await;
+    run.assert_code(exit::DEPLOY);
+    assert!(run.stderr.contains("422"), "{}", run.stderr);
+    assert_eq!(c.served_serial("dep5").as_deref(), Some(served.as_str()));
+    c.run(&[
+        "verify",
+        "mqtt-prod",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--expect-serial",
+        &served,
+    ])
+    .await
+    .assert_ok();
+    c.emu
+        .set_allowed_key_kinds(brokercert::sandbox::emqx_cloud::newest_guide_key_kinds());
+
+    // `failed` on apply: the old certificate keeps serving.
+    c.emu.fail_next_apply();
+    let run = c.run(&["issue", "--config", cfg.to_str().unwrap()]).await;
+    run.assert_code(exit::DEPLOY);
+    assert!(run.stderr.contains("status `failed`"), "{}", run.stderr);
+    c.run(&[
+        "verify",
+        "mqtt-prod",
+        "--config",
+        cfg.to_str().unwrap(),
+        "--expect-serial",
+        &served,
+    ])
+    .await
+    .assert_ok();
+
+    // A `pending` that never ends times out with what to run next.
+    c.emu.set_pending_forever();
+    let cfg_short = c.config("dep5", "", "").to_str().unwrap().to_string();
+    let text = std::fs::read_to_string(&cfg_short)
+        .unwrap()
+        .replace("poll_timeout = \"20s\"", "poll_timeout = \"1s\"");
+    std::fs::write(&cfg_short, text).unwrap();
+    let run = c
+        .run(&["deploy", "mqtt-prod", "--config", &cfg_short])
+        .await;
+    run.assert_code(exit::DEPLOY);
+    assert!(
+        run.stderr.contains("still `pending`")
+            && run.stderr.contains("brokercert verify mqtt-prod"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_and_pre_upload_rejection_spend_no_writes() {
+    let c = cloud(DeploymentSpec::dedicated("dep6", KEY, SECRET)).await;
+    // Pre-upload rejection: a window no certificate can meet. No write is made.
+    let cfg = c.config("dep6", "min_days_left = 100000", "");
+    let run = c.run(&["issue", "--config", cfg.to_str().unwrap()]).await;
+    run.assert_code(exit::CERTIFICATE);
+    assert!(
+        run.stderr.contains("validity-window") && run.stderr.contains("nothing was uploaded"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(c.emu.write_count("dep6"), 0);
+
+    // 429 with Retry-After: reported with the wait, the write is not repeated.
+    c.emu.set_budgets(Budgets {
+        writes: 0,
+        reads: 60,
+        window: Duration::from_secs(3600),
+    });
+    let cfg = c.config("dep6", "", "");
+    let run = c
+        .run(&["deploy", "mqtt-prod", "--config", cfg.to_str().unwrap()])
+        .await;
+    run.assert_code(exit::DEPLOY);
+    assert!(
+        run.stderr.contains("rate limited (429") && run.stderr.contains("Try again in"),
+        "{}",
+        run.stderr
+    );
+    let writes = c
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" || r.method == "PUT")
+        .count();
+    assert_eq!(writes, 1, "one attempt, no blind retry");
+}
