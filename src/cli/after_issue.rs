@@ -63,10 +63,7 @@ pub async fn deploy_and_verify(
     if !super::verify::wanted_after_deploy(spec) {
         return exit::OK;
     }
-    let opts = super::verify::VerifyOptions {
-        expect_leaf: Some(material.leaf.clone()),
-        ..Default::default()
-    };
+    let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
     match super::verify::verify_certificate(settings, spec, &opts).await {
         Ok(_) => exit::OK,
         Err(e) => {

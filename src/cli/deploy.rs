@@ -100,10 +100,7 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
             if args.no_verify || !super::verify::wanted_after_deploy(&spec) {
                 return exit::OK;
             }
-            let opts = super::verify::VerifyOptions {
-                expect_leaf: Some(material.leaf.clone()),
-                ..Default::default()
-            };
+            let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
             match super::verify::verify_certificate(&settings, &spec, &opts).await {
                 Ok(_) => exit::OK,
                 Err(e) => {

@@ -26,6 +26,20 @@ pub struct VerifyOptions {
     pub expect_serial: Option<String>,
     /// Expect this leaf (what was just deployed) instead of the stored one.
     pub expect_leaf: Option<crate::pki::certificate::Certificate>,
+    /// Keep retrying this long while the broker is still switching over (after a deploy).
+    pub settle: std::time::Duration,
+}
+
+impl VerifyOptions {
+    /// Verification right after deploying `leaf`: expect exactly it, and give the broker up
+    /// to 15 s to switch over (a reload or an asynchronous apply takes a moment).
+    pub fn after_deploy(leaf: &crate::pki::certificate::Certificate) -> Self {
+        Self {
+            expect_leaf: Some(leaf.clone()),
+            settle: std::time::Duration::from_secs(15),
+            ..Default::default()
+        }
+    }
 }
 
 /// Whether deploying `spec` should be followed by verification.
@@ -249,12 +263,23 @@ pub async fn verify_certificate(
         return Ok(false);
     };
     let probe = TlsMqttProbe::new(resolver(settings));
-    let r = probe
-        .probe(&target)
-        .await
-        .map_err(|e| Error::Verify(e.to_string()))?;
-    report(&r, opts.expect_serial.as_deref())?;
-    Ok(true)
+    // A broker picks up new files or a new configuration a moment after it was told to:
+    // retry with a short backoff within the settle time, then report what it served last.
+    let start = tokio::time::Instant::now();
+    let mut delay = std::time::Duration::from_millis(100);
+    loop {
+        let r = probe
+            .probe(&target)
+            .await
+            .map_err(|e| Error::Verify(e.to_string()))?;
+        if r.is_ok() || start.elapsed() + delay > opts.settle {
+            report(&r, opts.expect_serial.as_deref())?;
+            return Ok(true);
+        }
+        tracing::debug!("verification not passing yet; retrying in {delay:?}");
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(std::time::Duration::from_secs(2));
+    }
 }
 
 pub async fn run_verify(cli: &Cli, args: &VerifyArgs) -> i32 {
@@ -265,7 +290,7 @@ pub async fn run_verify(cli: &Cli, args: &VerifyArgs) -> i32 {
     let opts = VerifyOptions {
         connect: args.connect,
         expect_serial: args.expect_serial.clone(),
-        expect_leaf: None,
+        ..Default::default()
     };
     match verify_certificate(&settings, &spec, &opts).await {
         Ok(true) => exit::OK,

@@ -155,7 +155,7 @@ impl TlsMqttProbe {
                 round_trip_ms = rt.round_trip.as_millis() as u64,
                 "MQTT round trip verified"
             ),
-            Err(e) => tracing::warn!(url = %url, error = %e, "MQTT verification failed"),
+            Err(e) => tracing::debug!(url = %url, error = %e, "MQTT verification failed"),
         }
         TransportReport {
             transport,
