@@ -4,7 +4,11 @@
 
 use std::process::{Command, ExitCode};
 
-use brokercert::sandbox::{Sandbox, SandboxOptions};
+use brokercert::sandbox::{DeploymentSpec, EmqxCloudEmulator, Sandbox, SandboxOptions};
+
+/// Demo credentials of the emulated Platform API (not secrets of anything real).
+const DEMO_KEY: &str = "demo-api-key";
+const DEMO_SECRET: &str = "demo-api-secret";
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -40,7 +44,8 @@ async fn run(keep: bool) -> anyhow::Result<ExitCode> {
     )
     .await
     .context("starting the sandbox (run `bash .ci/install` first)")?;
-    // The "deployment": its connection address resolves to this machine.
+    // The "deployment": its connection address resolves to this machine, and the emulated
+    // Platform API reconfigures a real Mosquitto with what is uploaded.
     let deployment = sb.zone_id("emqx-cloud.test").context("zone")?;
     sb.upsert(
         &deployment,
@@ -50,6 +55,13 @@ async fn run(keep: bool) -> anyhow::Result<ExitCode> {
         &["127.0.0.1"],
     )
     .await?;
+    let emqx = EmqxCloudEmulator::start(sb.dir().join("emqx-cloud"))
+        .await
+        .context("starting the EMQX Cloud emulator")?;
+    emqx.add_deployment(DeploymentSpec::dedicated("d1a2b3c4", DEMO_KEY, DEMO_SECRET))?;
+    let ports = emqx
+        .deployment_ports("d1a2b3c4")
+        .context("deployment ports")?;
 
     let state = sb.dir().join("state");
     let config = sb.dir().join("brokercert.toml");
@@ -78,6 +90,17 @@ extra_roots = ["{roots}"]  # Pebble's issuing root(s)
 name = "mqtt-demo"
 domains = ["mqtt.example.test"]
 cname_target = "d1a2b3c4.emqx-cloud.test"
+
+[[certificate.deploy]]
+type = "emqx-cloud"
+deployment_id = "d1a2b3c4"
+base_url = "{emqx_url}"   # the emulator (real one: https://cloud-intl.emqx.com/public_api/v1)
+api_roots = ["{emqx_ca}"]  # the emulator's HTTPS is from the sandbox's CA (test only)
+poll_interval = "100ms"
+
+[certificate.verify]         # EMQX Cloud's 8883 and 8084, here on the emulator's ports
+mqtts_port = {mqtts}
+wss_port = {wss}
 "#,
             state = state.display(),
             dir = sb.acme_directory_url(),
@@ -85,6 +108,10 @@ cname_target = "d1a2b3c4.emqx-cloud.test"
             r53 = sb.route53_endpoint(),
             dns = sb.dns_addr(),
             roots = sb.pebble_roots_path().display(),
+            emqx_url = emqx.base_url(),
+            emqx_ca = emqx.ca_pem_path().display(),
+            mqtts = ports.mqtts,
+            wss = ports.wss,
         ),
     )?;
     eprintln!("sandbox: ready; configuration in {}\n", config.display());
@@ -95,6 +122,8 @@ cname_target = "d1a2b3c4.emqx-cloud.test"
         .arg(&config)
         .arg("--timings");
     sb.configure_command(&mut cmd);
+    cmd.env("EMQX_CLOUD_API_KEY", DEMO_KEY)
+        .env("EMQX_CLOUD_API_SECRET", DEMO_SECRET);
     let status = cmd.status().context("running brokercert")?;
 
     if keep {
@@ -102,9 +131,11 @@ cname_target = "d1a2b3c4.emqx-cloud.test"
         for (k, v) in sb.aws_env() {
             eprintln!("  export {k}={v}");
         }
+        eprintln!("  export EMQX_CLOUD_API_KEY={DEMO_KEY} EMQX_CLOUD_API_SECRET={DEMO_SECRET}");
         eprintln!("  {} issue --config {}", bin.display(), config.display());
         let _ = tokio::signal::ctrl_c().await;
     }
+    drop(emqx);
     drop(sb);
     Ok(if status.success() {
         ExitCode::SUCCESS

@@ -18,6 +18,7 @@ use support::{Run, TestEnv, cert_section, certs};
 
 const KEY: &str = "test-api-key";
 const SECRET: &str = "test-api-secret-do-not-print";
+const MQTT_PASSWORD: &str = "mqtt-password-do-not-print";
 
 struct Cloud {
     env: TestEnv,
@@ -89,20 +90,23 @@ timeout = "5s"
     }
 
     async fn run(&self, args: &[&str]) -> Run {
-        let r = self
-            .env
-            .run_with_env(
-                args,
-                &[
-                    ("EMQX_CLOUD_API_KEY", KEY),
-                    ("EMQX_CLOUD_API_SECRET", SECRET),
-                ],
-            )
-            .await;
-        assert!(
-            !r.stdout.contains(SECRET) && !r.stderr.contains(SECRET),
-            "the API secret leaked"
-        );
+        self.run_env(args, &[]).await
+    }
+
+    /// Runs with the API credentials (and `extra` variables); nothing secret may be printed.
+    async fn run_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
+        let mut env = vec![
+            ("EMQX_CLOUD_API_KEY", KEY),
+            ("EMQX_CLOUD_API_SECRET", SECRET),
+        ];
+        env.extend_from_slice(extra);
+        let r = self.env.run_with_env(args, &env).await;
+        for (_, v) in &env[1..] {
+            assert!(
+                !r.stdout.contains(v) && !r.stderr.contains(v),
+                "a secret leaked"
+            );
+        }
         assert!(
             !r.stdout.contains("PRIVATE KEY") && !r.stderr.contains("PRIVATE KEY"),
             "key material leaked"
@@ -208,18 +212,22 @@ fn client_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn two_way_refuses_clients_without_a_certificate() {
-    let c = cloud(DeploymentSpec::dedicated("dep2", KEY, SECRET)).await;
+    let spec = DeploymentSpec::dedicated("dep2", KEY, SECRET).mqtt_user("device-1", MQTT_PASSWORD);
+    let c = cloud(spec).await;
     let (ca, cert, key) = client_pki(c.env.work.path());
     let cfg = c.config(
         "dep2",
         &format!("tls = \"two-way\"\nclient_ca = \"{}\"", ca.display()),
         &format!(
-            "client_cert = \"{}\"\nclient_key = \"{}\"",
+            "client_cert = \"{}\"\nclient_key = \"{}\"\nusername = \"device-1\"\npassword_env = \"TEST_MQTT_PASSWORD\"",
             cert.display(),
             key.display()
         ),
     );
-    let run = c.run(&["issue", "--config", cfg.to_str().unwrap()]).await;
+    let password = [("TEST_MQTT_PASSWORD", MQTT_PASSWORD)];
+    let run = c
+        .run_env(&["issue", "--config", cfg.to_str().unwrap()], &password)
+        .await;
     run.assert_ok();
     assert!(
         run.stdout
@@ -390,4 +398,75 @@ async fn rate_limit_and_pre_upload_rejection_spend_no_writes() {
         .filter(|r| r.method == "POST" || r.method == "PUT")
         .count();
     assert_eq!(writes, 1, "one attempt, no blind retry");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn wrong_mqtt_password_fails_verification() {
+    let c =
+        cloud(DeploymentSpec::dedicated("dep8", KEY, SECRET).mqtt_user("device-1", MQTT_PASSWORD))
+            .await;
+    let cfg = c.config(
+        "dep8",
+        "",
+        "username = \"device-1\"\npassword_env = \"TEST_MQTT_PASSWORD\"",
+    );
+    let ok = [("TEST_MQTT_PASSWORD", MQTT_PASSWORD)];
+    c.run_env(&["issue", "--config", cfg.to_str().unwrap()], &ok)
+        .await
+        .assert_ok();
+    let wrong = [("TEST_MQTT_PASSWORD", "not-the-password")];
+    let run = c
+        .run_env(
+            &["verify", "mqtt-prod", "--config", cfg.to_str().unwrap()],
+            &wrong,
+        )
+        .await;
+    run.assert_code(exit::VERIFY);
+    assert!(run.stderr.contains("mqtts failed"), "{}", run.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remove_asks_for_confirmation_then_deletes() {
+    let c = cloud(DeploymentSpec::dedicated("dep7", KEY, SECRET)).await;
+    let cfg = c.config("dep7", "", "");
+    c.run(&["issue", "--config", cfg.to_str().unwrap()])
+        .await
+        .assert_ok();
+    assert!(c.emu.broker_running("dep7").await);
+
+    let run = c
+        .run(&["remove", "mqtt-prod", "--config", cfg.to_str().unwrap()])
+        .await;
+    run.assert_code(exit::CONFIG);
+    assert!(
+        run.stderr.contains("8883") && run.stderr.contains("--yes"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        c.emu.tls_snapshot("dep7").is_some(),
+        "nothing removed without confirmation"
+    );
+
+    let run = c
+        .run(&[
+            "remove",
+            "mqtt-prod",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--yes",
+        ])
+        .await;
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains("Removed the TLS configuration of EMQX Cloud deployment dep7"),
+        "{}",
+        run.stdout
+    );
+    assert!(c.emu.tls_snapshot("dep7").is_none());
+    assert!(!c.emu.broker_running("dep7").await);
+    c.run(&["verify", "mqtt-prod", "--config", cfg.to_str().unwrap()])
+        .await
+        .assert_code(exit::VERIFY);
 }
