@@ -65,19 +65,11 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     }
     let material = match Material::from_dir(&dir) {
         Ok(m) => m,
-        Err(e) => {
-            let e = Error::from(e);
-            output::error(&e.to_string());
-            return e.exit_code();
-        }
+        Err(e) => return output::fail(e),
     };
     let targets = match from_config::targets(&spec) {
         Ok(t) => t,
-        Err(e) => {
-            let e = Error::from(e);
-            output::error(&e.to_string());
-            return e.exit_code();
-        }
+        Err(e) => return output::fail(e),
     };
     let quiet = cli.quiet;
     let progress = move |m: &str| {
@@ -127,11 +119,7 @@ pub async fn run_remove(cli: &Cli, args: &RemoveArgs) -> i32 {
     };
     let targets = match from_config::targets(&spec) {
         Ok(t) => t,
-        Err(e) => {
-            let e = Error::from(e);
-            output::error(&e.to_string());
-            return e.exit_code();
-        }
+        Err(e) => return output::fail(e),
     };
     if targets.is_empty() {
         output::error(&format!(
@@ -162,9 +150,7 @@ pub async fn run_remove(cli: &Cli, args: &RemoveArgs) -> i32 {
     }
     for t in &targets {
         if let Err(e) = t.remove().await {
-            let e = Error::from(e);
-            output::error(&e.to_string());
-            return e.exit_code();
+            return output::fail(e);
         }
         println!("Removed the TLS configuration of {}", t.describe());
     }

@@ -71,11 +71,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
     let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);
     let ca = match AcmeClient::connect(&settings.acme, &store).await {
         Ok(ca) => ca,
-        Err(e) => {
-            let e = Error::from(e);
-            output::error(&e.to_string());
-            return e.exit_code();
-        }
+        Err(e) => return output::fail(e),
     };
     let clock = SystemClock;
     let progress = LineProgress { quiet: cli.quiet };

@@ -43,6 +43,13 @@ pub fn error(message: &str) {
     let _ = writeln!(std::io::stderr(), "error: {message}");
 }
 
+/// Prints `e` as an error paragraph and returns its exit code.
+pub fn fail(e: impl Into<crate::error::Error>) -> i32 {
+    let e = e.into();
+    error(&e.to_string());
+    e.exit_code()
+}
+
 /// Prints a warning paragraph to stderr.
 pub fn warning(message: &str) {
     let _ = writeln!(std::io::stderr(), "warning: {message}");

@@ -34,7 +34,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,10 +51,7 @@ use axum::response::{IntoResponse, Response};
 use axum::serve::{IncomingStream, Listener};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
+use rcgen::KeyPair;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::Deserialize;
 use time::OffsetDateTime;
@@ -756,45 +753,11 @@ struct ApiTls {
 
 impl ApiTls {
     fn generate() -> Result<Self> {
-        let cert_err = |what: &str, e: rcgen::Error| SandboxError::Cert(format!("{what}: {e}"));
-        let ca_key = KeyPair::generate().map_err(|e| cert_err("CA key", e))?;
-        let mut ca_params = CertificateParams::default();
-        let mut ca_dn = DistinguishedName::new();
-        ca_dn.push(DnType::CommonName, "brokercert sandbox EMQX Cloud API CA");
-        ca_params.distinguished_name = ca_dn;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca_params
-            .self_signed(&ca_key)
-            .map_err(|e| cert_err("CA certificate", e))?;
-        let issuer = Issuer::new(ca_params, ca_key);
-
-        let key = KeyPair::generate().map_err(|e| cert_err("server key", e))?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "localhost");
-        params.distinguished_name = dn;
-        let localhost = "localhost"
-            .try_into()
-            .map_err(|e| cert_err("SAN localhost", e))?;
-        params.subject_alt_names = vec![
-            SanType::DnsName(localhost),
-            SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)),
-        ];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let cert = params
-            .signed_by(&key, &issuer)
-            .map_err(|e| cert_err("server certificate", e))?;
+        let t = super::local_tls::LocalTls::generate("brokercert sandbox EMQX Cloud API CA")?;
         Ok(Self {
-            ca_pem: ca_cert.pem(),
-            cert_der: cert.der().to_vec(),
-            key_der: key.serialize_der(),
+            ca_pem: t.ca_pem,
+            cert_der: t.cert_der,
+            key_der: t.key_der,
         })
     }
 

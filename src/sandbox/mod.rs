@@ -18,6 +18,7 @@
 
 pub mod dns_server;
 pub mod emqx_cloud;
+pub mod local_tls;
 pub mod mosquitto;
 pub mod moto;
 pub mod pebble;

@@ -9,15 +9,10 @@
 //! does not know about Route 53.
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType,
-};
 
 use super::process::{ChildGuard, free_port};
 use super::{Result, SandboxError};
@@ -169,45 +164,11 @@ pub struct PebbleTls {
 impl PebbleTls {
     /// Generates a fresh CA and server certificate (ECDSA P-256).
     pub fn generate() -> Result<Self> {
-        let cert_err = |what: &str, e: rcgen::Error| SandboxError::Cert(format!("{what}: {e}"));
-        let ca_key = KeyPair::generate().map_err(|e| cert_err("CA key", e))?;
-        let mut ca_params = CertificateParams::default();
-        let mut ca_dn = DistinguishedName::new();
-        ca_dn.push(DnType::CommonName, "brokercert sandbox Pebble TLS CA");
-        ca_params.distinguished_name = ca_dn;
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
-        let ca_cert = ca_params
-            .self_signed(&ca_key)
-            .map_err(|e| cert_err("CA certificate", e))?;
-        let issuer = Issuer::new(ca_params, ca_key);
-
-        let key = KeyPair::generate().map_err(|e| cert_err("server key", e))?;
-        let mut params = CertificateParams::default();
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "localhost");
-        params.distinguished_name = dn;
-        let localhost = "localhost"
-            .try_into()
-            .map_err(|e| cert_err("SAN localhost", e))?;
-        params.subject_alt_names = vec![
-            SanType::DnsName(localhost),
-            SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)),
-        ];
-        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
-        let cert = params
-            .signed_by(&key, &issuer)
-            .map_err(|e| cert_err("server certificate", e))?;
+        let t = super::local_tls::LocalTls::generate("brokercert sandbox Pebble TLS CA")?;
         Ok(Self {
-            ca_pem: ca_cert.pem(),
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
+            ca_pem: t.ca_pem,
+            cert_pem: t.cert_pem,
+            key_pem: t.key_pem,
         })
     }
 }
