@@ -6,6 +6,7 @@
 //! `Clock`) with a real adapter.
 
 pub mod acme;
+pub mod check;
 pub mod cli;
 pub mod clock;
 pub mod config;

@@ -4,6 +4,7 @@
 //! paragraph, `error:` first). Does not own any workflow logic.
 
 mod after_issue;
+mod check;
 mod deploy;
 mod issue;
 mod output;
@@ -54,6 +55,31 @@ pub enum Command {
     Remove(RemoveArgs),
     /// Prove the broker serves the certificate: MQTT round trips over mqtts and wss.
     Verify(VerifyArgs),
+    /// Check a certificate (certbot lineage, live directory or files) against import rules.
+    Check(CheckArgs),
+}
+
+/// Flags of `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// A certbot lineage or brokercert live directory, or the files (certificate, chain, key).
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// A name the certificate must cover (repeatable).
+    #[arg(long = "domain", short = 'd', value_name = "NAME")]
+    pub domains: Vec<String>,
+    /// Take the names from this configured certificate.
+    #[arg(long, short = 'n')]
+    pub name: Option<String>,
+    /// Target profile: emqx-cloud (default) or files.
+    #[arg(long, default_value = "emqx-cloud")]
+    pub profile: String,
+    /// Override the profile's import window (days of validity that must remain).
+    #[arg(long, value_name = "DAYS")]
+    pub min_days_left: Option<i64>,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `verify`.
@@ -230,6 +256,7 @@ pub fn main() -> i32 {
             Command::Deploy(args) => deploy::run_deploy(&cli, args).await,
             Command::Remove(args) => deploy::run_remove(&cli, args).await,
             Command::Verify(args) => verify::run_verify(&cli, args).await,
+            Command::Check(args) => check::run(&cli, args),
         }
     })
 }

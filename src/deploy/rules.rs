@@ -165,14 +165,18 @@ pub fn check(
         "names",
         uncovered.is_empty(),
         format!("names {}", leaf.dns_names().join(", ")),
-        format!(
-            "cover {}",
-            names
-                .iter()
-                .map(|n| n.as_str())
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
+        if names.is_empty() {
+            "cover the broker's domain (none given to compare with: pass --domain)".to_string()
+        } else {
+            format!(
+                "cover {}",
+                names
+                    .iter()
+                    .map(|n| n.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        },
         Some(format!(
             "issue a certificate that includes {}",
             uncovered.join(", ")

@@ -1,0 +1,117 @@
+//! `brokercert check PATH...`: one PASS/FAIL line per rule with evidence and fix, or `--json`.
+
+use super::{CheckArgs, Cli, output};
+use crate::check::check;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Overrides, Settings};
+use crate::deploy::rules::ImportRules;
+use crate::error::exit;
+use crate::names::DomainName;
+use crate::pki::anchors::TrustAnchors;
+
+pub fn run(cli: &Cli, args: &CheckArgs) -> i32 {
+    let mut rules = match args.profile.as_str() {
+        "emqx-cloud" => ImportRules::emqx_cloud(),
+        "files" => ImportRules::files(),
+        other => {
+            output::error(&format!(
+                "`--profile {other}` is not a known target profile; expected `emqx-cloud` (EMQX Cloud's import rules) or `files` (brokers that read PEM files)"
+            ));
+            return exit::CONFIG;
+        }
+    };
+    if let Some(d) = args.min_days_left {
+        rules.min_days_left = d;
+    }
+    let mut names = Vec::new();
+    for d in &args.domains {
+        match DomainName::parse(d) {
+            Ok(n) => names.push(n),
+            Err(e) => {
+                output::error(&format!("`--domain {d}`: {e}"));
+                return exit::CONFIG;
+            }
+        }
+    }
+    if names.is_empty()
+        && let Some(name) = &args.name
+    {
+        let over = Overrides {
+            name: Some(name.clone()),
+            state_dir: cli.state_dir.clone(),
+            ..Default::default()
+        };
+        match Settings::load(cli.config.as_deref(), &over) {
+            Ok(s) => {
+                names = s
+                    .certificates
+                    .first()
+                    .map(|c| c.domains.clone())
+                    .unwrap_or_default()
+            }
+            Err(e) => return output::fail(e),
+        }
+    }
+    let anchors = TrustAnchors::bundled().with_system();
+    let report = match check(&args.paths, &names, &rules, &anchors, SystemClock.now()) {
+        Ok(r) => r,
+        Err(e) => {
+            output::error(&e.to_string());
+            return exit::CONFIG;
+        }
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&serde_json::json!({
+            "ok": report.ok(),
+            "report": report,
+        })) {
+            Ok(s) => println!("{s}"),
+            Err(e) => {
+                output::error(&format!("cannot write JSON: {e}"));
+                return exit::INTERNAL;
+            }
+        }
+    } else {
+        println!(
+            "check {} ({}{}; profile {})",
+            report.inputs.join(" "),
+            report.leaf.as_deref().unwrap_or("no certificate"),
+            report
+                .serial
+                .as_deref()
+                .map(|s| format!(", serial {s}"))
+                .unwrap_or_default(),
+            report.profile
+        );
+        for n in &report.notes {
+            println!("  note: {n}");
+        }
+        for v in &report.verdicts {
+            if v.ok {
+                println!("PASS {:<25} {}", v.rule, v.found);
+            } else {
+                println!(
+                    "FAIL {:<25} found {}, expected {}{}",
+                    v.rule,
+                    v.found,
+                    v.expected,
+                    v.fix
+                        .as_ref()
+                        .map(|f| format!(" — fix: {f}"))
+                        .unwrap_or_default()
+                );
+            }
+        }
+        let failed = report.verdicts.iter().filter(|v| !v.ok).count();
+        if failed == 0 {
+            println!("all {} rules passed", report.verdicts.len());
+        } else {
+            println!("{failed} of {} rules failed", report.verdicts.len());
+        }
+    }
+    if report.ok() {
+        exit::OK
+    } else {
+        exit::CERTIFICATE
+    }
+}
