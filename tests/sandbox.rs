@@ -493,10 +493,10 @@ async fn pebble_env_overrides_alternate_roots_and_eab() {
 #[tokio::test]
 async fn refuses_always_valid_and_reports_missing_moto() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let options = PebbleOptions::new().env("PEBBLE_VA_ALWAYS_VALID", "1");
+    let options = PebbleOptions::new().env(brokercert::sandbox::pebble::FORBIDDEN_ENV, "1");
     let err = Pebble::start(dir.path(), "127.0.0.1:9".parse().expect("addr"), &options)
         .await
-        .expect_err("PEBBLE_VA_ALWAYS_VALID must be refused");
+        .expect_err("the always-valid switch must be refused");
     assert!(matches!(err, SandboxError::InvalidOption(_)), "{err}");
 
     let err =

