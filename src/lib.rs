@@ -7,6 +7,7 @@
 
 pub mod acme;
 pub mod cli;
+pub mod clientpki;
 pub mod clock;
 pub mod config;
 pub mod deploy;
