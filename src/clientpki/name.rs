@@ -7,6 +7,7 @@
 use std::fmt;
 
 use super::error::ClientPkiError;
+use super::files::CA_CERT_FILE;
 
 /// The longest name: X.509's upper bound for a common name.
 pub const MAX_NAME_LEN: usize = 64;
@@ -42,7 +43,7 @@ impl ClientName {
         if name.starts_with('.') || name.starts_with('-') {
             return Err(refuse("it starts with `.` or `-`"));
         }
-        let ca_stem = "client-ca";
+        let ca_stem = CA_CERT_FILE.trim_end_matches(".crt");
         if name.eq_ignore_ascii_case(ca_stem) {
             return Err(refuse(
                 "its files would be the client CA's own client-ca.crt and client-ca.key",
