@@ -4,6 +4,7 @@
 //! paragraph, `error:` first). Does not own any workflow logic.
 
 mod after_issue;
+mod client_pki;
 mod deploy;
 mod issue;
 mod output;
@@ -54,6 +55,12 @@ pub enum Command {
     Remove(RemoveArgs),
     /// Prove the broker serves the certificate: MQTT round trips over mqtts and wss.
     Verify(VerifyArgs),
+    /// Private client CA for two-way TLS (Let's Encrypt issues no client certificates).
+    #[command(subcommand)]
+    ClientCa(client_pki::ClientCaCommand),
+    /// Client certificates signed by the private client CA.
+    #[command(subcommand)]
+    ClientCert(client_pki::ClientCertCommand),
 }
 
 /// Flags of `verify`.
@@ -230,6 +237,8 @@ pub fn main() -> i32 {
             Command::Deploy(args) => deploy::run_deploy(&cli, args).await,
             Command::Remove(args) => deploy::run_remove(&cli, args).await,
             Command::Verify(args) => verify::run_verify(&cli, args).await,
+            Command::ClientCa(cmd) => client_pki::run_client_ca(&cli, cmd),
+            Command::ClientCert(cmd) => client_pki::run_client_cert(&cli, cmd),
         }
     })
 }
