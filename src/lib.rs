@@ -8,6 +8,7 @@
 pub mod acme;
 pub mod check;
 pub mod cli;
+pub mod clientpki;
 pub mod clock;
 pub mod config;
 pub mod deploy;

@@ -5,6 +5,7 @@
 
 mod after_issue;
 mod check;
+mod client_pki;
 mod deploy;
 mod issue;
 mod output;
@@ -55,6 +56,12 @@ pub enum Command {
     Remove(RemoveArgs),
     /// Prove the broker serves the certificate: MQTT round trips over mqtts and wss.
     Verify(VerifyArgs),
+    /// Private client CA for two-way TLS (Let's Encrypt issues no client certificates).
+    #[command(subcommand)]
+    ClientCa(client_pki::ClientCaCommand),
+    /// Client certificates signed by the private client CA.
+    #[command(subcommand)]
+    ClientCert(client_pki::ClientCertCommand),
     /// Check a certificate (certbot lineage, live directory or files) against import rules.
     Check(CheckArgs),
 }
@@ -257,6 +264,8 @@ pub fn main() -> i32 {
             Command::Remove(args) => deploy::run_remove(&cli, args).await,
             Command::Verify(args) => verify::run_verify(&cli, args).await,
             Command::Check(args) => check::run(&cli, args),
+            Command::ClientCa(cmd) => client_pki::run_client_ca(&cli, cmd),
+            Command::ClientCert(cmd) => client_pki::run_client_cert(&cli, cmd),
         }
     })
 }
