@@ -164,7 +164,7 @@ fn source_words(source: AnchorSource) -> &'static str {
         AnchorSource::InBundle => "the bundle",
         AnchorSource::Bundled => "brokercert's built-in Mozilla roots",
         AnchorSource::System => "the system trust store",
-        AnchorSource::Extra => "the extra trust roots given (--trust-root)",
+        AnchorSource::Extra => "the extra trust roots given with --trust-root",
     }
 }
 
@@ -263,13 +263,9 @@ pub fn split_bundle(text: &[u8], anchors: &TrustAnchors) -> Result<SplitBundle, 
     let ordered = issuer_walk(&certs, leaf);
     let leftover: Vec<usize> = (0..certs.len()).filter(|i| !ordered.contains(i)).collect();
     if !leftover.is_empty() {
-        return Err(gap_error(
-            &certs,
-            &ordered,
-            &leftover,
-            &name_of,
-            blocks[leaf],
-        ));
+        return Err(gap_error(&certs, &ordered, &leftover, &name_of, &|i| {
+            blocks[i]
+        }));
     }
 
     let top = ordered[ordered.len() - 1];
@@ -293,7 +289,8 @@ pub fn split_bundle(text: &[u8], anchors: &TrustAnchors) -> Result<SplitBundle, 
             cert.display_name()
         ));
     }
-    if certs[leaf].is_ca() && ordered.len() > 1 {
+    // A lone self-signed CA:TRUE certificate is a common self-made server certificate.
+    if certs[leaf].is_ca() && !(ordered.len() == 1 && ends_in_root) {
         actions.push(format!(
             "warning: the leaf, {}, is a CA certificate: this bundle may hold only CA certificates (a chain file?); EMQX Cloud's certificate body must be the server certificate",
             name_of(leaf)
@@ -322,7 +319,7 @@ pub fn split_bundle(text: &[u8], anchors: &TrustAnchors) -> Result<SplitBundle, 
         match anchors.find_issuer_of(last) {
             Some((root, source)) => {
                 actions.push(format!(
-                    "root.pem: {}, found in {} (the bundle does not include its root)",
+                    "root.pem: {}, from {}; the bundle does not include its root",
                     root.display_name(),
                     source_words(source)
                 ));
@@ -371,8 +368,9 @@ fn gap_error(
     ordered: &[usize],
     leftover: &[usize],
     name_of: &dyn Fn(usize) -> String,
-    leaf_block: usize,
+    blocks_of: &dyn Fn(usize) -> usize,
 ) -> SplitError {
+    let leaf_block = blocks_of(ordered[0]);
     let top = ordered[ordered.len() - 1];
     let issuer = certs[top].issuer_display_name();
     let same_name: Vec<usize> = leftover
@@ -405,8 +403,8 @@ fn gap_error(
                 name_of(top)
             ),
             format!(
-                "Add the missing certificate {issuer} after {} (your CA's download page has it; EMQX's guide points to https://myssl.com/chain_download.html for chain completion), or remove the certificates that don't belong",
-                name_of(top)
+                "Add the missing certificate {issuer} right after block {} — your CA's download page has it (EMQX's guide points to https://myssl.com/chain_download.html for chain completion) — or remove the certificates that don't belong",
+                blocks_of(top)
             ),
         )
     };
@@ -462,7 +460,7 @@ mod tests {
         assert_eq!(split.intermediates, chain[1..]);
         assert_eq!(split.root, Some((root.cert.clone(), AnchorSource::Extra)));
         assert_eq!(split.actions.len(), 1, "{:?}", split.actions);
-        assert!(split.actions[0].contains("found in the extra trust roots"));
+        assert!(split.actions[0].contains("from the extra trust roots"));
     }
 
     #[test]
