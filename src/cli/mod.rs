@@ -7,6 +7,7 @@ mod after_issue;
 mod deploy;
 mod issue;
 mod output;
+mod split;
 mod verify;
 
 use std::path::PathBuf;
@@ -54,6 +55,8 @@ pub enum Command {
     Remove(RemoveArgs),
     /// Prove the broker serves the certificate: MQTT round trips over mqtts and wss.
     Verify(VerifyArgs),
+    /// Split a PEM bundle into cert.pem (leaf), chain.pem (intermediates) and root.pem.
+    Split(split::SplitArgs),
 }
 
 /// Flags of `verify`.
@@ -230,6 +233,7 @@ pub fn main() -> i32 {
             Command::Deploy(args) => deploy::run_deploy(&cli, args).await,
             Command::Remove(args) => deploy::run_remove(&cli, args).await,
             Command::Verify(args) => verify::run_verify(&cli, args).await,
+            Command::Split(args) => split::run(args),
         }
     })
 }
