@@ -9,6 +9,7 @@ mod client_pki;
 mod deploy;
 mod issue;
 mod output;
+mod split;
 mod verify;
 
 use std::path::PathBuf;
@@ -56,6 +57,8 @@ pub enum Command {
     Remove(RemoveArgs),
     /// Prove the broker serves the certificate: MQTT round trips over mqtts and wss.
     Verify(VerifyArgs),
+    /// Split a PEM bundle into cert.pem (leaf), chain.pem (intermediates) and root.pem.
+    Split(split::SplitArgs),
     /// Private client CA for two-way TLS (Let's Encrypt issues no client certificates).
     #[command(subcommand)]
     ClientCa(client_pki::ClientCaCommand),
@@ -266,6 +269,7 @@ pub fn main() -> i32 {
             Command::Check(args) => check::run(&cli, args),
             Command::ClientCa(cmd) => client_pki::run_client_ca(&cli, cmd),
             Command::ClientCert(cmd) => client_pki::run_client_cert(&cli, cmd),
+            Command::Split(args) => split::run(args),
         }
     })
 }

@@ -186,6 +186,9 @@ impl fmt::Debug for PrivateKeyBlock {
 pub struct Bundle {
     /// CERTIFICATE (and TRUSTED CERTIFICATE) blocks, in file order.
     pub certificates: Vec<Certificate>,
+    /// The 1-based block number of each of `certificates` (blocks of every
+    /// type are counted), so messages can point at the file as written.
+    pub certificate_blocks: Vec<usize>,
     /// Private-key blocks, in file order.
     pub private_keys: Vec<PrivateKeyBlock>,
     /// What was normalised or skipped, one sentence each.
@@ -274,6 +277,7 @@ pub fn parse_bundle(text: &[u8]) -> Result<Bundle, BundleError> {
                     ));
                 }
                 bundle.certificates.push(cert);
+                bundle.certificate_blocks.push(number);
             }
             "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "ENCRYPTED PRIVATE KEY" => {
                 let format = if encrypted_headers {

@@ -394,19 +394,22 @@ fn links(child: &Certificate, parent: &Certificate) -> bool {
     child.issued_by_name(parent) && child.verify_signed_by(parent)
 }
 
-/// Puts certificates in chain order, leaf first, each followed by its issuer.
-///
-/// The leaf is the one non-CA certificate that no other certificate names as
-/// its issuer (a single certificate is always the leaf). Issuers are matched by
-/// name and verified signature. A self-signed root, if present, ends the chain.
-/// Duplicates and certificates that don't link are errors.
-pub fn order_chain(certs: Vec<Certificate>) -> Result<Vec<Certificate>, ChainError> {
-    if certs.is_empty() {
-        return Err(ChainError::Empty);
-    }
-    check_duplicates(&certs)?;
+/// Which certificate of a set is the leaf ([`leaf_candidates`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LeafPick {
+    /// Exactly one: its position.
+    One(usize),
+    /// None (every certificate issues another one).
+    None,
+    /// Several, by position.
+    Several(Vec<usize>),
+}
+
+/// The leaf: the one non-CA certificate that no other certificate names as
+/// its issuer, else the one certificate that issues nothing (a CA-only set).
+pub(crate) fn leaf_candidates(certs: &[Certificate]) -> LeafPick {
     if certs.len() == 1 {
-        return Ok(certs);
+        return LeafPick::One(0);
     }
     let issues_another = |i: usize| {
         certs
@@ -420,24 +423,21 @@ pub fn order_chain(certs: Vec<Certificate>) -> Result<Vec<Certificate>, ChainErr
         .copied()
         .filter(|i| !certs[*i].is_ca())
         .collect();
-    let several_leaves = |several: &[usize]| ChainError::SeveralLeaves {
-        count: several.len(),
-        names: several
-            .iter()
-            .map(|i| format!("{}: {}", i + 1, certs[*i].display_name()))
-            .collect::<Vec<_>>()
-            .join(", "),
-    };
-    let leaf = match non_ca.as_slice() {
-        [one] => *one,
+    match non_ca.as_slice() {
+        [one] => LeafPick::One(*one),
         [] => match candidates.as_slice() {
-            [one] => *one,
-            [] => return Err(ChainError::NoLeaf { count: certs.len() }),
-            several => return Err(several_leaves(several)),
+            [one] => LeafPick::One(*one),
+            [] => LeafPick::None,
+            several => LeafPick::Several(several.to_vec()),
         },
-        several => return Err(several_leaves(several)),
-    };
+        several => LeafPick::Several(several.to_vec()),
+    }
+}
 
+/// Positions from `leaf` upwards, each followed by its issuer (name and
+/// verified signature), until a self-signed certificate or no issuer in the
+/// set. Certificates left out of the result do not link.
+pub(crate) fn issuer_walk(certs: &[Certificate], leaf: usize) -> Vec<usize> {
     let mut used = vec![false; certs.len()];
     used[leaf] = true;
     let mut order = vec![leaf];
@@ -453,7 +453,39 @@ pub fn order_chain(certs: Vec<Certificate>) -> Result<Vec<Certificate>, ChainErr
             None => break,
         }
     }
-    if let Some(stray) = used.iter().position(|u| !u) {
+    order
+}
+
+/// Puts certificates in chain order, leaf first, each followed by its issuer.
+///
+/// The leaf is the one non-CA certificate that no other certificate names as
+/// its issuer (a single certificate is always the leaf). Issuers are matched by
+/// name and verified signature. A self-signed root, if present, ends the chain.
+/// Duplicates and certificates that don't link are errors.
+pub fn order_chain(certs: Vec<Certificate>) -> Result<Vec<Certificate>, ChainError> {
+    if certs.is_empty() {
+        return Err(ChainError::Empty);
+    }
+    check_duplicates(&certs)?;
+    if certs.len() == 1 {
+        return Ok(certs);
+    }
+    let leaf = match leaf_candidates(&certs) {
+        LeafPick::One(i) => i,
+        LeafPick::None => return Err(ChainError::NoLeaf { count: certs.len() }),
+        LeafPick::Several(several) => {
+            return Err(ChainError::SeveralLeaves {
+                count: several.len(),
+                names: several
+                    .iter()
+                    .map(|i| format!("{}: {}", i + 1, certs[*i].display_name()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            });
+        }
+    };
+    let order = issuer_walk(&certs, leaf);
+    if let Some(stray) = (0..certs.len()).find(|i| !order.contains(i)) {
         return Err(ChainError::Unlinked {
             index: stray + 1,
             name: certs[stray].display_name(),

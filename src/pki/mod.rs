@@ -16,6 +16,7 @@ pub mod bundle;
 pub mod certificate;
 pub mod chain;
 pub mod keys;
+pub mod split_bundle;
 
 pub use anchors::{AnchorError, AnchorSource, TrustAnchors};
 pub use bundle::{
@@ -28,6 +29,7 @@ pub use chain::{
     dedup_certificates, order_chain, split_chain, verify_validity,
 };
 pub use keys::{KeyError, KeyType, ParseKeyTypeError, PrivateKey};
+pub use split_bundle::{SplitBundle, SplitError, split_bundle};
 
 /// Test fixtures: every certificate is made with rcgen at test time.
 #[cfg(test)]
