@@ -4,22 +4,41 @@
 //! chain splitting and checks, certbot-like storage. Decisions are pure functions; every side
 //! effect sits behind a small trait (`DnsProvider`, `DnsLookup`, `CertificateAuthority`,
 //! `Clock`) with a real adapter.
+//!
+//! Everything except [`pki`] needs the default `full` feature; `pki` alone (parsing, chain
+//! ordering and splitting) builds with `default-features = false`, which the fuzz targets use.
 
+#[cfg(feature = "full")]
 pub mod acme;
+#[cfg(feature = "full")]
 pub mod check;
+#[cfg(feature = "full")]
 pub mod cli;
+#[cfg(feature = "full")]
 pub mod clientpki;
+#[cfg(feature = "full")]
 pub mod clock;
+#[cfg(feature = "full")]
 pub mod config;
+#[cfg(feature = "full")]
 pub mod deploy;
+#[cfg(feature = "full")]
 pub mod dns;
+#[cfg(feature = "full")]
 pub mod error;
+#[cfg(feature = "full")]
 pub mod names;
 pub mod pki;
+#[cfg(feature = "full")]
 pub mod sandbox;
+#[cfg(feature = "full")]
 pub mod secret;
+#[cfg(feature = "full")]
 pub mod store;
+#[cfg(feature = "full")]
 pub mod verify;
+#[cfg(feature = "full")]
 pub mod workflow;
 
+#[cfg(feature = "full")]
 pub use error::Error;
