@@ -9,14 +9,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use instant_acme::{
-    AuthorizationStatus, ChallengeType, Identifier, NewOrder, Order, OrderStatus, RetryPolicy,
+    AuthorizationStatus, CertificateIdentifier, ChallengeType, Identifier, NewOrder, Order,
+    OrderStatus, RetryPolicy,
 };
 use tokio::sync::RwLock;
 
 use super::account::{self, LoadedAccount};
 use super::alternates::{self, Signer};
 use super::http::AcmeHttp;
-use super::{AcmeError, CaOrder, CertificateAuthority, Dns01Challenge, IssuedChains};
+use super::{
+    AcmeError, CaOrder, CertificateAuthority, Dns01Challenge, IssuedChains, RenewalWindow,
+};
 use crate::config::AcmeSettings;
 use crate::names::DomainName;
 use crate::store::Store;
@@ -178,19 +181,43 @@ impl AcmeClient {
     async fn place(
         &self,
         ids: &[Identifier],
+        replaces: Option<&CertificateIdentifier<'_>>,
     ) -> Result<(Order, LoadedAccount), instant_acme::Error> {
         let acct = self.account.read().await.clone();
-        let order = nonce_retry!(
-            "new order",
-            acct.account.new_order(&NewOrder::new(ids)).await
-        )?;
+        let mut new = NewOrder::new(ids);
+        if let Some(r) = replaces {
+            new = new.replaces(r.clone());
+        }
+        let order = nonce_retry!("new order", acct.account.new_order(&new).await)?;
         Ok((order, acct))
+    }
+
+    fn wrap(
+        &self,
+        order: Order,
+        account: LoadedAccount,
+        challenges: Vec<Dns01Challenge>,
+    ) -> Box<dyn CaOrder> {
+        Box::new(AcmeOrder {
+            url: order.url().to_string(),
+            order,
+            challenges,
+            http: self.http.clone(),
+            account,
+            directory: self.settings.directory.clone(),
+            timeout: self.settings.order_timeout,
+        })
     }
 }
 
 #[async_trait]
 impl CertificateAuthority for AcmeClient {
-    async fn new_order(&self, names: &[DomainName]) -> Result<Box<dyn CaOrder>, AcmeError> {
+    async fn new_order(
+        &self,
+        names: &[DomainName],
+        replaces: Option<&str>,
+    ) -> Result<Box<dyn CaOrder>, AcmeError> {
+        let replaces = replaces.map(parse_cert_id).transpose()?;
         let ids: Vec<Identifier> = names
             .iter()
             .map(|n| Identifier::Dns(n.to_string()))
@@ -200,7 +227,7 @@ impl CertificateAuthority for AcmeClient {
             .map(|n| n.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        let (mut order, acct) = match self.place(&ids).await {
+        let (mut order, acct) = match self.place(&ids, replaces.as_ref()).await {
             Err(e)
                 if problem_type(&e) == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
             {
@@ -209,7 +236,7 @@ impl CertificateAuthority for AcmeClient {
                 tracing::warn!("the CA no longer knows the stored account; creating a new one");
                 let fresh = account::create(&self.http, &self.settings, &self.store, true).await?;
                 *self.account.write().await = fresh;
-                self.place(&ids)
+                self.place(&ids, replaces.as_ref())
                     .await
                     .map_err(|e| order_error(e, &names_text))?
             }
@@ -217,16 +244,90 @@ impl CertificateAuthority for AcmeClient {
         };
 
         let challenges = step_retry!("fetch authorizations", collect_challenges(&mut order).await)?;
-        Ok(Box::new(AcmeOrder {
-            url: order.url().to_string(),
-            order,
-            challenges,
-            http: self.http.clone(),
-            account: acct,
-            directory: self.settings.directory.clone(),
-            timeout: self.settings.order_timeout,
-        }))
+        Ok(self.wrap(order, acct, challenges))
     }
+
+    async fn resume_order(&self, url: &str) -> Result<Option<Box<dyn CaOrder>>, AcmeError> {
+        let acct = self.account.read().await.clone();
+        let mut order =
+            match nonce_retry!("resume order", acct.account.order(url.to_string()).await) {
+                Ok(o) => o,
+                // Gone, or not this account's (the CA forgot the account): a new order it is.
+                Err(instant_acme::Error::Api(p)) => {
+                    tracing::info!("the interrupted order {url} cannot be resumed: {p}");
+                    return Ok(None);
+                }
+                Err(e) => return Err(map_error(e, "resume order")),
+            };
+        let challenges = match order.state().status {
+            OrderStatus::Pending => {
+                match step_retry!("fetch authorizations", collect_challenges(&mut order).await) {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::info!("the interrupted order {url} cannot be resumed: {e}");
+                        return Ok(None);
+                    }
+                }
+            }
+            OrderStatus::Ready | OrderStatus::Processing | OrderStatus::Valid => Vec::new(),
+            OrderStatus::Invalid => return Ok(None),
+        };
+        Ok(Some(self.wrap(order, acct, challenges)))
+    }
+
+    async fn renewal_info(&self, leaf_der: &[u8]) -> Result<Option<RenewalWindow>, AcmeError> {
+        let id = cert_id_of(leaf_der)?;
+        let acct = self.account.read().await.clone();
+        match acct.account.renewal_info(&id).await {
+            Ok((info, retry_after)) => Ok(Some(RenewalWindow {
+                start: info.suggested_window.start,
+                end: info.suggested_window.end,
+                explanation_url: info.explanation_url,
+                retry_after,
+            })),
+            Err(instant_acme::Error::Unsupported(_)) => Ok(None),
+            Err(e) => Err(map_error(e, "renewal information (ARI)")),
+        }
+    }
+}
+
+/// The ARI certificate identifier of a DER certificate: `base64url(AKI keyIdentifier)` `.`
+/// `base64url(DER serial)` (RFC 9773 §4.1).
+pub fn cert_id_of(leaf_der: &[u8]) -> Result<CertificateIdentifier<'static>, AcmeError> {
+    use x509_parser::prelude::{FromDer, ParsedExtension, X509Certificate};
+    let (_, cert) = X509Certificate::from_der(leaf_der)
+        .map_err(|e| AcmeError::Setup(format!("cannot read the certificate for ARI: {e}")))?;
+    let aki = cert
+        .extensions()
+        .iter()
+        .find_map(|ext| match ext.parsed_extension() {
+            ParsedExtension::AuthorityKeyIdentifier(a) => a.key_identifier.as_ref(),
+            _ => None,
+        })
+        .ok_or_else(|| {
+            AcmeError::Setup(
+                "the certificate has no Authority Key Identifier, so the CA's renewal information (ARI) cannot name it".into(),
+            )
+        })?;
+    let serial = cert.tbs_certificate.raw_serial();
+    Ok(CertificateIdentifier::new(aki.0.into(), serial.into()).into_owned())
+}
+
+fn parse_cert_id(text: &str) -> Result<CertificateIdentifier<'static>, AcmeError> {
+    let (aki, serial) = text.split_once('.').ok_or_else(|| {
+        AcmeError::Setup(format!(
+            "`{text}` is not an ARI certificate identifier (AKI.serial)"
+        ))
+    })?;
+    Ok(CertificateIdentifier {
+        authority_key_identifier: aki.to_string().into(),
+        serial: serial.to_string().into(),
+    })
+}
+
+/// `base64url(AKI).base64url(serial)` of a DER certificate, as `replaces` carries it.
+pub fn replaces_id(leaf_der: &[u8]) -> Result<String, AcmeError> {
+    Ok(cert_id_of(leaf_der)?.to_string())
 }
 
 fn order_error(e: instant_acme::Error, names: &str) -> AcmeError {
@@ -291,6 +392,16 @@ impl CaOrder for AcmeOrder {
 
     fn challenges(&self) -> &[Dns01Challenge] {
         &self.challenges
+    }
+
+    fn status(&mut self) -> super::OrderStatus {
+        match self.order.state().status {
+            OrderStatus::Pending => super::OrderStatus::Pending,
+            OrderStatus::Ready => super::OrderStatus::Ready,
+            OrderStatus::Processing => super::OrderStatus::Processing,
+            OrderStatus::Valid => super::OrderStatus::Valid,
+            OrderStatus::Invalid => super::OrderStatus::Invalid,
+        }
     }
 
     async fn submit_challenges(&mut self) -> Result<(), AcmeError> {

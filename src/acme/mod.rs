@@ -112,11 +112,52 @@ fn validation_message(failures: &[(String, String)]) -> String {
     )
 }
 
+/// When the CA suggests renewing a certificate (ACME Renewal Information, RFC 9773).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RenewalWindow {
+    /// Start of the suggested window.
+    pub start: time::OffsetDateTime,
+    /// End of the suggested window.
+    pub end: time::OffsetDateTime,
+    /// The CA's explanation (e.g. a revocation notice), if any.
+    pub explanation_url: Option<String>,
+    /// When to ask again (the response's `Retry-After`).
+    pub retry_after: std::time::Duration,
+}
+
 /// An ACME CA: places DNS-01 orders.
 #[async_trait]
 pub trait CertificateAuthority: Send + Sync {
     /// Places an order for `names` and returns it with its pending DNS-01 challenges.
-    async fn new_order(&self, names: &[DomainName]) -> Result<Box<dyn CaOrder>, AcmeError>;
+    /// `replaces` is the ARI certificate identifier (`base64url(AKI).base64url(serial)`) of
+    /// the certificate this order renews, sent only when the CA offers ARI.
+    async fn new_order(
+        &self,
+        names: &[DomainName],
+        replaces: Option<&str>,
+    ) -> Result<Box<dyn CaOrder>, AcmeError>;
+
+    /// Picks up an order placed earlier (by a run that was interrupted). `None` when the CA
+    /// no longer has it or it can no longer lead to a certificate (invalid, expired).
+    async fn resume_order(&self, url: &str) -> Result<Option<Box<dyn CaOrder>>, AcmeError>;
+
+    /// The CA's suggested renewal window for `leaf_der`; `None` when the CA has no ARI.
+    async fn renewal_info(&self, leaf_der: &[u8]) -> Result<Option<RenewalWindow>, AcmeError>;
+}
+
+/// An order's state as the CA last reported it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OrderStatus {
+    /// Authorizations to answer.
+    Pending,
+    /// Validated; waiting for the CSR.
+    Ready,
+    /// The CA is issuing.
+    Processing,
+    /// Issued; the certificate can be downloaded.
+    Valid,
+    /// Failed or expired: no certificate will come from it.
+    Invalid,
 }
 
 /// An order in progress.
@@ -130,6 +171,9 @@ pub trait CaOrder: Send {
     async fn submit_challenges(&mut self) -> Result<(), AcmeError>;
     /// Waits until the order is ready for finalisation (or fails with the CA's reasons).
     async fn await_ready(&mut self) -> Result<(), AcmeError>;
-    /// Sends our CSR and downloads the default and alternate chains.
+    /// Sends our CSR and downloads the default and alternate chains. On an order that is
+    /// already valid (finalised by an interrupted run) it only downloads.
     async fn finalize(&mut self, csr_der: &[u8]) -> Result<IssuedChains, AcmeError>;
+    /// Where the order stands (`pending`, `ready`, `processing`, `valid`, `invalid`).
+    fn status(&mut self) -> OrderStatus;
 }

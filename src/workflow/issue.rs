@@ -276,7 +276,7 @@ async fn run(
         .collect::<Vec<_>>()
         .join(", ");
     let t = tracker.enter(Stage::Order, &format!("ACME order for {names_text}"));
-    let mut order = svc.ca.new_order(&spec.domains).await?;
+    let mut order = svc.ca.new_order(&spec.domains, None).await?;
     let challenges = order.challenges().to_vec();
     tracker.leave(
         Stage::Order,
