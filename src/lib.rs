@@ -30,6 +30,8 @@ pub mod error;
 pub mod names;
 pub mod pki;
 #[cfg(feature = "full")]
+pub mod renew;
+#[cfg(feature = "full")]
 pub mod sandbox;
 #[cfg(feature = "full")]
 pub mod secret;

@@ -83,12 +83,15 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         clock: &clock,
         anchors: &anchors,
         progress: &progress,
+        journal: None,
     };
     let opts = IssueOptions {
         force: args.force,
         preferred_chain: settings.acme.preferred_chain.clone(),
         change_timeout: settings.dns.change_timeout,
         propagation_timeout: settings.dns.propagation_timeout,
+        replaces: None,
+        resume: None,
     };
     let mut code = exit::OK;
     for spec in &settings.certificates {

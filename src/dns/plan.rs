@@ -12,7 +12,7 @@ use super::{ChangeAction, RecordChange, RecordSet, RecordType};
 pub const CHALLENGE_TTL: u32 = 60;
 
 /// One DNS-01 value to publish at a name in a zone.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct TxtValue {
     /// Hosted zone id.
     pub zone_id: String,

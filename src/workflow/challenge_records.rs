@@ -38,6 +38,13 @@ impl Ledger {
         }
     }
 
+    /// A ledger holding `values`, e.g. what an interrupted run recorded in its journal.
+    pub fn from_entries(values: &[TxtValue]) -> Ledger {
+        let l = Ledger::default();
+        l.add(values);
+        l
+    }
+
     /// A copy of the entries.
     pub fn entries(&self) -> Vec<TxtValue> {
         self.0.lock().map(|v| v.clone()).unwrap_or_default()

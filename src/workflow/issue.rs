@@ -26,6 +26,7 @@ use crate::pki::bundle::parse_bundle;
 use crate::pki::certificate::Certificate;
 use crate::pki::chain::{SplitChain, choose_preferred, split_chain};
 use crate::pki::keys::{KeyType, PrivateKey};
+use crate::renew::journal::IssueJournal;
 use crate::store::{CertificateFiles, Store, StoredPaths};
 
 /// The side effects `issue` needs.
@@ -44,6 +45,8 @@ pub struct IssueServices<'a> {
     pub anchors: &'a TrustAnchors,
     /// Progress sink.
     pub progress: &'a dyn Progress,
+    /// Where each side effect is recorded before it happens (renewals); `None` for `issue`.
+    pub journal: Option<&'a dyn IssueJournal>,
 }
 
 /// Knobs of one `issue` run.
@@ -57,6 +60,19 @@ pub struct IssueOptions {
     pub change_timeout: Duration,
     /// Propagation timeout.
     pub propagation_timeout: Duration,
+    /// ARI id of the certificate this order replaces (RFC 9773 `replaces`).
+    pub replaces: Option<String>,
+    /// An order an interrupted run placed, and the key of its CSR if one was sent.
+    pub resume: Option<Resume>,
+}
+
+/// What an interrupted run left that this run can pick up.
+#[derive(Debug, Clone)]
+pub struct Resume {
+    /// The order URL.
+    pub order_url: String,
+    /// PEM of the key whose CSR may already be at the CA.
+    pub key_pem: Option<String>,
 }
 
 /// A stored certificate, as the summary shows it.
@@ -131,6 +147,7 @@ impl Tracker<'_> {
     }
 
     fn leave(&self, stage: Stage, started: tokio::time::Instant, message: &str) {
+        super::stall::after(stage.as_str());
         let took = started.elapsed();
         if let Ok(mut t) = self.timings.lock() {
             t.push((stage, took));
@@ -182,6 +199,12 @@ pub async fn issue(
         let failures = view
             .cleanup(&ledger, "brokercert: remove DNS-01 values")
             .await;
+        if failures.is_empty()
+            && let Some(j) = svc.journal
+            && let Err(e) = j.txt_removed()
+        {
+            tracing::warn!("{e}");
+        }
         tracker.leave(
             Stage::Cleanup,
             t,
@@ -266,7 +289,18 @@ async fn run(
 
     // The key is generated while the DNS work runs (RSA generation takes a while).
     let key_type = spec.key_type;
-    let key_task = tokio::task::spawn_blocking(move || PrivateKey::generate(key_type));
+    let saved_key = match opts.resume.as_ref().and_then(|r| r.key_pem.as_deref()) {
+        Some(pem) => Some(PrivateKey::from_pem(pem).map_err(|e| {
+            Error::Certificate(format!(
+                "the key an interrupted run saved in its journal is unreadable: {e}"
+            ))
+        })?),
+        None => None,
+    };
+    let key_task = tokio::task::spawn_blocking(move || match saved_key {
+        Some(k) => Ok(k),
+        None => PrivateKey::generate(key_type),
+    });
 
     // 2. Order.
     let names_text = spec
@@ -276,12 +310,37 @@ async fn run(
         .collect::<Vec<_>>()
         .join(", ");
     let t = tracker.enter(Stage::Order, &format!("ACME order for {names_text}"));
-    let mut order = svc.ca.new_order(&spec.domains, None).await?;
+    let resumed = match &opts.resume {
+        Some(r) => svc.ca.resume_order(&r.order_url).await?,
+        None => None,
+    };
+    let was_resumed = resumed.is_some();
+    let mut order = match resumed {
+        Some(o) => o,
+        None => {
+            let o = svc
+                .ca
+                .new_order(&spec.domains, opts.replaces.as_deref())
+                .await?;
+            if let Some(j) = svc.journal {
+                j.order_placed(o.url())?;
+            }
+            o
+        }
+    };
     let challenges = order.challenges().to_vec();
     tracker.leave(
         Stage::Order,
         t,
-        &format!("{} DNS-01 challenge(s) to answer", challenges.len()),
+        &if was_resumed {
+            format!(
+                "resumed the interrupted order ({:?}, {} challenge(s) to answer)",
+                order.status(),
+                challenges.len()
+            )
+        } else {
+            format!("{} DNS-01 challenge(s) to answer", challenges.len())
+        },
     );
 
     if !challenges.is_empty() {
@@ -303,6 +362,9 @@ async fn run(
                 name: target.to_string(),
                 value: ch.value.clone(),
             });
+        }
+        if let Some(j) = svc.journal {
+            j.txt_publishing(&values)?;
         }
         let changes = view
             .publish(
@@ -370,6 +432,9 @@ async fn run(
     let csr = key
         .csr_der(&names)
         .map_err(|e| Error::Certificate(format!("cannot build the CSR: {e}")))?;
+    if let Some(j) = svc.journal {
+        j.key_generated(&key.to_pem())?;
+    }
     let chains = order.finalize(&csr).await?;
     tracker.leave(
         Stage::Finalize,
@@ -405,6 +470,9 @@ async fn run(
     let files = files_of(&split, &key);
     let version = version_name(now, split.leaf.serial_hex());
     let paths = svc.store.save(&spec.name, &version, &files)?;
+    if let Some(j) = svc.journal {
+        j.stored()?;
+    }
     tracker.leave(Stage::Store, t, &format!("{}", paths.live_dir.display()));
 
     Ok(Issued {

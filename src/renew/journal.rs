@@ -1,0 +1,259 @@
+//! The journal of an issuance in flight: what a run has started but not finished, written
+//! before each side effect so that a run killed at any moment leaves enough behind for the
+//! next run to finish the job.
+//!
+//! Owns: `renewal/<name>.journal.json` (the order URL, the certificate it replaces, every
+//! DNS-01 TXT value about to be written) and `renewal/<name>.key.pem` (the key of a CSR about
+//! to be sent, 0600), both written atomically. Does not own what to do with them: the renew
+//! workflow resumes the order, removes the recorded TXT values and deletes the journal.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+use crate::dns::plan::TxtValue;
+use crate::store::{StoreError, atomic_write, ensure_dir};
+
+/// What the journal holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JournalData {
+    /// The ACME order placed (cleared once the certificate is stored).
+    pub order_url: Option<String>,
+    /// The ARI id of the certificate the order replaces.
+    pub replaces: Option<String>,
+    /// TXT values written or about to be written (cleared once removed).
+    #[serde(default)]
+    pub txt: Vec<TxtValue>,
+    /// Whether `<name>.key.pem` holds the key of a CSR that was (or was about to be) sent.
+    #[serde(default)]
+    pub key_saved: bool,
+}
+
+impl JournalData {
+    /// Nothing left to resume or clean.
+    pub fn is_empty(&self) -> bool {
+        self.order_url.is_none() && self.txt.is_empty() && !self.key_saved
+    }
+}
+
+/// An issuance's journal on disk.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    key_path: PathBuf,
+    data: Mutex<JournalData>,
+}
+
+/// Hooks the issue workflow calls before each side effect.
+pub trait IssueJournal: Send + Sync {
+    /// An order was placed (or resumed).
+    fn order_placed(&self, url: &str) -> Result<(), StoreError>;
+    /// These TXT values are about to be written.
+    fn txt_publishing(&self, values: &[TxtValue]) -> Result<(), StoreError>;
+    /// The key whose CSR is about to be sent.
+    fn key_generated(&self, key_pem: &str) -> Result<(), StoreError>;
+    /// The certificate is stored: the order and key are no longer needed.
+    fn stored(&self) -> Result<(), StoreError>;
+    /// The TXT values were removed.
+    fn txt_removed(&self) -> Result<(), StoreError>;
+}
+
+impl Journal {
+    /// The journal of certificate `name` under `renewal_dir`, loaded if present.
+    pub fn open(renewal_dir: &Path, name: &str) -> Result<Journal, StoreError> {
+        let path = renewal_dir.join(format!("{name}.journal.json"));
+        let key_path = renewal_dir.join(format!("{name}.key.pem"));
+        let data = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+                path: path.clone(),
+                message: format!(
+                    "{e}. It records an interrupted renewal; if no renewal is running, delete it \
+                     and remove any `_acme-challenge` TXT value left in Route 53 by hand"
+                ),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => JournalData::default(),
+            Err(e) => {
+                return Err(StoreError::Io {
+                    action: "read the renewal journal",
+                    path,
+                    source: e,
+                });
+            }
+        };
+        Ok(Journal {
+            path,
+            key_path,
+            data: Mutex::new(data),
+        })
+    }
+
+    /// A copy of what it holds.
+    pub fn data(&self) -> JournalData {
+        self.data.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    /// The saved key, if any.
+    pub fn saved_key(&self) -> Result<Option<String>, StoreError> {
+        if !self.data().key_saved {
+            return Ok(None);
+        }
+        match std::fs::read_to_string(&self.key_path) {
+            Ok(k) => Ok(Some(k)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(StoreError::Io {
+                action: "read the journal's key",
+                path: self.key_path.clone(),
+                source: e,
+            }),
+        }
+    }
+
+    /// Records the certificate this run replaces.
+    pub fn set_replaces(&self, replaces: Option<&str>) -> Result<(), StoreError> {
+        self.update(|d| d.replaces = replaces.map(str::to_string))
+    }
+
+    /// Forgets the order (and its key): it cannot be resumed.
+    pub fn drop_order(&self) -> Result<(), StoreError> {
+        self.update(|d| {
+            d.order_url = None;
+            d.key_saved = false;
+        })
+    }
+
+    fn update(&self, f: impl FnOnce(&mut JournalData)) -> Result<(), StoreError> {
+        let mut guard = self.data.lock().map_err(|_| StoreError::Corrupt {
+            path: self.path.clone(),
+            message: "journal lock poisoned".into(),
+        })?;
+        f(&mut guard);
+        if !guard.key_saved {
+            match std::fs::remove_file(&self.key_path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(StoreError::Io {
+                        action: "remove the journal's key",
+                        path: self.key_path.clone(),
+                        source: e,
+                    });
+                }
+            }
+        }
+        if guard.is_empty() && guard.replaces.is_none() {
+            return match std::fs::remove_file(&self.path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(StoreError::Io {
+                    action: "remove the renewal journal",
+                    path: self.path.clone(),
+                    source: e,
+                }),
+            };
+        }
+        if let Some(dir) = self.path.parent() {
+            ensure_dir(dir, 0o700)?;
+        }
+        let text = serde_json::to_string_pretty(&*guard).map_err(|e| StoreError::Corrupt {
+            path: self.path.clone(),
+            message: e.to_string(),
+        })?;
+        atomic_write(&self.path, text.as_bytes(), 0o600)
+    }
+
+    /// Deletes the journal and its key: the run finished.
+    pub fn finish(&self) -> Result<(), StoreError> {
+        self.update(|d| *d = JournalData::default())
+    }
+}
+
+impl IssueJournal for Journal {
+    fn order_placed(&self, url: &str) -> Result<(), StoreError> {
+        self.update(|d| d.order_url = Some(url.to_string()))
+    }
+
+    fn txt_publishing(&self, values: &[TxtValue]) -> Result<(), StoreError> {
+        self.update(|d| {
+            for v in values {
+                if !d.txt.contains(v) {
+                    d.txt.push(v.clone());
+                }
+            }
+        })
+    }
+
+    fn key_generated(&self, key_pem: &str) -> Result<(), StoreError> {
+        if let Some(dir) = self.key_path.parent() {
+            ensure_dir(dir, 0o700)?;
+        }
+        atomic_write(&self.key_path, key_pem.as_bytes(), 0o600)?;
+        self.update(|d| d.key_saved = true)
+    }
+
+    fn stored(&self) -> Result<(), StoreError> {
+        self.update(|d| {
+            d.order_url = None;
+            d.key_saved = false;
+        })
+    }
+
+    fn txt_removed(&self) -> Result<(), StoreError> {
+        self.update(|d| d.txt.clear())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use super::*;
+
+    fn value(v: &str) -> TxtValue {
+        TxtValue {
+            zone_id: "Z1".into(),
+            name: "_acme-challenge.mqtt.example.test".into(),
+            value: v.into(),
+        }
+    }
+
+    #[test]
+    fn survives_a_reopen_and_disappears_when_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), "broker").unwrap();
+        assert!(j.data().is_empty());
+        j.order_placed("https://ca/order/1").unwrap();
+        j.txt_publishing(&[value("a"), value("b")]).unwrap();
+        j.txt_publishing(&[value("a")]).unwrap();
+        j.key_generated("-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n")
+            .unwrap();
+        let key_mode = std::fs::metadata(dir.path().join("broker.key.pem"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(key_mode & 0o777, 0o600);
+        let again = Journal::open(dir.path(), "broker").unwrap();
+        let d = again.data();
+        assert_eq!(d.order_url.as_deref(), Some("https://ca/order/1"));
+        assert_eq!(d.txt, vec![value("a"), value("b")]);
+        assert!(again.saved_key().unwrap().unwrap().contains("PRIVATE KEY"));
+
+        again.stored().unwrap();
+        assert!(!dir.path().join("broker.key.pem").exists());
+        assert!(
+            dir.path().join("broker.journal.json").exists(),
+            "TXT still to remove"
+        );
+        again.txt_removed().unwrap();
+        assert!(!dir.path().join("broker.journal.json").exists());
+    }
+
+    #[test]
+    fn a_corrupt_journal_is_named_with_a_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("broker.journal.json"), "{not json").unwrap();
+        let e = Journal::open(dir.path(), "broker").unwrap_err().to_string();
+        assert!(e.contains("broker.journal.json"), "{e}");
+        assert!(e.contains("delete it"), "{e}");
+    }
+}

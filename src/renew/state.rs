@@ -1,0 +1,139 @@
+//! What renewal remembers between runs, per certificate: the ARI window and the time picked
+//! in it, consecutive failures (for the backoff), the last error, and which certificate was
+//! last deployed and verified.
+//!
+//! Owns: `renewal/<name>.json` (atomic, 0600). Losing it is harmless — renewal then reads
+//! what is deployed from the target — so a damaged file is reported and replaced, never fatal.
+//! Does not own the decision (`policy`) or the in-flight journal (`journal`).
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+
+use crate::store::{StoreError, atomic_write, ensure_dir};
+
+/// The CA's renewal information for one certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AriRecord {
+    /// SHA-256 fingerprint of the certificate it is about.
+    pub fingerprint: String,
+    /// Window start.
+    #[serde(with = "time::serde::rfc3339")]
+    pub start: OffsetDateTime,
+    /// Window end.
+    #[serde(with = "time::serde::rfc3339")]
+    pub end: OffsetDateTime,
+    /// The time picked inside the window (kept while the window does not change).
+    #[serde(with = "time::serde::rfc3339")]
+    pub chosen: OffsetDateTime,
+    /// When to ask the CA again (its `Retry-After`).
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_check: OffsetDateTime,
+    /// The CA's explanation, if any.
+    #[serde(default)]
+    pub explanation_url: Option<String>,
+}
+
+/// Per-certificate renewal state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RenewalState {
+    /// ARI, when the CA offers it.
+    #[serde(default)]
+    pub ari: Option<AriRecord>,
+    /// The CA has no ARI (checked at `ari_absent_checked`).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub ari_absent_checked: Option<OffsetDateTime>,
+    /// Consecutive failed attempts.
+    #[serde(default)]
+    pub failures: u32,
+    /// When the last failure happened.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_failure: Option<OffsetDateTime>,
+    /// Its one-line message.
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// When the last renewal (or deployment) succeeded.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_success: Option<OffsetDateTime>,
+    /// Fingerprint of the certificate last deployed and verified.
+    #[serde(default)]
+    pub deployed_fingerprint: Option<String>,
+}
+
+/// The state file of certificate `name`.
+pub fn path(renewal_dir: &Path, name: &str) -> PathBuf {
+    renewal_dir.join(format!("{name}.json"))
+}
+
+/// Loads the state; a missing file is the default state, a damaged one is reported in the
+/// returned warning and replaced by the default.
+pub fn load(renewal_dir: &Path, name: &str) -> (RenewalState, Option<String>) {
+    let p = path(renewal_dir, name);
+    match std::fs::read_to_string(&p) {
+        Ok(text) => match serde_json::from_str(&text) {
+            Ok(s) => (s, None),
+            Err(e) => (
+                RenewalState::default(),
+                Some(format!(
+                    "ignoring the damaged renewal state `{}` ({e}); it will be rewritten",
+                    p.display()
+                )),
+            ),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (RenewalState::default(), None),
+        Err(e) => (
+            RenewalState::default(),
+            Some(format!(
+                "cannot read `{}` ({e}); starting afresh",
+                p.display()
+            )),
+        ),
+    }
+}
+
+/// Saves the state atomically.
+pub fn save(renewal_dir: &Path, name: &str, state: &RenewalState) -> Result<(), StoreError> {
+    ensure_dir(renewal_dir, 0o700)?;
+    let p = path(renewal_dir, name);
+    let text = serde_json::to_string_pretty(state).map_err(|e| StoreError::Corrupt {
+        path: p.clone(),
+        message: e.to_string(),
+    })?;
+    atomic_write(&p, text.as_bytes(), 0o600)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage() {
+        let dir = tempfile::tempdir().unwrap();
+        let (s, w) = load(dir.path(), "b");
+        assert_eq!(s, RenewalState::default());
+        assert!(w.is_none());
+        let s = RenewalState {
+            ari: Some(AriRecord {
+                fingerprint: "ab".into(),
+                start: datetime!(2026-12-01 00:00 UTC),
+                end: datetime!(2026-12-03 00:00 UTC),
+                chosen: datetime!(2026-12-02 06:00 UTC),
+                next_check: datetime!(2026-11-24 00:00 UTC),
+                explanation_url: None,
+            }),
+            failures: 2,
+            last_failure: Some(datetime!(2026-11-23 10:00 UTC)),
+            last_error: Some("x".into()),
+            ..Default::default()
+        };
+        save(dir.path(), "b", &s).unwrap();
+        assert_eq!(load(dir.path(), "b").0, s);
+        std::fs::write(path(dir.path(), "b"), "][").unwrap();
+        let (s2, w) = load(dir.path(), "b");
+        assert_eq!(s2, RenewalState::default());
+        assert!(w.unwrap().contains("damaged"));
+    }
+}
