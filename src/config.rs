@@ -94,6 +94,47 @@ pub struct FileConfig {
     /// `[[certificate]]`.
     #[serde(default, rename = "certificate")]
     pub certificates: Vec<CertificateFile>,
+    /// `[renew]`.
+    #[serde(default)]
+    pub renew: RenewFile,
+}
+
+/// `[renew]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RenewFile {
+    /// Longest random wait before working when not run from a terminal (default 5m).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub jitter: Option<Duration>,
+    /// Lifetime assumed when only the deployed certificate's expiry is known (default 90d).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub assumed_lifetime: Option<Duration>,
+    /// Ask the CA's renewal information (ARI) when it offers it (default true).
+    pub ari: Option<bool>,
+    /// Command (argv list) run after each renewal attempt that did something.
+    #[serde(default)]
+    pub notify_command: Vec<String>,
+    /// URL a JSON summary is POSTed to after each renewal attempt that did something.
+    pub notify_webhook: Option<String>,
+    /// Also notify on success (default true; failures are always notified).
+    pub notify_success: Option<bool>,
+}
+
+/// Renewal settings, resolved.
+#[derive(Debug, Clone)]
+pub struct RenewSettings {
+    /// Longest random wait before working (non-interactive runs).
+    pub jitter: Duration,
+    /// Lifetime assumed when only the expiry is known.
+    pub assumed_lifetime: Duration,
+    /// Use ARI.
+    pub ari: bool,
+    /// Notification command.
+    pub notify_command: Vec<String>,
+    /// Notification webhook.
+    pub notify_webhook: Option<String>,
+    /// Notify on success too.
+    pub notify_success: bool,
 }
 
 /// `[acme]` as written.
@@ -423,6 +464,8 @@ pub struct Settings {
     pub system_roots: bool,
     /// Certificates.
     pub certificates: Vec<CertificateSpec>,
+    /// `[renew]`.
+    pub renew: RenewSettings,
 }
 
 /// Expands `letsencrypt` / `letsencrypt-staging` shortcuts; other values must be https URLs.
@@ -655,6 +698,17 @@ impl Settings {
             extra_roots,
             system_roots: file.trust.system_roots.unwrap_or(true),
             certificates,
+            renew: RenewSettings {
+                jitter: file.renew.jitter.unwrap_or(Duration::from_secs(300)),
+                assumed_lifetime: file
+                    .renew
+                    .assumed_lifetime
+                    .unwrap_or(Duration::from_secs(90 * 86_400)),
+                ari: file.renew.ari.unwrap_or(true),
+                notify_command: file.renew.notify_command.clone(),
+                notify_webhook: file.renew.notify_webhook.clone(),
+                notify_success: file.renew.notify_success.unwrap_or(true),
+            },
         })
     }
 }

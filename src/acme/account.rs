@@ -133,25 +133,43 @@ pub async fn create(
     )))
 }
 
-/// Loads the stored account for the directory, or creates one.
+/// Environment variable that may hold the account credentials JSON (for CI runners).
+pub const ACCOUNT_ENV: &str = "BROKERCERT_ACME_ACCOUNT";
+
+/// Loads the account from `BROKERCERT_ACME_ACCOUNT` or the store, or creates one.
 pub async fn load_or_create(
     http: &AcmeHttp,
     settings: &AcmeSettings,
     store: &Store,
 ) -> Result<LoadedAccount, AcmeError> {
-    let stored = store
-        .load_account(&settings.directory)
-        .map_err(|e| AcmeError::Setup(e.to_string()))?;
-    let Some(json) = stored else {
-        return create(http, settings, store, false).await;
+    // A CI runner has no state directory: the account can come from a secret instead.
+    let from_env = std::env::var(ACCOUNT_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
+    let creds: AccountCredentials = if let Some(json) = from_env {
+        serde_json::from_str(&json).map_err(|_| {
+            AcmeError::Setup(format!(
+                "the variable {ACCOUNT_ENV} is set but does not hold ACME account credentials \
+                 (expected the JSON brokercert stores under `accounts/` in its state directory). \
+                 Put that file's contents in the variable (or secret), or unset it to use the \
+                 stored account"
+            ))
+        })?
+    } else {
+        let stored = store
+            .load_account(&settings.directory)
+            .map_err(|e| AcmeError::Setup(e.to_string()))?;
+        let Some(json) = stored else {
+            return create(http, settings, store, false).await;
+        };
+        serde_json::from_str(&json).map_err(|_| {
+            AcmeError::Setup(format!(
+                "the stored ACME account for {} is damaged; delete it from `{}/accounts` to create a new one",
+                settings.directory,
+                store.root().display()
+            ))
+        })?
     };
-    let creds: AccountCredentials = serde_json::from_str(&json).map_err(|_| {
-        AcmeError::Setup(format!(
-            "the stored ACME account for {} is damaged; delete it from `{}/accounts` to create a new one",
-            settings.directory,
-            store.root().display()
-        ))
-    })?;
     let key_pkcs8 = creds.private_key().secret_pkcs8_der().to_vec();
     let account = Account::builder_with_http(Box::new(http.clone()))
         .from_credentials(creds)

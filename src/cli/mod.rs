@@ -8,7 +8,10 @@ mod check;
 mod client_pki;
 mod deploy;
 mod issue;
+mod notify;
 mod output;
+mod renew;
+mod schedule;
 mod split;
 mod verify;
 
@@ -67,6 +70,10 @@ pub enum Command {
     ClientCert(client_pki::ClientCertCommand),
     /// Check a certificate (certbot lineage, live directory or files) against import rules.
     Check(CheckArgs),
+    /// Renew every configured certificate that is due, then deploy and verify it (hourly-safe).
+    Renew(renew::RenewArgs),
+    /// Run as a daemon: sleep until the next certificate is due, renew it, repeat.
+    Schedule(schedule::ScheduleArgs),
 }
 
 /// Flags of `check`.
@@ -270,6 +277,8 @@ pub fn main() -> i32 {
             Command::ClientCa(cmd) => client_pki::run_client_ca(&cli, cmd),
             Command::ClientCert(cmd) => client_pki::run_client_cert(&cli, cmd),
             Command::Split(args) => split::run(args),
+            Command::Renew(args) => renew::run(&cli, args).await,
+            Command::Schedule(args) => schedule::run(&cli, args).await,
         }
     })
 }

@@ -53,6 +53,9 @@ pub struct RenewalState {
     /// Its one-line message.
     #[serde(default)]
     pub last_error: Option<String>,
+    /// Its exit code.
+    #[serde(default)]
+    pub last_code: Option<i32>,
     /// When the last renewal (or deployment) succeeded.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_success: Option<OffsetDateTime>,

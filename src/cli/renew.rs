@@ -1,0 +1,1009 @@
+//! `brokercert renew`: for every configured certificate, finish what an interrupted run left,
+//! decide whether renewal is due, and if so issue, deploy and verify — safe to run hourly.
+//!
+//! Owns: the order of those steps per certificate, the one-line outcome per certificate, the
+//! Markdown summary, notifications and the exit code. The decision is `renew::policy`, the
+//! memory `renew::state` and `renew::journal`, the stages `workflow`.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+use time::OffsetDateTime;
+use tokio::sync::OnceCell;
+
+use super::Cli;
+use super::output::{self, LineProgress};
+use crate::acme::CertificateAuthority;
+use crate::acme::client::{AcmeClient, replaces_id};
+use crate::clock::{Clock, SystemClock};
+use crate::config::{CertificateSpec, DeployFile, Overrides, Settings};
+use crate::deploy::{DeploymentTarget, Material, from_config};
+use crate::dns::lookup::WireLookup;
+use crate::dns::route53::{Route53, Route53Settings};
+use crate::error::{Error, exit};
+use crate::pki::bundle::parse_bundle;
+use crate::pki::certificate::Certificate;
+use crate::renew::journal::Journal;
+use crate::renew::lock::RenewLock;
+use crate::renew::policy::{self, AriChoice, Current, Decision, Failures, Inputs, Reason};
+use crate::renew::state::{self, AriRecord, RenewalState};
+use crate::store::Store;
+use crate::workflow::challenge_records::{DnsView, Ledger};
+use crate::workflow::deploy::deploy_all;
+use crate::workflow::issue::{IssueOptions, Resume};
+use crate::workflow::{IssueServices, issue};
+
+/// Flags of `renew`.
+#[derive(Debug, Args, Clone)]
+pub struct RenewArgs {
+    /// Only this certificate (default: every configured one).
+    #[arg(long, short = 'n')]
+    pub name: Option<String>,
+    /// Renew even when not due.
+    #[arg(long)]
+    pub force: bool,
+    /// Full workflow against Let's Encrypt staging (or the configured test CA) into a
+    /// throw-away directory, without writing to any deployment; prints the plan.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Start at once (by default a non-interactive run first waits a random time up to
+    /// `renew.jitter`, so that many machines do not hit the CA at the same second).
+    #[arg(long)]
+    pub no_jitter: bool,
+    /// Wait this long for another renew holding the lock (default: exit at once).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<Duration>,
+    /// Append a Markdown summary to this file (e.g. "$GITHUB_STEP_SUMMARY").
+    #[arg(long, value_name = "FILE")]
+    pub summary: Option<PathBuf>,
+}
+
+/// What happened to one certificate.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Not due; the time it becomes due.
+    NotDue {
+        /// When.
+        next: OffsetDateTime,
+        /// Why then.
+        by: Reason,
+        /// Expiry of what is deployed.
+        expires: OffsetDateTime,
+    },
+    /// Renewed (or redeployed), deployed and verified.
+    Renewed {
+        /// Why.
+        reason: String,
+        /// Serial of the new certificate.
+        serial: String,
+        /// Its expiry.
+        expires: OffsetDateTime,
+    },
+    /// Dry run finished.
+    DryRun {
+        /// What would be deployed where.
+        plan: Vec<String>,
+    },
+    /// An earlier attempt failed and the backoff has not passed: nothing tried (still a
+    /// failure for the exit code; not notified again).
+    BackingOff {
+        /// The last failure, with the count.
+        message: String,
+        /// Its exit code.
+        code: i32,
+        /// Next attempt.
+        until: OffsetDateTime,
+    },
+    /// Failed now.
+    Failed {
+        /// One paragraph.
+        message: String,
+        /// Exit code.
+        code: i32,
+        /// Next attempt.
+        next_attempt: Option<OffsetDateTime>,
+    },
+}
+
+impl Outcome {
+    fn code(&self) -> i32 {
+        match self {
+            Outcome::Failed { code, .. } | Outcome::BackingOff { code, .. } => *code,
+            _ => exit::OK,
+        }
+    }
+
+    fn did_something(&self) -> bool {
+        !matches!(self, Outcome::NotDue { .. } | Outcome::BackingOff { .. })
+    }
+
+    /// One line for the terminal and logs.
+    pub fn line(&self, name: &str) -> String {
+        match self {
+            Outcome::NotDue { next, by, expires } => format!(
+                "{name}: not due — renews from {} ({}); expires {}",
+                date(*next),
+                match by {
+                    Reason::AriWindow => "the CA's renewal window",
+                    _ => "1/3 of the lifetime left",
+                },
+                date(*expires)
+            ),
+            Outcome::Renewed {
+                reason,
+                serial,
+                expires,
+            } => format!(
+                "{name}: renewed ({reason}) — serial {serial}, expires {}, deployed and verified",
+                date(*expires)
+            ),
+            Outcome::DryRun { plan } => format!("{name}: dry run passed — {}", plan.join("; ")),
+            Outcome::BackingOff { message, until, .. } => format!(
+                "{name}: FAILED earlier, waiting before trying again — {message} (next attempt from {})",
+                date(*until)
+            ),
+            Outcome::Failed {
+                message,
+                next_attempt,
+                ..
+            } => format!(
+                "{name}: FAILED — {message}{}",
+                next_attempt
+                    .map(|t| format!(" (next attempt from {})", date(t)))
+                    .unwrap_or_default()
+            ),
+        }
+    }
+}
+
+fn date(t: OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+/// Loads settings for `renew`/`schedule`, keeping only `name` when given.
+pub fn load_settings(cli: &Cli, name: Option<&str>) -> Result<Settings, i32> {
+    let over = Overrides {
+        state_dir: cli.state_dir.clone(),
+        name: name.map(str::to_string),
+        ..Default::default()
+    };
+    let settings = Settings::load(cli.config.as_deref(), &over).map_err(|e| {
+        output::error(&e.to_string());
+        exit::CONFIG
+    })?;
+    if settings.certificates.is_empty() {
+        output::error(
+            "nothing to renew: the configuration has no `[[certificate]]` section. Add one (see \
+             `brokercert issue --help`), or pass `--config FILE`",
+        );
+        return Err(exit::CONFIG);
+    }
+    Ok(settings)
+}
+
+/// `brokercert renew`.
+pub async fn run(cli: &Cli, args: &RenewArgs) -> i32 {
+    let mut settings = match load_settings(cli, args.name.as_deref()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    if args.dry_run && settings.acme.directory == crate::config::LETSENCRYPT {
+        settings.acme.directory = crate::config::LETSENCRYPT_STAGING.to_string();
+    }
+    if !args.no_jitter && !args.dry_run && !std::io::stdin().is_terminal() {
+        jitter(settings.renew.jitter, cli.quiet).await;
+    }
+    let renewal_dir = settings.state_dir.join("renewal");
+    let _lock = match RenewLock::acquire(&renewal_dir, args.wait.unwrap_or_default()).await {
+        Ok(l) => l,
+        Err(crate::renew::lock::LockError::Busy { path, holder }) => {
+            // Another run is doing the work: not a failure of this one.
+            eprintln!("{}", crate::renew::lock::LockError::Busy { path, holder });
+            return exit::OK;
+        }
+        Err(e) => {
+            output::error(&e.to_string());
+            return exit::STORE;
+        }
+    };
+    let stop = Stop::on_signals();
+    let outcomes = renew_all(cli, &settings, args, &stop).await;
+    report(&settings, args, &outcomes).await
+}
+
+/// Set once Ctrl-C or SIGTERM arrives; the work in progress stops at a safe point (the
+/// DNS-01 values are removed, a deployment in flight finishes).
+#[derive(Clone)]
+pub struct Stop(tokio::sync::watch::Receiver<bool>);
+
+impl Stop {
+    /// Watches Ctrl-C and SIGTERM.
+    pub fn on_signals() -> Stop {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            super::shutdown_signal().await;
+            let _ = tx.send(true);
+        });
+        Stop(rx)
+    }
+
+    /// Whether the signal came.
+    pub fn is_set(&self) -> bool {
+        *self.0.borrow()
+    }
+
+    /// Resolves when the signal comes.
+    pub async fn wait(&self) {
+        let mut rx = self.0.clone();
+        let _ = rx.wait_for(|v| *v).await;
+    }
+}
+
+/// Prints the outcomes, writes the summary, notifies; returns the exit code.
+pub async fn report(settings: &Settings, args: &RenewArgs, outcomes: &[(String, Outcome)]) -> i32 {
+    let mut code = exit::OK;
+    for (name, o) in outcomes {
+        println!("{}", o.line(name));
+        if code == exit::OK {
+            code = o.code();
+        }
+    }
+    if let Some(path) = &args.summary
+        && let Err(e) = append_summary(path, outcomes)
+    {
+        output::warning(&format!(
+            "cannot write the summary to `{}`: {e}",
+            path.display()
+        ));
+    }
+    for (name, o) in outcomes {
+        if o.did_something() {
+            super::notify::notify(&settings.renew, name, o).await;
+        }
+    }
+    code
+}
+
+async fn jitter(max: Duration, quiet: bool) {
+    if max.is_zero() {
+        return;
+    }
+    let wait = Duration::from_millis(rand::random_range(0..max.as_millis().max(1) as u64));
+    if !quiet {
+        eprintln!(
+            "waiting {} before starting (random jitter for non-interactive runs; `--no-jitter` skips it)",
+            crate::workflow::progress::human_duration(wait)
+        );
+    }
+    tokio::time::sleep(wait).await;
+}
+
+fn append_summary(path: &Path, outcomes: &[(String, Outcome)]) -> std::io::Result<()> {
+    let mut text = String::from("## brokercert renew\n\n| certificate | result |\n|---|---|\n");
+    for (name, o) in outcomes {
+        let icon = match o {
+            Outcome::Failed { .. } | Outcome::BackingOff { .. } => "❌",
+            Outcome::Renewed { .. } | Outcome::DryRun { .. } => "✅",
+            Outcome::NotDue { .. } => "⏸️",
+        };
+        let line = o.line(name).replace('|', "\\|").replace('\n', " ");
+        text.push_str(&format!("| `{name}` | {icon} {line} |\n"));
+    }
+    text.push('\n');
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
+    f.write_all(text.as_bytes())
+}
+
+/// The connections a run may need, made on first use: a run with nothing to do makes none.
+pub struct Lazy<'a> {
+    settings: &'a Settings,
+    store: Store,
+    ca: OnceCell<AcmeClient>,
+    route53: OnceCell<Route53>,
+}
+
+impl<'a> Lazy<'a> {
+    /// For `settings`, with the store at `store`.
+    pub fn new(settings: &'a Settings, store: Store) -> Self {
+        Self {
+            settings,
+            store,
+            ca: OnceCell::new(),
+            route53: OnceCell::new(),
+        }
+    }
+
+    async fn ca(&self) -> Result<&AcmeClient, Error> {
+        self.ca
+            .get_or_try_init(|| AcmeClient::connect(&self.settings.acme, &self.store))
+            .await
+            .map_err(Error::from)
+    }
+
+    async fn route53(&self) -> &Route53 {
+        self.route53
+            .get_or_init(|| async {
+                Route53::connect(&Route53Settings {
+                    endpoint_url: self.settings.dns.route53_endpoint.clone(),
+                    profile: self.settings.dns.route53_profile.clone(),
+                    region: self.settings.dns.route53_region.clone(),
+                })
+                .await
+            })
+            .await
+    }
+}
+
+/// Renews every configured certificate in turn.
+pub async fn renew_all(
+    cli: &Cli,
+    settings: &Settings,
+    args: &RenewArgs,
+    stop: &Stop,
+) -> Vec<(String, Outcome)> {
+    let mut out = Vec::new();
+    let dry_dir = if args.dry_run {
+        match tempfile_dir(&settings.state_dir) {
+            Ok(d) => Some(d),
+            Err(e) => {
+                for s in &settings.certificates {
+                    out.push((
+                        s.name.clone(),
+                        Outcome::Failed {
+                            message: format!("cannot make a directory for the dry run: {e}"),
+                            code: exit::STORE,
+                            next_attempt: None,
+                        },
+                    ));
+                }
+                return out;
+            }
+        }
+    } else {
+        None
+    };
+    let store = Store::new(
+        dry_dir
+            .as_ref()
+            .map(|d| d.0.clone())
+            .unwrap_or_else(|| settings.state_dir.clone()),
+    );
+    // The account lives in the real state directory even for a dry run.
+    let lazy = Lazy::new(settings, Store::new(&settings.state_dir));
+    for spec in &settings.certificates {
+        if stop.is_set() {
+            break;
+        }
+        let o = renew_one(cli, settings, spec, args, &lazy, &store, stop).await;
+        out.push((spec.name.clone(), o));
+    }
+    out
+}
+
+/// A directory removed on drop.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tempfile_dir(state_dir: &Path) -> std::io::Result<TempDir> {
+    let base = std::env::temp_dir();
+    let _ = state_dir;
+    let dir = base.join(format!(
+        "brokercert-dry-run-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir(&dir)?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    Ok(TempDir(dir))
+}
+
+fn failed(e: &Error, next_attempt: Option<OffsetDateTime>) -> Outcome {
+    Outcome::Failed {
+        message: e.to_string(),
+        code: e.exit_code(),
+        next_attempt,
+    }
+}
+
+/// Renews one certificate if due; records the outcome in its state.
+async fn renew_one(
+    cli: &Cli,
+    settings: &Settings,
+    spec: &CertificateSpec,
+    args: &RenewArgs,
+    lazy: &Lazy<'_>,
+    store: &Store,
+    stop: &Stop,
+) -> Outcome {
+    let clock = SystemClock;
+    let renewal_dir = settings.state_dir.join("renewal");
+    let (mut st, warn) = state::load(&renewal_dir, &spec.name);
+    if let Some(w) = warn {
+        output::warning(&w);
+    }
+    let ctx = Ctx {
+        cli,
+        settings,
+        args,
+        lazy,
+        store,
+        stop,
+    };
+    let result = attempt(&ctx, spec, &mut st).await;
+    if args.dry_run {
+        return match result {
+            Ok(o) => o,
+            Err(e) => failed(&e, None),
+        };
+    }
+    let now = clock.now();
+    let outcome = match result {
+        Ok(o) => {
+            if matches!(o, Outcome::Renewed { .. }) {
+                st.failures = 0;
+                st.last_failure = None;
+                st.last_error = None;
+                st.last_code = None;
+                st.last_success = Some(now);
+            }
+            o
+        }
+        Err(Error::Interrupted) => {
+            return Outcome::Failed {
+                message: "interrupted (Ctrl-C or SIGTERM) after removing this run's DNS-01 values; the next run resumes the order".into(),
+                code: exit::INTERRUPTED,
+                next_attempt: None,
+            };
+        }
+        Err(e) => {
+            st.failures = st.failures.saturating_add(1);
+            st.last_failure = Some(now);
+            let message = e.to_string();
+            st.last_error = Some(message.clone());
+            st.last_code = Some(e.exit_code());
+            let next = now + policy::backoff(st.failures);
+            Outcome::Failed {
+                message,
+                code: e.exit_code(),
+                next_attempt: Some(next),
+            }
+        }
+    };
+    if let Err(e) = state::save(&renewal_dir, &spec.name, &st) {
+        output::warning(&format!("cannot save the renewal state: {e}"));
+    }
+    outcome
+}
+
+/// What is deployed now, and how it was learned.
+struct Observed {
+    current: Option<Current>,
+    /// The full certificate, when known (local store or files target): ARI needs it.
+    leaf: Option<Certificate>,
+}
+
+/// What every step of one run shares.
+struct Ctx<'a> {
+    cli: &'a Cli,
+    settings: &'a Settings,
+    args: &'a RenewArgs,
+    lazy: &'a Lazy<'a>,
+    store: &'a Store,
+    stop: &'a Stop,
+}
+
+async fn attempt(
+    ctx: &Ctx<'_>,
+    spec: &CertificateSpec,
+    st: &mut RenewalState,
+) -> Result<Outcome, Error> {
+    let Ctx {
+        cli,
+        settings,
+        args,
+        lazy,
+        store,
+        stop,
+    } = *ctx;
+    let clock = SystemClock;
+    let renewal_dir = settings.state_dir.join("renewal");
+    let journal_dir = if args.dry_run {
+        store.root().join("renewal")
+    } else {
+        renewal_dir.clone()
+    };
+    let journal = Journal::open(&journal_dir, &spec.name)?;
+    let progress = LineProgress { quiet: cli.quiet };
+
+    // 1. Whatever an interrupted run left in DNS goes first.
+    let pending = journal.data();
+    if !pending.txt.is_empty() {
+        eprintln!(
+            "  {:<18} removing {} DNS-01 value(s) an interrupted run left",
+            "cleanup",
+            pending.txt.len()
+        );
+        let route53 = lazy.route53().await;
+        let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);
+        let view = DnsView::new(route53, &lookup).await?;
+        let failures = view
+            .cleanup(
+                &Ledger::from_entries(&pending.txt),
+                "brokercert: remove DNS-01 values of an interrupted run",
+            )
+            .await;
+        if let Some(f) = failures.first() {
+            return Err(Error::Dns(crate::dns::DnsError::Provider {
+                operation: "ChangeResourceRecordSets",
+                message: f.clone(),
+            }));
+        }
+        crate::renew::journal::IssueJournal::txt_removed(&journal)?;
+    }
+
+    let targets = from_config::targets(spec)?;
+    let live = read_live(store, &spec.name)?;
+
+    // 2. An interrupted issuance resumes without a new decision (and without a new order
+    //    when the old one can still lead to a certificate).
+    let resume = match pending.order_url.clone() {
+        Some(order_url) => Some(Resume {
+            order_url,
+            key_pem: journal.saved_key()?,
+        }),
+        None => None,
+    };
+
+    // 3. A stored certificate newer than what was deployed: deploy it (a previous run was
+    //    stopped between storing and verifying).
+    if resume.is_none()
+        && !args.force
+        && let Some(leaf) = &live
+        && !targets.is_empty()
+        && st.deployed_fingerprint.as_deref() != Some(leaf.sha256_fingerprint())
+        && !args.dry_run
+    {
+        let served = observe_targets(&targets).await;
+        let mut i = inputs(settings, st, &targets, leaf_current(leaf), None, false);
+        i.failures = Failures::default();
+        let usable = matches!(policy::decide(&i), Decision::NotDue { .. });
+        // Served: older (or nothing, or a failed apply) → deploy the stored one; the same →
+        // it was deployed but never verified → verify it; newer → someone else deployed a
+        // later certificate: leave it, and decide on what is served.
+        let older = served.is_none_or(|c| c.not_after < leaf.not_after());
+        let same = served.is_some_and(|c| c.not_after == leaf.not_after());
+        if usable && (older || same) {
+            if let Some(until) = backing_off(st) {
+                return Ok(backoff_outcome(st, until));
+            }
+            let reason = if older {
+                eprintln!(
+                    "  {:<18} the stored certificate (serial {}) is not deployed yet: deploying it",
+                    "deploy",
+                    leaf.serial_hex()
+                );
+                "deployed the certificate an earlier run stored"
+            } else {
+                eprintln!(
+                    "  {:<18} the stored certificate (serial {}) is deployed but was not verified: verifying it",
+                    "verify",
+                    leaf.serial_hex()
+                );
+                "verified the certificate an earlier run deployed"
+            };
+            deploy_and_verify(settings, spec, &store.live_dir(&spec.name), &targets).await?;
+            st.deployed_fingerprint = Some(leaf.sha256_fingerprint().to_string());
+            return Ok(Outcome::Renewed {
+                reason: reason.into(),
+                serial: leaf.serial_hex().to_string(),
+                expires: leaf.not_after(),
+            });
+        }
+    }
+
+    // 4. Decide.
+    let reason = if resume.is_some() {
+        "resuming an interrupted renewal".to_string()
+    } else {
+        let observed = observe(settings, spec, &targets, live.as_ref(), st).await;
+        let ari = match (&observed.leaf, settings.renew.ari && !args.force) {
+            (Some(leaf), true) => ari_choice(lazy, st, leaf, clock.now()).await,
+            _ => None,
+        };
+        let decision = policy::decide(&inputs(
+            settings,
+            st,
+            &targets,
+            observed.current,
+            ari,
+            args.force || args.dry_run,
+        ));
+        match decision {
+            Decision::NotDue { next, by } => {
+                return Ok(Outcome::NotDue {
+                    next,
+                    by,
+                    expires: observed.current.map(|c| c.not_after).unwrap_or(next),
+                });
+            }
+            Decision::Backoff { until, .. } => {
+                return Ok(backoff_outcome(st, until));
+            }
+            Decision::ImportImpossible {
+                lifetime_days,
+                min_days_left,
+            } => {
+                return Err(Error::Certificate(format!(
+                    "the CA issues certificates valid {lifetime_days} days, but a deployment target of `{}` refuses certificates with {min_days_left} days or fewer left (`min_days_left`), so a renewed certificate could never be uploaded. Check the provider's current import rule and lower `min_days_left` in `[[certificate.deploy]]`, or choose a CA or profile with a longer lifetime",
+                    spec.name
+                )));
+            }
+            Decision::Renew(r) => match r {
+                Reason::Forced if args.dry_run => "dry run".to_string(),
+                Reason::Forced => "--force".to_string(),
+                Reason::Missing => "nothing deployed yet".to_string(),
+                Reason::Expired => "the certificate has expired".to_string(),
+                Reason::AriWindow => "the CA's renewal window (ARI)".to_string(),
+                Reason::Lifetime => "1/3 of the lifetime left".to_string(),
+            },
+        }
+    };
+
+    // 5. Issue (journaled), then deploy and verify.
+    let replaces = match (&live, resume.is_none() && settings.renew.ari) {
+        (Some(leaf), true) if st.ari.is_some() => replaces_id(leaf.der()).ok(),
+        _ => None,
+    };
+    journal.set_replaces(replaces.as_deref())?;
+    let anchors = super::issue::load_anchors(settings)?;
+    let route53 = lazy.route53().await;
+    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);
+    let ca: &dyn CertificateAuthority = lazy.ca().await?;
+    let svc = IssueServices {
+        dns: route53,
+        lookup: &lookup,
+        ca,
+        store,
+        clock: &clock,
+        anchors: &anchors,
+        progress: &progress,
+        journal: Some(&journal),
+    };
+    let opts = IssueOptions {
+        force: false,
+        preferred_chain: settings.acme.preferred_chain.clone(),
+        change_timeout: settings.dns.change_timeout,
+        propagation_timeout: settings.dns.propagation_timeout,
+        replaces,
+        resume,
+    };
+    let issued = match issue(&svc, spec, &opts, stop.wait()).await {
+        Ok(i) => i,
+        Err(f) => {
+            // An order that failed for good cannot be resumed; a journal naming it would
+            // make every later run try it again.
+            if !matches!(f.error, Error::Interrupted) {
+                journal.drop_order()?;
+            }
+            let mut e = f.error;
+            if let Some(c) = f.cleanup.first() {
+                e = Error::Internal(format!(
+                    "{e} (stage: {}); also, clean-up failed: {c}",
+                    f.stage
+                ));
+            }
+            return Err(e);
+        }
+    };
+    for w in &issued.cleanup_warnings {
+        output::warning(w);
+    }
+    journal.set_replaces(None)?;
+    st.ari = None;
+
+    if args.dry_run {
+        let material = Material::from_dir(&issued.paths.live_dir)?;
+        let mut plan = vec![format!(
+            "issued serial {} (expires {}) from {}",
+            issued.serial,
+            date(issued.not_after),
+            settings.acme.directory
+        )];
+        for t in &targets {
+            crate::deploy::emqx_cloud::preflight(
+                t.as_ref(),
+                &material,
+                &spec.domains,
+                clock.now(),
+            )?;
+            plan.push(format!(
+                "would deploy to {} (import rules pass)",
+                t.describe()
+            ));
+        }
+        if targets.is_empty() {
+            plan.push("no deployment target configured".into());
+        }
+        return Ok(Outcome::DryRun { plan });
+    }
+
+    if !targets.is_empty() {
+        deploy_and_verify(settings, spec, &issued.paths.live_dir, &targets).await?;
+    }
+    st.deployed_fingerprint = Some(issued.fingerprint.clone());
+    Ok(Outcome::Renewed {
+        reason,
+        serial: issued.serial.clone(),
+        expires: issued.not_after,
+    })
+}
+
+/// When an earlier failure means waiting: until when.
+fn backing_off(st: &RenewalState) -> Option<OffsetDateTime> {
+    let last = st.last_failure?;
+    let until = last + policy::backoff(st.failures);
+    (SystemClock.now() < until).then_some(until)
+}
+
+fn backoff_outcome(st: &RenewalState, until: OffsetDateTime) -> Outcome {
+    Outcome::BackingOff {
+        message: format!(
+            "{} attempt(s) failed, the last with: {}",
+            st.failures,
+            st.last_error.as_deref().unwrap_or("(no message kept)")
+        ),
+        code: st.last_code.unwrap_or(exit::INTERNAL),
+        until,
+    }
+}
+
+fn inputs(
+    settings: &Settings,
+    st: &RenewalState,
+    targets: &[Box<dyn DeploymentTarget>],
+    current: Option<Current>,
+    ari: Option<AriChoice>,
+    force: bool,
+) -> Inputs {
+    Inputs {
+        now: SystemClock.now(),
+        current,
+        ari,
+        failures: Failures {
+            count: st.failures,
+            last: st.last_failure,
+        },
+        force,
+        assumed_lifetime: settings.renew.assumed_lifetime,
+        import_min_days_left: targets.iter().map(|t| t.rules().min_days_left).max(),
+    }
+}
+
+fn leaf_current(leaf: &Certificate) -> Option<Current> {
+    Some(Current {
+        not_before: Some(leaf.not_before()),
+        not_after: leaf.not_after(),
+    })
+}
+
+fn read_live(store: &Store, name: &str) -> Result<Option<Certificate>, Error> {
+    let Some(text) = store.read_live(name, "cert.pem")? else {
+        return Ok(None);
+    };
+    Ok(parse_bundle(text.as_bytes())
+        .ok()
+        .and_then(|b| b.certificates.into_iter().next()))
+}
+
+/// The earliest expiry any target reports (None when no target says).
+async fn observe_targets(targets: &[Box<dyn DeploymentTarget>]) -> Option<Current> {
+    let mut best: Option<Current> = None;
+    for t in targets {
+        match t.current().await {
+            // A failed or pending configuration serves nothing reliable: as if none.
+            Ok(Some(s)) if !matches!(s.status.as_str(), "running" | "files") => return None,
+            Ok(Some(s)) => {
+                if let Some(exp) = s.expire
+                    && best.is_none_or(|b| exp < b.not_after)
+                {
+                    best = Some(Current {
+                        not_before: None,
+                        not_after: exp,
+                    });
+                }
+            }
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::warn!("cannot read what {} serves: {e}", t.describe());
+            }
+        }
+    }
+    best
+}
+
+/// What is deployed: the local certificate when it is the one deployed (no network), else
+/// what the targets report, else what the broker serves over TLS.
+async fn observe(
+    settings: &Settings,
+    spec: &CertificateSpec,
+    targets: &[Box<dyn DeploymentTarget>],
+    live: Option<&Certificate>,
+    st: &RenewalState,
+) -> Observed {
+    if let Some(leaf) = live
+        && (targets.is_empty()
+            || st.deployed_fingerprint.as_deref() == Some(leaf.sha256_fingerprint()))
+    {
+        return Observed {
+            current: leaf_current(leaf),
+            leaf: Some(leaf.clone()),
+        };
+    }
+    if !targets.is_empty() {
+        if let Some(c) = observe_targets(targets).await {
+            // A files target's file is the certificate itself: ARI can use it.
+            let leaf = files_leaf(spec).filter(|l| l.not_after() == c.not_after);
+            return Observed {
+                current: leaf.as_ref().and_then(leaf_current).or(Some(c)),
+                leaf,
+            };
+        }
+        if let Some(c) = probe_served(settings, spec).await {
+            return Observed {
+                current: Some(c),
+                leaf: None,
+            };
+        }
+        return Observed {
+            current: None,
+            leaf: None,
+        };
+    }
+    Observed {
+        current: None,
+        leaf: None,
+    }
+}
+
+fn files_leaf(spec: &CertificateSpec) -> Option<Certificate> {
+    spec.deploy.iter().find_map(|d| match d {
+        DeployFile::Files(f) => {
+            let p = f.fullchain.as_ref().or(f.cert.as_ref())?;
+            let bytes = std::fs::read(p).ok()?;
+            parse_bundle(&bytes).ok()?.certificates.into_iter().next()
+        }
+        _ => None,
+    })
+}
+
+/// The certificate the broker serves, from a TLS handshake (no MQTT needed to succeed).
+async fn probe_served(settings: &Settings, spec: &CertificateSpec) -> Option<Current> {
+    use crate::verify::MqttProbe;
+    let opts = super::verify::VerifyOptions::default();
+    let target = super::verify::probe_target(settings, spec, &opts).ok()??;
+    let probe = crate::verify::TlsMqttProbe::new(super::verify::resolver(settings));
+    let report = probe.probe(&target).await.ok()?;
+    report.transports.iter().find_map(|t| {
+        let c = t.server_certificate.as_ref()?;
+        Some(Current {
+            not_before: c.not_before,
+            not_after: c.not_after?,
+        })
+    })
+}
+
+/// The CA's renewal window for `leaf` (asked at most when the CA said to ask again).
+async fn ari_choice(
+    lazy: &Lazy<'_>,
+    st: &mut RenewalState,
+    leaf: &Certificate,
+    now: OffsetDateTime,
+) -> Option<AriChoice> {
+    let fp = leaf.sha256_fingerprint();
+    let kept = st.ari.as_ref().filter(|r| r.fingerprint == fp).cloned();
+    if let Some(r) = &kept
+        && now < r.next_check
+    {
+        return Some(choice(r));
+    }
+    if kept.is_none()
+        && let Some(t) = st.ari_absent_checked
+        && now < t + time::Duration::hours(24)
+    {
+        return None;
+    }
+    let ca = match lazy.ca().await {
+        Ok(ca) => ca,
+        Err(e) => {
+            output::warning(&format!("cannot ask the CA when to renew (ARI): {e}"));
+            return kept.as_ref().map(choice);
+        }
+    };
+    match ca.renewal_info(leaf.der()).await {
+        Ok(Some(w)) => {
+            let chosen = match &kept {
+                Some(r) if r.start == w.start && r.end == w.end => r.chosen,
+                _ => policy::pick_in_window(w.start, w.end, rand::random::<f64>()),
+            };
+            let recheck = w
+                .retry_after
+                .clamp(Duration::from_secs(60), Duration::from_secs(12 * 3600));
+            let rec = AriRecord {
+                fingerprint: fp.to_string(),
+                start: w.start,
+                end: w.end,
+                chosen,
+                next_check: now + recheck,
+                explanation_url: w.explanation_url,
+            };
+            if let Some(u) = &rec.explanation_url {
+                eprintln!("  {:<18} the CA explains its renewal window at {u}", "ari");
+            }
+            let c = choice(&rec);
+            st.ari = Some(rec);
+            st.ari_absent_checked = None;
+            Some(c)
+        }
+        Ok(None) => {
+            st.ari = None;
+            st.ari_absent_checked = Some(now);
+            None
+        }
+        Err(e) => {
+            output::warning(&format!(
+                "the CA's renewal information (ARI) is unavailable ({e}); using the lifetime rule"
+            ));
+            kept.as_ref().map(choice)
+        }
+    }
+}
+
+fn choice(r: &AriRecord) -> AriChoice {
+    AriChoice {
+        start: r.start,
+        end: r.end,
+        chosen: r.chosen,
+    }
+}
+
+/// Deploys the certificate in `live_dir` to every target, then verifies over MQTT.
+async fn deploy_and_verify(
+    settings: &Settings,
+    spec: &CertificateSpec,
+    live_dir: &Path,
+    targets: &[Box<dyn DeploymentTarget>],
+) -> Result<(), Error> {
+    let material = Material::from_dir(live_dir)?;
+    let progress = |m: &str| {
+        let _ = writeln!(std::io::stderr(), "  deploy             {m}");
+    };
+    let outcomes = deploy_all(spec, &material, targets, SystemClock.now(), true, &progress).await?;
+    crate::workflow::stall::after("deploy");
+    super::deploy::print_outcomes(&outcomes);
+    if super::verify::wanted_after_deploy(spec) {
+        let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
+        super::verify::verify_certificate(settings, spec, &opts)
+            .await
+            .map_err(|e| {
+                Error::Verify(format!(
+                    "deployed, but the broker does not pass verification yet: {e}"
+                ))
+            })?;
+        crate::workflow::stall::after("verify");
+    }
+    Ok(())
+}

@@ -1,0 +1,599 @@
+//! `brokercert renew` and `schedule` against the sandbox: real Pebble, moto, our DNS server
+//! and the EMQX Cloud emulator with a real Mosquitto behind it.
+//!
+//! Covers: renewal without local state, the no-op run, `--force`, a run SIGKILLed inside
+//! every stage converging on the next run, two concurrent runs, failure backoff with
+//! notifications, `--dry-run`, the Markdown summary and the daemon's SIGTERM.
+
+mod support;
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use brokercert::sandbox::{
+    Budgets, DeploymentPorts, DeploymentSpec, EmqxCloudEmulator, SandboxOptions,
+};
+use support::{Run, TestEnv, cert_section, certs};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+const KEY: &str = "renew-api-key";
+const SECRET: &str = "renew-api-secret-do-not-print";
+const ID: &str = "dep1";
+
+struct Cloud {
+    env: TestEnv,
+    emu: EmqxCloudEmulator,
+    ports: DeploymentPorts,
+}
+
+async fn cloud() -> Cloud {
+    let env = TestEnv::start(
+        SandboxOptions::new()
+            .zone("example.test")
+            .zone("emqx-cloud.test"),
+    )
+    .await;
+    let emu = EmqxCloudEmulator::start(env.work.path().join("emqx"))
+        .await
+        .expect("emulator");
+    emu.add_deployment(DeploymentSpec::dedicated(ID, KEY, SECRET))
+        .expect("deployment");
+    // Many renewals in one test: lift the documented 6 writes an hour.
+    emu.set_budgets(Budgets {
+        writes: 1000,
+        reads: 1000,
+        window: Duration::from_secs(3600),
+    });
+    let ports = emu.deployment_ports(ID).expect("ports");
+    let z = env.sb.zone_id("emqx-cloud.test").unwrap();
+    env.sb
+        .upsert(
+            &z,
+            &format!("{ID}.emqx-cloud.test"),
+            "A",
+            60,
+            &["127.0.0.1"],
+        )
+        .await
+        .unwrap();
+    Cloud { env, emu, ports }
+}
+
+impl Cloud {
+    fn config(&self, renew_section: &str) -> PathBuf {
+        let section = cert_section(
+            "mqtt-prod",
+            &["mqtt.example.test"],
+            &format!(
+                r#"cname_target = "{ID}.emqx-cloud.test"
+
+[[certificate.deploy]]
+type = "emqx-cloud"
+deployment_id = "{ID}"
+base_url = "{base}"
+api_roots = ["{ca}"]
+poll_interval = "50ms"
+poll_timeout = "20s"
+
+[certificate.verify]
+mqtts_port = {mqtts}
+wss_port = {wss}
+timeout = "5s"
+
+{renew_section}
+"#,
+                base = self.emu.base_url(),
+                ca = self.emu.ca_pem_path().display(),
+                mqtts = self.ports.mqtts,
+                wss = self.ports.wss,
+            ),
+        );
+        self.env.config(&section)
+    }
+
+    fn env_vars(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+        let mut v = vec![
+            ("EMQX_CLOUD_API_KEY", KEY.to_string()),
+            ("EMQX_CLOUD_API_SECRET", SECRET.to_string()),
+        ];
+        v.extend(extra.iter().cloned());
+        v
+    }
+
+    async fn run(&self, args: &[&str]) -> Run {
+        let env = Self::env_vars(&[]);
+        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        let r = self.env.run_with_env(args, &pairs).await;
+        assert!(
+            !r.stdout.contains(SECRET) && !r.stderr.contains(SECRET),
+            "a secret leaked"
+        );
+        assert!(
+            !r.stdout.contains("PRIVATE KEY") && !r.stderr.contains("PRIVATE KEY"),
+            "key material leaked"
+        );
+        r
+    }
+
+    fn served_serial(&self) -> Option<String> {
+        self.emu.tls_snapshot(ID).map(|s| s.leaf_serial_hex)
+    }
+
+    fn live_serial(&self) -> Option<String> {
+        let p = self.env.live("mqtt-prod", "cert.pem");
+        p.exists().then(|| certs(&p)[0].serial_hex().to_string())
+    }
+
+    fn renewal_dir(&self) -> PathBuf {
+        self.env.state_dir().join("renewal")
+    }
+
+    fn journal_exists(&self) -> bool {
+        self.renewal_dir().join("mqtt-prod.journal.json").exists()
+    }
+
+    /// Starts `brokercert ARGS` stalled after `stage`, waits until it says so, then
+    /// SIGKILLs it. Returns what it printed.
+    async fn kill_inside(&self, args: &[&str], stage: &str) -> String {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"));
+        cmd.args(args)
+            .env_remove("BROKERCERT_CONFIG")
+            .env_remove("BROKERCERT_STATE_DIR")
+            .env("NO_COLOR", "1")
+            .env("BROKERCERT_STALL_AFTER", stage)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        self.env.sb.configure_command(&mut cmd);
+        for (k, v) in Self::env_vars(&[]) {
+            cmd.env(k, v);
+        }
+        let mut child = tokio::process::Command::from(cmd)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn brokercert");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut seen = String::new();
+        let waited = tokio::time::timeout(Duration::from_secs(90), async {
+            while let Ok(Some(line)) = lines.next_line().await {
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains("stalled after stage") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await;
+        assert!(
+            matches!(waited, Ok(true)),
+            "brokercert never reached the end of stage `{stage}`:\n{seen}"
+        );
+        child.start_kill().expect("SIGKILL");
+        let status = child.wait().await.expect("reap");
+        assert!(!status.success(), "killed");
+        seen
+    }
+}
+
+fn arg(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn renews_without_local_state_then_does_nothing_until_due() {
+    let c = cloud().await;
+    let cfg = c.config("");
+    let summary = c.env.work.path().join("summary.md");
+
+    // Nothing deployed, no local state: renew issues, deploys and verifies.
+    let r = c
+        .run(&[
+            "renew",
+            "--no-jitter",
+            "--config",
+            arg(&cfg),
+            "--summary",
+            arg(&summary),
+        ])
+        .await;
+    r.assert_ok();
+    assert!(
+        r.stdout
+            .contains("mqtt-prod: renewed (nothing deployed yet)"),
+        "{}",
+        r.stdout
+    );
+    let first = c.live_serial().expect("stored");
+    assert_eq!(c.served_serial().as_deref(), Some(first.as_str()));
+    assert!(r.stdout.contains("Verified mqtts"), "{}", r.stdout);
+    assert!(c.env.challenge_records_left().await.is_empty());
+    assert!(!c.journal_exists());
+    let md = std::fs::read_to_string(&summary).unwrap();
+    assert!(
+        md.contains("## brokercert renew") && md.contains("| `mqtt-prod` | ✅"),
+        "{md}"
+    );
+
+    // With local state: a no-op run asks nobody (no API call at all).
+    c.emu.clear_requests();
+    let r = c
+        .run(&["renew", "--no-jitter", "--config", arg(&cfg)])
+        .await;
+    r.assert_ok();
+    assert!(
+        r.stdout.contains("mqtt-prod: not due — renews from"),
+        "{}",
+        r.stdout
+    );
+    assert!(c.emu.requests().is_empty(), "{:?}", c.emu.requests());
+
+    // A CI runner has no state at all: what is deployed is read from the API (a GET),
+    // and nothing is ordered or written.
+    std::fs::remove_dir_all(c.env.state_dir()).unwrap();
+    let r = c
+        .run(&["renew", "--no-jitter", "--config", arg(&cfg)])
+        .await;
+    r.assert_ok();
+    assert!(r.stdout.contains("not due"), "{}", r.stdout);
+    let methods: Vec<String> = c.emu.requests().into_iter().map(|r| r.method).collect();
+    assert!(
+        methods.iter().all(|m| m == "GET") && !methods.is_empty(),
+        "{methods:?}"
+    );
+    assert!(c.live_serial().is_none(), "no certificate was issued");
+    assert_eq!(c.served_serial().as_deref(), Some(first.as_str()));
+
+    // --force renews now and replaces it with a PUT.
+    let r = c
+        .run(&["renew", "--no-jitter", "--force", "--config", arg(&cfg)])
+        .await;
+    r.assert_ok();
+    assert!(r.stdout.contains("renewed (--force)"), "{}", r.stdout);
+    let second = c.live_serial().expect("stored");
+    assert_ne!(first, second);
+    assert_eq!(c.served_serial().as_deref(), Some(second.as_str()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_run_killed_inside_any_stage_converges_on_the_next_run() {
+    let c = cloud().await;
+    let cfg = c.config("");
+    c.run(&["renew", "--no-jitter", "--config", arg(&cfg)])
+        .await
+        .assert_ok();
+
+    let stages = [
+        "cname",
+        "zones",
+        "order",
+        "publish-txt",
+        "await-propagation",
+        "validate",
+        "finalize",
+        "split-and-check",
+        "store",
+        "cleanup",
+        "deploy",
+        "verify",
+    ];
+    for stage in stages {
+        let before = c.served_serial().expect("something is served");
+        c.kill_inside(
+            &["renew", "--no-jitter", "--force", "--config", arg(&cfg)],
+            stage,
+        )
+        .await;
+        // Killed before the deployment: the old certificate is still served and works.
+        if !matches!(stage, "deploy" | "verify") {
+            assert_eq!(
+                c.served_serial().as_deref(),
+                Some(before.as_str()),
+                "{stage}: the old certificate must stay served"
+            );
+            c.run(&[
+                "verify",
+                "mqtt-prod",
+                "--config",
+                arg(&cfg),
+                "--expect-serial",
+                &before,
+            ])
+            .await;
+        }
+        // The next ordinary run converges.
+        let r = c
+            .run(&["renew", "--no-jitter", "--config", arg(&cfg)])
+            .await;
+        r.assert_ok();
+        let resumed_order = r.stderr.contains("resumed the interrupted order");
+        match stage {
+            "order" | "publish-txt" | "await-propagation" | "validate" | "finalize"
+            | "split-and-check" => {
+                assert!(
+                    resumed_order,
+                    "{stage}: no new order expected\n{}",
+                    r.stderr
+                );
+                assert!(
+                    r.stdout.contains("renewed (resuming"),
+                    "{stage}: {}",
+                    r.stdout
+                );
+            }
+            "deploy" | "verify" => {
+                assert!(!resumed_order, "{stage}");
+                assert!(
+                    r.stdout
+                        .contains("verified the certificate an earlier run deployed"),
+                    "{stage}: {}",
+                    r.stdout
+                );
+            }
+            "store" | "cleanup" => {
+                assert!(!resumed_order, "{stage}");
+                assert!(
+                    r.stdout
+                        .contains("deployed the certificate an earlier run stored"),
+                    "{stage}: {}",
+                    r.stdout
+                );
+            }
+            _ => assert!(r.stdout.contains("not due"), "{stage}: {}", r.stdout),
+        }
+        let live = c.live_serial().expect("stored");
+        assert_eq!(
+            c.served_serial().as_deref(),
+            Some(live.as_str()),
+            "{stage}: the stored certificate is the one served"
+        );
+        c.run(&["verify", "mqtt-prod", "--config", arg(&cfg)])
+            .await
+            .assert_ok();
+        assert!(
+            c.env.challenge_records_left().await.is_empty(),
+            "{stage}: stray TXT: {:?}",
+            c.env.challenge_records_left().await
+        );
+        assert!(!c.journal_exists(), "{stage}: journal left behind");
+        let stray: Vec<String> = c
+            .env
+            .state_files()
+            .into_iter()
+            .filter(|f| f.contains(".tmp") || f.ends_with(".key.pem"))
+            .collect();
+        assert!(stray.is_empty(), "{stage}: partial files {stray:?}");
+        // Settled: a further run has nothing to do.
+        let r = c
+            .run(&["renew", "--no-jitter", "--config", arg(&cfg)])
+            .await;
+        r.assert_ok();
+        assert!(r.stdout.contains("not due"), "{stage}: {}", r.stdout);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_runs_one_works_the_other_exits_or_waits() {
+    let c = cloud().await;
+    let cfg = c.config("");
+    // The first run holds the lock (stalled inside the order stage).
+    let cfg_s = cfg.to_str().unwrap().to_string();
+    let args = ["renew", "--no-jitter", "--config", &cfg_s];
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"));
+    cmd.args(args)
+        .env("BROKERCERT_STALL_AFTER", "order")
+        .env("EMQX_CLOUD_API_KEY", KEY)
+        .env("EMQX_CLOUD_API_SECRET", SECRET)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c.env.sb.configure_command(&mut cmd);
+    let mut first = tokio::process::Command::from(cmd)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if l.contains("stalled after stage") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("first run stalls");
+
+    // The second exits at once, cleanly, naming the holder.
+    let r = c.run(&args).await;
+    r.assert_ok();
+    assert!(
+        r.stderr.contains("another brokercert renew"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains(&first.id().unwrap().to_string()),
+        "{}",
+        r.stderr
+    );
+    assert!(c.served_serial().is_none(), "the second run did nothing");
+
+    // A third waits for the lock; once the first dies it takes over and finishes the job
+    // (resuming the first run's order).
+    let waiting = {
+        let env = &c.env;
+        let cfg_s = cfg_s.clone();
+        async move {
+            env.run_with_env(
+                &["renew", "--no-jitter", "--wait", "60s", "--config", &cfg_s],
+                &[
+                    ("EMQX_CLOUD_API_KEY", KEY),
+                    ("EMQX_CLOUD_API_SECRET", SECRET),
+                ],
+            )
+            .await
+        }
+    };
+    let killer = async {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        first.start_kill().unwrap();
+        let _ = first.wait().await;
+    };
+    let (r, ()) = tokio::join!(waiting, killer);
+    r.assert_ok();
+    assert!(
+        r.stderr.contains("resumed the interrupted order"),
+        "{}",
+        r.stderr
+    );
+    assert!(c.served_serial().is_some());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failures_are_loud_back_off_and_notify() {
+    let c = cloud().await;
+    let events = c.env.work.path().join("events.log");
+    let script = c.env.work.path().join("notify.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$BROKERCERT_EVENT $BROKERCERT_CERTIFICATE\" >> '{}'\n",
+            events.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cfg = c.config(&format!(
+        "[renew]\nnotify_command = [\"{}\"]\n",
+        script.display()
+    ));
+    // The deployment's apply fails: the certificate is stored, the run fails loudly.
+    c.emu.fail_next_apply();
+    let r = c
+        .run(&["renew", "--no-jitter", "--config", arg(&cfg)])
+        .await;
+    assert_eq!(r.code, 8, "deploy exit code\n{}\n{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("mqtt-prod: FAILED — "), "{}", r.stdout);
+    assert!(r.stdout.contains("next attempt from"), "{}", r.stdout);
+    assert_eq!(
+        std::fs::read_to_string(&events).unwrap(),
+        "failure mqtt-prod\n"
+    );
+    let state = std::fs::read_to_string(c.renewal_dir().join("mqtt-prod.json")).unwrap();
+    assert!(state.contains("\"failures\": 1"), "{state}");
+    assert!(c.env.challenge_records_left().await.is_empty());
+
+    // Right away: backing off, still loud (non-zero), no new attempt.
+    let writes = c.emu.write_count(ID);
+    let r = c
+        .run(&["renew", "--no-jitter", "--config", arg(&cfg)])
+        .await;
+    assert_eq!(r.code, 8, "{}", r.stdout);
+    assert!(r.stdout.contains("1 attempt(s) failed"), "{}", r.stdout);
+    assert_eq!(c.emu.write_count(ID), writes, "no write while backing off");
+
+    // After the backoff the stored certificate is deployed (no new order) and it succeeds.
+    let past = state.replace(
+        &state
+            .lines()
+            .find(|l| l.contains("last_failure"))
+            .unwrap()
+            .to_string(),
+        "  \"last_failure\": \"2020-01-01T00:00:00Z\",",
+    );
+    std::fs::write(c.renewal_dir().join("mqtt-prod.json"), past).unwrap();
+    let r = c
+        .run(&["renew", "--no-jitter", "--config", arg(&cfg)])
+        .await;
+    r.assert_ok();
+    assert!(
+        r.stdout
+            .contains("deployed the certificate an earlier run stored"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(
+        c.served_serial(),
+        c.live_serial(),
+        "the stored certificate is served"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&events).unwrap(),
+        "failure mqtt-prod\nsuccess mqtt-prod\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dry_run_issues_from_the_test_ca_but_writes_no_deployment_and_no_state() {
+    let c = cloud().await;
+    let cfg = c.config("");
+    let r = c.run(&["renew", "--dry-run", "--config", arg(&cfg)]).await;
+    r.assert_ok();
+    assert!(
+        r.stdout.contains("mqtt-prod: dry run passed"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("would deploy to EMQX Cloud deployment dep1"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(c.emu.write_count(ID), 0);
+    assert!(c.served_serial().is_none());
+    assert!(c.live_serial().is_none(), "no certificate stored");
+    assert!(c.env.challenge_records_left().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schedule_renews_what_is_due_and_stops_cleanly_on_sigterm() {
+    let c = cloud().await;
+    let cfg = c.config("");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"));
+    cmd.args(["schedule", "--config", arg(&cfg)])
+        .env("EMQX_CLOUD_API_KEY", KEY)
+        .env("EMQX_CLOUD_API_SECRET", SECRET)
+        .env("JOURNAL_STREAM", "8:1234")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    c.env.sb.configure_command(&mut cmd);
+    let mut child = tokio::process::Command::from(cmd)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(90), async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            let done = l.contains("next check in");
+            seen.push(l);
+            if done {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("a cycle finishes");
+    assert!(
+        seen.iter().any(|l| l.starts_with("<6>mqtt-prod: renewed")),
+        "{seen:?}"
+    );
+    assert!(c.served_serial().is_some());
+    let pid = child.id().unwrap() as i32;
+    // SIGTERM (our own child, by PID): it exits promptly with 0.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::time::timeout(Duration::from_secs(10), child.wait())
+        .await
+        .expect("exits within 10 s")
+        .unwrap();
+    assert_eq!(exit.code(), Some(0));
+}
