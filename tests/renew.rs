@@ -232,6 +232,14 @@ async fn renews_without_local_state_then_does_nothing_until_due() {
 
     // A CI runner has no state at all: what is deployed is read from the API (a GET),
     // and nothing is ordered or written.
+    let account_dir = c.env.state_dir().join("accounts");
+    let account_json = std::fs::read_dir(&account_dir)
+        .unwrap()
+        .flatten()
+        .flat_map(|host| std::fs::read_dir(host.path()).unwrap().flatten())
+        .map(|f| std::fs::read_to_string(f.path()).unwrap())
+        .next()
+        .expect("the stored account");
     std::fs::remove_dir_all(c.env.state_dir()).unwrap();
     let r = c
         .run(&["renew", "--no-jitter", "--config", arg(&cfg)])
@@ -246,11 +254,25 @@ async fn renews_without_local_state_then_does_nothing_until_due() {
     assert!(c.live_serial().is_none(), "no certificate was issued");
     assert_eq!(c.served_serial().as_deref(), Some(first.as_str()));
 
-    // --force renews now and replaces it with a PUT.
+    // --force renews now and replaces it with a PUT, with the account from the variable a
+    // CI secret would fill (no new account, nothing written under accounts/).
     let r = c
-        .run(&["renew", "--no-jitter", "--force", "--config", arg(&cfg)])
+        .env
+        .run_with_env(
+            &["renew", "--no-jitter", "--force", "--config", arg(&cfg)],
+            &[
+                ("EMQX_CLOUD_API_KEY", KEY),
+                ("EMQX_CLOUD_API_SECRET", SECRET),
+                ("BROKERCERT_ACME_ACCOUNT", &account_json),
+            ],
+        )
         .await;
     r.assert_ok();
+    assert!(!account_dir.exists(), "the account came from the variable");
+    assert!(
+        !r.stdout.contains(&account_json) && !r.stderr.contains("PRIVATE"),
+        "account credentials leaked"
+    );
     assert!(r.stdout.contains("renewed (--force)"), "{}", r.stdout);
     let second = c.live_serial().expect("stored");
     assert_ne!(first, second);
@@ -466,8 +488,44 @@ async fn failures_are_loud_back_off_and_notify() {
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_url = format!("http://{}/hook", hook.local_addr().unwrap());
+    let (tx, mut bodies) = tokio::sync::mpsc::unbounded_channel::<String>();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut sock, _)) = hook.accept().await {
+            let mut buf = vec![0u8; 65536];
+            let mut got = Vec::new();
+            // Read headers and the body (Content-Length).
+            loop {
+                let n = sock.read(&mut buf).await.unwrap_or(0);
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&buf[..n]);
+                let text = String::from_utf8_lossy(&got).to_string();
+                if let Some(i) = text.find("\r\n\r\n") {
+                    let len = text
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    if got.len() >= i + 4 + len {
+                        let _ = tx.send(text[i + 4..].to_string());
+                        break;
+                    }
+                }
+            }
+            let _ = sock
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                .await;
+        }
+    });
     let cfg = c.config(&format!(
-        "[renew]\nnotify_command = [\"{}\"]\n",
+        "[renew]\nnotify_command = [\"{}\"]\nnotify_webhook = \"{hook_url}\"\n",
         script.display()
     ));
     // The deployment's apply fails: the certificate is stored, the run fails loudly.
@@ -481,6 +539,13 @@ async fn failures_are_loud_back_off_and_notify() {
     assert_eq!(
         std::fs::read_to_string(&events).unwrap(),
         "failure mqtt-prod\n"
+    );
+    let body: serde_json::Value = serde_json::from_str(&bodies.recv().await.unwrap()).unwrap();
+    assert_eq!(body["event"], "failure");
+    assert_eq!(body["certificate"], "mqtt-prod");
+    assert!(
+        body["message"].as_str().unwrap().contains("FAILED"),
+        "{body}"
     );
     let state = std::fs::read_to_string(c.renewal_dir().join("mqtt-prod.json")).unwrap();
     assert!(state.contains("\"failures\": 1"), "{state}");
