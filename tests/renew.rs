@@ -612,6 +612,26 @@ async fn dry_run_issues_from_the_test_ca_but_writes_no_deployment_and_no_state()
     assert!(c.served_serial().is_none());
     assert!(c.live_serial().is_none(), "no certificate stored");
     assert!(c.env.challenge_records_left().await.is_empty());
+
+    // An import window the CA's lifetime can never satisfy is reported before any order.
+    let text = std::fs::read_to_string(&cfg).unwrap().replace(
+        "poll_timeout = \"20s\"",
+        "poll_timeout = \"20s\"\nmin_days_left = 120",
+    );
+    std::fs::write(&cfg, text).unwrap();
+    let r = c
+        .run(&["renew", "--no-jitter", "--config", arg(&cfg)])
+        .await;
+    assert_eq!(r.code, 6, "{}\n{}", r.stdout, r.stderr);
+    assert!(
+        r.stdout.contains("could never be uploaded") && r.stdout.contains("min_days_left"),
+        "{}",
+        r.stdout
+    );
+    assert!(
+        !c.env.state_dir().join("archive").exists(),
+        "nothing issued"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
