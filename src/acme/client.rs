@@ -192,6 +192,29 @@ impl AcmeClient {
         Ok((order, acct))
     }
 
+    /// `place`, creating the account again once if the CA no longer knows it.
+    async fn place_or_recreate(
+        &self,
+        ids: &[Identifier],
+        replaces: Option<&CertificateIdentifier<'_>>,
+    ) -> Result<(Order, LoadedAccount), Step> {
+        match self.place(ids, replaces).await {
+            Err(e)
+                if problem_type(&e) == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
+            {
+                // The CA forgot the stored account (a test CA restarted, or it was deactivated
+                // elsewhere): the terms were agreed when it was made, so make it again.
+                tracing::warn!("the CA no longer knows the stored account; creating a new one");
+                let fresh = account::create(&self.http, &self.settings, &self.store, true)
+                    .await
+                    .map_err(Step::Final)?;
+                *self.account.write().await = fresh;
+                self.place(ids, replaces).await.map_err(Step::Acme)
+            }
+            other => other.map_err(Step::Acme),
+        }
+    }
+
     fn wrap(
         &self,
         order: Order,
@@ -227,21 +250,28 @@ impl CertificateAuthority for AcmeClient {
             .map(|n| n.as_str())
             .collect::<Vec<_>>()
             .join(", ");
-        let (mut order, acct) = match self.place(&ids, replaces.as_ref()).await {
-            Err(e)
-                if problem_type(&e) == Some("urn:ietf:params:acme:error:accountDoesNotExist") =>
-            {
-                // The CA forgot the stored account (a test CA restarted, or it was deactivated
-                // elsewhere): the terms were agreed when it was made, so make it again.
-                tracing::warn!("the CA no longer knows the stored account; creating a new one");
-                let fresh = account::create(&self.http, &self.settings, &self.store, true).await?;
-                *self.account.write().await = fresh;
-                self.place(&ids, replaces.as_ref())
-                    .await
-                    .map_err(|e| order_error(e, &names_text))?
+        let (mut order, acct) = match self.place_or_recreate(&ids, replaces.as_ref()).await {
+            Err(Step::Acme(e)) if replaces.is_some() && refused_for_replaces(&e) => {
+                // The CA will not let this order replace that certificate (already replaced,
+                // or it does not know it): a renewal must not get stuck on a hint, so order
+                // again as a plain new certificate.
+                tracing::warn!(
+                    "the CA refused to mark the new order as replacing {}: {}; ordering without `replaces`",
+                    replaces.as_ref().map(ToString::to_string).unwrap_or_default(),
+                    problem_detail(&e)
+                );
+                self.place_or_recreate(&ids, None).await
             }
-            other => other.map_err(|e| order_error(e, &names_text))?,
-        };
+            Err(Step::Acme(instant_acme::Error::Unsupported(what))) if replaces.is_some() => {
+                tracing::debug!("the CA offers no {what}; ordering without `replaces`");
+                self.place_or_recreate(&ids, None).await
+            }
+            other => other,
+        }
+        .map_err(|step| match step {
+            Step::Acme(e) => order_error(e, &names_text),
+            Step::Final(e) => e,
+        })?;
 
         let challenges = step_retry!("fetch authorizations", collect_challenges(&mut order).await)?;
         Ok(self.wrap(order, acct, challenges))
@@ -341,6 +371,29 @@ fn order_error(e: instant_acme::Error, names: &str) -> AcmeError {
             },
         },
         None => map_error(e, "new order"),
+    }
+}
+
+/// Whether the CA refused an order because of its `replaces` field: `alreadyReplaced`
+/// (RFC 9773 §5), or a `malformed` / `conflict` problem whose detail names `replaces`.
+fn refused_for_replaces(e: &instant_acme::Error) -> bool {
+    let instant_acme::Error::Api(p) = e else {
+        return false;
+    };
+    match p.r#type.as_deref() {
+        Some("urn:ietf:params:acme:error:alreadyReplaced") => true,
+        Some("urn:ietf:params:acme:error:malformed" | "urn:ietf:params:acme:error:conflict") => p
+            .detail
+            .as_deref()
+            .is_some_and(|d| d.to_ascii_lowercase().contains("replace")),
+        _ => false,
+    }
+}
+
+fn problem_detail(e: &instant_acme::Error) -> String {
+    match e {
+        instant_acme::Error::Api(p) => p.detail.clone().unwrap_or_else(|| p.to_string()),
+        other => other.to_string(),
     }
 }
 
@@ -493,5 +546,55 @@ impl CaOrder for AcmeOrder {
             default,
             alternates,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(kind: &str, detail: &str) -> instant_acme::Error {
+        instant_acme::Error::Api(instant_acme::Problem {
+            r#type: Some(kind.to_string()),
+            detail: Some(detail.to_string()),
+            status: Some(409),
+            subproblems: Vec::new(),
+        })
+    }
+
+    #[test]
+    fn a_refused_replaces_is_recognised() {
+        assert!(refused_for_replaces(&api(
+            "urn:ietf:params:acme:error:alreadyReplaced",
+            "already replaced"
+        )));
+        assert!(refused_for_replaces(&api(
+            "urn:ietf:params:acme:error:malformed",
+            "cannot parse the Replaces field"
+        )));
+        assert!(refused_for_replaces(&api(
+            "urn:ietf:params:acme:error:conflict",
+            "the certificate to replace is already being replaced"
+        )));
+        // Other refusals are the CA's verdict on the order itself: no second attempt.
+        assert!(!refused_for_replaces(&api(
+            "urn:ietf:params:acme:error:malformed",
+            "bad identifier"
+        )));
+        assert!(!refused_for_replaces(&api(
+            "urn:ietf:params:acme:error:rejectedIdentifier",
+            "replaces is fine but the name is not"
+        )));
+        assert!(!refused_for_replaces(&api(
+            "urn:ietf:params:acme:error:badNonce",
+            "replaces"
+        )));
+    }
+
+    #[test]
+    fn cert_ids_round_trip_through_text() {
+        let id = parse_cert_id("aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE").unwrap();
+        assert_eq!(id.to_string(), "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE");
+        assert!(parse_cert_id("no-dot").is_err());
     }
 }

@@ -5,7 +5,8 @@
 //!
 //! This file owns [`Sandbox`], [`SandboxOptions`], the sandbox directory and
 //! [`SandboxError`]; the servers themselves live in `moto.rs`, `dns_server.rs` and
-//! `pebble.rs`, child-process handling in `process.rs`. It refers to nothing else of
+//! `pebble.rs`, child-process handling in `process.rs`; `ari_proxy.rs` can put an
+//! ARI-capable front ([`AriProxy`]) before Pebble. It refers to nothing else of
 //! the crate.
 //!
 //! ```text
@@ -16,6 +17,7 @@
 //! // and sb.dns_addr() as the nameserver to check propagation against.
 //! ```
 
+pub mod ari_proxy;
 pub mod dns_server;
 pub mod emqx_cloud;
 pub mod local_tls;
@@ -28,6 +30,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+pub use ari_proxy::{AriProxy, AriWindow, SeenOrder};
 pub use dns_server::{DnsFault, DnsFaults, DnsServer, DnsServerOptions, LoggedQuery};
 pub use emqx_cloud::{
     ApiRequest, Budgets, DeploymentKind, DeploymentPorts, DeploymentSpec, DropPoint,
