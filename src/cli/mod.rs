@@ -7,6 +7,7 @@ mod after_issue;
 mod check;
 mod client_pki;
 mod deploy;
+mod iam_policy;
 mod issue;
 mod output;
 mod split;
@@ -67,6 +68,8 @@ pub enum Command {
     ClientCert(client_pki::ClientCertCommand),
     /// Check a certificate (certbot lineage, live directory or files) against import rules.
     Check(CheckArgs),
+    /// Print the least-privilege Route 53 IAM policy for the configured certificates.
+    IamPolicy(iam_policy::IamPolicyArgs),
 }
 
 /// Flags of `check`.
@@ -270,6 +273,7 @@ pub fn main() -> i32 {
             Command::ClientCa(cmd) => client_pki::run_client_ca(&cli, cmd),
             Command::ClientCert(cmd) => client_pki::run_client_cert(&cli, cmd),
             Command::Split(args) => split::run(args),
+            Command::IamPolicy(args) => iam_policy::run(&cli, args).await,
         }
     })
 }
