@@ -27,6 +27,8 @@ pub mod dns;
 #[cfg(feature = "full")]
 pub mod error;
 #[cfg(feature = "full")]
+pub mod iam;
+#[cfg(feature = "full")]
 pub mod names;
 pub mod pki;
 #[cfg(feature = "full")]

@@ -7,6 +7,7 @@ mod after_issue;
 mod check;
 mod client_pki;
 mod deploy;
+mod iam_policy;
 mod issue;
 mod notify;
 mod output;
@@ -74,6 +75,8 @@ pub enum Command {
     Renew(renew::RenewArgs),
     /// Run as a daemon: sleep until the next certificate is due, renew it, repeat.
     Schedule(schedule::ScheduleArgs),
+    /// Print the least-privilege Route 53 IAM policy for the configured certificates.
+    IamPolicy(iam_policy::IamPolicyArgs),
 }
 
 /// Flags of `check`.
@@ -279,6 +282,7 @@ pub fn main() -> i32 {
             Command::Split(args) => split::run(args),
             Command::Renew(args) => renew::run(&cli, args).await,
             Command::Schedule(args) => schedule::run(&cli, args).await,
+            Command::IamPolicy(args) => iam_policy::run(&cli, args).await,
         }
     })
 }
