@@ -682,3 +682,189 @@ async fn schedule_renews_what_is_due_and_stops_cleanly_on_sigterm() {
         .unwrap();
     assert_eq!(exit.code(), Some(0));
 }
+
+/// The `run:` steps of `.github/workflows/renew.yml`, run by bash as GitHub would: each step's
+/// `env:` with its `${{ }}` expressions filled in from `values`, `GITHUB_ENV` carried to later
+/// steps, `GITHUB_STEP_SUMMARY` a file. The `uses:` steps are what the sandbox provides
+/// (checkout: the working directory; AWS credentials: the sandbox's fake ones), and the
+/// install step is replaced by the test binary on `PATH` (a release `cargo install` takes
+/// minutes). Returns the exit code of the first failing step (0 if none) and the summary.
+async fn run_renew_workflow(
+    c: &Cloud,
+    checkout: &std::path::Path,
+    values: &[(&str, String)],
+) -> (i32, String, String) {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/.github/workflows/renew.yml"
+    ))
+    .unwrap();
+    let docs = yaml_rust2::YamlLoader::load_from_str(&text).expect("renew.yml is YAML");
+    let steps = docs[0]["jobs"]["renew"]["steps"]
+        .as_vec()
+        .expect("jobs.renew.steps")
+        .clone();
+    let runner_temp = tempfile::tempdir().unwrap();
+    let summary = runner_temp.path().join("step-summary.md");
+    let github_env = runner_temp.path().join("github-env");
+    std::fs::write(&summary, "").unwrap();
+    std::fs::write(&github_env, "").unwrap();
+    let lookup = |expr: &str| -> String {
+        let expr = expr.trim();
+        if expr == "runner.temp" {
+            return runner_temp.path().display().to_string();
+        }
+        values
+            .iter()
+            .find(|(k, _)| *k == expr)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| {
+                panic!("renew.yml uses `${{{{ {expr} }}}}`, which this test does not provide")
+            })
+    };
+    let fill = |s: &str| -> String {
+        let mut out = String::new();
+        let mut rest = s;
+        while let Some(i) = rest.find("${{") {
+            out.push_str(&rest[..i]);
+            let j = rest[i..].find("}}").expect("closed expression") + i;
+            out.push_str(&lookup(&rest[i + 3..j]));
+            rest = &rest[j + 2..];
+        }
+        out.push_str(rest);
+        out
+    };
+    let bin_dir = std::path::Path::new(env!("CARGO_BIN_EXE_brokercert"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut failed = 0;
+    let mut output = String::new();
+    let mut ran = Vec::new();
+    for step in &steps {
+        let Some(script) = step["run"].as_str() else {
+            continue;
+        };
+        let name = step["name"].as_str().unwrap_or("?").to_string();
+        if name.starts_with("Install brokercert") {
+            continue;
+        }
+        let cond = step["if"].as_str().unwrap_or("");
+        let run_it = match cond {
+            "" => failed == 0,
+            "failure()" => failed != 0,
+            other => {
+                panic!("renew.yml step `{name}` has a condition this test does not know: {other}")
+            }
+        };
+        if !run_it {
+            continue;
+        }
+        assert!(!script.contains("${{"), "`{name}`: expression inside run:");
+        let mut cmd = std::process::Command::new("bash");
+        cmd.args(["--noprofile", "--norc", "-eo", "pipefail", "-c", script])
+            .current_dir(checkout)
+            .env_clear()
+            .env("PATH", &path)
+            .env("HOME", runner_temp.path())
+            .env("RUNNER_TEMP", runner_temp.path())
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env("GITHUB_ENV", &github_env)
+            .env("CI", "true")
+            .env("GITHUB_ACTIONS", "true")
+            .stdin(Stdio::null());
+        c.env.sb.configure_command(&mut cmd);
+        for line in std::fs::read_to_string(&github_env).unwrap().lines() {
+            if let Some((k, v)) = line.split_once('=') {
+                cmd.env(k, v);
+            }
+        }
+        if let Some(env) = step["env"].as_hash() {
+            for (k, v) in env {
+                let k = k.as_str().unwrap();
+                let v = match v {
+                    yaml_rust2::Yaml::String(s) => fill(s),
+                    yaml_rust2::Yaml::Boolean(b) => b.to_string(),
+                    other => panic!("env {k}: {other:?}"),
+                };
+                cmd.env(k, v);
+            }
+        }
+        let out = tokio::process::Command::from(cmd).output().await.unwrap();
+        output.push_str(&format!(
+            "--- {name}\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+        ran.push(name.clone());
+        if !out.status.success() && failed == 0 {
+            failed = out.status.code().unwrap_or(-1);
+        }
+    }
+    assert!(
+        ran.iter().any(|n| n.starts_with("Renew")),
+        "the renew step ran: {ran:?}"
+    );
+    (failed, std::fs::read_to_string(&summary).unwrap(), output)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_renew_workflow_steps_renew_deploy_and_verify_on_a_stateless_runner() {
+    let c = cloud().await;
+    // A runner is not a terminal: without this the run would first wait up to 5 min.
+    let cfg = c.config("[renew]\njitter = \"0s\"\n");
+    let checkout = tempfile::tempdir().unwrap();
+    // The repository holds the configuration; the state directory comes from the workflow.
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("state_dir"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    std::fs::write(checkout.path().join("brokercert.toml"), text).unwrap();
+    let values = |account: String, force: &str| -> Vec<(&'static str, String)> {
+        vec![
+            ("vars.BROKERCERT_CONFIG", "brokercert.toml".into()),
+            ("vars.BROKERCERT_CLIENT_CA_PATH", String::new()),
+            ("secrets.BROKERCERT_CLIENT_CA", String::new()),
+            ("secrets.BROKERCERT_ACME_ACCOUNT", account),
+            ("secrets.EMQX_CLOUD_API_KEY", KEY.into()),
+            ("secrets.EMQX_CLOUD_API_SECRET", SECRET.into()),
+            ("inputs.force", force.into()),
+            ("inputs.dry-run", String::new()),
+            ("github.server_url", "https://github.com".into()),
+            ("github.repository", "example/mqtt".into()),
+            ("github.run_id", "1".into()),
+            ("github.event_name", "schedule".into()),
+        ]
+    };
+
+    // First run: nothing deployed; the account is created in the runner's temp state.
+    let (code, summary, out) =
+        run_renew_workflow(&c, checkout.path(), &values(String::new(), "")).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(summary.contains("| `mqtt-prod` | ✅"), "{summary}\n{out}");
+    assert!(out.contains("renewed (nothing deployed yet)"), "{out}");
+    let first = c.served_serial().expect("deployed");
+    assert!(!out.contains(SECRET), "a secret leaked");
+
+    // A later scheduled run on a fresh runner: reads the deployment, nothing to do.
+    let (code, summary, out) =
+        run_renew_workflow(&c, checkout.path(), &values(String::new(), "")).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(summary.contains("not due"), "{summary}");
+    assert_eq!(c.served_serial().as_deref(), Some(first.as_str()));
+
+    // A failing run fails the job and the failure step writes the summary.
+    c.emu.fail_next_apply();
+    let (code, summary, out) =
+        run_renew_workflow(&c, checkout.path(), &values(String::new(), "true")).await;
+    assert_eq!(code, 8, "{out}");
+    assert!(summary.contains("Certificate renewal failed"), "{summary}");
+    assert!(summary.contains("FAILED"), "{summary}");
+}
