@@ -868,3 +868,105 @@ async fn the_renew_workflow_steps_renew_deploy_and_verify_on_a_stateless_runner(
     assert!(summary.contains("Certificate renewal failed"), "{summary}");
     assert!(summary.contains("FAILED"), "{summary}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ari_decides_when_to_renew_and_the_order_names_the_certificate_it_replaces() {
+    use brokercert::sandbox::{AriProxy, AriWindow};
+    let c = cloud().await;
+    let proxy_dir = c.env.work.path().join("ari");
+    std::fs::create_dir_all(&proxy_dir).unwrap();
+    let proxy = AriProxy::in_front_of(c.env.sb.pebble(), &proxy_dir)
+        .await
+        .expect("ARI proxy");
+    // The CA is Pebble behind the proxy: same validation, plus renewal information.
+    let cfg = c.config("");
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&c.env.sb.acme_directory_url(), &proxy.directory_url())
+        .replace(
+            &c.env.sb.pebble_tls_ca_path().display().to_string(),
+            &proxy.tls_ca_path().display().to_string(),
+        );
+    std::fs::write(&cfg, text).unwrap();
+    let renew = ["renew", "--no-jitter", "--config", arg(&cfg)];
+
+    c.run(&renew).await.assert_ok();
+    let first = c.live_serial().unwrap();
+    assert_eq!(
+        proxy.new_orders()[0].replaces,
+        None,
+        "nothing to replace yet"
+    );
+
+    // The CA says "in a month": not due, however the lifetime rule would see it.
+    proxy.set_default_window(AriWindow::relative(
+        time::Duration::days(30),
+        time::Duration::days(32),
+    ));
+    let r = c.run(&renew).await;
+    r.assert_ok();
+    assert!(r.stdout.contains("the CA's renewal window"), "{}", r.stdout);
+    assert_eq!(proxy.renewal_info_requests().len(), 1);
+    // Asked again only when the CA's Retry-After (6 h here) has passed.
+    c.run(&renew).await.assert_ok();
+    assert_eq!(
+        proxy.renewal_info_requests().len(),
+        1,
+        "no ARI call before Retry-After"
+    );
+    let state_path = c.renewal_dir().join("mqtt-prod.json");
+    let state = std::fs::read_to_string(&state_path).unwrap();
+    assert!(
+        state.contains("\"chosen\""),
+        "the picked time is kept: {state}"
+    );
+
+    // The window moves into the past (e.g. the CA plans a revocation): renew now, naming
+    // the old certificate in `replaces`.
+    proxy.set_default_window(AriWindow::relative(
+        time::Duration::days(-2),
+        time::Duration::days(-1),
+    ));
+    let past_check = |state: &str| {
+        let line = state
+            .lines()
+            .find(|l| l.contains("next_check"))
+            .unwrap()
+            .to_string();
+        state.replace(&line, "    \"next_check\": \"2020-01-01T00:00:00Z\",")
+    };
+    std::fs::write(&state_path, past_check(&state)).unwrap();
+    let r = c.run(&renew).await;
+    r.assert_ok();
+    assert!(
+        r.stdout.contains("renewed (the CA's renewal window (ARI))"),
+        "{}",
+        r.stdout
+    );
+    let second = c.live_serial().unwrap();
+    assert_ne!(first, second);
+    assert_eq!(c.served_serial().as_deref(), Some(second.as_str()));
+    let order = proxy.new_orders().last().cloned().unwrap();
+    assert!(order.replaces.is_some() && !order.rejected, "{order:?}");
+
+    // A CA that refuses `replaces` (already replaced): the renewal still goes through.
+    proxy.reject_replaces(true);
+    let r = c.run(&renew).await;
+    r.assert_ok();
+    assert!(
+        r.stdout.contains("renewed (the CA's renewal window"),
+        "{}",
+        r.stdout
+    );
+    let orders = proxy.new_orders();
+    let n = orders.len();
+    assert!(
+        orders[n - 2].rejected && orders[n - 2].replaces.is_some(),
+        "{orders:?}"
+    );
+    assert!(
+        !orders[n - 1].rejected && orders[n - 1].replaces.is_none(),
+        "{orders:?}"
+    );
+    assert_ne!(c.live_serial().unwrap(), second);
+}

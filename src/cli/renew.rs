@@ -605,7 +605,7 @@ async fn attempt(
                 );
                 "verified the certificate an earlier run deployed"
             };
-            deploy_and_verify(settings, spec, &store.live_dir(&spec.name), &targets).await?;
+            deploy_and_verify(settings, spec, &store.live_dir(&spec.name), &targets, true).await?;
             st.deployed_fingerprint = Some(leaf.sha256_fingerprint().to_string());
             return Ok(Outcome::Renewed {
                 reason: reason.into(),
@@ -742,7 +742,9 @@ async fn attempt(
     }
 
     if !targets.is_empty() {
-        deploy_and_verify(settings, spec, &issued.paths.live_dir, &targets).await?;
+        // Freshly issued: never "already served" (EMQX Cloud only reports the expiry, which two
+        // certificates issued in the same second share).
+        deploy_and_verify(settings, spec, &issued.paths.live_dir, &targets, false).await?;
     }
     st.deployed_fingerprint = Some(issued.fingerprint.clone());
     Ok(Outcome::Renewed {
@@ -986,12 +988,21 @@ async fn deploy_and_verify(
     spec: &CertificateSpec,
     live_dir: &Path,
     targets: &[Box<dyn DeploymentTarget>],
+    skip_if_served: bool,
 ) -> Result<(), Error> {
     let material = Material::from_dir(live_dir)?;
     let progress = |m: &str| {
         let _ = writeln!(std::io::stderr(), "  deploy             {m}");
     };
-    let outcomes = deploy_all(spec, &material, targets, SystemClock.now(), true, &progress).await?;
+    let outcomes = deploy_all(
+        spec,
+        &material,
+        targets,
+        SystemClock.now(),
+        skip_if_served,
+        &progress,
+    )
+    .await?;
     crate::workflow::stall::after("deploy");
     super::deploy::print_outcomes(&outcomes);
     if super::verify::wanted_after_deploy(spec) {
