@@ -970,3 +970,81 @@ async fn ari_decides_when_to_renew_and_the_order_names_the_certificate_it_replac
     );
     assert_ne!(c.live_serial().unwrap(), second);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_during_a_renewal_removes_its_records_and_the_next_run_resumes() {
+    use brokercert::sandbox::DnsFault;
+    let c = cloud().await;
+    let cfg = c.config("");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"));
+    cmd.args(["schedule", "--config", arg(&cfg)])
+        .env("EMQX_CLOUD_API_KEY", KEY)
+        .env("EMQX_CLOUD_API_SECRET", SECRET)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c.env.sb.configure_command(&mut cmd);
+    let mut child = tokio::process::Command::from(cmd)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            if l.starts_with("✓ publish-txt") {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the TXT values are written");
+    // The nameservers stop answering: the run waits for propagation...
+    let faults = c.env.sb.dns_faults();
+    faults.set(DnsFault::ServFail, None);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !c.env.challenge_records_left().await.is_empty(),
+        "the values are there while it waits"
+    );
+    // ...and is told to stop (DNS back, so the clean-up can read what to remove).
+    faults.reset();
+    let pid = child.id().unwrap();
+    assert!(
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut rest = String::new();
+    let exit = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(l)) = lines.next_line().await {
+            rest.push_str(&l);
+            rest.push('\n');
+        }
+        child.wait().await
+    })
+    .await
+    .expect("stops within 20 s")
+    .unwrap();
+    assert_eq!(exit.code(), Some(130), "{rest}");
+    assert!(rest.contains("✓ cleanup"), "the clean-up ran:\n{rest}");
+    assert!(
+        c.env.challenge_records_left().await.is_empty(),
+        "{:?}",
+        c.env.challenge_records_left().await
+    );
+    assert!(c.served_serial().is_none(), "nothing half-deployed");
+    // The next run picks the same order up.
+    let r = c
+        .run(&["renew", "--no-jitter", "--config", arg(&cfg)])
+        .await;
+    r.assert_ok();
+    assert!(
+        r.stderr.contains("resumed the interrupted order"),
+        "{}",
+        r.stderr
+    );
+    assert!(c.served_serial().is_some());
+}
