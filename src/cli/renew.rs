@@ -351,7 +351,7 @@ pub async fn renew_all(
 ) -> Vec<(String, Outcome)> {
     let mut out = Vec::new();
     let dry_dir = if args.dry_run {
-        match tempfile_dir(&settings.state_dir) {
+        match dry_run_dir() {
             Ok(d) => Some(d),
             Err(e) => {
                 for s in &settings.certificates {
@@ -397,10 +397,8 @@ impl Drop for TempDir {
     }
 }
 
-fn tempfile_dir(state_dir: &Path) -> std::io::Result<TempDir> {
-    let base = std::env::temp_dir();
-    let _ = state_dir;
-    let dir = base.join(format!(
+fn dry_run_dir() -> std::io::Result<TempDir> {
+    let dir = std::env::temp_dir().join(format!(
         "brokercert-dry-run-{}-{}",
         std::process::id(),
         rand::random::<u32>()
