@@ -118,6 +118,8 @@ pub struct RenewFile {
     pub notify_webhook: Option<String>,
     /// Also notify on success (default true; failures are always notified).
     pub notify_success: Option<bool>,
+    /// How many certificates one run renews at the same time (default 8).
+    pub concurrency: Option<usize>,
 }
 
 /// Renewal settings, resolved.
@@ -135,6 +137,8 @@ pub struct RenewSettings {
     pub notify_webhook: Option<String>,
     /// Notify on success too.
     pub notify_success: bool,
+    /// Certificates renewed at the same time (at least 1).
+    pub concurrency: usize,
 }
 
 /// `[acme]` as written.
@@ -176,6 +180,12 @@ pub struct Route53File {
     /// How long to wait for INSYNC.
     #[serde(default, deserialize_with = "de_duration")]
     pub change_timeout: Option<Duration>,
+    /// Route 53 API requests per second, for the whole run (default 5, the account limit).
+    pub max_requests_per_second: Option<f64>,
+    /// How long a change waits for other certificates' changes to the same zone, so
+    /// they share one batch (default 50ms; only when several certificates renew at once).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub batch_window: Option<Duration>,
 }
 
 /// `[dns]` as written.
@@ -426,6 +436,10 @@ pub struct DnsSettings {
     pub route53_region: Option<String>,
     /// INSYNC timeout.
     pub change_timeout: Duration,
+    /// Route 53 requests per second (≤ 0: unlimited).
+    pub route53_requests_per_second: f64,
+    /// Batching window for concurrent changes to one zone.
+    pub route53_batch_window: Duration,
 }
 
 /// One certificate to manage, validated.
@@ -607,6 +621,11 @@ impl Settings {
                 .route53
                 .change_timeout
                 .unwrap_or(Duration::from_secs(300)),
+            route53_requests_per_second: file.route53.max_requests_per_second.unwrap_or(5.0),
+            route53_batch_window: file
+                .route53
+                .batch_window
+                .unwrap_or(Duration::from_millis(50)),
         };
 
         let mut extra_roots: Vec<PathBuf> = file
@@ -708,6 +727,7 @@ impl Settings {
                 notify_command: file.renew.notify_command.clone(),
                 notify_webhook: file.renew.notify_webhook.clone(),
                 notify_success: file.renew.notify_success.unwrap_or(true),
+                concurrency: file.renew.concurrency.unwrap_or(8).clamp(1, 64),
             },
         })
     }

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::time::{Duration, Instant};
 
 use super::{Cli, output};
 use crate::clock::{Clock, SystemClock};
@@ -12,16 +13,19 @@ use crate::deploy::{Material, from_config};
 use crate::error::{Error, exit};
 use crate::workflow::deploy::deploy_all;
 
-/// Deploys (and verifies) a freshly stored certificate; returns an exit code.
+/// Deploys (and verifies) a freshly stored certificate; returns an exit code. The time
+/// each of the two steps took is pushed to `timings` (for `--timings`).
 pub async fn deploy_and_verify(
     cli: &Cli,
     settings: &crate::config::Settings,
     spec: &CertificateSpec,
     live_dir: &Path,
+    timings: &mut Vec<(&'static str, Duration)>,
 ) -> i32 {
     if spec.deploy.is_empty() {
         return exit::OK;
     }
+    let started = Instant::now();
     let fail = |e: Error| {
         output::error(&format!(
             "`{}`: {e}. The new certificate is stored in {}; after fixing this, run `brokercert deploy {}`",
@@ -56,6 +60,7 @@ pub async fn deploy_and_verify(
     .await
     {
         Ok(outcomes) => {
+            timings.push(("deploy", started.elapsed()));
             super::deploy::print_outcomes(&outcomes);
         }
         Err(e) => return fail(e.into()),
@@ -63,8 +68,11 @@ pub async fn deploy_and_verify(
     if !super::verify::wanted_after_deploy(spec) {
         return exit::OK;
     }
+    let started = Instant::now();
     let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
-    match super::verify::verify_certificate(settings, spec, &opts).await {
+    let verified = super::verify::verify_certificate(settings, spec, &opts).await;
+    timings.push(("verify", started.elapsed()));
+    match verified {
         Ok(_) => exit::OK,
         Err(e) => {
             output::error(&format!(

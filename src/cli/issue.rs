@@ -1,7 +1,5 @@
 //! `brokercert issue`: wires the real adapters to the workflow and prints the outcome.
 
-use std::time::Duration;
-
 use super::output::{self, LineProgress};
 use super::{Cli, IssueArgs};
 use crate::acme::client::AcmeClient;
@@ -95,28 +93,28 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
     };
     let mut code = exit::OK;
     for spec in &settings.certificates {
+        let started = std::time::Instant::now();
         match issue(&svc, spec, &opts, super::shutdown_signal()).await {
             Ok(issued) => {
                 print!("{}", output::issued_summary(&issued, clock.now()));
-                if args.timings {
-                    let total: Duration = issued.timings.iter().map(|(_, d)| *d).sum();
-                    println!(
-                        "timings:\n{}\n  {:<18} {}",
-                        timings_table(&issued.timings),
-                        "total",
-                        crate::workflow::progress::human_duration(total)
-                    );
-                }
                 for w in &issued.cleanup_warnings {
                     output::warning(w);
                 }
+                let mut after_timings = Vec::new();
                 let after = super::after_issue::deploy_and_verify(
                     cli,
                     &settings,
                     spec,
                     &issued.paths.live_dir,
+                    &mut after_timings,
                 )
                 .await;
+                if args.timings {
+                    println!(
+                        "{}",
+                        timings_table(&issued.timings, &after_timings, started.elapsed())
+                    );
+                }
                 if after != exit::OK && code == exit::OK {
                     code = after;
                 }

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
+use futures::StreamExt;
 use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
@@ -20,6 +21,7 @@ use crate::acme::client::{AcmeClient, replaces_id};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CertificateSpec, DeployFile, Overrides, Settings};
 use crate::deploy::{DeploymentTarget, Material, from_config};
+use crate::dns::batching::Batching;
 use crate::dns::lookup::WireLookup;
 use crate::dns::route53::{Route53, Route53Settings};
 use crate::error::{Error, exit};
@@ -307,7 +309,7 @@ pub struct Lazy<'a> {
     settings: &'a Settings,
     store: Store,
     ca: OnceCell<AcmeClient>,
-    route53: OnceCell<Route53>,
+    route53: OnceCell<Batching<Route53>>,
 }
 
 impl<'a> Lazy<'a> {
@@ -328,21 +330,30 @@ impl<'a> Lazy<'a> {
             .map_err(Error::from)
     }
 
-    async fn route53(&self) -> &Route53 {
+    /// Route 53, shared by the certificates of this run: their changes to one zone go in
+    /// one batch, the zones are listed once, and requests keep to the account's rate.
+    async fn route53(&self) -> &Batching<Route53> {
         self.route53
             .get_or_init(|| async {
-                Route53::connect(&Route53Settings {
+                let r53 = Route53::connect(&Route53Settings {
                     endpoint_url: self.settings.dns.route53_endpoint.clone(),
                     profile: self.settings.dns.route53_profile.clone(),
                     region: self.settings.dns.route53_region.clone(),
                 })
-                .await
+                .await;
+                let window = if self.settings.certificates.len() > 1 {
+                    self.settings.dns.route53_batch_window
+                } else {
+                    Duration::ZERO
+                };
+                Batching::new(r53, window, self.settings.dns.route53_requests_per_second)
             })
             .await
     }
 }
 
-/// Renews every configured certificate in turn.
+/// Renews every configured certificate, up to `renew.concurrency` at the same time;
+/// outcomes are in configuration order.
 pub async fn renew_all(
     cli: &Cli,
     settings: &Settings,
@@ -378,13 +389,21 @@ pub async fn renew_all(
     );
     // The account lives in the real state directory even for a dry run.
     let lazy = Lazy::new(settings, Store::new(&settings.state_dir));
-    for spec in &settings.certificates {
-        if stop.is_set() {
-            break;
-        }
-        let o = renew_one(cli, settings, spec, args, &lazy, &store, stop).await;
-        out.push((spec.name.clone(), o));
-    }
+    let (lazy, store) = (&lazy, &store);
+    let runs = futures::stream::iter(&settings.certificates)
+        .map(|spec| async move {
+            if stop.is_set() {
+                return None;
+            }
+            let o = renew_one(cli, settings, spec, args, lazy, store, stop).await;
+            Some((spec.name.clone(), o))
+        })
+        .buffered(settings.renew.concurrency.max(1));
+    out.extend(
+        runs.filter_map(|o| async move { o })
+            .collect::<Vec<_>>()
+            .await,
+    );
     out
 }
 

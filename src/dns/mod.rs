@@ -4,6 +4,7 @@
 //! Owns: the record and zone model shared by these parts and `DnsError`.
 //! Does not own: ACME (which values to publish comes from `acme`).
 
+pub mod batching;
 pub mod lookup;
 pub mod plan;
 pub mod propagation;

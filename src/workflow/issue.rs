@@ -580,10 +580,19 @@ fn version_name(now: OffsetDateTime, serial: &str) -> String {
 }
 
 /// One line per stage with its time, for `--timings`.
-pub fn timings_table(timings: &[(Stage, Duration)]) -> String {
-    timings
+pub fn timings_table(
+    timings: &[(Stage, Duration)],
+    after: &[(&'static str, Duration)],
+    total: Duration,
+) -> String {
+    let mut out = String::from("timings:");
+    let rows = timings
         .iter()
-        .map(|(s, d)| format!("  {:<18} {}", s.as_str(), human_duration(*d)))
-        .collect::<Vec<_>>()
-        .join("\n")
+        .map(|(s, d)| (s.as_str(), *d))
+        .chain(after.iter().copied())
+        .chain([("total", total)]);
+    for (name, d) in rows {
+        out.push_str(&format!("\n  {name:<18} {}", human_duration(d)));
+    }
+    out
 }

@@ -1,0 +1,649 @@
+//! Benchmark: brokercert against certbot + certbot-dns-route53 on the local sandbox, and
+//! brokercert's own targets (full issue, no-op renew, fleet). Prints tables; asserts
+//! nothing about speed (run it with `bash .ci/bench`; it is not part of the test suite).
+//!
+//! Both clients get the same servers: Pebble with `PEBBLE_VA_NOSLEEP=1` and
+//! `PEBBLE_WFE_NONCEREJECT=0`, moto as Route 53, the sandbox DNS server. Both reuse an
+//! ACME account made before timing starts, use an RSA 2048 key, and issue a certificate
+//! for a fresh name each run; runs are interleaved (brokercert, certbot, brokercert, …)
+//! so drift in the machine's load hits both alike. Wall time is measured around the
+//! process, peak RSS is the child's `ru_maxrss` from `wait4`.
+//!
+//! Flags: `--runs N` (default 10), `--fleet N` (default 50), `--noop N` (default 100),
+//! `--skip-certbot`, `--certbot PATH` (default `.sandbox/bench-venv/bin/certbot`).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use brokercert::sandbox::{DeploymentSpec, EmqxCloudEmulator, Sandbox, SandboxOptions};
+
+const KEY: &str = "bench-api-key";
+const SECRET: &str = "bench-api-secret";
+/// Hosted zones the fleet is spread over.
+const FLEET_ZONES: usize = 5;
+
+struct Opts {
+    runs: usize,
+    fleet: usize,
+    noop: usize,
+    certbot: Option<PathBuf>,
+}
+
+fn parse_opts() -> Result<Opts> {
+    let mut o = Opts {
+        runs: 10,
+        fleet: 50,
+        noop: 100,
+        certbot: Some(PathBuf::from(".sandbox/bench-venv/bin/certbot")),
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        let mut num = |name: &str| -> Result<usize> {
+            args.next()
+                .and_then(|v| v.parse().ok())
+                .with_context(|| format!("{name} needs a number"))
+        };
+        match a.as_str() {
+            "--runs" => o.runs = num("--runs")?.max(1),
+            "--fleet" => o.fleet = num("--fleet")?.max(1),
+            "--noop" => o.noop = num("--noop")?.max(1),
+            "--skip-certbot" => o.certbot = None,
+            "--certbot" => {
+                o.certbot = Some(PathBuf::from(
+                    args.next().context("--certbot needs a path")?,
+                ))
+            }
+            other => bail!(
+                "unknown flag `{other}`; expected --runs N, --fleet N, --noop N, --skip-certbot or --certbot PATH"
+            ),
+        }
+    }
+    Ok(o)
+}
+
+/// One measured process run.
+#[derive(Debug, Clone)]
+struct Sample {
+    wall: Duration,
+    max_rss_kib: u64,
+    stdout: String,
+}
+
+/// Runs `cmd` to completion and measures its wall time and peak RSS (from `wait4`).
+async fn measure(mut cmd: Command, what: &str) -> Result<Sample> {
+    let out_path = std::env::temp_dir().join(format!(
+        "brokercert-bench-{}-{}.out",
+        std::process::id(),
+        rand_suffix()
+    ));
+    let out = std::fs::File::create(&out_path)?;
+    let err = out.try_clone()?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err));
+    let started = Instant::now();
+    let child = cmd.spawn().with_context(|| format!("starting {what}"))?;
+    let pid = child.id() as libc::pid_t;
+    let (status, rss) = tokio::task::spawn_blocking(move || {
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value; wait4 fills it in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `pid` is our own child, not yet reaped (`child` is never waited on).
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        drop(child);
+        (if r == pid { status } else { -1 }, usage.ru_maxrss as u64)
+    })
+    .await?;
+    let wall = started.elapsed();
+    let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
+    let _ = std::fs::remove_file(&out_path);
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        bail!("{what} failed (wait status {status}):\n{stdout}");
+    }
+    Ok(Sample {
+        wall,
+        max_rss_kib: rss,
+        stdout,
+    })
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    N.fetch_add(1, Ordering::Relaxed)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn med_ms(s: &[Sample]) -> f64 {
+    median(s.iter().map(|x| ms(x.wall)).collect())
+}
+
+fn med_mib(s: &[Sample]) -> f64 {
+    median(s.iter().map(|x| x.max_rss_kib as f64 / 1024.0).collect())
+}
+
+/// Parses a duration printed by `--timings` (`<1 ms`, `420 ms`, `4.2 s`, `1 min 10 s`).
+fn parse_human(s: &str) -> Option<f64> {
+    let s = s.trim();
+    if s == "<1 ms" {
+        return Some(0.5);
+    }
+    if let Some(v) = s.strip_suffix(" ms") {
+        return v.trim().parse().ok();
+    }
+    if let Some((m, rest)) = s.split_once(" min") {
+        let mins: f64 = m.trim().parse().ok()?;
+        let secs: f64 = rest
+            .trim()
+            .strip_suffix(" s")
+            .unwrap_or("0")
+            .trim()
+            .parse()
+            .ok()?;
+        return Some((mins * 60.0 + secs) * 1000.0);
+    }
+    s.strip_suffix(" s")?
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .map(|v| v * 1000.0)
+}
+
+/// The `timings:` block of `issue --timings` as (stage, ms) rows.
+fn timings_of(stdout: &str) -> Vec<(String, f64)> {
+    let mut rows = Vec::new();
+    let mut inside = false;
+    for line in stdout.lines() {
+        if line.trim() == "timings:" {
+            inside = true;
+            continue;
+        }
+        if inside {
+            let Some(rest) = line.strip_prefix("  ") else {
+                break;
+            };
+            let mut parts = rest.splitn(2, ' ');
+            let (Some(stage), Some(value)) = (parts.next(), parts.next()) else {
+                break;
+            };
+            match parse_human(value) {
+                Some(v) => rows.push((stage.to_string(), v)),
+                None => break,
+            }
+        }
+    }
+    rows
+}
+
+struct Bench {
+    sb: Sandbox,
+    _emqx: EmqxCloudEmulator,
+    bin: PathBuf,
+    dir: PathBuf,
+    mqtts: u16,
+    wss: u16,
+    emqx_url: String,
+    emqx_ca: PathBuf,
+}
+
+impl Bench {
+    fn base_config(&self, state: &Path) -> String {
+        format!(
+            r#"state_dir = "{state}"
+
+[acme]
+directory = "{dir}"
+email = "ops@example.test"
+agree_tos = true
+https_roots = ["{tls}"]
+
+[route53]
+endpoint_url = "{r53}"
+
+[dns]
+nameservers = ["{dns}"]
+
+[trust]
+extra_roots = ["{roots}"]
+system_roots = false
+
+[renew]
+jitter = "0s"
+"#,
+            state = state.display(),
+            dir = self.sb.acme_directory_url(),
+            tls = self.sb.pebble_tls_ca_path().display(),
+            r53 = self.sb.route53_endpoint(),
+            dns = self.sb.dns_addr(),
+            roots = self.sb.pebble_roots_path().display(),
+        )
+    }
+
+    fn write(&self, name: &str, text: &str) -> Result<PathBuf> {
+        let p = self.dir.join(name);
+        std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
+        Ok(p)
+    }
+
+    fn brokercert(&self, config: &Path, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.bin);
+        cmd.arg("--config").arg(config).args(args);
+        self.sb.configure_command(&mut cmd);
+        cmd.env("EMQX_CLOUD_API_KEY", KEY)
+            .env("EMQX_CLOUD_API_SECRET", SECRET)
+            .env_remove("BROKERCERT_LOG");
+        cmd
+    }
+
+    fn certbot(&self, certbot: &Path, args: &[&str]) -> Command {
+        let cb = self.dir.join("certbot");
+        let mut cmd = Command::new(certbot);
+        cmd.args(args)
+            .arg("--non-interactive")
+            .arg("--config-dir")
+            .arg(cb.join("config"))
+            .arg("--work-dir")
+            .arg(cb.join("work"))
+            .arg("--logs-dir")
+            .arg(cb.join("logs"))
+            .arg("--server")
+            .arg(self.sb.acme_directory_url());
+        self.sb.configure_command(&mut cmd);
+        cmd.env("REQUESTS_CA_BUNDLE", self.sb.pebble_tls_ca_path());
+        cmd
+    }
+
+    /// `[[certificate]]` sections: `count` names spread over the fleet zones.
+    fn fleet_certificates(prefix: &str, count: usize) -> String {
+        let mut s = String::new();
+        for i in 0..count {
+            let zone = i % FLEET_ZONES;
+            let _ = write!(
+                s,
+                "\n[[certificate]]\nname = \"{prefix}{i}\"\ndomains = [\"{prefix}{i}.fleet{zone}.test\"]\n"
+            );
+        }
+        s
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> Result<()> {
+    let opts = parse_opts()?;
+    let exe = std::env::current_exe().context("locating this example")?;
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .map(|d| d.join("brokercert"))
+        .filter(|p| p.exists())
+        .context("the brokercert binary is not built next to this example: run `cargo build --release --bin brokercert --example bench`")?;
+    if let Some(cb) = &opts.certbot
+        && !cb.exists()
+    {
+        bail!(
+            "certbot not found at {}: run `bash .ci/bench` (it installs certbot and certbot-dns-route53 into .sandbox/bench-venv), or pass --skip-certbot",
+            cb.display()
+        );
+    }
+
+    let mut so = SandboxOptions::new()
+        .zone("example.test")
+        .zone("emqx-cloud.test")
+        .pebble_env("PEBBLE_VA_NOSLEEP", "1")
+        .pebble_env("PEBBLE_WFE_NONCEREJECT", "0");
+    for z in 0..FLEET_ZONES {
+        so = so.zone(format!("fleet{z}.test"));
+    }
+    let sb = Sandbox::start(so)
+        .await
+        .context("starting the sandbox (run `bash .ci/install` first)")?;
+    let deployment = sb.zone_id("emqx-cloud.test").context("zone")?;
+    sb.upsert(&deployment, "d1.emqx-cloud.test", "A", 60, &["127.0.0.1"])
+        .await?;
+    let emqx = EmqxCloudEmulator::start(sb.dir().join("emqx-cloud"))
+        .await
+        .context("starting the EMQX Cloud emulator")?;
+    emqx.add_deployment(DeploymentSpec::dedicated("d1", KEY, SECRET))?;
+    emqx.set_pending_delay(Duration::ZERO);
+    let ports = emqx.deployment_ports("d1").context("deployment ports")?;
+    let dir = sb.dir().join("bench");
+    std::fs::create_dir_all(&dir)?;
+    let b = Bench {
+        emqx_url: emqx.base_url(),
+        emqx_ca: emqx.ca_pem_path().to_path_buf(),
+        _emqx: emqx,
+        sb,
+        bin,
+        dir,
+        mqtts: ports.mqtts,
+        wss: ports.wss,
+    };
+    let mut report = String::new();
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let _ = writeln!(
+        report,
+        "brokercert benchmark — {} runs each, medians; {} CPU(s); brokercert {}",
+        opts.runs,
+        cpus,
+        env!("CARGO_PKG_VERSION")
+    );
+
+    // 1. Certificate only: brokercert vs certbot, interleaved.
+    let state = b.dir.join("state-single");
+    let single = b.write("single.toml", &b.base_config(&state))?;
+    eprintln!("bench: warming up (ACME accounts) …");
+    measure(
+        b.brokercert(
+            &single,
+            &["issue", "--name", "warm", "--domain", "warm.example.test"],
+        ),
+        "brokercert warm-up",
+    )
+    .await?;
+    if let Some(cb) = &opts.certbot {
+        measure(
+            b.certbot(
+                cb,
+                &[
+                    "register",
+                    "--agree-tos",
+                    "-m",
+                    "ops@example.test",
+                    "--no-eff-email",
+                ],
+            ),
+            "certbot register",
+        )
+        .await?;
+    }
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for i in 0..opts.runs {
+        eprintln!("bench: certificate only, run {}/{} …", i + 1, opts.runs);
+        let name = format!("b{i}");
+        let domain = format!("b{i}.example.test");
+        ours.push(
+            measure(
+                b.brokercert(
+                    &single,
+                    &["issue", "--name", &name, "--domain", &domain, "--timings"],
+                ),
+                "brokercert issue",
+            )
+            .await?,
+        );
+        if let Some(cb) = &opts.certbot {
+            let name = format!("c{i}");
+            let domain = format!("c{i}.example.test");
+            theirs.push(
+                measure(
+                    b.certbot(
+                        cb,
+                        &[
+                            "certonly",
+                            "--dns-route53",
+                            "-d",
+                            &domain,
+                            "--cert-name",
+                            &name,
+                            "--key-type",
+                            "rsa",
+                            "--rsa-key-size",
+                            "2048",
+                        ],
+                    ),
+                    "certbot certonly",
+                )
+                .await?,
+            );
+        }
+    }
+    let _ = writeln!(
+        report,
+        "\n## Certificate only (order → DNS-01 → finalize → store), RSA 2048\n"
+    );
+    let _ = writeln!(
+        report,
+        "| client | wall (median) | min | max | peak RSS (median) |"
+    );
+    let _ = writeln!(report, "|---|---:|---:|---:|---:|");
+    let row = |r: &mut String, who: &str, s: &[Sample]| {
+        let walls: Vec<f64> = s.iter().map(|x| ms(x.wall)).collect();
+        let min = walls.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = walls.iter().copied().fold(0.0, f64::max);
+        let _ = writeln!(
+            r,
+            "| {who} | {:.0} ms | {min:.0} ms | {max:.0} ms | {:.1} MiB |",
+            med_ms(s),
+            med_mib(s)
+        );
+    };
+    row(&mut report, "brokercert issue", &ours);
+    if !theirs.is_empty() {
+        row(&mut report, "certbot certonly --dns-route53", &theirs);
+        let speed = med_ms(&theirs) / med_ms(&ours);
+        let mem = med_mib(&ours) / med_mib(&theirs);
+        let _ = writeln!(
+            report,
+            "\nbrokercert is **{speed:.1}× faster** (target ≥ 5×) and uses **{:.0} %** of certbot's peak memory (target ≤ 33 %).",
+            mem * 100.0
+        );
+    }
+    stage_table(&mut report, "brokercert issue, per stage", &ours);
+
+    // 2. Full issue: deploy to the EMQX Cloud emulator (no pending delay) and verify.
+    let state = b.dir.join("state-full");
+    let full = b.write(
+        "full.toml",
+        &format!(
+            "{}\n[[certificate]]\nname = \"mqtt\"\ndomains = [\"mqtt.example.test\"]\ncname_target = \"d1.emqx-cloud.test\"\n\n[[certificate.deploy]]\ntype = \"emqx-cloud\"\ndeployment_id = \"d1\"\nbase_url = \"{}\"\napi_roots = [\"{}\"]\npoll_interval = \"50ms\"\n\n[certificate.verify]\nmqtts_port = {}\nwss_port = {}\n",
+            b.base_config(&state),
+            b.emqx_url,
+            b.emqx_ca.display(),
+            b.mqtts,
+            b.wss
+        ),
+    )?;
+    measure(
+        b.brokercert(&full, &["issue", "--force"]),
+        "brokercert full warm-up",
+    )
+    .await?;
+    let mut full_runs = Vec::new();
+    for i in 0..opts.runs {
+        eprintln!("bench: full issue, run {}/{} …", i + 1, opts.runs);
+        full_runs.push(
+            measure(
+                b.brokercert(&full, &["issue", "--timings"]),
+                "brokercert issue (deploy + verify)",
+            )
+            .await?,
+        );
+    }
+    let _ = writeln!(
+        report,
+        "\n## Full issue: certificate, EMQX Cloud deployment (emulator, 0 s pending), MQTT verification\n"
+    );
+    let _ = writeln!(
+        report,
+        "median {:.0} ms (target ≤ 1000 ms), peak RSS {:.1} MiB",
+        med_ms(&full_runs),
+        med_mib(&full_runs)
+    );
+    stage_table(&mut report, "full issue, per stage", &full_runs);
+
+    // 3. Fleet: one `renew --force` over N certificates in 5 zones vs one certificate.
+    let one = b.write(
+        "fleet-1.toml",
+        &format!(
+            "{}{}",
+            b.base_config(&b.dir.join("state-fleet-1")),
+            Bench::fleet_certificates("s", 1)
+        ),
+    )?;
+    let many = b.write(
+        "fleet-n.toml",
+        &format!(
+            "{}{}",
+            b.base_config(&b.dir.join("state-fleet-n")),
+            Bench::fleet_certificates("f", opts.fleet)
+        ),
+    )?;
+    let fleet_runs = opts.runs.clamp(1, 5);
+    let mut t_one = Vec::new();
+    let mut t_many = Vec::new();
+    for i in 0..fleet_runs {
+        eprintln!(
+            "bench: fleet, run {}/{fleet_runs} (1 and {} certificates) …",
+            i + 1,
+            opts.fleet
+        );
+        t_one.push(
+            measure(
+                b.brokercert(&one, &["renew", "--force", "--no-jitter"]),
+                "renew --force (1 certificate)",
+            )
+            .await?,
+        );
+        t_many.push(
+            measure(
+                b.brokercert(&many, &["renew", "--force", "--no-jitter"]),
+                "renew --force (fleet)",
+            )
+            .await?,
+        );
+    }
+    let _ = writeln!(
+        report,
+        "\n## Fleet: `renew --force`, {} certificates in {FLEET_ZONES} hosted zones vs 1 ({fleet_runs} runs each)\n",
+        opts.fleet
+    );
+    let _ = writeln!(
+        report,
+        "1 certificate: {:.0} ms; {} certificates: {:.0} ms (peak RSS {:.1} MiB); ratio **{:.1}×** (target ≤ 4×)",
+        med_ms(&t_one),
+        opts.fleet,
+        med_ms(&t_many),
+        med_mib(&t_many),
+        med_ms(&t_many) / med_ms(&t_one)
+    );
+
+    // 4. No-op renew with N certificates in state, nothing due.
+    let noop = b.write(
+        "noop.toml",
+        &format!(
+            "{}{}",
+            b.base_config(&b.dir.join("state-noop")),
+            Bench::fleet_certificates("n", opts.noop)
+        ),
+    )?;
+    eprintln!(
+        "bench: issuing {} certificates for the no-op run …",
+        opts.noop
+    );
+    measure(
+        b.brokercert(&noop, &["renew", "--no-jitter"]),
+        "renew (first issuance)",
+    )
+    .await?;
+    let mut t_noop = Vec::new();
+    for _ in 0..opts.runs {
+        let s = measure(
+            b.brokercert(&noop, &["renew", "--no-jitter"]),
+            "renew (nothing due)",
+        )
+        .await?;
+        if s.stdout.contains(": renewed (") {
+            bail!("the no-op renew renewed something:\n{}", s.stdout);
+        }
+        t_noop.push(s);
+    }
+    let connects = count_connects(&b, &noop).await;
+    let _ = writeln!(
+        report,
+        "\n## No-op `renew`: {} certificates in state, nothing due\n",
+        opts.noop
+    );
+    let _ = writeln!(
+        report,
+        "median {:.1} ms (target ≤ 50 ms), peak RSS {:.1} MiB; network connections made: {connects}",
+        med_ms(&t_noop),
+        med_mib(&t_noop)
+    );
+    println!("{report}");
+    Ok(())
+}
+
+/// Per-stage medians from the runs' `--timings` blocks.
+fn stage_table(report: &mut String, title: &str, runs: &[Sample]) {
+    let per_run: Vec<Vec<(String, f64)>> = runs.iter().map(|s| timings_of(&s.stdout)).collect();
+    let Some(first) = per_run.iter().find(|r| !r.is_empty()) else {
+        return;
+    };
+    let _ = writeln!(report, "\n{title} (median of `--timings`):\n");
+    let _ = writeln!(report, "| stage | median |");
+    let _ = writeln!(report, "|---|---:|");
+    for (stage, _) in first {
+        let v: Vec<f64> = per_run
+            .iter()
+            .filter_map(|r| r.iter().find(|(s, _)| s == stage).map(|(_, v)| *v))
+            .collect();
+        let _ = writeln!(report, "| {stage} | {:.0} ms |", median(v));
+    }
+}
+
+/// Runs the no-op renew under `strace -f -e connect` and counts inet connections
+/// (`n/a` without strace).
+async fn count_connects(b: &Bench, config: &Path) -> String {
+    if Command::new("strace").arg("-V").output().is_err() {
+        return "n/a (strace not installed)".into();
+    }
+    let log = b.dir.join("noop.strace");
+    let mut cmd = Command::new("strace");
+    cmd.args(["-f", "-qq", "-e", "trace=connect", "-o"])
+        .arg(&log)
+        .arg(&b.bin)
+        .arg("--config")
+        .arg(config)
+        .args(["renew", "--no-jitter"]);
+    b.sb.configure_command(&mut cmd);
+    match measure(cmd, "strace renew").await {
+        Ok(_) => {}
+        Err(e) => return format!("n/a ({e})"),
+    }
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    let n = text
+        .lines()
+        .filter(|l| l.contains("AF_INET") || l.contains("AF_INET6"))
+        .count();
+    n.to_string()
+}

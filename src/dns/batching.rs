@@ -1,0 +1,363 @@
+//! One DNS provider shared by certificates renewed at the same time: change batches per
+//! zone, one zone listing per run, one status poll per change, and an account-wide
+//! request rate (Route 53 allows about 5 requests per second per account).
+//!
+//! Owns: coalescing concurrent `change` calls for the same hosted zone into one
+//! `ChangeResourceRecordSets` batch (changes to the same record set never share a batch),
+//! falling back to one batch per caller when a shared batch is refused, caching
+//! `hosted_zones` and single-flighting `change_status`, and the token bucket.
+//! Does not own: what to change (the workflow) or any wire protocol (the inner provider).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::oneshot;
+use tokio::time::Instant;
+
+use super::provider::{ChangeStatus, DnsProvider};
+use super::{ChangeId, DnsError, HostedZone, RecordChange, RecordType};
+
+/// Route 53 accepts up to 1,000 changes per batch; stay well below.
+const MAX_CHANGES_PER_BATCH: usize = 200;
+
+/// A token bucket: at most `rate` requests per second, bursts of up to `rate`.
+#[derive(Debug)]
+pub struct RateLimit {
+    rate: f64,
+    state: tokio::sync::Mutex<(f64, Instant)>,
+}
+
+impl RateLimit {
+    /// `rate` requests per second (values ≤ 0 mean unlimited).
+    pub fn per_second(rate: f64) -> Self {
+        Self {
+            rate,
+            state: tokio::sync::Mutex::new((rate.max(1.0), Instant::now())),
+        }
+    }
+
+    /// Waits for a token.
+    pub async fn acquire(&self) {
+        if self.rate <= 0.0 || !self.rate.is_finite() {
+            return;
+        }
+        let mut s = self.state.lock().await;
+        let now = Instant::now();
+        let burst = self.rate.max(1.0);
+        s.0 = (s.0 + now.duration_since(s.1).as_secs_f64() * self.rate).min(burst);
+        s.1 = now;
+        if s.0 < 1.0 {
+            let wait = Duration::from_secs_f64((1.0 - s.0) / self.rate);
+            // Holding the lock while sleeping keeps callers in arrival order.
+            tokio::time::sleep(wait).await;
+            s.0 = 1.0;
+            s.1 = Instant::now();
+        }
+        s.0 -= 1.0;
+    }
+}
+
+type Reply = oneshot::Sender<Result<ChangeId, DnsError>>;
+
+struct Waiter {
+    changes: Vec<RecordChange>,
+    comment: String,
+    reply: Reply,
+}
+
+/// Shares `inner` between concurrent certificates (see the module documentation).
+pub struct Batching<P> {
+    inner: P,
+    window: Duration,
+    limit: RateLimit,
+    zones: tokio::sync::Mutex<Option<Vec<HostedZone>>>,
+    queues: Mutex<HashMap<String, Vec<Waiter>>>,
+    statuses: Mutex<HashMap<String, StatusSlot>>,
+}
+
+type StatusSlot = Arc<tokio::sync::Mutex<Option<(ChangeStatus, Instant)>>>;
+
+impl<P: DnsProvider> Batching<P> {
+    /// Wraps `inner`: changes to one zone arriving within `window` of each other share a
+    /// batch; requests are limited to `requests_per_second`.
+    pub fn new(inner: P, window: Duration, requests_per_second: f64) -> Self {
+        Self {
+            inner,
+            window,
+            limit: RateLimit::per_second(requests_per_second),
+            zones: tokio::sync::Mutex::new(None),
+            queues: Mutex::new(HashMap::new()),
+            statuses: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The wrapped provider.
+    pub fn inner(&self) -> &P {
+        &self.inner
+    }
+
+    async fn submit(
+        &self,
+        zone_id: &str,
+        changes: &[RecordChange],
+        comment: &str,
+    ) -> Result<ChangeId, DnsError> {
+        self.limit.acquire().await;
+        self.inner.change(zone_id, changes, comment).await
+    }
+
+    /// Sends everything queued for `zone_id`: as few batches as possible, each without
+    /// two changes to the same record set; a refused shared batch is retried per caller.
+    async fn flush(&self, zone_id: &str) {
+        let waiters = self
+            .queues
+            .lock()
+            .map(|mut q| q.remove(zone_id).unwrap_or_default())
+            .unwrap_or_default();
+        for group in group(waiters) {
+            if group.len() == 1 {
+                if let Some(w) = group.into_iter().next() {
+                    let r = self.submit(zone_id, &w.changes, &w.comment).await;
+                    let _ = w.reply.send(r);
+                }
+                continue;
+            }
+            let all: Vec<RecordChange> = group.iter().flat_map(|w| w.changes.clone()).collect();
+            let comment = format!("brokercert: {} certificates", group.len());
+            match self.submit(zone_id, &all, &comment).await {
+                Ok(id) => {
+                    tracing::debug!(zone = zone_id, changes = all.len(), callers = group.len(), change = %id.0, "shared change batch");
+                    for w in group {
+                        let _ = w.reply.send(Ok(id.clone()));
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(
+                        zone = zone_id,
+                        "shared change batch refused ({e}); sending one batch per certificate"
+                    );
+                    for w in group {
+                        let r = self.submit(zone_id, &w.changes, &w.comment).await;
+                        let _ = w.reply.send(r);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Splits waiters into batches: no record set (name, type) twice in a batch, and at most
+/// [`MAX_CHANGES_PER_BATCH`] changes (a single larger caller gets a batch of its own).
+fn group(waiters: Vec<Waiter>) -> Vec<Vec<Waiter>> {
+    let mut batches: Vec<(Vec<Waiter>, HashSet<(String, RecordType)>, usize)> = Vec::new();
+    for w in waiters {
+        let keys: HashSet<(String, RecordType)> = w
+            .changes
+            .iter()
+            .map(|c| (c.set.name.clone(), c.set.rtype))
+            .collect();
+        let n = w.changes.len();
+        let slot = batches
+            .iter_mut()
+            .find(|(_, used, count)| used.is_disjoint(&keys) && count + n <= MAX_CHANGES_PER_BATCH);
+        match slot {
+            Some((ws, used, count)) => {
+                used.extend(keys);
+                *count += n;
+                ws.push(w);
+            }
+            None => batches.push((vec![w], keys, n)),
+        }
+    }
+    batches.into_iter().map(|(ws, _, _)| ws).collect()
+}
+
+#[async_trait]
+impl<P: DnsProvider> DnsProvider for Batching<P> {
+    async fn hosted_zones(&self) -> Result<Vec<HostedZone>, DnsError> {
+        let mut cached = self.zones.lock().await;
+        if let Some(z) = cached.as_ref() {
+            return Ok(z.clone());
+        }
+        self.limit.acquire().await;
+        let zones = self.inner.hosted_zones().await?;
+        *cached = Some(zones.clone());
+        Ok(zones)
+    }
+
+    async fn change(
+        &self,
+        zone_id: &str,
+        changes: &[RecordChange],
+        comment: &str,
+    ) -> Result<ChangeId, DnsError> {
+        if self.window.is_zero() {
+            return self.submit(zone_id, changes, comment).await;
+        }
+        let (tx, rx) = oneshot::channel();
+        let leader = {
+            let Ok(mut queues) = self.queues.lock() else {
+                return self.submit(zone_id, changes, comment).await;
+            };
+            let q = queues.entry(zone_id.to_string()).or_default();
+            q.push(Waiter {
+                changes: changes.to_vec(),
+                comment: comment.to_string(),
+                reply: tx,
+            });
+            q.len() == 1
+        };
+        if leader {
+            // The first caller for this zone waits for the others, then sends for all.
+            tokio::time::sleep(self.window).await;
+            self.flush(zone_id).await;
+        }
+        match rx.await {
+            Ok(r) => r,
+            // The leader was cancelled before sending: send this caller's changes alone.
+            Err(_) => self.submit(zone_id, changes, comment).await,
+        }
+    }
+
+    async fn change_status(&self, change: &ChangeId) -> Result<ChangeStatus, DnsError> {
+        let asked = Instant::now();
+        let slot = match self.statuses.lock() {
+            Ok(mut m) => m.entry(change.0.clone()).or_default().clone(),
+            Err(_) => Arc::default(),
+        };
+        let mut last = slot.lock().await;
+        if let Some((status, at)) = *last
+            && (status == ChangeStatus::InSync || at >= asked)
+        {
+            return Ok(status);
+        }
+        self.limit.acquire().await;
+        let status = self.inner.change_status(change).await?;
+        *last = Some((status, Instant::now()));
+        Ok(status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dns::{ChangeAction, RecordSet};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Counts calls and remembers each batch's size; refuses batches containing `bad`.
+    #[derive(Default)]
+    struct Counting {
+        zones: AtomicUsize,
+        batches: Mutex<Vec<usize>>,
+        statuses: AtomicUsize,
+        bad: Option<String>,
+    }
+
+    #[async_trait]
+    impl DnsProvider for Counting {
+        async fn hosted_zones(&self) -> Result<Vec<HostedZone>, DnsError> {
+            self.zones.fetch_add(1, Ordering::SeqCst);
+            Ok(vec![])
+        }
+        async fn change(
+            &self,
+            _: &str,
+            changes: &[RecordChange],
+            _: &str,
+        ) -> Result<ChangeId, DnsError> {
+            if let Some(bad) = &self.bad
+                && changes.iter().any(|c| &c.set.name == bad)
+            {
+                return Err(DnsError::Provider {
+                    operation: "ChangeResourceRecordSets",
+                    message: "InvalidChangeBatch".into(),
+                });
+            }
+            let mut b = self.batches.lock().unwrap();
+            b.push(changes.len());
+            Ok(ChangeId(format!("C{}", b.len())))
+        }
+        async fn change_status(&self, _: &ChangeId) -> Result<ChangeStatus, DnsError> {
+            self.statuses.fetch_add(1, Ordering::SeqCst);
+            Ok(ChangeStatus::InSync)
+        }
+    }
+
+    fn txt(name: &str) -> RecordChange {
+        RecordChange {
+            action: ChangeAction::Upsert,
+            set: RecordSet {
+                name: name.into(),
+                rtype: RecordType::Txt,
+                ttl: 60,
+                values: vec!["v".into()],
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_changes_share_one_batch_per_zone() {
+        let b = Batching::new(Counting::default(), Duration::from_millis(30), 0.0);
+        let calls = (0..10).map(|i| {
+            let b = &b;
+            async move {
+                let zone = if i % 2 == 0 { "Z1" } else { "Z2" };
+                b.change(zone, &[txt(&format!("_acme-challenge.n{i}.test"))], "c")
+                    .await
+            }
+        });
+        let ids = futures::future::join_all(calls).await;
+        assert!(ids.iter().all(Result::is_ok));
+        let batches = b.inner().batches.lock().unwrap().clone();
+        assert_eq!(batches, vec![5, 5], "one batch per zone");
+        // Every caller polls the same change: the provider is asked once.
+        let polls = ids.iter().flatten().map(|id| b.change_status(id));
+        futures::future::join_all(polls).await;
+        assert_eq!(b.inner().statuses.load(Ordering::SeqCst), 2);
+        for _ in 0..3 {
+            b.hosted_zones().await.unwrap();
+        }
+        assert_eq!(b.inner().zones.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn same_record_set_never_shares_a_batch() {
+        let b = Batching::new(Counting::default(), Duration::from_millis(30), 0.0);
+        let name = "_acme-challenge.same.test";
+        let (one, two) = ([txt(name)], [txt(name)]);
+        let (x, y) = tokio::join!(b.change("Z", &one, "a"), b.change("Z", &two, "b"));
+        assert!(x.is_ok() && y.is_ok());
+        assert_eq!(b.inner().batches.lock().unwrap().clone(), vec![1, 1]);
+    }
+
+    #[tokio::test]
+    async fn a_refused_shared_batch_is_retried_per_caller() {
+        let inner = Counting {
+            bad: Some("_acme-challenge.bad.test".into()),
+            ..Counting::default()
+        };
+        let b = Batching::new(inner, Duration::from_millis(30), 0.0);
+        let (g, x) = (
+            [txt("_acme-challenge.good.test")],
+            [txt("_acme-challenge.bad.test")],
+        );
+        let (good, bad) = tokio::join!(b.change("Z", &g, "a"), b.change("Z", &x, "b"));
+        assert!(good.is_ok(), "the good caller is not punished: {good:?}");
+        assert!(bad.is_err());
+        assert_eq!(b.inner().batches.lock().unwrap().clone(), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn the_rate_limit_spaces_requests() {
+        let limit = RateLimit::per_second(20.0);
+        let start = Instant::now();
+        for _ in 0..30 {
+            limit.acquire().await;
+        }
+        // A burst of 20, then 10 more at 20 per second: at least 0.5 s.
+        let took = start.elapsed();
+        assert!(took >= Duration::from_millis(450), "{took:?}");
+    }
+}
