@@ -176,6 +176,8 @@ pub struct Route53File {
     /// How long to wait for INSYNC.
     #[serde(default, deserialize_with = "de_duration")]
     pub change_timeout: Option<Duration>,
+    /// Attempts per Route 53 API call (standard retry mode), 1–20.
+    pub max_attempts: Option<u32>,
 }
 
 /// `[dns]` as written.
@@ -266,6 +268,10 @@ pub struct EmqxCloudFile {
     /// Give up waiting for `running` (default 30m).
     #[serde(default, deserialize_with = "de_duration")]
     pub poll_timeout: Option<Duration>,
+    /// Give up on one API request after this long (default 60s); a write that times out is
+    /// never repeated blindly: the state is re-read first.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub request_timeout: Option<Duration>,
     /// Refuse to upload with fewer days left (default 60, the guide's import window).
     pub min_days_left: Option<i64>,
 }
@@ -426,6 +432,8 @@ pub struct DnsSettings {
     pub route53_region: Option<String>,
     /// INSYNC timeout.
     pub change_timeout: Duration,
+    /// Attempts per Route 53 API call (`None`: the adapter's default).
+    pub route53_max_attempts: Option<u32>,
 }
 
 /// One certificate to manage, validated.
@@ -607,6 +615,17 @@ impl Settings {
                 .route53
                 .change_timeout
                 .unwrap_or(Duration::from_secs(300)),
+            route53_max_attempts: match file.route53.max_attempts {
+                Some(n) if !(1..=20).contains(&n) => {
+                    return Err(invalid(
+                        "route53.max_attempts",
+                        n.to_string(),
+                        "a whole number from 1 (no retries) to 20",
+                        "Leave it out for the default (8)",
+                    ));
+                }
+                other => other,
+            },
         };
 
         let mut extra_roots: Vec<PathBuf> = file
