@@ -289,6 +289,50 @@ async fn a_lost_answer_to_every_write_leaves_no_duplicate_and_no_stray_record() 
             .any(|r| r.fault == Some(Route53Fault::AnswerLost)),
         "answers were lost"
     );
+
+    // The clean-up's DELETE loses its answer: the SDK repeats it, and the repeat finds
+    // nothing to delete. The clean-up re-reads, sees none of its values left, and reports
+    // success rather than a stray record; the same when every attempt loses its answer.
+    let gone = env.work.path().join("gone.toml");
+    std::fs::write(
+        &gone,
+        std::fs::read_to_string(&cfg2).unwrap().replace(
+            &cert_section(
+                "lost",
+                &["lost.zone1.test", "*.lost.zone1.test"],
+                "key_type = \"ecdsa-p256\"",
+            ),
+            &cert_section("gone", &["gone.zone1.test"], "key_type = \"ecdsa-p256\""),
+        ),
+    )
+    .unwrap();
+    let lost = Some(Route53Fault::AnswerLost);
+    for script in [
+        [None, lost, Some(Route53Fault::DeleteNotFound)],
+        [None, lost, lost],
+    ] {
+        proxy.clear_requests();
+        proxy.set_faults(FaultPlan::script(&script).operations(&["ChangeResourceRecordSets"]));
+        let run = env.run(&["issue", "--config", arg(&gone)]).await;
+        run.assert_ok();
+        assert!(
+            run.stderr.contains("removed 1 TXT value(s)") && !run.stderr.contains("warning"),
+            "{}",
+            run.stderr
+        );
+        let writes = proxy
+            .requests()
+            .iter()
+            .filter(|r| r.operation == "ChangeResourceRecordSets")
+            .count();
+        assert_eq!(
+            writes,
+            3,
+            "publish, DELETE, repeated DELETE: {:?}",
+            proxy.requests()
+        );
+        assert_eq!(env.challenge_records_left().await, left);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -8,8 +8,8 @@
 //! an HTTP 500, a connection reset before the request is forwarded, a connection reset
 //! after moto applied the request (the answer is lost), two seconds of latency, and
 //! `GetChange` answers rewritten from `INSYNC` to `PENDING` for a while. Faults hit a
-//! configurable percentage of requests (optionally only some operations, optionally
-//! after letting the first N of them through), drawn from a seeded generator so a failing
+//! configurable percentage of requests (optionally only some operations, after letting
+//! the first N of them through, at most M times), drawn from a seeded generator so a failing
 //! run can be repeated; every request is logged with the fault it got.
 //!
 //! Does not own: moto (start it first, e.g. with [`super::Sandbox`]) or the sandbox's DNS
@@ -77,6 +77,10 @@ pub enum Route53Fault {
     AnswerLost,
     /// The request is forwarded after [`LATENCY`].
     Latency,
+    /// 400 `InvalidChangeBatch` "… but it was not found", as Route 53 answers a DELETE of a
+    /// record set that does not exist (moto accepts it); moto never sees the request. Only
+    /// meaningful in a [`FaultPlan::script`] (not in [`Route53Fault::ALL`]).
+    DeleteNotFound,
 }
 
 impl Route53Fault {
@@ -99,6 +103,7 @@ impl Route53Fault {
             Route53Fault::ConnectionReset => "reset",
             Route53Fault::AnswerLost => "answer-lost",
             Route53Fault::Latency => "latency",
+            Route53Fault::DeleteNotFound => "delete-not-found",
         }
     }
 }
@@ -114,6 +119,11 @@ pub struct FaultPlan {
     pub operations: Option<Vec<&'static str>>,
     /// The first this-many eligible requests pass untouched.
     pub skip_first: usize,
+    /// At most this many faults are injected (`None`: no limit).
+    pub max_faults: Option<usize>,
+    /// Instead of drawing: the fault of each eligible request in turn (after the script
+    /// ends, none).
+    pub script: Option<Vec<Option<Route53Fault>>>,
     /// Seed of the generator deciding which requests are faulted.
     pub seed: u64,
 }
@@ -131,6 +141,8 @@ impl FaultPlan {
             kinds: Route53Fault::ALL.to_vec(),
             operations: None,
             skip_first: 0,
+            max_faults: None,
+            script: None,
             seed: 0x6272_6f6b_6572,
         }
     }
@@ -150,6 +162,19 @@ impl FaultPlan {
     /// Lets the first `n` eligible requests through.
     pub fn skip_first(mut self, n: usize) -> Self {
         self.skip_first = n;
+        self
+    }
+
+    /// Eligible requests get exactly these faults in turn (`None`: passes), then none.
+    pub fn script(steps: &[Option<Route53Fault>]) -> Self {
+        let mut plan = Self::rate(100);
+        plan.script = Some(steps.to_vec());
+        plan
+    }
+
+    /// Injects at most `n` faults.
+    pub fn max_faults(mut self, n: usize) -> Self {
+        self.max_faults = Some(n);
         self
     }
 
@@ -187,6 +212,7 @@ struct Settings {
     plan: FaultPlan,
     rng: StdRng,
     eligible_seen: usize,
+    faults_done: usize,
     hold: Option<Hold>,
 }
 
@@ -249,6 +275,7 @@ impl Route53Proxy {
                 rng: StdRng::seed_from_u64(plan.seed),
                 plan,
                 eligible_seen: 0,
+                faults_done: 0,
                 hold: None,
             }),
             log: Mutex::new(Vec::new()),
@@ -286,6 +313,7 @@ impl Route53Proxy {
         let mut s = self.shared.settings();
         s.rng = StdRng::seed_from_u64(plan.seed);
         s.eligible_seen = 0;
+        s.faults_done = 0;
         s.plan = plan;
     }
 
@@ -386,8 +414,20 @@ fn decide(shared: &Shared, operation: &'static str) -> (Option<Route53Fault>, bo
         return (None, held);
     }
     s.eligible_seen += 1;
-    if s.eligible_seen <= s.plan.skip_first {
+    if s.eligible_seen <= s.plan.skip_first
+        || s.plan.max_faults.is_some_and(|max| s.faults_done >= max)
+    {
         return (None, held);
+    }
+    if let Some(script) = &s.plan.script {
+        let step = script
+            .get(s.eligible_seen - s.plan.skip_first - 1)
+            .copied()
+            .flatten();
+        if step.is_some() {
+            s.faults_done += 1;
+        }
+        return (step, held);
     }
     let percent = s.plan.percent;
     let roll = s.rng.random_range(0..100u32);
@@ -396,6 +436,7 @@ fn decide(shared: &Shared, operation: &'static str) -> (Option<Route53Fault>, bo
     }
     let n = s.plan.kinds.len();
     let pick = s.rng.random_range(0..n);
+    s.faults_done += 1;
     (Some(s.plan.kinds[pick]), held)
 }
 
@@ -442,6 +483,11 @@ async fn handle(
             StatusCode::BAD_REQUEST,
             "PriorRequestNotComplete",
             "The request was rejected because Route 53 was still processing a prior request.",
+        )),
+        Some(Route53Fault::DeleteNotFound) => Some(aws_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidChangeBatch",
+            "[Tried to delete resource record set but it was not found]",
         )),
         Some(Route53Fault::InternalError) => Some(aws_error(
             StatusCode::INTERNAL_SERVER_ERROR,
