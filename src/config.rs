@@ -922,6 +922,26 @@ mod tests {
     }
 
     #[test]
+    fn route53_max_attempts_is_bounded_and_optional() {
+        let none = load("", &Overrides::default()).unwrap();
+        assert_eq!(none.dns.route53_max_attempts, None);
+        let three = load("[route53]\nmax_attempts = 3\n", &Overrides::default()).unwrap();
+        assert_eq!(three.dns.route53_max_attempts, Some(3));
+        for bad in [0, 21] {
+            let err = load(
+                &format!("[route53]\nmax_attempts = {bad}\n"),
+                &Overrides::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("route53.max_attempts") && err.contains("from 1"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
     fn unknown_keys_are_errors_naming_the_valid_ones() {
         let err = load("[acme]\ndirectroy = \"x\"\n", &Overrides::default())
             .unwrap_err()
