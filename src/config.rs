@@ -186,6 +186,8 @@ pub struct Route53File {
     /// they share one batch (default 50ms; only when several certificates renew at once).
     #[serde(default, deserialize_with = "de_duration")]
     pub batch_window: Option<Duration>,
+    /// Attempts per Route 53 API call (standard retry mode), 1–20.
+    pub max_attempts: Option<u32>,
 }
 
 /// `[dns]` as written.
@@ -276,6 +278,10 @@ pub struct EmqxCloudFile {
     /// Give up waiting for `running` (default 30m).
     #[serde(default, deserialize_with = "de_duration")]
     pub poll_timeout: Option<Duration>,
+    /// Give up on one API request after this long (default 60s); a write that times out is
+    /// never repeated blindly: the state is re-read first.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub request_timeout: Option<Duration>,
     /// Refuse to upload with fewer days left (default 60, the guide's import window).
     pub min_days_left: Option<i64>,
 }
@@ -440,6 +446,8 @@ pub struct DnsSettings {
     pub route53_requests_per_second: f64,
     /// Batching window for concurrent changes to one zone.
     pub route53_batch_window: Duration,
+    /// Attempts per Route 53 API call (`None`: the adapter's default).
+    pub route53_max_attempts: Option<u32>,
 }
 
 /// One certificate to manage, validated.
@@ -626,6 +634,17 @@ impl Settings {
                 .route53
                 .batch_window
                 .unwrap_or(Duration::from_millis(50)),
+            route53_max_attempts: match file.route53.max_attempts {
+                Some(n) if !(1..=20).contains(&n) => {
+                    return Err(invalid(
+                        "route53.max_attempts",
+                        n.to_string(),
+                        "a whole number from 1 (no retries) to 20",
+                        "Leave it out for the default (8)",
+                    ));
+                }
+                other => other,
+            },
         };
 
         let mut extra_roots: Vec<PathBuf> = file
@@ -920,6 +939,26 @@ mod tests {
         assert_eq!(c.domains[0].as_str(), "mqtt.example.com");
         assert_eq!(c.key_type, KeyType::Rsa2048);
         assert_eq!(c.cname_ttl, 300);
+    }
+
+    #[test]
+    fn route53_max_attempts_is_bounded_and_optional() {
+        let none = load("", &Overrides::default()).unwrap();
+        assert_eq!(none.dns.route53_max_attempts, None);
+        let three = load("[route53]\nmax_attempts = 3\n", &Overrides::default()).unwrap();
+        assert_eq!(three.dns.route53_max_attempts, Some(3));
+        for bad in [0, 21] {
+            let err = load(
+                &format!("[route53]\nmax_attempts = {bad}\n"),
+                &Overrides::default(),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains("route53.max_attempts") && err.contains("from 1"),
+                "{err}"
+            );
+        }
     }
 
     #[test]

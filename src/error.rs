@@ -66,6 +66,18 @@ pub enum Error {
     /// Something that should not happen.
     #[error("internal error: {0}")]
     Internal(String),
+    /// A failure after which removing the run's DNS-01 values failed too. Keeps the
+    /// original error's class (and exit code): a Route 53 outage is a DNS failure, not an
+    /// internal one.
+    #[error("{error} (stage: {stage}); also, clean-up failed: {cleanup}")]
+    CleanupFailed {
+        /// The original failure.
+        error: Box<Error>,
+        /// The stage it happened in.
+        stage: String,
+        /// What the clean-up could not do, and what to do about it.
+        cleanup: String,
+    },
 }
 
 impl Error {
@@ -87,6 +99,7 @@ impl Error {
             Error::Verify(_) => exit::VERIFY,
             Error::Interrupted => exit::INTERRUPTED,
             Error::Internal(_) => exit::INTERNAL,
+            Error::CleanupFailed { error, .. } => error.exit_code(),
         }
     }
 }

@@ -111,6 +111,7 @@ async fn policy(cli: &Cli, args: &IamPolicyArgs) -> Result<(String, Vec<String>)
             endpoint_url: settings.dns.route53_endpoint.clone(),
             profile: settings.dns.route53_profile.clone(),
             region: settings.dns.route53_region.clone(),
+            max_attempts: settings.dns.route53_max_attempts,
         })
         .await;
         let zones = route53.hosted_zones().await.map_err(|e| Failure {

@@ -9,6 +9,7 @@ use crate::dns::lookup::WireLookup;
 use crate::dns::route53::{Route53, Route53Settings};
 use crate::error::{Error, exit};
 use crate::pki::anchors::TrustAnchors;
+use crate::renew::journal::{Journal, TxtJournal};
 use crate::store::Store;
 use crate::workflow::issue::{IssueOptions, timings_table};
 use crate::workflow::{IssueServices, issue};
@@ -64,6 +65,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         endpoint_url: settings.dns.route53_endpoint.clone(),
         profile: settings.dns.route53_profile.clone(),
         region: settings.dns.route53_region.clone(),
+        max_attempts: settings.dns.route53_max_attempts,
     })
     .await;
     let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);
@@ -94,6 +96,22 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
     let mut code = exit::OK;
     for spec in &settings.certificates {
         let started = std::time::Instant::now();
+        // TXT values only: one a failed clean-up leaves is removed by the next run.
+        let journal = match Journal::open(&settings.state_dir.join("renewal"), &spec.name) {
+            Ok(j) => j,
+            Err(e) => {
+                let failed = output::fail(e);
+                if code == exit::OK {
+                    code = failed;
+                }
+                continue;
+            }
+        };
+        let txt_journal = TxtJournal(&journal);
+        let svc = IssueServices {
+            journal: Some(&txt_journal),
+            ..svc
+        };
         match issue(&svc, spec, &opts, super::shutdown_signal()).await {
             Ok(issued) => {
                 print!("{}", output::issued_summary(&issued, clock.now()));

@@ -339,6 +339,7 @@ impl<'a> Lazy<'a> {
                     endpoint_url: self.settings.dns.route53_endpoint.clone(),
                     profile: self.settings.dns.route53_profile.clone(),
                     region: self.settings.dns.route53_region.clone(),
+                    max_attempts: self.settings.dns.route53_max_attempts,
                 })
                 .await;
                 let window = if self.settings.certificates.len() > 1 {
@@ -718,10 +719,11 @@ async fn attempt(
             }
             let mut e = f.error;
             if let Some(c) = f.cleanup.first() {
-                e = Error::Internal(format!(
-                    "{e} (stage: {}); also, clean-up failed: {c}",
-                    f.stage
-                ));
+                e = Error::CleanupFailed {
+                    error: Box::new(e),
+                    stage: f.stage.to_string(),
+                    cleanup: c.clone(),
+                };
             }
             return Err(e);
         }

@@ -68,6 +68,9 @@ pub struct EmqxCloudSettings {
     pub poll_timeout: Duration,
     /// Longest `Retry-After` worth waiting for in-run.
     pub max_retry_after: Duration,
+    /// Give up on one request after this long (a write that times out is re-read, never
+    /// repeated blindly).
+    pub request_timeout: Duration,
     /// The import rules (the validity window is `min_days_left`).
     pub rules: ImportRules,
 }
@@ -152,8 +155,8 @@ impl EmqxCloud {
         }
         let http = reqwest::Client::builder()
             .user_agent(concat!("brokercert/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(60))
+            .connect_timeout(Duration::from_secs(10).min(s.request_timeout))
+            .timeout(s.request_timeout)
             .tls_certs_merge(certs)
             .build()
             .map_err(|e| DeployError::Config {

@@ -105,6 +105,7 @@ fn emqx(spec: &CertificateSpec, e: &EmqxCloudFile) -> Result<EmqxCloud, DeployEr
         poll_interval: e.poll_interval.unwrap_or(Duration::from_secs(5)),
         poll_timeout: e.poll_timeout.unwrap_or(Duration::from_secs(30 * 60)),
         max_retry_after: Duration::from_secs(120),
+        request_timeout: e.request_timeout.unwrap_or(Duration::from_secs(60)),
         rules,
     })
 }

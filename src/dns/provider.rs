@@ -41,6 +41,18 @@ pub async fn await_insync(
     change: &ChangeId,
     timeout: Duration,
 ) -> Result<Duration, DnsError> {
+    await_insync_reporting(provider, zone_id, change, timeout, &|_, _| {}).await
+}
+
+/// [`await_insync`], calling `pending(change, waited)` each time the change is still
+/// pending (so a slow Route 53 shows up in the progress output instead of looking hung).
+pub async fn await_insync_reporting(
+    provider: &dyn DnsProvider,
+    zone_id: &str,
+    change: &ChangeId,
+    timeout: Duration,
+    pending: &(dyn Fn(&ChangeId, Duration) + Sync),
+) -> Result<Duration, DnsError> {
     let start = tokio::time::Instant::now();
     let mut delay = Duration::from_millis(250);
     loop {
@@ -57,6 +69,7 @@ pub async fn await_insync(
             });
         }
         tracing::debug!(change = %change.0, "Route 53 change pending; next check in {delay:?}");
+        pending(change, start.elapsed());
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(Duration::from_secs(5));
     }

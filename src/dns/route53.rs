@@ -2,7 +2,8 @@
 //!
 //! Uses only the three actions of the guide's IAM policy: `ListHostedZones`,
 //! `ChangeResourceRecordSets` and `GetChange`. Owns: SDK set-up (credentials chain,
-//! endpoint override for the emulator, retries), TXT quoting, and error messages that
+//! endpoint override for the emulator, the retry policy: standard mode, bounded attempts),
+//! TXT quoting, and error messages that
 //! name the missing IAM action. Does not own: deciding what to change (`plan`).
 
 use std::time::Duration;
@@ -12,6 +13,7 @@ use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_route53::Client;
+use aws_sdk_route53::config::http::HttpResponse;
 use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{self as r53};
 
@@ -27,12 +29,25 @@ pub struct Route53Settings {
     pub profile: Option<String>,
     /// Signing region; Route 53 is global and signs in us-east-1 by default.
     pub region: Option<String>,
+    /// Attempts per API call (the SDK's standard retry mode: exponential backoff with
+    /// jitter, retrying throttling, 5xx, timeouts and dropped connections); `None` =
+    /// [`DEFAULT_MAX_ATTEMPTS`].
+    pub max_attempts: Option<u32>,
 }
+
+/// Attempts per Route 53 API call unless `route53.max_attempts` says otherwise: enough to
+/// ride out a burst of throttling from other tools sharing the account's ~5 requests/s
+/// (the waits grow 1 s, 2 s, 4 s … up to 20 s), short enough that a dead endpoint fails
+/// the run in about a minute instead of hanging.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+/// Longest wait for one attempt (connect, send, answer).
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Route 53 through the AWS SDK.
 #[derive(Debug, Clone)]
 pub struct Route53 {
     client: Client,
+    max_attempts: u32,
 }
 
 impl Route53 {
@@ -42,13 +57,18 @@ impl Route53 {
             .region
             .clone()
             .unwrap_or_else(|| "us-east-1".into());
+        let max_attempts = settings.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS).max(1);
+        // Standard mode, deliberately: every call (ChangeResourceRecordSets included) is
+        // retried on throttling, 5xx, timeouts and dropped connections. That is safe for
+        // our writes: an UPSERT is idempotent, and a DELETE repeated after its answer was
+        // lost fails as "not found", which the clean-up treats as done (it re-reads).
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .region(aws_config::Region::new(region))
-            .retry_config(RetryConfig::standard().with_max_attempts(8))
+            .retry_config(RetryConfig::standard().with_max_attempts(max_attempts))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(Duration::from_secs(10))
-                    .operation_attempt_timeout(Duration::from_secs(20))
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
                     .build(),
             );
         if let Some(p) = &settings.profile {
@@ -61,12 +81,24 @@ impl Route53 {
         }
         Self {
             client: Client::from_conf(conf.build()),
+            max_attempts,
         }
     }
 
-    /// Wraps an existing SDK client.
+    /// Wraps an existing SDK client (its own retry configuration applies; messages assume
+    /// [`DEFAULT_MAX_ATTEMPTS`]).
     pub fn from_client(client: Client) -> Self {
-        Self { client }
+        Self {
+            client,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+        }
+    }
+
+    fn error<E>(&self, operation: &'static str, err: SdkError<E, HttpResponse>) -> DnsError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        sdk_error(operation, self.max_attempts, err)
     }
 }
 
@@ -91,10 +123,19 @@ pub fn quote_txt(value: &str) -> String {
     parts.join(" ")
 }
 
-fn sdk_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> DnsError
+/// The innermost error of a chain (e.g. `Connection reset by peer (os error 104)` under
+/// three layers of HTTP client wrapping).
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut current = err;
+    while let Some(next) = current.source() {
+        current = next;
+    }
+    current.to_string()
+}
+
+fn sdk_error<E>(operation: &'static str, attempts: u32, err: SdkError<E, HttpResponse>) -> DnsError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug,
 {
     let code = err.code().map(str::to_string);
     let detail = err.message().map(str::to_string);
@@ -106,10 +147,20 @@ where
             detail.map(|d| format!(" ({d})")).unwrap_or_default()
         ),
         (Some("Throttling" | "PriorRequestNotComplete"), _) => format!(
-            "{} after 8 attempts with backoff: Route 53 allows about 5 requests per second per \
-             account; another tool may be using the budget. Try again in a minute",
+            "{} after {attempts} attempt(s) with backoff: Route 53 allows about 5 requests per \
+             second per account, and another tool may be using the budget. Try again in a \
+             minute, or raise `route53.max_attempts`",
             code.unwrap_or_default()
         ),
+        (code, SdkError::ServiceError(se)) if se.raw().status().is_server_error() => {
+            format!(
+                "{} (HTTP {}) after {attempts} attempt(s) with backoff: the Route 53 API is \
+                 failing on its side. This is usually brief: run again in a few minutes, or \
+                 check the AWS Health Dashboard",
+                code.unwrap_or("a server error"),
+                se.raw().status().as_u16()
+            )
+        }
         (Some("InvalidChangeBatch"), _) => format!(
             "InvalidChangeBatch: {}. Usually a record changed between reading and writing it; \
              run again",
@@ -121,9 +172,15 @@ where
         ),
         (Some(code), _) => format!("{code}: {}", detail.unwrap_or_default()),
         (None, SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => format!(
-            "could not reach the Route 53 API ({}). Check network access to \
-             route53.amazonaws.com or `route53.endpoint_url`",
-            aws_smithy_types::error::display::DisplayErrorContext(&err)
+            "could not reach the Route 53 API after {attempts} attempt(s) (last: {}). Check \
+             network access to route53.amazonaws.com or `route53.endpoint_url`, then run again",
+            root_cause(&err)
+        ),
+        (None, SdkError::ResponseError(_)) => format!(
+            "the Route 53 API's answer was cut off or unreadable after {attempts} attempt(s) \
+             (last: {}). Check network access to route53.amazonaws.com or \
+             `route53.endpoint_url`, then run again",
+            root_cause(&err)
         ),
         (None, _)
             if err.to_string().contains("credentials")
@@ -196,7 +253,7 @@ impl DnsProvider for Route53 {
                 .set_marker(marker.take())
                 .send()
                 .await
-                .map_err(|e| sdk_error("ListHostedZones", e))?;
+                .map_err(|e| self.error("ListHostedZones", e))?;
             for z in out.hosted_zones() {
                 zones.push(HostedZone {
                     id: z.id().trim_start_matches("/hostedzone/").to_string(),
@@ -237,7 +294,7 @@ impl DnsProvider for Route53 {
             .change_batch(batch)
             .send()
             .await
-            .map_err(|e| sdk_error("ChangeResourceRecordSets", e))?;
+            .map_err(|e| self.error("ChangeResourceRecordSets", e))?;
         let id = out
             .change_info()
             .map(|i| i.id().trim_start_matches("/change/").to_string())
@@ -255,7 +312,7 @@ impl DnsProvider for Route53 {
             .id(&change.0)
             .send()
             .await
-            .map_err(|e| sdk_error("GetChange", e))?;
+            .map_err(|e| self.error("GetChange", e))?;
         Ok(match out.change_info().map(|i| i.status()) {
             Some(r53::ChangeStatus::Insync) => ChangeStatus::InSync,
             _ => ChangeStatus::Pending,

@@ -4,8 +4,10 @@
 //!
 //! Owns: `renewal/<name>.journal.json` (the order URL, the certificate it replaces, every
 //! DNS-01 TXT value about to be written) and `renewal/<name>.key.pem` (the key of a CSR about
-//! to be sent, 0600), both written atomically. Does not own what to do with them: the renew
-//! workflow resumes the order, removes the recorded TXT values and deletes the journal.
+//! to be sent, 0600), both written atomically, and [`TxtJournal`], the TXT-only view `issue`
+//! keeps. Does not own what to do with them: the renew workflow resumes the order, the issue
+//! workflow removes recorded TXT values left by an earlier run, and the journal is deleted
+//! once empty.
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -57,6 +59,43 @@ pub trait IssueJournal: Send + Sync {
     fn stored(&self) -> Result<(), StoreError>;
     /// The TXT values were removed.
     fn txt_removed(&self) -> Result<(), StoreError>;
+    /// TXT values an earlier run wrote and could not remove (to remove before anything
+    /// else). Empty unless the journal was read from disk.
+    fn leftover_txt(&self) -> Vec<TxtValue> {
+        Vec::new()
+    }
+}
+
+/// The part of a [`Journal`] that `issue` keeps: only the DNS-01 TXT values, so that a
+/// value a failed clean-up left (Route 53 down) is removed by the next `issue` or `renew`
+/// of the certificate. Orders and keys are not recorded (`issue` never resumes an order).
+#[derive(Debug)]
+pub struct TxtJournal<'a>(pub &'a Journal);
+
+impl IssueJournal for TxtJournal<'_> {
+    fn order_placed(&self, _url: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn txt_publishing(&self, values: &[TxtValue]) -> Result<(), StoreError> {
+        self.0.txt_publishing(values)
+    }
+
+    fn key_generated(&self, _key_pem: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn stored(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn txt_removed(&self) -> Result<(), StoreError> {
+        self.0.txt_removed()
+    }
+
+    fn leftover_txt(&self) -> Vec<TxtValue> {
+        self.0.leftover_txt()
+    }
 }
 
 impl Journal {
@@ -200,6 +239,10 @@ impl IssueJournal for Journal {
 
     fn txt_removed(&self) -> Result<(), StoreError> {
         self.update(|d| d.txt.clear())
+    }
+
+    fn leftover_txt(&self) -> Vec<TxtValue> {
+        self.data().txt
     }
 }
 

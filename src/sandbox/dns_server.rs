@@ -1,6 +1,7 @@
 //! The sandbox's authoritative DNS server: UDP and TCP on 127.0.0.1, answering at query
 //! time from the record sets that moto (the Route 53 emulator) holds, plus fault
-//! injection (SERVFAIL or no answer) and a log of the questions it was asked.
+//! injection (SERVFAIL, no answer, or lagging behind on new TXT values like a stale
+//! secondary) and a log of the questions it was asked.
 //!
 //! It runs on its own thread with its own tokio runtime, so it keeps answering while a
 //! test blocks (e.g. waiting on a child `brokercert` process). It caches nothing: every
@@ -52,6 +53,10 @@ pub enum DnsFault {
     ServFail,
     /// Do not answer at all (the client times out).
     NoAnswer,
+    /// A stale secondary: answer normally, but hide every TXT value this server has
+    /// known for less than the given time (so a new DNS-01 value shows up that much later
+    /// here than on an up-to-date server).
+    Lag(Duration),
 }
 
 /// The fault in force and when it ends (`None`: until reset).
@@ -95,6 +100,11 @@ impl DnsFaults {
         self.set(DnsFault::NoAnswer, None);
     }
 
+    /// Serve new TXT values only `lag` after first seeing them, until [`DnsFaults::reset`].
+    pub fn lag(&self, lag: Duration) {
+        self.set(DnsFault::Lag(lag), None);
+    }
+
     /// Back to normal answers.
     pub fn reset(&self) {
         *self.lock() = None;
@@ -130,6 +140,8 @@ pub struct LoggedQuery {
 struct Shared {
     client: aws_sdk_route53::Client,
     faults: DnsFaults,
+    /// When this server first saw each (owner, TXT value) in moto, for [`DnsFault::Lag`].
+    first_seen: Mutex<HashMap<(String, String), Instant>>,
     log: Arc<Mutex<Vec<LoggedQuery>>>,
     options: DnsServerOptions,
 }
@@ -165,6 +177,7 @@ impl DnsServer {
         let shared = Shared {
             client: moto::route53_client(route53_endpoint),
             faults: faults.clone(),
+            first_seen: Mutex::new(HashMap::new()),
             log: log.clone(),
             options,
         };
@@ -415,9 +428,9 @@ async fn respond(shared: &Shared, request: &Message, transport: &'static str) ->
     let rcode = match fault {
         Some(DnsFault::NoAnswer) => None,
         Some(DnsFault::ServFail) => Some(ResponseCode::ServFail),
-        None if request.op_code != OpCode::Query => Some(ResponseCode::NotImp),
-        None if request.queries.len() != 1 => Some(ResponseCode::FormErr),
-        None => {
+        _ if request.op_code != OpCode::Query => Some(ResponseCode::NotImp),
+        _ if request.queries.len() != 1 => Some(ResponseCode::FormErr),
+        None | Some(DnsFault::Lag(_)) => {
             let query = &request.queries[0];
             let answer = if query.query_class() == DNSClass::IN {
                 resolve(shared, query).await
@@ -496,6 +509,7 @@ struct Zone {
 
 /// The moto data one query needs, read once per query.
 struct Lookup<'a> {
+    shared: &'a Shared,
     client: &'a aws_sdk_route53::Client,
     zones: Vec<Zone>,
     records: HashMap<String, Arc<Vec<Rrset>>>,
@@ -516,6 +530,7 @@ impl<'a> Lookup<'a> {
             })
             .collect();
         Ok(Self {
+            shared,
             client: &shared.client,
             zones,
             records: HashMap::new(),
@@ -561,9 +576,39 @@ impl<'a> Lookup<'a> {
                 })
             })
             .collect();
-        let sets = Arc::new(sets);
+        let sets = Arc::new(self.hide_new_txt(sets));
         self.records.insert(zone_id.to_owned(), sets.clone());
         Ok(sets)
+    }
+}
+
+impl Lookup<'_> {
+    /// Notes when each TXT value was first seen and, under [`DnsFault::Lag`], drops the
+    /// values seen more recently than the lag (a set left empty is dropped).
+    fn hide_new_txt(&self, sets: Vec<Rrset>) -> Vec<Rrset> {
+        let now = Instant::now();
+        let lag = match self.shared.faults.active() {
+            Some(DnsFault::Lag(lag)) => Some(lag),
+            _ => None,
+        };
+        let mut seen = self
+            .shared
+            .first_seen
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        sets.into_iter()
+            .filter_map(|mut set| {
+                if set.rtype != RecordType::TXT {
+                    return Some(set);
+                }
+                let owner = set.owner.to_string();
+                set.values.retain(|v| {
+                    let first = *seen.entry((owner.clone(), v.clone())).or_insert(now);
+                    lag.is_none_or(|lag| now.duration_since(first) >= lag)
+                });
+                (!set.values.is_empty()).then_some(set)
+            })
+            .collect()
     }
 }
 

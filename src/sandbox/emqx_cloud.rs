@@ -22,7 +22,9 @@
 //!
 //! Error bodies are `{"code": "...", "message": "..."}`. Every request that passes
 //! authentication and names a known deployment spends budget, including refused (4xx)
-//! writes; 429s and injected faults don't. Validation happens before a write is stored.
+//! writes; 429s and injected faults don't, except the write faults
+//! ([`EmqxCloudEmulator::fail_next_write`], [`EmqxCloudEmulator::stall_next_write`]),
+//! which strike after the write was counted. Validation happens before a write is stored.
 //!
 //! After POST/PUT the status is `pending`; after [`EmqxCloudEmulator::set_pending_delay`]
 //! (default 0) the deployment's Mosquitto is restarted with the new files: `running` on
@@ -335,6 +337,8 @@ struct Settings {
     fail_status: u16,
     fail_next_apply: bool,
     drop_next_put: Option<DropPoint>,
+    fail_next_write: Option<u16>,
+    stall_next_write: Option<Duration>,
 }
 
 impl Default for Settings {
@@ -350,6 +354,8 @@ impl Default for Settings {
             fail_status: 503,
             fail_next_apply: false,
             drop_next_put: None,
+            fail_next_write: None,
+            stall_next_write: None,
         }
     }
 }
@@ -695,6 +701,19 @@ impl EmqxCloudEmulator {
     /// Delays every answer by `latency` (default 0).
     pub fn set_latency(&self, latency: Duration) {
         self.shared.lock().settings.latency = latency;
+    }
+
+    /// Answers the next POST/PUT/DELETE with `status` (e.g. 502) after counting it against
+    /// the write budget, without applying it (a gateway failing in front of the API).
+    pub fn fail_next_write(&self, status: u16) {
+        self.shared.lock().settings.fail_next_write = Some(status);
+    }
+
+    /// Holds the next POST/PUT/DELETE for `delay` after counting it against the write
+    /// budget, then handles it as usual (if the client is still there to be answered: a
+    /// client that timed out may or may not see it applied when it re-reads later).
+    pub fn stall_next_write(&self, delay: Duration) {
+        self.shared.lock().settings.stall_next_write = Some(delay);
     }
 
     /// Drops the connection of the next PUT without an answer, at `point`.
@@ -1045,6 +1064,22 @@ async fn route(
             Err(response) => return *response,
         }
     };
+    if is_write {
+        let (fail, stall) = {
+            let mut state = shared.lock();
+            (
+                state.settings.fail_next_write.take(),
+                state.settings.stall_next_write.take(),
+            )
+        };
+        if let Some(status) = fail {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+            return api_error(status, "INJECTED_FAULT", "injected write failure");
+        }
+        if let Some(delay) = stall {
+            tokio::time::sleep(delay).await;
+        }
+    }
     if endpoint == Endpoint::Deployment {
         return json(
             StatusCode::OK,

@@ -6,7 +6,8 @@
 //! This file owns [`Sandbox`], [`SandboxOptions`], the sandbox directory and
 //! [`SandboxError`]; the servers themselves live in `moto.rs`, `dns_server.rs` and
 //! `pebble.rs`, child-process handling in `process.rs`; `ari_proxy.rs` can put an
-//! ARI-capable front ([`AriProxy`]) before Pebble. It refers to nothing else of
+//! ARI-capable front ([`AriProxy`]) before Pebble, and `route53_proxy.rs` a
+//! fault-injecting front ([`Route53Proxy`]) before moto. It refers to nothing else of
 //! the crate.
 //!
 //! ```text
@@ -25,6 +26,7 @@ pub mod mosquitto;
 pub mod moto;
 pub mod pebble;
 pub mod process;
+pub mod route53_proxy;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,6 +42,7 @@ pub use mosquitto::{Mosquitto, MosquittoConfig, MqttUser};
 pub use moto::{HostedZoneInfo, MotoServer, RecordSetInfo};
 pub use pebble::{EabKey, Pebble, PebbleOptions, PebbleTls};
 pub use process::{ChildGuard, free_port, pid_is_alive};
+pub use route53_proxy::{FaultPlan, ProxiedRequest, Route53Fault, Route53Proxy};
 
 /// File name of all of Pebble's issuing roots, concatenated.
 pub const ROOTS_FILE: &str = "pebble-roots.pem";
@@ -191,6 +194,12 @@ impl SandboxOptions {
     pub fn pebble_env_remove(mut self, key: impl Into<String>) -> Self {
         self.pebble = self.pebble.env_remove(key);
         self
+    }
+
+    /// Makes Pebble reject `percent` % of all nonces with `badNonce`
+    /// (`PEBBLE_WFE_NONCEREJECT`; the sandbox's default is 0, Pebble's own 5).
+    pub fn pebble_nonce_reject(self, percent: u8) -> Self {
+        self.pebble_env("PEBBLE_WFE_NONCEREJECT", percent.min(100).to_string())
     }
 
     /// Makes Pebble refuse orders for `domain` and its subdomains (a CA that rejects the order).

@@ -22,6 +22,8 @@ use crate::names::DomainName;
 
 /// Longest `_acme-challenge` CNAME chain followed (lego follows 50; real setups use 1).
 pub const MAX_CNAME_HOPS: usize = 10;
+/// How long reading the current records may keep retrying while no nameserver answers.
+pub const READ_RETRY_BUDGET: Duration = Duration::from_secs(10);
 
 /// The TXT values this run has written (or was about to write). Shared with the clean-up.
 #[derive(Debug, Clone, Default)]
@@ -103,6 +105,9 @@ impl<'a> DnsView<'a> {
     }
 
     /// The record sets of the given types at `name`, as the zone's nameservers serve them now.
+    /// A nameserver that fails (SERVFAIL, no answer) is skipped for the next; when none
+    /// answers, the round is repeated with a growing pause for up to [`READ_RETRY_BUDGET`]
+    /// (a DNS hiccup must not abort an issuance before anything was written).
     pub async fn read_sets(
         &self,
         zone: &HostedZone,
@@ -110,11 +115,35 @@ impl<'a> DnsView<'a> {
         types: &[RecordType],
     ) -> Result<Vec<RecordSet>, DnsError> {
         let servers = self.nameservers(zone).await?;
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match self.read_sets_once(zone, &servers, name, types).await {
+                Ok(sets) => return Ok(sets),
+                Err(e) if started.elapsed() + pause < READ_RETRY_BUDGET => {
+                    tracing::debug!(
+                        "no nameserver answered {name}: {e}; asking again in {pause:?}"
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn read_sets_once(
+        &self,
+        zone: &HostedZone,
+        servers: &[Nameserver],
+        name: &str,
+        types: &[RecordType],
+    ) -> Result<Vec<RecordSet>, DnsError> {
         let mut out: Vec<RecordSet> = Vec::new();
         for &t in types {
             let mut last_err = None;
             let mut answered = false;
-            for s in &servers {
+            for s in servers {
                 match self.lookup.query(s, name, t).await {
                     Ok(a) if matches!(a.rcode, Rcode::NoError | Rcode::NxDomain) => {
                         for set in a.sets_at(name) {
@@ -253,12 +282,17 @@ impl<'a> DnsView<'a> {
         change_timeout: Duration,
         propagation_timeout: Duration,
         progress: &(dyn Fn(&str, &PropagationStatus) + Sync),
+        change_pending: &(dyn Fn(&ChangeId, Duration) + Sync),
     ) -> Result<(), DnsError> {
-        try_join_all(
-            changes.iter().map(|(zone, id)| {
-                provider::await_insync(self.provider, &zone.id, id, change_timeout)
-            }),
-        )
+        try_join_all(changes.iter().map(|(zone, id)| {
+            provider::await_insync_reporting(
+                self.provider,
+                &zone.id,
+                id,
+                change_timeout,
+                change_pending,
+            )
+        }))
         .await?;
         let mut checks = Vec::new();
         for (zone_id, names) in plan::group_by_zone(values) {
@@ -314,6 +348,15 @@ impl<'a> DnsView<'a> {
                 continue;
             }
             if let Err(e) = self.provider.change(&zone.id, &changes, comment).await {
+                // The change may have been applied although its answer was lost (and the
+                // SDK's retry of a DELETE then fails as "not found"), or another writer
+                // removed the values: what counts is whether any of ours is still there.
+                if self.none_of_ours_left(&zone, &names).await {
+                    tracing::debug!(
+                        "the clean-up change failed ({e}), but none of our values is left"
+                    );
+                    continue;
+                }
                 failures.push(format!(
                     "could not remove the DNS-01 TXT values at {} in zone {} ({e}); delete them \
                      by hand in the Route 53 console, or run the same command again",
@@ -323,5 +366,25 @@ impl<'a> DnsView<'a> {
             }
         }
         failures
+    }
+
+    /// Whether re-reading shows that none of `names`' values of ours is served any more.
+    async fn none_of_ours_left(
+        &self,
+        zone: &HostedZone,
+        names: &std::collections::BTreeMap<String, Vec<String>>,
+    ) -> bool {
+        for (name, ours) in names {
+            match self.read_sets(zone, name, &[RecordType::Txt]).await {
+                Ok(sets) => {
+                    let txt = sets.iter().find(|s| s.rtype == RecordType::Txt);
+                    if plan::remove_txt_values(txt, ours).is_some() {
+                        return false;
+                    }
+                }
+                Err(_) => return false,
+            }
+        }
+        true
     }
 }

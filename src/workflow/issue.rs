@@ -183,6 +183,44 @@ pub async fn issue(
             });
         }
     };
+    // Values an earlier run wrote but could not remove (Route 53 was down) go first.
+    if let Some(j) = svc.journal {
+        let leftovers = j.leftover_txt();
+        if !leftovers.is_empty() {
+            let t = tracker.enter(
+                Stage::Cleanup,
+                &format!(
+                    "removing {} DNS-01 value(s) an earlier run left",
+                    leftovers.len()
+                ),
+            );
+            let failures = view
+                .cleanup(
+                    &Ledger::from_entries(&leftovers),
+                    "brokercert: remove DNS-01 values an earlier run left",
+                )
+                .await;
+            if let Some(f) = failures.into_iter().next() {
+                return Err(IssueFailure {
+                    stage: Stage::Cleanup,
+                    error: crate::dns::DnsError::Provider {
+                        operation: "ChangeResourceRecordSets",
+                        message: f,
+                    }
+                    .into(),
+                    cleanup: vec![],
+                });
+            }
+            if let Err(e) = j.txt_removed() {
+                return Err(IssueFailure {
+                    stage: Stage::Cleanup,
+                    error: e.into(),
+                    cleanup: vec![],
+                });
+            }
+            tracker.leave(Stage::Cleanup, t, "removed");
+        }
+    }
     let ledger = Ledger::default();
     let result = tokio::select! {
         r = run(svc, spec, opts, &view, &ledger, &tracker) => r,
@@ -401,12 +439,23 @@ async fn run(
                 );
             }
         };
+        let pending = |change: &crate::dns::ChangeId, waited: Duration| {
+            tracker.progress.update(
+                Stage::AwaitPropagation,
+                &format!(
+                    "Route 53 change {} still PENDING after {} — waiting for INSYNC",
+                    change.0,
+                    human_duration(waited)
+                ),
+            );
+        };
         view.await_visible(
             &changes,
             &values,
             opts.change_timeout,
             opts.propagation_timeout,
             &report,
+            &pending,
         )
         .await?;
         tracker.leave(

@@ -1,0 +1,728 @@
+//! A fault-injecting HTTP reverse proxy in front of the Route 53 emulator (moto), for
+//! tests of how the tool survives a misbehaving Route 53 API.
+//!
+//! Owns: its own plain-HTTP endpoint on 127.0.0.1, forwarding every request to moto
+//! unchanged (SigV4 signatures stay valid: the `Host` header is forwarded as the client
+//! sent it and moto does not check it), and the faults it injects instead of or on top of
+//! moto's answer: AWS-style XML errors `Throttling` and `PriorRequestNotComplete` (400),
+//! an HTTP 500, a connection reset before the request is forwarded, a connection reset
+//! after moto applied the request (the answer is lost), two seconds of latency, and
+//! `GetChange` answers rewritten from `INSYNC` to `PENDING` for a while. Faults hit a
+//! configurable percentage of requests (optionally only some operations, after letting
+//! the first N of them through, at most M times), drawn from a seeded generator so a failing
+//! run can be repeated; every request is logged with the fault it got.
+//!
+//! Does not own: moto (start it first, e.g. with [`super::Sandbox`]) or the sandbox's DNS
+//! server, which keeps reading moto directly (DNS answers reflect what moto holds).
+//!
+//! ```text
+//! let proxy = Route53Proxy::start(&sb.route53_endpoint()).await?;
+//! proxy.set_faults(FaultPlan::rate(20).kinds(Route53Fault::ALL));
+//! // point the tool's `route53.endpoint_url` at proxy.endpoint()
+//! proxy.hold_changes_pending(Duration::from_secs(3));
+//! assert!(proxy.requests().iter().any(|r| r.fault.is_some()));
+//! ```
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::extract::connect_info::{ConnectInfo, Connected};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use axum::serve::{IncomingStream, Listener};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+use super::{Result, SandboxError};
+
+/// Latency added by [`Route53Fault::Latency`].
+pub const LATENCY: Duration = Duration::from_secs(2);
+/// Largest request body forwarded (change batches are a few KiB).
+const MAX_BODY: usize = 1 << 20;
+/// Headers that describe one hop, not the message: never forwarded either way.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "content-length",
+];
+
+/// A fault the proxy can inject into one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Route53Fault {
+    /// 400 with `<Code>Throttling</Code>` (Rate exceeded); moto never sees the request.
+    Throttling,
+    /// 400 with `<Code>PriorRequestNotComplete</Code>`; moto never sees the request.
+    PriorRequestNotComplete,
+    /// HTTP 500 with an `InternalFailure` body; moto never sees the request.
+    InternalError,
+    /// The connection is dropped before the request is forwarded.
+    ConnectionReset,
+    /// The request is forwarded (and applied by moto), then the connection is dropped:
+    /// the client never learns that it succeeded.
+    AnswerLost,
+    /// The request is forwarded after [`LATENCY`].
+    Latency,
+    /// 400 `InvalidChangeBatch` "… but it was not found", as Route 53 answers a DELETE of a
+    /// record set that does not exist (moto accepts it); moto never sees the request. Only
+    /// meaningful in a [`FaultPlan::script`] (not in [`Route53Fault::ALL`]).
+    DeleteNotFound,
+}
+
+impl Route53Fault {
+    /// Every fault kind.
+    pub const ALL: &'static [Route53Fault] = &[
+        Route53Fault::Throttling,
+        Route53Fault::PriorRequestNotComplete,
+        Route53Fault::InternalError,
+        Route53Fault::ConnectionReset,
+        Route53Fault::AnswerLost,
+        Route53Fault::Latency,
+    ];
+
+    /// Short name, for logs and assertions.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Route53Fault::Throttling => "Throttling",
+            Route53Fault::PriorRequestNotComplete => "PriorRequestNotComplete",
+            Route53Fault::InternalError => "500",
+            Route53Fault::ConnectionReset => "reset",
+            Route53Fault::AnswerLost => "answer-lost",
+            Route53Fault::Latency => "latency",
+            Route53Fault::DeleteNotFound => "delete-not-found",
+        }
+    }
+}
+
+/// Which requests get faults, and which.
+#[derive(Debug, Clone)]
+pub struct FaultPlan {
+    /// Percentage of eligible requests that get a fault (0–100).
+    pub percent: u32,
+    /// The kinds, drawn uniformly for each faulted request.
+    pub kinds: Vec<Route53Fault>,
+    /// Only these operations are eligible (`None`: all), e.g. `["GetChange"]`.
+    pub operations: Option<Vec<&'static str>>,
+    /// The first this-many eligible requests pass untouched.
+    pub skip_first: usize,
+    /// At most this many faults are injected (`None`: no limit).
+    pub max_faults: Option<usize>,
+    /// Instead of drawing: the fault of each eligible request in turn (after the script
+    /// ends, none).
+    pub script: Option<Vec<Option<Route53Fault>>>,
+    /// Seed of the generator deciding which requests are faulted.
+    pub seed: u64,
+}
+
+impl FaultPlan {
+    /// No faults.
+    pub fn none() -> Self {
+        Self::rate(0)
+    }
+
+    /// `percent` % of all requests get one of [`Route53Fault::ALL`].
+    pub fn rate(percent: u32) -> Self {
+        Self {
+            percent: percent.min(100),
+            kinds: Route53Fault::ALL.to_vec(),
+            operations: None,
+            skip_first: 0,
+            max_faults: None,
+            script: None,
+            seed: 0x6272_6f6b_6572,
+        }
+    }
+
+    /// Restricts the kinds.
+    pub fn kinds(mut self, kinds: &[Route53Fault]) -> Self {
+        self.kinds = kinds.to_vec();
+        self
+    }
+
+    /// Restricts the operations (names as in [`operation_of`]).
+    pub fn operations(mut self, ops: &[&'static str]) -> Self {
+        self.operations = Some(ops.to_vec());
+        self
+    }
+
+    /// Lets the first `n` eligible requests through.
+    pub fn skip_first(mut self, n: usize) -> Self {
+        self.skip_first = n;
+        self
+    }
+
+    /// Eligible requests get exactly these faults in turn (`None`: passes), then none.
+    pub fn script(steps: &[Option<Route53Fault>]) -> Self {
+        let mut plan = Self::rate(100);
+        plan.script = Some(steps.to_vec());
+        plan
+    }
+
+    /// Injects at most `n` faults.
+    pub fn max_faults(mut self, n: usize) -> Self {
+        self.max_faults = Some(n);
+        self
+    }
+
+    /// Sets the seed.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+}
+
+/// One request the proxy handled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxiedRequest {
+    /// The Route 53 operation, from the method and path (`ChangeResourceRecordSets`, …).
+    pub operation: &'static str,
+    /// The fault injected, if any.
+    pub fault: Option<Route53Fault>,
+    /// Whether a `GetChange` answer was rewritten to `PENDING`.
+    pub held_pending: bool,
+    /// The status the client got (0: connection dropped).
+    pub status: u16,
+}
+
+/// `GetChange` answers say `PENDING` until this rule is spent.
+#[derive(Debug, Clone, Copy)]
+enum Hold {
+    /// For this long after the first `GetChange` once armed.
+    For(Duration, Option<Instant>),
+    /// For this many `GetChange` answers.
+    Requests(usize),
+}
+
+#[derive(Debug)]
+struct Settings {
+    plan: FaultPlan,
+    rng: StdRng,
+    eligible_seen: usize,
+    faults_done: usize,
+    hold: Option<Hold>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    upstream: String,
+    client: reqwest::Client,
+    settings: Mutex<Settings>,
+    log: Mutex<Vec<ProxiedRequest>>,
+}
+
+impl Shared {
+    fn settings(&self) -> MutexGuard<'_, Settings> {
+        self.settings.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn log(&self) -> MutexGuard<'_, Vec<ProxiedRequest>> {
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The proxy; stopped on drop.
+pub struct Route53Proxy {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    server: JoinHandle<()>,
+    acceptor: JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Route53Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route53Proxy")
+            .field("addr", &self.addr)
+            .field("upstream", &self.shared.upstream)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Route53Proxy {
+    /// Starts the proxy on 127.0.0.1 (a free port) in front of `upstream`
+    /// (`http://127.0.0.1:PORT`, moto), with no faults. Must run inside a tokio runtime.
+    pub async fn start(upstream: &str) -> Result<Self> {
+        let client = reqwest::Client::builder()
+            .no_proxy()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| SandboxError::Http(format!("building an HTTP client: {e}")))?;
+        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .await
+            .map_err(|e| SandboxError::io("binding 127.0.0.1:0 for the Route 53 proxy", e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| SandboxError::io("reading the Route 53 proxy's address", e))?;
+        let plan = FaultPlan::none();
+        let shared = Arc::new(Shared {
+            upstream: upstream.trim_end_matches('/').to_string(),
+            client,
+            settings: Mutex::new(Settings {
+                rng: StdRng::seed_from_u64(plan.seed),
+                plan,
+                eligible_seen: 0,
+                faults_done: 0,
+                hold: None,
+            }),
+            log: Mutex::new(Vec::new()),
+        });
+        let (tx, rx) = tokio::sync::mpsc::channel(64);
+        let acceptor = tokio::spawn(accept_loop(listener, tx));
+        let app = Router::new().fallback(handle).with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            let make = app.into_make_service_with_connect_info::<Conn>();
+            if let Err(e) = axum::serve(Incoming { rx, addr }, make).await {
+                tracing::warn!(error = %e, "Route 53 proxy stopped");
+            }
+        });
+        tracing::debug!(%addr, upstream, "Route 53 fault proxy listening");
+        Ok(Self {
+            addr,
+            shared,
+            server,
+            acceptor,
+        })
+    }
+
+    /// The proxy's address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The endpoint to give the tool (`http://127.0.0.1:PORT`).
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.addr.port())
+    }
+
+    /// Replaces the fault plan (and restarts its generator and `skip_first` count).
+    pub fn set_faults(&self, plan: FaultPlan) {
+        let mut s = self.shared.settings();
+        s.rng = StdRng::seed_from_u64(plan.seed);
+        s.eligible_seen = 0;
+        s.faults_done = 0;
+        s.plan = plan;
+    }
+
+    /// Makes `GetChange` say `PENDING` for `duration`, counted from the next `GetChange`.
+    pub fn hold_changes_pending(&self, duration: Duration) {
+        self.shared.settings().hold = Some(Hold::For(duration, None));
+    }
+
+    /// Makes the next `count` `GetChange` answers say `PENDING`.
+    pub fn hold_changes_pending_for_requests(&self, count: usize) {
+        self.shared.settings().hold = Some(Hold::Requests(count));
+    }
+
+    /// `GetChange` says what moto says again.
+    pub fn release_changes(&self) {
+        self.shared.settings().hold = None;
+    }
+
+    /// Every request handled so far, oldest first.
+    pub fn requests(&self) -> Vec<ProxiedRequest> {
+        self.shared.log().clone()
+    }
+
+    /// Forgets the requests handled so far.
+    pub fn clear_requests(&self) {
+        self.shared.log().clear();
+    }
+
+    /// How many requests got a fault.
+    pub fn faults_injected(&self) -> usize {
+        self.shared
+            .log()
+            .iter()
+            .filter(|r| r.fault.is_some())
+            .count()
+    }
+
+    /// Stops the proxy (same as dropping).
+    pub fn stop(self) {
+        drop(self);
+    }
+}
+
+impl Drop for Route53Proxy {
+    fn drop(&mut self) {
+        self.acceptor.abort();
+        self.server.abort();
+    }
+}
+
+/// The Route 53 operation a request is, from its method and path (REST API 2013-04-01).
+pub fn operation_of(method: &Method, path: &str) -> &'static str {
+    let p = path.trim_end_matches('/');
+    let p = p.strip_prefix("/2013-04-01").unwrap_or(p);
+    let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
+    match (method.as_str(), parts.as_slice()) {
+        ("GET", ["hostedzone"]) => "ListHostedZones",
+        ("POST", ["hostedzone"]) => "CreateHostedZone",
+        ("GET", ["hostedzonesbyname"]) => "ListHostedZonesByName",
+        ("GET", ["hostedzone", _]) => "GetHostedZone",
+        ("POST", ["hostedzone", _, "rrset"]) => "ChangeResourceRecordSets",
+        ("GET", ["hostedzone", _, "rrset"]) => "ListResourceRecordSets",
+        ("GET", ["change", _]) => "GetChange",
+        _ => "Other",
+    }
+}
+
+/// Decides the fault for one request of `operation`, and whether a `GetChange` is held.
+fn decide(shared: &Shared, operation: &'static str) -> (Option<Route53Fault>, bool) {
+    let mut s = shared.settings();
+    let held = if operation == "GetChange" {
+        match s.hold {
+            Some(Hold::Requests(0)) => {
+                s.hold = None;
+                false
+            }
+            Some(Hold::Requests(n)) => {
+                s.hold = Some(Hold::Requests(n - 1));
+                true
+            }
+            Some(Hold::For(d, None)) => {
+                s.hold = Some(Hold::For(d, Some(Instant::now())));
+                !d.is_zero()
+            }
+            Some(Hold::For(d, Some(since))) => since.elapsed() < d,
+            None => false,
+        }
+    } else {
+        false
+    };
+    let eligible = s.plan.percent > 0
+        && !s.plan.kinds.is_empty()
+        && s.plan
+            .operations
+            .as_ref()
+            .is_none_or(|ops| ops.contains(&operation));
+    if !eligible {
+        return (None, held);
+    }
+    s.eligible_seen += 1;
+    if s.eligible_seen <= s.plan.skip_first
+        || s.plan.max_faults.is_some_and(|max| s.faults_done >= max)
+    {
+        return (None, held);
+    }
+    if let Some(script) = &s.plan.script {
+        let step = script
+            .get(s.eligible_seen - s.plan.skip_first - 1)
+            .copied()
+            .flatten();
+        if step.is_some() {
+            s.faults_done += 1;
+        }
+        return (step, held);
+    }
+    let percent = s.plan.percent;
+    let roll = s.rng.random_range(0..100u32);
+    if roll >= percent {
+        return (None, held);
+    }
+    let n = s.plan.kinds.len();
+    let pick = s.rng.random_range(0..n);
+    s.faults_done += 1;
+    (Some(s.plan.kinds[pick]), held)
+}
+
+fn aws_error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = format!(
+        "<?xml version=\"1.0\"?>\n<ErrorResponse xmlns=\"https://route53.amazonaws.com/doc/2013-04-01/\">\
+         <Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message></Error>\
+         <RequestId>00000000-0000-0000-0000-000000000000</RequestId></ErrorResponse>"
+    );
+    (
+        status,
+        [(header::CONTENT_TYPE, HeaderValue::from_static("text/xml"))],
+        body,
+    )
+        .into_response()
+}
+
+async fn handle(
+    State(shared): State<Arc<Shared>>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let operation = operation_of(&method, uri.path());
+    let (fault, held) = decide(&shared, operation);
+    let record = |status: u16| {
+        shared.log().push(ProxiedRequest {
+            operation,
+            fault,
+            held_pending: held,
+            status,
+        });
+        tracing::debug!(operation, ?fault, held, status, "Route 53 proxy request");
+    };
+    let early = match fault {
+        Some(Route53Fault::Throttling) => Some(aws_error(
+            StatusCode::BAD_REQUEST,
+            "Throttling",
+            "Rate exceeded",
+        )),
+        Some(Route53Fault::PriorRequestNotComplete) => Some(aws_error(
+            StatusCode::BAD_REQUEST,
+            "PriorRequestNotComplete",
+            "The request was rejected because Route 53 was still processing a prior request.",
+        )),
+        Some(Route53Fault::DeleteNotFound) => Some(aws_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidChangeBatch",
+            "[Tried to delete resource record set but it was not found]",
+        )),
+        Some(Route53Fault::InternalError) => Some(aws_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalFailure",
+            "An internal error occurred.",
+        )),
+        Some(Route53Fault::ConnectionReset) => {
+            conn.kill();
+            record(0);
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        _ => None,
+    };
+    if let Some(rsp) = early {
+        record(rsp.status().as_u16());
+        return rsp;
+    }
+    if fault == Some(Route53Fault::Latency) {
+        tokio::time::sleep(LATENCY).await;
+    }
+    let body = match axum::body::to_bytes(body, MAX_BODY).await {
+        Ok(b) => b,
+        Err(e) => {
+            record(400);
+            return (StatusCode::BAD_REQUEST, format!("request body: {e}")).into_response();
+        }
+    };
+    let mut rsp = forward(&shared, &method, &uri, &headers, body).await;
+    if fault == Some(Route53Fault::AnswerLost) {
+        conn.kill();
+        record(0);
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    if held && rsp.status().is_success() {
+        rsp = rewrite_pending(rsp).await;
+    }
+    record(rsp.status().as_u16());
+    rsp
+}
+
+async fn forward(
+    shared: &Shared,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path_and_query = uri.path_and_query().map_or("/", |p| p.as_str());
+    let url = format!("{}{path_and_query}", shared.upstream);
+    let mut req = shared.client.request(method.clone(), &url).body(body);
+    for (name, value) in headers {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            req = req.header(name, value);
+        }
+    }
+    let rsp = match req.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            return aws_error(
+                StatusCode::BAD_GATEWAY,
+                "ProxyError",
+                &format!("the Route 53 emulator did not answer: {e}"),
+            );
+        }
+    };
+    let status = rsp.status();
+    let mut out_headers = HeaderMap::new();
+    for (name, value) in rsp.headers() {
+        if !HOP_BY_HOP.contains(&name.as_str()) {
+            out_headers.append(name.clone(), value.clone());
+        }
+    }
+    let bytes = rsp.bytes().await.unwrap_or_default();
+    let mut response = Response::new(Body::from(bytes));
+    *response.status_mut() = status;
+    *response.headers_mut() = out_headers;
+    response
+}
+
+/// `<Status>INSYNC</Status>` → `<Status>PENDING</Status>` in a `GetChange` answer.
+async fn rewrite_pending(rsp: Response) -> Response {
+    let (parts, body) = rsp.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_BODY)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&bytes)
+        .replace("<Status>INSYNC</Status>", "<Status>PENDING</Status>");
+    Response::from_parts(parts, Body::from(text))
+}
+
+// ------------------------------------------------------------------ connection plumbing
+
+/// Per-connection switch that makes the connection fail, so hyper drops it unanswered.
+#[derive(Debug, Clone)]
+struct Conn {
+    killed: Arc<AtomicBool>,
+}
+
+impl Conn {
+    fn kill(&self) {
+        self.killed.store(true, Ordering::SeqCst);
+    }
+}
+
+impl Connected<IncomingStream<'_, Incoming>> for Conn {
+    fn connect_info(stream: IncomingStream<'_, Incoming>) -> Self {
+        stream.remote_addr().clone()
+    }
+}
+
+/// A TCP connection that fails every read and write once killed; it is closed with a
+/// reset (linger 0), as a crashed peer or a middlebox would.
+struct KillableStream {
+    inner: TcpStream,
+    killed: Arc<AtomicBool>,
+}
+
+impl KillableStream {
+    fn check(&self) -> std::io::Result<()> {
+        if self.killed.load(Ordering::SeqCst) {
+            Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "connection reset by the Route 53 proxy's fault injection",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl AsyncRead for KillableStream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        this.check()?;
+        Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for KillableStream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = self.get_mut();
+        this.check()?;
+        Pin::new(&mut this.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        this.check()?;
+        Pin::new(&mut this.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        this.check()?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+struct Incoming {
+    rx: tokio::sync::mpsc::Receiver<(KillableStream, Conn)>,
+    addr: SocketAddr,
+}
+
+impl Listener for Incoming {
+    type Io = KillableStream;
+    type Addr = Conn;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        match self.rx.recv().await {
+            Some(conn) => conn,
+            None => std::future::pending().await,
+        }
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        let _ = self.addr;
+        Ok(Conn {
+            killed: Arc::new(AtomicBool::new(false)),
+        })
+    }
+}
+
+async fn accept_loop(listener: TcpListener, tx: tokio::sync::mpsc::Sender<(KillableStream, Conn)>) {
+    loop {
+        let (tcp, _) = match listener.accept().await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::warn!(error = %e, "Route 53 proxy: accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        // A killed connection must look like a reset, not an orderly close.
+        let _ = socket_linger_zero(&tcp);
+        let killed = Arc::new(AtomicBool::new(false));
+        let stream = KillableStream {
+            inner: tcp,
+            killed: killed.clone(),
+        };
+        if tx.send((stream, Conn { killed })).await.is_err() {
+            return;
+        }
+    }
+}
+
+#[allow(deprecated)]
+fn socket_linger_zero(tcp: &TcpStream) -> std::io::Result<()> {
+    tcp.set_linger(Some(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_from_paths() {
+        assert_eq!(
+            operation_of(&Method::GET, "/2013-04-01/hostedzone"),
+            "ListHostedZones"
+        );
+        assert_eq!(
+            operation_of(&Method::POST, "/2013-04-01/hostedzone/Z1/rrset/"),
+            "ChangeResourceRecordSets"
+        );
+        assert_eq!(
+            operation_of(&Method::GET, "/2013-04-01/change/C2"),
+            "GetChange"
+        );
+    }
+}
