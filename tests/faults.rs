@@ -355,7 +355,7 @@ async fn a_change_pending_for_a_while_is_waited_for_and_a_short_change_timeout_f
     run.assert_ok();
     assert!(started.elapsed() >= Duration::from_secs(2));
     assert!(
-        run.stderr.contains("still PENDING after"),
+        run.stderr.contains("still PENDING — waiting for INSYNC"),
         "the wait shows in the progress: {}",
         run.stderr
     );

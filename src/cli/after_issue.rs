@@ -2,11 +2,11 @@
 //! A failure here leaves the new certificate stored and the previous one served where the
 //! target allows; the message says what to run next.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Cli, output};
+use super::output;
+use super::progress_display::CertProgress;
 use crate::clock::{Clock, SystemClock};
 use crate::config::CertificateSpec;
 use crate::deploy::{Material, from_config};
@@ -16,11 +16,11 @@ use crate::workflow::deploy::deploy_all;
 /// Deploys (and verifies) a freshly stored certificate; returns an exit code. The time
 /// each of the two steps took is pushed to `timings` (for `--timings`).
 pub async fn deploy_and_verify(
-    cli: &Cli,
     settings: &crate::config::Settings,
     spec: &CertificateSpec,
     live_dir: &Path,
     timings: &mut Vec<(&'static str, Duration)>,
+    progress: &CertProgress,
 ) -> i32 {
     if spec.deploy.is_empty() {
         return exit::OK;
@@ -43,22 +43,17 @@ pub async fn deploy_and_verify(
         Ok(t) => t,
         Err(e) => return fail(e.into()),
     };
-    let quiet = cli.quiet;
-    let progress = move |m: &str| {
-        if !quiet {
-            let _ = writeln!(std::io::stderr(), "  deploy             {m}");
-        }
-    };
-    match deploy_all(
+    let deployed = deploy_all(
         spec,
         &material,
         &targets,
         SystemClock.now(),
         false,
-        &progress,
+        progress,
     )
-    .await
-    {
+    .await;
+    progress.renderer().clear();
+    match deployed {
         Ok(outcomes) => {
             timings.push(("deploy", started.elapsed()));
             super::deploy::print_outcomes(&outcomes);
@@ -70,8 +65,9 @@ pub async fn deploy_and_verify(
     }
     let started = Instant::now();
     let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
-    let verified = super::verify::verify_certificate(settings, spec, &opts).await;
+    let verified = super::verify::verify_certificate_with(settings, spec, &opts, progress).await;
     timings.push(("verify", started.elapsed()));
+    progress.renderer().clear();
     match verified {
         Ok(_) => exit::OK,
         Err(e) => {

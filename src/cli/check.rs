@@ -60,17 +60,25 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> i32 {
             return exit::CONFIG;
         }
     };
+    let code = if report.ok() {
+        exit::OK
+    } else {
+        exit::CERTIFICATE
+    };
     if args.json {
-        match serde_json::to_string_pretty(&serde_json::json!({
-            "ok": report.ok(),
-            "report": report,
-        })) {
-            Ok(s) => println!("{s}"),
+        let report_value = match serde_json::to_value(&report) {
+            Ok(v) => v,
             Err(e) => {
                 output::error(&format!("cannot write JSON: {e}"));
                 return exit::INTERNAL;
             }
-        }
+        };
+        let mut fields = serde_json::Map::new();
+        fields.insert("name".into(), args.name.clone().into());
+        fields.insert("ok".into(), report.ok().into());
+        fields.insert("report".into(), report_value);
+        fields.insert("exit_code".into(), code.into());
+        output::emit_json("check", fields);
     } else {
         println!(
             "check {} ({}{}; profile {})",
@@ -109,9 +117,5 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> i32 {
             println!("{failed} of {} rules failed", report.verdicts.len());
         }
     }
-    if report.ok() {
-        exit::OK
-    } else {
-        exit::CERTIFICATE
-    }
+    code
 }

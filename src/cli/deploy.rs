@@ -34,7 +34,7 @@ pub fn print_outcomes(outcomes: &[(String, DeployOutcome)]) {
             DeployOutcome::Replaced => "replaced the previous certificate",
             DeployOutcome::Unchanged => "already served this certificate",
         };
-        println!("Deployed to {target}: {what}");
+        output::say(&format!("Deployed to {target}: {what}"));
     }
 }
 

@@ -1,6 +1,7 @@
 //! `brokercert issue`: wires the real adapters to the workflow and prints the outcome.
 
-use super::output::{self, LineProgress};
+use super::output;
+use super::progress_display::Renderer;
 use super::{Cli, IssueArgs};
 use crate::acme::client::AcmeClient;
 use crate::clock::{Clock, SystemClock};
@@ -38,6 +39,10 @@ pub fn load_anchors(settings: &Settings) -> Result<TrustAnchors, Error> {
 }
 
 pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
+    if args.dry_run {
+        return super::plan::run_for_issue(cli, args).await;
+    }
+    output::set_json(args.json);
     let over = args.overrides(cli.state_dir.clone());
     let settings = match Settings::load(cli.config.as_deref(), &over) {
         Ok(s) => s,
@@ -74,17 +79,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         Err(e) => return output::fail(e),
     };
     let clock = SystemClock;
-    let progress = LineProgress { quiet: cli.quiet };
-    let svc = IssueServices {
-        dns: &route53,
-        lookup: &lookup,
-        ca: &ca,
-        store: &store,
-        clock: &clock,
-        anchors: &anchors,
-        progress: &progress,
-        journal: None,
-    };
+    let renderer = Renderer::shared(cli.quiet, cli.verbose);
     let opts = IssueOptions {
         force: args.force,
         preferred_chain: settings.acme.preferred_chain.clone(),
@@ -108,34 +103,40 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
             }
         };
         let txt_journal = TxtJournal(&journal);
+        let progress = renderer.certificate(&spec.name);
         let svc = IssueServices {
+            dns: &route53,
+            lookup: &lookup,
+            ca: &ca,
+            store: &store,
+            clock: &clock,
+            anchors: &anchors,
+            progress: &progress,
             journal: Some(&txt_journal),
-            ..svc
         };
-        match issue(&svc, spec, &opts, super::shutdown_signal()).await {
+        let (this, json) = match issue(&svc, spec, &opts, super::shutdown_signal()).await {
             Ok(issued) => {
-                print!("{}", output::issued_summary(&issued, clock.now()));
+                output::say(output::issued_summary(&issued, clock.now()).trim_end());
                 for w in &issued.cleanup_warnings {
                     output::warning(w);
                 }
                 let mut after_timings = Vec::new();
                 let after = super::after_issue::deploy_and_verify(
-                    cli,
                     &settings,
                     spec,
                     &issued.paths.live_dir,
                     &mut after_timings,
+                    &progress,
                 )
                 .await;
                 if args.timings {
-                    println!(
-                        "{}",
-                        timings_table(&issued.timings, &after_timings, started.elapsed())
-                    );
+                    output::say(&timings_table(
+                        &issued.timings,
+                        &after_timings,
+                        started.elapsed(),
+                    ));
                 }
-                if after != exit::OK && code == exit::OK {
-                    code = after;
-                }
+                (after, issued_json(&issued, after, None))
             }
             Err(failure) => {
                 output::error(&format!("`{}`: {}", spec.name, failure.error));
@@ -148,14 +149,55 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                         failure.stage
                     );
                 }
-                if code == exit::OK {
-                    code = failure.error.exit_code();
-                }
+                let c = failure.error.exit_code();
+                let json = serde_json::json!({
+                    "name": spec.name,
+                    "ok": false,
+                    "domains": spec.domains.iter().map(|d| d.to_string()).collect::<Vec<_>>(),
+                    "serial": null,
+                    "not_after": null,
+                    "key_type": spec.key_type.to_string(),
+                    "live_dir": null,
+                    "stage": failure.stage.as_str(),
+                    "error": failure.error.to_string(),
+                    "exit_code": c,
+                });
                 if matches!(failure.error, Error::Interrupted) {
+                    emit(args.json, json);
+                    if code == exit::OK {
+                        code = c;
+                    }
                     break;
                 }
+                (c, json)
             }
+        };
+        emit(args.json, json);
+        if this != exit::OK && code == exit::OK {
+            code = this;
         }
     }
     code
+}
+
+fn emit(on: bool, v: serde_json::Value) {
+    if on && let serde_json::Value::Object(fields) = v {
+        output::emit_json("issue", fields);
+    }
+}
+
+/// The `issue` JSON object of a stored certificate (docs/json.md).
+fn issued_json(i: &crate::workflow::Issued, code: i32, error: Option<String>) -> serde_json::Value {
+    serde_json::json!({
+        "name": i.name,
+        "ok": code == exit::OK,
+        "domains": i.domains,
+        "serial": i.serial,
+        "not_after": output::rfc3339(i.not_after),
+        "key_type": i.key_type.to_string(),
+        "live_dir": i.paths.live_dir.display().to_string(),
+        "stage": null,
+        "error": error.or_else(|| (code != exit::OK).then(|| "deployment or verification failed (see stderr)".to_string())),
+        "exit_code": code,
+    })
 }

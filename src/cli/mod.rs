@@ -11,9 +11,12 @@ mod iam_policy;
 mod issue;
 mod notify;
 mod output;
+mod plan;
+pub mod progress_display;
 mod renew;
 mod schedule;
 mod split;
+mod status;
 mod verify;
 
 use std::path::PathBuf;
@@ -77,6 +80,11 @@ pub enum Command {
     Schedule(schedule::ScheduleArgs),
     /// Print the least-privilege Route 53 IAM policy for the configured certificates.
     IamPolicy(iam_policy::IamPolicyArgs),
+    /// One table of every configured certificate: expiry, next renewal and why, what each
+    /// deployment serves now, the last run's result.
+    Status(status::StatusArgs),
+    /// Print every DNS change, ACME call and deployment call `issue` would make; change nothing.
+    Plan(plan::PlanArgs),
 }
 
 /// Flags of `check`.
@@ -97,7 +105,7 @@ pub struct CheckArgs {
     /// Override the profile's import window (days of validity that must remain).
     #[arg(long, value_name = "DAYS")]
     pub min_days_left: Option<i64>,
-    /// Machine-readable output.
+    /// Machine-readable output: one JSON object per line (docs/json.md).
     #[arg(long)]
     pub json: bool,
 }
@@ -113,6 +121,9 @@ pub struct VerifyArgs {
     /// Expect the broker to serve this serial (hex) instead of the stored certificate.
     #[arg(long, value_name = "HEX")]
     pub expect_serial: Option<String>,
+    /// Machine-readable output: one JSON object per line (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Flags of `deploy`.
@@ -193,6 +204,13 @@ pub struct IssueArgs {
     /// Print the time each stage took.
     #[arg(long)]
     pub timings: bool,
+    /// Machine-readable output: one JSON object per certificate and line (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Change nothing: print every DNS change, ACME call and deployment call the run would
+    /// make (the same as `brokercert plan`).
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 impl IssueArgs {
@@ -283,6 +301,8 @@ pub fn main() -> i32 {
             Command::Renew(args) => renew::run(&cli, args).await,
             Command::Schedule(args) => schedule::run(&cli, args).await,
             Command::IamPolicy(args) => iam_policy::run(&cli, args).await,
+            Command::Status(args) => status::run(&cli, args).await,
+            Command::Plan(args) => plan::run(&cli, args).await,
         }
     })
 }

@@ -1,41 +1,58 @@
-//! What the CLI prints: progress lines on stderr, the summary on stdout, errors as one
-//! paragraph starting with `error:`.
+//! What the CLI prints: the summary on stdout (on stderr under `--json`, whose JSON Lines
+//! this module writes), errors as one paragraph starting with `error:`. Progress is
+//! `progress_display`'s.
 //!
 //! Owns: wording and layout. Does not own decisions.
 
 use std::io::Write;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use time::OffsetDateTime;
 
 use crate::workflow::Issued;
 use crate::workflow::cname::CnameOutcome;
-use crate::workflow::progress::{Progress, Stage, human_duration};
 
-/// Progress as plain lines on stderr (one per event).
-#[derive(Debug, Clone, Copy)]
-pub struct LineProgress {
-    /// Print nothing.
-    pub quiet: bool,
+/// The version of every `--json` object (docs/json.md). Bumped only when a documented field
+/// changes meaning or goes away; new fields may appear without a bump.
+pub const SCHEMA_VERSION: u32 = 1;
+
+static JSON_MODE: AtomicBool = AtomicBool::new(false);
+
+/// `--json`: stdout carries JSON Lines only; human text that would go there goes to stderr.
+pub fn set_json(on: bool) {
+    JSON_MODE.store(on, Ordering::SeqCst);
 }
 
-impl Progress for LineProgress {
-    fn update(&self, stage: Stage, message: &str) {
-        if !self.quiet {
-            let _ = writeln!(std::io::stderr(), "  {:<18} {message}", stage.as_str());
-        }
-    }
+/// Whether `--json` is on.
+pub fn json_mode() -> bool {
+    JSON_MODE.load(Ordering::SeqCst)
+}
 
-    fn done(&self, stage: Stage, message: &str, took: Duration) {
-        if !self.quiet {
-            let _ = writeln!(
-                std::io::stderr(),
-                "✓ {:<18} {message} ({})",
-                stage.as_str(),
-                human_duration(took)
-            );
-        }
+/// Prints human result text: stdout normally, stderr under `--json`.
+pub fn say(text: &str) {
+    if json_mode() {
+        let _ = writeln!(std::io::stderr(), "{text}");
+    } else {
+        let _ = writeln!(std::io::stdout(), "{text}");
     }
+}
+
+/// Prints one JSON object as one line on stdout (JSON Lines), with `schema_version` and
+/// `command` first.
+pub fn emit_json(command: &str, mut fields: serde_json::Map<String, serde_json::Value>) {
+    let mut obj = serde_json::Map::new();
+    obj.insert("schema_version".into(), SCHEMA_VERSION.into());
+    obj.insert("command".into(), command.into());
+    obj.append(&mut fields);
+    let _ = writeln!(std::io::stdout(), "{}", serde_json::Value::Object(obj));
+}
+
+/// RFC 3339 for JSON (`2026-02-21T10:00:00Z`).
+pub fn rfc3339(t: OffsetDateTime) -> serde_json::Value {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .map(serde_json::Value::from)
+        .unwrap_or(serde_json::Value::Null)
 }
 
 /// Prints an error paragraph to stderr.

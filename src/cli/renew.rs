@@ -15,7 +15,8 @@ use time::OffsetDateTime;
 use tokio::sync::OnceCell;
 
 use super::Cli;
-use super::output::{self, LineProgress};
+use super::output;
+use super::progress_display::{CertProgress, Renderer};
 use crate::acme::CertificateAuthority;
 use crate::acme::client::{AcmeClient, replaces_id};
 use crate::clock::{Clock, SystemClock};
@@ -35,6 +36,7 @@ use crate::store::Store;
 use crate::workflow::challenge_records::{DnsView, Ledger};
 use crate::workflow::deploy::deploy_all;
 use crate::workflow::issue::{IssueOptions, Resume};
+use crate::workflow::progress::{Progress, Stage};
 use crate::workflow::{IssueServices, issue};
 
 /// Flags of `renew`.
@@ -60,6 +62,9 @@ pub struct RenewArgs {
     /// Append a Markdown summary to this file (e.g. "$GITHUB_STEP_SUMMARY").
     #[arg(long, value_name = "FILE")]
     pub summary: Option<PathBuf>,
+    /// Machine-readable output: one JSON object per certificate and line (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// What happened to one certificate.
@@ -119,6 +124,50 @@ impl Outcome {
 
     fn did_something(&self) -> bool {
         !matches!(self, Outcome::NotDue { .. } | Outcome::BackingOff { .. })
+    }
+
+    /// The `renew` JSON object (docs/json.md).
+    pub fn json(&self, name: &str) -> serde_json::Value {
+        let (result, serial, not_after, next, reason) = match self {
+            Outcome::NotDue { next, by, expires } => (
+                "not_due",
+                None,
+                Some(*expires),
+                Some(*next),
+                Some(match by {
+                    Reason::AriWindow => "ari_window",
+                    _ => "lifetime",
+                }),
+            ),
+            Outcome::Renewed {
+                serial, expires, ..
+            } => ("renewed", Some(serial.clone()), Some(*expires), None, None),
+            Outcome::DryRun { .. } => ("dry_run", None, None, None, None),
+            Outcome::BackingOff { until, .. } => {
+                ("backing_off", None, None, Some(*until), Some("backoff"))
+            }
+            Outcome::Failed { next_attempt, .. } => {
+                ("failed", None, None, *next_attempt, Some("backoff"))
+            }
+        };
+        let error = match self {
+            Outcome::Failed { message, .. } | Outcome::BackingOff { message, .. } => {
+                Some(message.clone())
+            }
+            _ => None,
+        };
+        serde_json::json!({
+            "name": name,
+            "ok": self.code() == exit::OK,
+            "result": result,
+            "message": self.line(name),
+            "serial": serial,
+            "not_after": not_after.map(output::rfc3339),
+            "next_attempt": next.map(output::rfc3339),
+            "next_reason": reason,
+            "error": error,
+            "exit_code": self.code(),
+        })
     }
 
     /// One line for the terminal and logs.
@@ -190,6 +239,7 @@ pub fn load_settings(cli: &Cli, name: Option<&str>) -> Result<Settings, i32> {
 
 /// `brokercert renew`.
 pub async fn run(cli: &Cli, args: &RenewArgs) -> i32 {
+    output::set_json(args.json);
     let mut settings = match load_settings(cli, args.name.as_deref()) {
         Ok(s) => s,
         Err(code) => return code,
@@ -249,8 +299,14 @@ impl Stop {
 /// Prints the outcomes, writes the summary, notifies; returns the exit code.
 pub async fn report(settings: &Settings, args: &RenewArgs, outcomes: &[(String, Outcome)]) -> i32 {
     let mut code = exit::OK;
+    Renderer::shared(false, 0).clear();
     for (name, o) in outcomes {
-        println!("{}", o.line(name));
+        output::say(&o.line(name));
+        if args.json
+            && let serde_json::Value::Object(fields) = o.json(name)
+        {
+            output::emit_json("renew", fields);
+        }
         if code == exit::OK {
             code = o.code();
         }
@@ -545,15 +601,17 @@ async fn attempt(
         renewal_dir.clone()
     };
     let journal = Journal::open(&journal_dir, &spec.name)?;
-    let progress = LineProgress { quiet: cli.quiet };
+    let progress = Renderer::shared(cli.quiet, cli.verbose).certificate(&spec.name);
 
     // 1. Whatever an interrupted run left in DNS goes first.
     let pending = journal.data();
     if !pending.txt.is_empty() {
-        eprintln!(
-            "  {:<18} removing {} DNS-01 value(s) an interrupted run left",
-            "cleanup",
-            pending.txt.len()
+        progress.update(
+            Stage::Cleanup,
+            &format!(
+                "removing {} DNS-01 value(s) an interrupted run left",
+                pending.txt.len()
+            ),
         );
         let route53 = lazy.route53().await;
         let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);
@@ -609,21 +667,33 @@ async fn attempt(
                 return Ok(backoff_outcome(st, until));
             }
             let reason = if older {
-                eprintln!(
-                    "  {:<18} the stored certificate (serial {}) is not deployed yet: deploying it",
-                    "deploy",
-                    leaf.serial_hex()
+                progress.update(
+                    Stage::Deploy,
+                    &format!(
+                        "the stored certificate (serial {}) is not deployed yet: deploying it",
+                        leaf.serial_hex()
+                    ),
                 );
                 "deployed the certificate an earlier run stored"
             } else {
-                eprintln!(
-                    "  {:<18} the stored certificate (serial {}) is deployed but was not verified: verifying it",
-                    "verify",
-                    leaf.serial_hex()
+                progress.update(
+                    Stage::Verify,
+                    &format!(
+                        "the stored certificate (serial {}) is deployed but was not verified: verifying it",
+                        leaf.serial_hex()
+                    ),
                 );
                 "verified the certificate an earlier run deployed"
             };
-            deploy_and_verify(settings, spec, &store.live_dir(&spec.name), &targets, true).await?;
+            deploy_and_verify(
+                settings,
+                spec,
+                &store.live_dir(&spec.name),
+                &targets,
+                true,
+                &progress,
+            )
+            .await?;
             st.deployed_fingerprint = Some(leaf.sha256_fingerprint().to_string());
             return Ok(Outcome::Renewed {
                 reason: reason.into(),
@@ -763,7 +833,15 @@ async fn attempt(
     if !targets.is_empty() {
         // Freshly issued: never "already served" (EMQX Cloud only reports the expiry, which two
         // certificates issued in the same second share).
-        deploy_and_verify(settings, spec, &issued.paths.live_dir, &targets, false).await?;
+        deploy_and_verify(
+            settings,
+            spec,
+            &issued.paths.live_dir,
+            &targets,
+            false,
+            &progress,
+        )
+        .await?;
     }
     st.deployed_fingerprint = Some(issued.fingerprint.clone());
     Ok(Outcome::Renewed {
@@ -1008,25 +1086,25 @@ async fn deploy_and_verify(
     live_dir: &Path,
     targets: &[Box<dyn DeploymentTarget>],
     skip_if_served: bool,
+    progress: &CertProgress,
 ) -> Result<(), Error> {
     let material = Material::from_dir(live_dir)?;
-    let progress = |m: &str| {
-        let _ = writeln!(std::io::stderr(), "  deploy             {m}");
-    };
     let outcomes = deploy_all(
         spec,
         &material,
         targets,
         SystemClock.now(),
         skip_if_served,
-        &progress,
+        progress,
     )
-    .await?;
+    .await;
+    progress.renderer().clear();
+    let outcomes = outcomes?;
     crate::workflow::stall::after("deploy");
     super::deploy::print_outcomes(&outcomes);
     if super::verify::wanted_after_deploy(spec) {
         let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
-        super::verify::verify_certificate(settings, spec, &opts)
+        super::verify::verify_certificate_with(settings, spec, &opts, progress)
             .await
             .map_err(|e| {
                 Error::Verify(format!(

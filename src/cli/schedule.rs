@@ -83,6 +83,7 @@ pub async fn run(cli: &Cli, args: &ScheduleArgs) -> i32 {
         no_jitter: true,
         wait: None,
         summary: None,
+        json: false,
     };
     loop {
         // The configuration is read each cycle: edits apply without a restart.

@@ -5,6 +5,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use super::output;
+use super::progress_display::Renderer;
 use super::{Cli, VerifyArgs};
 use crate::config::{CertificateSpec, DeployFile, Settings};
 use crate::error::{Error, exit};
@@ -15,7 +16,7 @@ use crate::verify::{
     DnsResolver, MqttProbe, ProbeReport, ProbeTarget, Resolver, SystemResolver, TlsMqttProbe,
     Transport,
 };
-use crate::workflow::progress::human_duration;
+use crate::workflow::progress::{Progress, Silent, Stage, Waiting, human_duration};
 
 /// Per-run choices for verification.
 #[derive(Debug, Default, Clone)]
@@ -224,17 +225,17 @@ pub fn report(r: &ProbeReport, expect_serial: Option<&str>) -> Result<(), Error>
                         )
                     })
                     .unwrap_or_default();
-                println!(
+                output::say(&format!(
                     "Verified {:<5} {} via {} — subscribe/publish/receive in {}{cert}",
                     t.transport.to_string(),
                     t.url,
                     rt.peer,
                     human_duration(rt.round_trip)
-                );
+                ));
                 if let Some(how) = &rt.anonymous_refused {
-                    println!(
+                    output::say(&format!(
                         "  two-way TLS: the broker refused a client without a certificate ({how})"
-                    );
+                    ));
                 }
                 if let (Some(want), Some(c)) = (expect_serial, &t.server_certificate)
                     && !c.serial_hex.eq_ignore_ascii_case(want)
@@ -259,8 +260,35 @@ pub async fn verify_certificate(
     spec: &CertificateSpec,
     opts: &VerifyOptions,
 ) -> Result<bool, Error> {
+    verify_certificate_with(settings, spec, opts, &Silent).await
+}
+
+/// Like [`verify_certificate`], reporting waits and round trips to `progress`.
+pub async fn verify_certificate_with(
+    settings: &Settings,
+    spec: &CertificateSpec,
+    opts: &VerifyOptions,
+    progress: &dyn Progress,
+) -> Result<bool, Error> {
+    match probe_settled(settings, spec, opts, progress).await? {
+        None => Ok(false),
+        Some(r) => {
+            report(&r, opts.expect_serial.as_deref())?;
+            Ok(true)
+        }
+    }
+}
+
+/// Probes until the broker passes or the settle time is over; `None` when verification is
+/// skipped by configuration. The report is returned whether it passed or not.
+pub async fn probe_settled(
+    settings: &Settings,
+    spec: &CertificateSpec,
+    opts: &VerifyOptions,
+    progress: &dyn Progress,
+) -> Result<Option<ProbeReport>, Error> {
     let Some(target) = probe_target(settings, spec, opts)? else {
-        return Ok(false);
+        return Ok(None);
     };
     let probe = TlsMqttProbe::new(resolver(settings));
     // A broker picks up new files or a new configuration a moment after it was told to:
@@ -268,21 +296,66 @@ pub async fn verify_certificate(
     let start = tokio::time::Instant::now();
     let mut delay = std::time::Duration::from_millis(100);
     loop {
-        let r = probe
-            .probe(&target)
-            .await
-            .map_err(|e| Error::Verify(e.to_string()))?;
+        progress.update(
+            Stage::Verify,
+            &format!("MQTT round trip with {}", target.host),
+        );
+        let r = probe.probe(&target).await.map_err(|e| {
+            progress.pause();
+            Error::Verify(e.to_string())
+        })?;
         if r.is_ok() || start.elapsed() + delay > opts.settle {
-            report(&r, opts.expect_serial.as_deref())?;
-            return Ok(true);
+            for t in &r.transports {
+                if let Ok(rt) = &t.outcome {
+                    progress.done(
+                        Stage::Verify,
+                        &format!("{} round trip OK", t.transport),
+                        rt.round_trip,
+                    );
+                }
+            }
+            progress.pause();
+            return Ok(Some(r));
         }
         tracing::debug!("verification not passing yet; retrying in {delay:?}");
+        let failing = r
+            .transports
+            .iter()
+            .filter(|t| !t.is_ok())
+            .map(|t| t.transport.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        progress.waiting(
+            Stage::Verify,
+            &Waiting {
+                what: &format!("{} does not pass yet ({failing})", target.host),
+                waiting_for: Some("the broker to serve the new certificate"),
+                elapsed: start.elapsed(),
+                next_check: Some(delay),
+            },
+        );
         tokio::time::sleep(delay).await;
         delay = (delay * 2).min(std::time::Duration::from_secs(2));
     }
 }
 
+/// One transport's outcome as JSON (docs/json.md, `verify`).
+pub fn transport_json(t: &crate::verify::TransportReport) -> serde_json::Value {
+    let cert = t.server_certificate.as_ref();
+    serde_json::json!({
+        "transport": t.transport.to_string(),
+        "url": t.url,
+        "ok": t.is_ok(),
+        "peer": t.outcome.as_ref().ok().map(|rt| rt.peer.to_string()),
+        "round_trip_ms": t.outcome.as_ref().ok().map(|rt| rt.round_trip.as_millis() as u64),
+        "served_serial": cert.map(|c| c.serial_hex.clone()),
+        "served_not_after": cert.and_then(|c| c.not_after).map(output::rfc3339),
+        "error": t.outcome.as_ref().err().map(|e| e.to_string()),
+    })
+}
+
 pub async fn run_verify(cli: &Cli, args: &VerifyArgs) -> i32 {
+    output::set_json(args.json);
     let (settings, spec) = match super::deploy::select(cli, &args.name) {
         Ok(x) => x,
         Err(code) => return code,
@@ -292,18 +365,45 @@ pub async fn run_verify(cli: &Cli, args: &VerifyArgs) -> i32 {
         expect_serial: args.expect_serial.clone(),
         ..Default::default()
     };
-    match verify_certificate(&settings, &spec, &opts).await {
-        Ok(true) => exit::OK,
-        Ok(false) => {
+    let renderer = Renderer::shared(cli.quiet, cli.verbose);
+    let progress = renderer.certificate(&spec.name);
+    let probed = probe_settled(&settings, &spec, &opts, &progress).await;
+    renderer.clear();
+    let (code, transports, skipped, error) = match probed {
+        Ok(None) => {
             output::warning(&format!(
                 "verification of `{}` is switched off (`skip = true`)",
                 spec.name
             ));
-            exit::OK
+            (exit::OK, Vec::new(), true, None)
+        }
+        Ok(Some(r)) => {
+            let transports = r.transports.iter().map(transport_json).collect();
+            match report(&r, opts.expect_serial.as_deref()) {
+                Ok(()) => (exit::OK, transports, false, None),
+                Err(e) => {
+                    output::error(&format!("`{}`: {e}", spec.name));
+                    (e.exit_code(), transports, false, Some(e.to_string()))
+                }
+            }
         }
         Err(e) => {
             output::error(&format!("`{}`: {e}", spec.name));
-            e.exit_code()
+            (e.exit_code(), Vec::new(), false, Some(e.to_string()))
         }
+    };
+    if args.json {
+        let serde_json::Value::Object(fields) = serde_json::json!({
+            "name": spec.name,
+            "ok": code == exit::OK,
+            "skipped": skipped,
+            "transports": transports,
+            "error": error,
+            "exit_code": code,
+        }) else {
+            return exit::INTERNAL;
+        };
+        output::emit_json("verify", fields);
     }
+    code
 }

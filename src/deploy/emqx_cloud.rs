@@ -372,11 +372,12 @@ impl EmqxCloud {
                     waited: start.elapsed(),
                 });
             }
-            progress.update(&format!(
-                "EMQX Cloud: {last} ({}; next check in {})",
-                human_duration(start.elapsed()),
-                human_duration(delay)
-            ));
+            progress.waiting(&crate::workflow::progress::Waiting {
+                what: &format!("EMQX Cloud: {last}"),
+                waiting_for: None,
+                elapsed: start.elapsed(),
+                next_check: Some(delay),
+            });
             tokio::time::sleep(delay).await;
             delay = delay.mul_f64(1.5).min(Duration::from_secs(60));
             match self.tls_state().await? {
@@ -411,6 +412,39 @@ impl DeploymentTarget for EmqxCloud {
 
     fn rules(&self) -> ImportRules {
         self.s.rules.clone()
+    }
+
+    fn plan(&self, current: Option<&DeployedState>) -> Vec<String> {
+        let mut out = vec![
+            format!("GET {} (deployment type)", self.url("")),
+            format!(
+                "GET {} → {}",
+                self.url("/tls"),
+                match current {
+                    None => "no TLS configured".to_string(),
+                    Some(c) => format!(
+                        "{}{}",
+                        c.status,
+                        c.expire
+                            .map(|e| format!(", certificate expires {e}"))
+                            .unwrap_or_default()
+                    ),
+                }
+            ),
+        ];
+        let method = if current.is_some() { "PUT" } else { "POST" };
+        out.push(format!(
+            "{method} {} ({}; 1 of the 6 writes EMQX Cloud allows per hour)",
+            self.url("/tls"),
+            self.s.tls.as_str()
+        ));
+        out.push(format!(
+            "GET {} until `running` (every {}, up to {})",
+            self.url("/tls"),
+            human_duration(self.s.poll_interval),
+            human_duration(self.s.poll_timeout)
+        ));
+        out
     }
 
     async fn current(&self) -> Result<Option<DeployedState>, DeployError> {

@@ -212,6 +212,40 @@ impl DeploymentTarget for FilesTarget {
         ImportRules::files()
     }
 
+    fn plan(&self, current: Option<&DeployedState>) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(c) = current {
+            out.push(format!(
+                "read: the files hold a certificate expiring {}",
+                c.expire
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| "(unknown)".into())
+            ));
+        }
+        let key = self.s.key.as_deref();
+        for p in self.planned_paths() {
+            let mode = if Some(p) == key {
+                self.s.key_mode
+            } else {
+                self.s.mode
+            };
+            out.push(format!("write {} (mode {:04o})", p.display(), mode));
+        }
+        if self.s.owner.is_some() || self.s.group.is_some() {
+            out.push(format!(
+                "chown {}:{}",
+                self.s.owner.as_deref().unwrap_or(""),
+                self.s.group.as_deref().unwrap_or("")
+            ));
+        }
+        if self.s.reload.is_empty() {
+            out.push("no reload command".into());
+        } else {
+            out.push(format!("run {}", self.s.reload.join(" ")));
+        }
+        out
+    }
+
     async fn current(&self) -> Result<Option<DeployedState>, DeployError> {
         let Some(p) = self.s.fullchain.as_ref().or(self.s.cert.as_ref()) else {
             return Ok(None);

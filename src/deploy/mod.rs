@@ -46,8 +46,12 @@ pub struct DeployedState {
 
 /// Progress of a deployment (human text).
 pub trait DeployProgress: Send + Sync {
-    /// A step or a wait.
+    /// A step.
     fn update(&self, message: &str);
+    /// A wait in progress (called on every poll); by default rendered as an update.
+    fn waiting(&self, wait: &crate::workflow::progress::Waiting<'_>) {
+        self.update(&wait.text());
+    }
 }
 
 impl<F: Fn(&str) + Send + Sync> DeployProgress for F {
@@ -74,6 +78,12 @@ pub trait DeploymentTarget: Send + Sync {
     ) -> Result<DeployOutcome, DeployError>;
     /// Removes the TLS configuration.
     async fn remove(&self) -> Result<(), DeployError>;
+    /// What `deploy` would do, one human line per call or write, given what `current`
+    /// reported (`brokercert plan`). Must not write anything.
+    fn plan(&self, current: Option<&DeployedState>) -> Vec<String> {
+        let _ = current;
+        vec![format!("deploy to {}", self.describe())]
+    }
 }
 
 /// Deployment failures: one paragraph each, naming the target, what happened, what to run next.

@@ -20,6 +20,10 @@ pub struct PropagationStatus {
     pub total: usize,
     /// Names of the ones still lagging.
     pub waiting_for: Vec<String>,
+    /// Time since the first query.
+    pub elapsed: Duration,
+    /// Time until the next round of queries (when not all are ready).
+    pub next_check: Duration,
 }
 
 /// Polls every nameserver until each serves all `expected` TXT values at `name`.
@@ -74,6 +78,8 @@ pub async fn await_txt(
                 .filter(|&i| !done[i])
                 .map(|i| nameservers[i].to_string())
                 .collect(),
+            elapsed: start.elapsed(),
+            next_check: delay,
         };
         progress(&status);
         if status.ready == status.total {

@@ -25,6 +25,31 @@ pub const MAX_CNAME_HOPS: usize = 10;
 /// How long reading the current records may keep retrying while no nameserver answers.
 pub const READ_RETRY_BUDGET: Duration = Duration::from_secs(10);
 
+/// What [`DnsView::await_visible`] reports while it waits.
+#[derive(Debug, Clone, Copy)]
+pub enum Visibility<'a> {
+    /// A Route 53 change batch: still PENDING, or INSYNC after `elapsed`.
+    Change {
+        /// Its hosted zone.
+        zone_id: &'a str,
+        /// The change's id.
+        change: &'a str,
+        /// Whether it reached INSYNC.
+        insync: bool,
+        /// Time waited.
+        elapsed: Duration,
+        /// Time until the next check.
+        next_check: Option<Duration>,
+    },
+    /// How many nameservers serve a name's values.
+    Nameservers {
+        /// The TXT record name.
+        name: &'a str,
+        /// Their status.
+        status: &'a PropagationStatus,
+    },
+}
+
 /// The TXT values this run has written (or was about to write). Shared with the clean-up.
 #[derive(Debug, Clone, Default)]
 pub struct Ledger(Arc<Mutex<Vec<TxtValue>>>);
@@ -281,17 +306,33 @@ impl<'a> DnsView<'a> {
         values: &[TxtValue],
         change_timeout: Duration,
         propagation_timeout: Duration,
-        progress: &(dyn Fn(&str, &PropagationStatus) + Sync),
-        change_pending: &(dyn Fn(&ChangeId, Duration) + Sync),
+        progress: &(dyn Fn(Visibility<'_>) + Sync),
     ) -> Result<(), DnsError> {
-        try_join_all(changes.iter().map(|(zone, id)| {
-            provider::await_insync_reporting(
+        try_join_all(changes.iter().map(|(zone, id)| async move {
+            let took = provider::await_insync_reporting(
                 self.provider,
                 &zone.id,
                 id,
                 change_timeout,
-                change_pending,
+                &|_, elapsed| {
+                    progress(Visibility::Change {
+                        zone_id: &zone.id,
+                        change: &id.0,
+                        insync: false,
+                        elapsed,
+                        next_check: None,
+                    })
+                },
             )
+            .await?;
+            progress(Visibility::Change {
+                zone_id: &zone.id,
+                change: &id.0,
+                insync: true,
+                elapsed: took,
+                next_check: None,
+            });
+            Ok::<_, DnsError>(())
         }))
         .await?;
         let mut checks = Vec::new();
@@ -309,7 +350,12 @@ impl<'a> DnsView<'a> {
                         &name,
                         &expected,
                         propagation_timeout,
-                        |s| progress(&name, s),
+                        |s| {
+                            progress(Visibility::Nameservers {
+                                name: &name,
+                                status: s,
+                            })
+                        },
                     )
                     .await
                 });

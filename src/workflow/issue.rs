@@ -11,9 +11,10 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
+use super::challenge_records::Visibility;
 use super::challenge_records::{DnsView, Ledger};
 use super::cname::{CnameOutcome, ensure_cname};
-use super::progress::{Progress, Stage, human_duration};
+use super::progress::{Progress, Stage, Waiting, human_duration};
 use crate::acme::CertificateAuthority;
 use crate::clock::Clock;
 use crate::config::CertificateSpec;
@@ -254,6 +255,7 @@ pub async fn issue(
         );
         failures
     };
+    svc.progress.pause();
     match result {
         Ok(mut issued) => {
             issued.timings = tracker
@@ -426,28 +428,55 @@ async fn run(
             Stage::AwaitPropagation,
             "waiting for Route 53 INSYNC and every authoritative nameserver",
         );
-        let report = |name: &str, s: &crate::dns::propagation::PropagationStatus| {
-            if s.ready < s.total {
-                tracker.progress.update(
-                    Stage::AwaitPropagation,
-                    &format!(
-                        "{name} TXT seen by {}/{} nameservers — waiting for {}",
-                        s.ready,
-                        s.total,
-                        s.waiting_for.join(", ")
-                    ),
-                );
-            }
-        };
-        let pending = |change: &crate::dns::ChangeId, waited: Duration| {
-            tracker.progress.update(
+        let report = |v: Visibility<'_>| match v {
+            Visibility::Change {
+                zone_id,
+                change,
+                insync: false,
+                elapsed,
+                next_check,
+            } => tracker.progress.waiting(
+                Stage::AwaitPropagation,
+                &Waiting {
+                    what: &format!("Route 53 change {change} in {zone_id} still PENDING"),
+                    waiting_for: Some("INSYNC"),
+                    elapsed,
+                    next_check,
+                },
+            ),
+            Visibility::Change {
+                zone_id,
+                change,
+                insync: true,
+                elapsed,
+                ..
+            } => tracker.progress.update(
                 Stage::AwaitPropagation,
                 &format!(
-                    "Route 53 change {} still PENDING after {} — waiting for INSYNC",
-                    change.0,
-                    human_duration(waited)
+                    "Route 53 change {change} in {zone_id} INSYNC ({})",
+                    human_duration(elapsed)
                 ),
-            );
+            ),
+            Visibility::Nameservers { name, status: s } if s.ready < s.total => {
+                tracker.progress.waiting(
+                    Stage::AwaitPropagation,
+                    &Waiting {
+                        what: &format!("{name} TXT seen by {}/{} nameservers", s.ready, s.total),
+                        waiting_for: Some(&s.waiting_for.join(", ")),
+                        elapsed: s.elapsed,
+                        next_check: Some(s.next_check),
+                    },
+                )
+            }
+            Visibility::Nameservers { name, status: s } => tracker.progress.update(
+                Stage::AwaitPropagation,
+                &format!(
+                    "{name} TXT seen by {}/{} nameservers ({})",
+                    s.ready,
+                    s.total,
+                    human_duration(s.elapsed)
+                ),
+            ),
         };
         view.await_visible(
             &changes,
@@ -455,7 +484,6 @@ async fn run(
             opts.change_timeout,
             opts.propagation_timeout,
             &report,
-            &pending,
         )
         .await?;
         tracker.leave(

@@ -28,6 +28,10 @@ pub enum Stage {
     Store,
     /// Remove the TXT values.
     Cleanup,
+    /// Install the certificate on its deployment targets.
+    Deploy,
+    /// Prove the broker serves it (MQTT over TLS).
+    Verify,
 }
 
 impl Stage {
@@ -44,6 +48,8 @@ impl Stage {
             Stage::SplitAndCheck => "split-and-check",
             Stage::Store => "store",
             Stage::Cleanup => "cleanup",
+            Stage::Deploy => "deploy",
+            Stage::Verify => "verify",
         }
     }
 }
@@ -54,12 +60,51 @@ impl fmt::Display for Stage {
     }
 }
 
+/// A wait in progress: what is awaited, how long it has been waited for, and when the
+/// next check is. Renderers show it in place on a terminal (one line, rewritten).
+#[derive(Debug, Clone, Copy)]
+pub struct Waiting<'a> {
+    /// What is awaited, e.g. `_acme-challenge.example.com TXT seen by 3/4 nameservers`.
+    pub what: &'a str,
+    /// Who or what is still missing, e.g. `ns-12.awsdns-01.org`.
+    pub waiting_for: Option<&'a str>,
+    /// Time waited so far.
+    pub elapsed: Duration,
+    /// Time until the next check, when the poller knows it.
+    pub next_check: Option<Duration>,
+}
+
+impl Waiting<'_> {
+    /// The human line: `WHAT — waiting for X (4.2 s; next check in 2 s)`.
+    pub fn text(&self) -> String {
+        let mut s = self.what.to_string();
+        if let Some(w) = self.waiting_for {
+            s.push_str(" — waiting for ");
+            s.push_str(w);
+        }
+        s.push_str(" (");
+        s.push_str(&human_duration(self.elapsed));
+        if let Some(n) = self.next_check {
+            s.push_str("; next check in ");
+            s.push_str(&human_duration(n));
+        }
+        s.push(')');
+        s
+    }
+}
+
 /// Receives progress lines (human text) tagged with their stage.
 pub trait Progress: Send + Sync {
     /// A stage started or made progress.
     fn update(&self, stage: Stage, message: &str);
     /// A stage finished.
     fn done(&self, stage: Stage, message: &str, took: Duration);
+    /// A wait is in progress (called on every poll). By default rendered as an update.
+    fn waiting(&self, stage: Stage, wait: &Waiting<'_>) {
+        self.update(stage, &wait.text());
+    }
+    /// Other output follows: a renderer rewriting a line in place should end it now.
+    fn pause(&self) {}
 }
 
 /// Discards progress.

@@ -1,0 +1,438 @@
+//! `brokercert plan` (and `issue --dry-run`): every DNS change, ACME call and deployment call
+//! `issue` would make, printed, with nothing changed.
+//!
+//! Owns: the read-only walk (list hosted zones, read records through the zone's nameservers,
+//! read the stored ACME account, GET each deployment's state) and the listing. It never
+//! calls a writing API: no ChangeResourceRecordSets, no ACME request at all (so no account
+//! and no order), no POST/PUT, no file written, no reload. Does not own the decisions it
+//! describes (`dns::plan`, `deploy`).
+
+use clap::Args;
+
+use super::output;
+use super::{Cli, IssueArgs};
+use crate::config::{CertificateSpec, Settings};
+use crate::deploy::from_config;
+use crate::dns::lookup::WireLookup;
+use crate::dns::plan::{CnamePlan, plan_cname};
+use crate::dns::route53::{Route53, Route53Settings};
+use crate::dns::{ChangeAction, RecordType};
+use crate::error::{Error, exit};
+use crate::store::Store;
+use crate::workflow::challenge_records::DnsView;
+
+/// Flags of `plan` (the same selection and overrides as `issue`).
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Everything `issue` accepts.
+    #[command(flatten)]
+    pub issue: IssueArgs,
+}
+
+/// One planned call.
+#[derive(Debug, Clone)]
+struct Step {
+    /// `dns`, `acme`, `deploy`, `verify`.
+    section: &'static str,
+    /// `read`, `write`, `wait`, `call`.
+    kind: &'static str,
+    text: String,
+}
+
+fn step(section: &'static str, kind: &'static str, text: impl Into<String>) -> Step {
+    Step {
+        section,
+        kind,
+        text: text.into(),
+    }
+}
+
+/// `brokercert plan`.
+pub async fn run(cli: &Cli, args: &PlanArgs) -> i32 {
+    run_for_issue(cli, &args.issue).await
+}
+
+/// `brokercert issue --dry-run` (and `plan`).
+pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
+    output::set_json(args.json);
+    let over = args.overrides(cli.state_dir.clone());
+    let settings = match Settings::load(cli.config.as_deref(), &over) {
+        Ok(s) => s,
+        Err(e) => {
+            output::error(&e.to_string());
+            return exit::CONFIG;
+        }
+    };
+    if settings.certificates.is_empty() {
+        output::error(
+            "nothing to plan: the configuration has no `[[certificate]]` section and no \
+             `--domain` was given",
+        );
+        return exit::CONFIG;
+    }
+    let route53 = Route53::connect(&Route53Settings {
+        endpoint_url: settings.dns.route53_endpoint.clone(),
+        profile: settings.dns.route53_profile.clone(),
+        region: settings.dns.route53_region.clone(),
+    })
+    .await;
+    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);
+    let view = match DnsView::new(&route53, &lookup).await {
+        Ok(v) => v,
+        Err(e) => return output::fail(e),
+    };
+    let mut code = exit::OK;
+    for spec in &settings.certificates {
+        let (steps, error) = match plan_one(&settings, spec, &view, args.force).await {
+            Ok(s) => (s, None),
+            Err((s, e)) => (s, Some(e)),
+        };
+        let this = error.as_ref().map(Error::exit_code).unwrap_or(exit::OK);
+        if args.json {
+            let mut fields = serde_json::Map::new();
+            fields.insert("name".into(), spec.name.clone().into());
+            fields.insert("ok".into(), error.is_none().into());
+            fields.insert(
+                "steps".into(),
+                steps
+                    .iter()
+                    .map(|s| {
+                        serde_json::json!({"section": s.section, "kind": s.kind, "text": s.text})
+                    })
+                    .collect::<Vec<_>>()
+                    .into(),
+            );
+            fields.insert("error".into(), error.as_ref().map(|e| e.to_string()).into());
+            fields.insert("exit_code".into(), this.into());
+            output::emit_json("plan", fields);
+        } else {
+            output::say(&render(spec, &steps));
+        }
+        if let Some(e) = error {
+            output::error(&format!("`{}`: {e}", spec.name));
+            if code == exit::OK {
+                code = this;
+            }
+        }
+    }
+    code
+}
+
+fn render(spec: &CertificateSpec, steps: &[Step]) -> String {
+    let names = spec
+        .domains
+        .iter()
+        .map(|d| d.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let mut out = format!("Plan for `{}` ({names}) — nothing was changed\n", spec.name);
+    let mut section = "";
+    for s in steps {
+        if s.section != section {
+            section = s.section;
+            out.push_str(&format!("{}\n", section.to_uppercase()));
+        }
+        out.push_str(&format!("  {:<6} {}\n", s.kind, s.text));
+    }
+    let writes = steps.iter().filter(|s| s.kind == "write").count();
+    out.push_str(&format!(
+        "{writes} write(s) planned; run `brokercert issue{}` to make them",
+        if spec.name.is_empty() {
+            String::new()
+        } else {
+            format!(" --name {}", spec.name)
+        }
+    ));
+    out
+}
+
+async fn plan_one(
+    settings: &Settings,
+    spec: &CertificateSpec,
+    view: &DnsView<'_>,
+    force: bool,
+) -> Result<Vec<Step>, (Vec<Step>, Error)> {
+    let mut steps = Vec::new();
+    macro_rules! tryp {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(e) => return Err((steps, e.into())),
+            }
+        };
+    }
+    steps.push(step("dns", "read", "ListHostedZones"));
+
+    // CNAME.
+    if let Some(target) = &spec.cname_target {
+        let name = &spec.domains[0];
+        let zone = tryp!(view.zone_for(name, spec.hosted_zone_id.as_deref()));
+        let existing = tryp!(
+            view.read_sets(
+                &zone,
+                name.as_str(),
+                &[
+                    RecordType::Cname,
+                    RecordType::A,
+                    RecordType::Aaaa,
+                    RecordType::Txt
+                ],
+            )
+            .await
+        );
+        steps.push(step(
+            "dns",
+            "read",
+            format!(
+                "{name} CNAME/A/AAAA/TXT from the nameservers of {}",
+                zone.name
+            ),
+        ));
+        match plan_cname(
+            name.as_str(),
+            target.as_str(),
+            spec.cname_ttl,
+            &existing,
+            force,
+        ) {
+            CnamePlan::Keep => steps.push(step(
+                "dns",
+                "keep",
+                format!("{name} CNAME {target} is already in place"),
+            )),
+            CnamePlan::Conflict(found) => {
+                return Err((
+                    steps,
+                    Error::Dns(crate::dns::DnsError::Conflict {
+                        name: name.to_string(),
+                        zone: format!("{} ({})", zone.name, zone.id),
+                        found,
+                        wanted: target.to_string(),
+                    }),
+                ));
+            }
+            CnamePlan::Write(changes) => {
+                let list = changes
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} {} {} {} (TTL {})",
+                            match c.action {
+                                ChangeAction::Create => "CREATE",
+                                ChangeAction::Upsert => "UPSERT",
+                                ChangeAction::Delete => "DELETE",
+                            },
+                            c.set.name.trim_end_matches('.'),
+                            c.set.rtype,
+                            c.set.values.join(" "),
+                            c.set.ttl
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                steps.push(step(
+                    "dns",
+                    "write",
+                    format!("ChangeResourceRecordSets zone {}: {list}", zone.id),
+                ));
+                steps.push(step("dns", "wait", "GetChange until INSYNC"));
+            }
+        }
+    }
+
+    // Challenge names and where their TXT goes.
+    let mut targets = Vec::new();
+    for d in &spec.domains {
+        let challenge = d.challenge_name();
+        if targets
+            .iter()
+            .any(|(c, _, _): &(crate::names::DomainName, _, _)| *c == challenge)
+        {
+            continue;
+        }
+        let (zone, target) = tryp!(
+            view.challenge_target(&challenge, spec.hosted_zone_id.as_deref())
+                .await
+        );
+        targets.push((challenge, zone, target));
+    }
+    for (challenge, zone, target) in &targets {
+        let delegated = if target != challenge {
+            format!(" (delegated from {challenge})")
+        } else {
+            String::new()
+        };
+        steps.push(step(
+            "dns",
+            "write",
+            format!(
+                "ChangeResourceRecordSets zone {}: UPSERT {target} TXT (one value per authorization, values kept){delegated}",
+                zone.id
+            ),
+        ));
+    }
+    let mut zones: Vec<&crate::dns::HostedZone> = targets.iter().map(|(_, z, _)| z).collect();
+    zones.sort_by(|a, b| a.id.cmp(&b.id));
+    zones.dedup_by(|a, b| a.id == b.id);
+    for z in &zones {
+        let ns = match view.nameservers(z).await {
+            Ok(ns) => ns
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            Err(e) => format!("(cannot list them now: {e})"),
+        };
+        steps.push(step(
+            "dns",
+            "wait",
+            format!(
+                "GetChange until INSYNC, then every nameserver of {} serves the values: {ns}",
+                z.name
+            ),
+        ));
+    }
+    for (_, zone, target) in &targets {
+        steps.push(step(
+            "dns",
+            "write",
+            format!(
+                "ChangeResourceRecordSets zone {}: DELETE this run's values at {target} TXT (after validation, or on failure)",
+                zone.id
+            ),
+        ));
+    }
+
+    // ACME.
+    let store = Store::new(&settings.state_dir);
+    let dir = &settings.acme.directory;
+    steps.push(step("acme", "read", format!("GET {dir} (directory)")));
+    match tryp!(store.load_account(dir)) {
+        Some(_) => steps.push(step(
+            "acme",
+            "call",
+            format!("use the account stored in {}", store.root().display()),
+        )),
+        None => steps.push(step(
+            "acme",
+            "write",
+            format!(
+                "newAccount{}{}{}",
+                settings
+                    .acme
+                    .email
+                    .as_deref()
+                    .map(|e| format!(" (contact {e})"))
+                    .unwrap_or_default(),
+                if settings.acme.agree_tos {
+                    ", terms of service agreed"
+                } else {
+                    ", terms NOT agreed: pass --agree-tos"
+                },
+                if settings.acme.eab.is_some() {
+                    ", with External Account Binding"
+                } else {
+                    ""
+                }
+            ),
+        )),
+    }
+    let names = spec
+        .domains
+        .iter()
+        .map(|d| d.as_str())
+        .collect::<Vec<_>>()
+        .join(", ");
+    steps.push(step("acme", "write", format!("newOrder for {names}")));
+    steps.push(step(
+        "acme",
+        "read",
+        format!(
+            "{} authorization(s), answered with dns-01",
+            spec.domains.len()
+        ),
+    ));
+    steps.push(step(
+        "acme",
+        "write",
+        "respond to each challenge, poll the order until ready",
+    ));
+    steps.push(step(
+        "acme",
+        "write",
+        format!(
+            "finalize with a CSR for a new {} key, download the certificate{}",
+            spec.key_type,
+            settings
+                .acme
+                .preferred_chain
+                .as_deref()
+                .map(|c| format!(" (preferring the chain issued by `{c}`)"))
+                .unwrap_or_default()
+        ),
+    ));
+    steps.push(step(
+        "acme",
+        "local",
+        format!(
+            "write {}/{{cert,chain,fullchain,privkey,root}}.pem",
+            store.live_dir(&spec.name).display()
+        ),
+    ));
+
+    // Deployment.
+    let deploy_targets = tryp!(from_config::targets(spec));
+    if deploy_targets.is_empty() {
+        steps.push(step("deploy", "skip", "no deployment target configured"));
+    }
+    for t in &deploy_targets {
+        let current = match t.current().await {
+            Ok(c) => c,
+            Err(e) => {
+                steps.push(step(
+                    "deploy",
+                    "read",
+                    format!("{}: cannot read what it serves now: {e}", t.describe()),
+                ));
+                None
+            }
+        };
+        for line in t.plan(current.as_ref()) {
+            let kind = if line.starts_with("GET") || line.starts_with("read") {
+                "read"
+            } else {
+                "write"
+            };
+            steps.push(step("deploy", kind, format!("{}: {line}", t.describe())));
+        }
+    }
+
+    // Verification.
+    if !deploy_targets.is_empty() && super::verify::wanted_after_deploy(spec) {
+        match super::verify::probe_target(settings, spec, &Default::default()) {
+            Ok(Some(t)) => {
+                let addr = t
+                    .connect_addr
+                    .map(|a| format!(" at {a}"))
+                    .unwrap_or_default();
+                for tr in &t.transports {
+                    let port = match tr {
+                        crate::verify::Transport::Mqtts => t.mqtts_port,
+                        crate::verify::Transport::Wss => t.wss_port,
+                    };
+                    steps.push(step(
+                        "verify",
+                        "read",
+                        format!(
+                            "{tr} {}:{port}{addr}: TLS handshake, subscribe/publish/receive, expect the new certificate",
+                            t.host
+                        ),
+                    ));
+                }
+            }
+            Ok(None) => steps.push(step("verify", "skip", "switched off (`skip = true`)")),
+            Err(e) => return Err((steps, e)),
+        }
+    }
+    Ok(steps)
+}

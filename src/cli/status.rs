@@ -1,0 +1,372 @@
+//! `brokercert status [--json] [--offline]`: one table of every configured certificate —
+//! names, key type, expiry and days left, the next renewal and why (the same `renew::policy`
+//! decision `renew` makes, from the state in `renewal/<name>.json`), what each deployment
+//! serves now, and the last run's result.
+//!
+//! Owns: gathering those facts (reads only: the store, the renewal state, each target's
+//! read API) and their layout. Does not own the decision (`renew::policy`), does not ask the
+//! CA (the ARI window shown is the one the last `renew` stored) and never writes anything.
+
+use clap::Args;
+use time::OffsetDateTime;
+
+use super::Cli;
+use super::output;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{CertificateSpec, Settings};
+use crate::deploy::from_config;
+use crate::error::exit;
+use crate::pki::bundle::parse_bundle;
+use crate::pki::certificate::Certificate;
+use crate::renew::policy::{self, AriChoice, Current, Decision, Failures, Inputs, Reason};
+use crate::renew::state::{self, RenewalState};
+use crate::store::Store;
+
+/// Flags of `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this certificate (default: every configured one).
+    #[arg(long, short = 'n')]
+    pub name: Option<String>,
+    /// Machine-readable output: one JSON object per certificate and line (docs/json.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Do not contact the deployment targets (show only what is stored locally).
+    #[arg(long)]
+    pub offline: bool,
+}
+
+/// What one deployment target serves now.
+#[derive(Debug, Clone)]
+struct Served {
+    target: String,
+    /// `running`, `pending`, `failed`, `files`, `none` (nothing configured), `unknown`
+    /// (not contacted or unreadable).
+    status: String,
+    expire: Option<OffsetDateTime>,
+    /// Whether what it serves is the stored certificate (by expiry: EMQX Cloud reports only
+    /// that); None when unknown.
+    matches_stored: Option<bool>,
+    error: Option<String>,
+}
+
+/// One row.
+#[derive(Debug, Clone)]
+struct Row {
+    name: String,
+    domains: Vec<String>,
+    key_type: String,
+    serial: Option<String>,
+    not_after: Option<OffsetDateTime>,
+    days_left: Option<i64>,
+    /// `now`, or when it becomes due.
+    next_renewal: Option<OffsetDateTime>,
+    /// `missing`, `expired`, `ari_window`, `lifetime`, `backoff`, `import_impossible`.
+    next_reason: &'static str,
+    renew_now: bool,
+    deployments: Vec<Served>,
+    last_result: &'static str,
+    last_at: Option<OffsetDateTime>,
+    last_error: Option<String>,
+    failures: u32,
+}
+
+fn reason_word(r: &Reason) -> &'static str {
+    match r {
+        Reason::Forced => "forced",
+        Reason::Missing => "missing",
+        Reason::Expired => "expired",
+        Reason::AriWindow => "ari_window",
+        Reason::Lifetime => "lifetime",
+    }
+}
+
+fn reason_text(word: &str) -> &'static str {
+    match word {
+        "missing" => "no certificate stored",
+        "expired" => "expired",
+        "ari_window" => "the CA's renewal window (ARI)",
+        "lifetime" => "1/3 of the lifetime left",
+        "backoff" => "retry after a failure (backoff)",
+        "import_impossible" => "never: a target refuses the CA's lifetime",
+        _ => "forced",
+    }
+}
+
+fn read_leaf(store: &Store, name: &str) -> Option<Certificate> {
+    let text = store.read_live(name, "cert.pem").ok()??;
+    parse_bundle(text.as_bytes())
+        .ok()?
+        .certificates
+        .into_iter()
+        .next()
+}
+
+/// The decision `renew` would make from what is stored (no network).
+fn decision(
+    settings: &Settings,
+    leaf: Option<&Certificate>,
+    st: &RenewalState,
+    min_days_left: Option<i64>,
+    now: OffsetDateTime,
+) -> Decision {
+    let ari = match (leaf, &st.ari) {
+        (Some(l), Some(r)) if r.fingerprint == l.sha256_fingerprint() => Some(AriChoice {
+            start: r.start,
+            end: r.end,
+            chosen: r.chosen,
+        }),
+        _ => None,
+    };
+    policy::decide(&Inputs {
+        now,
+        current: leaf.map(|l| Current {
+            not_before: Some(l.not_before()),
+            not_after: l.not_after(),
+        }),
+        ari: if settings.renew.ari { ari } else { None },
+        failures: Failures {
+            count: st.failures,
+            last: st.last_failure,
+        },
+        force: false,
+        assumed_lifetime: settings.renew.assumed_lifetime,
+        import_min_days_left: min_days_left,
+    })
+}
+
+async fn row(
+    settings: &Settings,
+    spec: &CertificateSpec,
+    offline: bool,
+    now: OffsetDateTime,
+) -> Row {
+    let store = Store::new(&settings.state_dir);
+    let leaf = read_leaf(&store, &spec.name);
+    let (st, _warning) = state::load(&settings.state_dir.join("renewal"), &spec.name);
+    let mut deployments = Vec::new();
+    let mut min_days_left = None;
+    match from_config::targets(spec) {
+        Ok(targets) => {
+            min_days_left = targets.iter().map(|t| t.rules().min_days_left).max();
+            for t in &targets {
+                let mut s = Served {
+                    target: t.describe(),
+                    status: "unknown".into(),
+                    expire: None,
+                    matches_stored: None,
+                    error: None,
+                };
+                if !offline {
+                    match t.current().await {
+                        Ok(Some(c)) => {
+                            s.matches_stored = match (c.expire, &leaf) {
+                                (Some(e), Some(l)) => {
+                                    Some((e - l.not_after()).whole_seconds().abs() <= 1)
+                                }
+                                (_, None) => Some(false),
+                                (None, Some(_)) => None,
+                            };
+                            s.status = c.status;
+                            s.expire = c.expire;
+                        }
+                        Ok(None) => {
+                            s.status = "none".into();
+                            s.matches_stored = Some(false);
+                        }
+                        Err(e) => s.error = Some(e.to_string()),
+                    }
+                }
+                deployments.push(s);
+            }
+        }
+        Err(e) => deployments.push(Served {
+            target: "(configuration)".into(),
+            status: "unknown".into(),
+            expire: None,
+            matches_stored: None,
+            error: Some(e.to_string()),
+        }),
+    }
+    let d = decision(settings, leaf.as_ref(), &st, min_days_left, now);
+    let (next_renewal, next_reason, renew_now) = match &d {
+        Decision::Renew(r) => (Some(now), reason_word(r), true),
+        Decision::NotDue { next, by } => (Some(*next), reason_word(by), false),
+        Decision::Backoff { until, .. } => (Some(*until), "backoff", false),
+        Decision::ImportImpossible { .. } => (None, "import_impossible", false),
+    };
+    let (last_result, last_at) = match (st.failures, st.last_failure, st.last_success) {
+        (n, Some(t), _) if n > 0 => ("failed", Some(t)),
+        (_, _, Some(t)) => ("ok", Some(t)),
+        _ => ("never", None),
+    };
+    Row {
+        name: spec.name.clone(),
+        domains: spec.domains.iter().map(|d| d.to_string()).collect(),
+        key_type: spec.key_type.to_string(),
+        serial: leaf.as_ref().map(|l| l.serial_hex().to_string()),
+        not_after: leaf.as_ref().map(|l| l.not_after()),
+        days_left: leaf.as_ref().map(|l| (l.not_after() - now).whole_days()),
+        next_renewal,
+        next_reason,
+        renew_now,
+        deployments,
+        last_result,
+        last_at,
+        last_error: if last_result == "failed" {
+            st.last_error.clone()
+        } else {
+            None
+        },
+        failures: st.failures,
+    }
+}
+
+fn date(t: OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .unwrap_or_else(|_| t.to_string())
+}
+
+fn json(r: &Row) -> serde_json::Value {
+    serde_json::json!({
+        "name": r.name,
+        "domains": r.domains,
+        "key_type": r.key_type,
+        "serial": r.serial,
+        "not_after": r.not_after.map(output::rfc3339),
+        "days_left": r.days_left,
+        "next_renewal": r.next_renewal.map(output::rfc3339),
+        "next_reason": r.next_reason,
+        "renew_now": r.renew_now,
+        "deployments": r.deployments.iter().map(|d| serde_json::json!({
+            "target": d.target,
+            "status": d.status,
+            "expire": d.expire.map(output::rfc3339),
+            "matches_stored": d.matches_stored,
+            "error": d.error,
+        })).collect::<Vec<_>>(),
+        "last_run": {
+            "result": r.last_result,
+            "at": r.last_at.map(output::rfc3339),
+            "error": r.last_error,
+            "failures": r.failures,
+        },
+    })
+}
+
+/// The human table: one line per certificate, then one indented line per deployment.
+fn table(rows: &[Row]) -> String {
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                r.name.clone(),
+                r.key_type.clone(),
+                r.not_after.map(date).unwrap_or_else(|| "-".into()),
+                r.days_left
+                    .map(|d| format!("{d} d"))
+                    .unwrap_or_else(|| "-".into()),
+                match (r.renew_now, r.next_renewal) {
+                    (true, _) => "now".into(),
+                    (false, Some(t)) => date(t),
+                    (false, None) => "never".into(),
+                },
+                reason_text(r.next_reason).to_string(),
+                match (r.last_result, r.last_at) {
+                    ("failed", Some(t)) => format!("FAILED {} ({}x)", date(t), r.failures),
+                    (word, Some(t)) => format!("{word} {}", date(t)),
+                    (word, None) => word.to_string(),
+                },
+            ]
+        })
+        .collect();
+    let head = [
+        "NAME",
+        "KEY",
+        "NOT AFTER",
+        "LEFT",
+        "NEXT RENEWAL",
+        "WHY",
+        "LAST RUN",
+    ];
+    let mut width = head.map(str::len);
+    for c in &cells {
+        for (w, s) in width.iter_mut().zip(c) {
+            *w = (*w).max(s.chars().count());
+        }
+    }
+    let line = |c: &[String]| {
+        let mut s = String::new();
+        for (i, (text, w)) in c.iter().zip(width).enumerate() {
+            if i + 1 == c.len() {
+                s.push_str(text);
+            } else {
+                s.push_str(&format!("{text:<w$}  "));
+            }
+        }
+        s.trim_end().to_string()
+    };
+    let mut out = line(&head.map(String::from));
+    out.push('\n');
+    for (r, c) in rows.iter().zip(&cells) {
+        out.push_str(&line(c));
+        out.push('\n');
+        out.push_str(&format!("  names: {}\n", r.domains.join(", ")));
+        if let Some(s) = &r.serial {
+            out.push_str(&format!("  serial: {s}\n"));
+        }
+        if let Some(e) = &r.last_error {
+            out.push_str(&format!("  last error: {e}\n"));
+        }
+        if r.deployments.is_empty() {
+            out.push_str("  deploy: no target configured\n");
+        }
+        for d in &r.deployments {
+            let what = match (&d.error, d.status.as_str()) {
+                (Some(e), _) => format!("cannot read: {e}"),
+                (None, "unknown") => "not contacted (--offline)".to_string(),
+                (None, "none") => "serves nothing (no TLS configured)".to_string(),
+                (None, status) => {
+                    let mut s = status.to_string();
+                    if let Some(e) = d.expire {
+                        s.push_str(&format!(", expires {}", date(e)));
+                    }
+                    match d.matches_stored {
+                        Some(true) => s.push_str(" — the stored certificate"),
+                        Some(false) => s.push_str(" — NOT the stored certificate"),
+                        None => {}
+                    }
+                    s
+                }
+            };
+            out.push_str(&format!("  deploy: {}: {what}\n", d.target));
+        }
+    }
+    out
+}
+
+/// `brokercert status`.
+pub async fn run(cli: &Cli, args: &StatusArgs) -> i32 {
+    output::set_json(args.json);
+    let settings = match super::renew::load_settings(cli, args.name.as_deref()) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let now = SystemClock.now();
+    let mut rows = Vec::new();
+    for spec in &settings.certificates {
+        rows.push(row(&settings, spec, args.offline, now).await);
+    }
+    if args.json {
+        for r in &rows {
+            if let serde_json::Value::Object(fields) = json(r) {
+                output::emit_json("status", fields);
+            }
+        }
+    } else {
+        print!("{}", table(&rows));
+    }
+    exit::OK
+}

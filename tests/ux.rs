@@ -1,0 +1,719 @@
+//! What people and scripts see: golden files for the human output of `status`, `check` and
+//! `plan`; every `--json` object checked against the fields docs/json.md documents; `plan`
+//! proven read-only against the sandbox; and the progress display rewriting its line in place
+//! on a pseudo-terminal (util-linux `script`) but writing plain lines anywhere else.
+//!
+//! Goldens live in tests/golden/; `UPDATE_GOLDEN=1 cargo test --test ux` rewrites them.
+//! Dates, times, ports, serials, zone ids and the scratch directory are normalised first.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use brokercert::pki::bundle::parse_bundle;
+use brokercert::renew::state::{self, RenewalState};
+use brokercert::sandbox::{Budgets, DeploymentSpec, EmqxCloudEmulator, SandboxOptions};
+use brokercert::store::{CertificateFiles, Store};
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
+use serde_json::Value;
+use support::{TestEnv, cert_section};
+use time::OffsetDateTime;
+
+// ---------------------------------------------------------------- normalising and goldens
+
+/// `d` matches one ASCII digit, anything else itself.
+fn matches_at(s: &[char], pat: &str) -> Option<usize> {
+    let p: Vec<char> = pat.chars().collect();
+    if s.len() < p.len() {
+        return None;
+    }
+    for (c, want) in s.iter().zip(&p) {
+        let ok = if *want == 'd' {
+            c.is_ascii_digit()
+        } else {
+            c == want
+        };
+        if !ok {
+            return None;
+        }
+    }
+    Some(p.len())
+}
+
+/// Replaces what changes from run to run: the given literal strings first, then dates,
+/// times, `127.0.0.1:PORT` and hex runs of 16+ characters (serials, fingerprints).
+fn normalize(text: &str, literal: &[(String, &str)]) -> String {
+    let mut t = text.to_string();
+    for (from, to) in literal {
+        if !from.is_empty() {
+            t = t.replace(from.as_str(), to);
+        }
+    }
+    let s: Vec<char> = t.chars().collect();
+    let mut out = String::new();
+    let mut i = 0;
+    let boundary = |j: usize| j == 0 || !s[j - 1].is_ascii_alphanumeric();
+    while i < s.len() {
+        let rest = &s[i..];
+        if let Some(n) = matches_at(rest, "dddd-dd-ddTdd:dd:ddZ") {
+            out.push_str("<TIME>");
+            i += n;
+            continue;
+        }
+        if let Some(n) = matches_at(rest, "dddd-dd-dd") {
+            out.push_str("YYYY-MM-DD");
+            i += n;
+            continue;
+        }
+        if boundary(i)
+            && let Some(n) = matches_at(rest, "dd:dd:dd")
+        {
+            out.push_str("HH:MM:SS");
+            i += n;
+            continue;
+        }
+        if boundary(i)
+            && let Some(n) = matches_at(rest, "dd:dd")
+        {
+            out.push_str("HH:MM");
+            i += n;
+            continue;
+        }
+        if let Some(n) = matches_at(rest, "127.0.0.1:") {
+            let digits = rest[n..].iter().take_while(|c| c.is_ascii_digit()).count();
+            if digits > 0 {
+                out.push_str("127.0.0.1:PORT");
+                i += n + digits;
+                continue;
+            }
+        }
+        if boundary(i) {
+            let n = rest.iter().take_while(|c| c.is_ascii_hexdigit()).count();
+            if n >= 16 && rest.get(n).is_none_or(|c| !c.is_ascii_alphanumeric()) {
+                out.push_str("<HEX>");
+                i += n;
+                continue;
+            }
+        }
+        out.push(s[i]);
+        i += 1;
+    }
+    out
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, actual).unwrap();
+        return;
+    }
+    let want = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "golden {} unreadable ({e}); run with UPDATE_GOLDEN=1 to create it. Actual:\n{actual}",
+            path.display()
+        )
+    });
+    if want != actual {
+        let first = want
+            .lines()
+            .zip(actual.lines())
+            .position(|(a, b)| a != b)
+            .unwrap_or(want.lines().count().min(actual.lines().count()));
+        panic!(
+            "{} differs from the output (first at line {}); UPDATE_GOLDEN=1 rewrites it.\n--- golden\n{want}\n--- actual\n{actual}",
+            path.display(),
+            first + 1
+        );
+    }
+}
+
+// ---------------------------------------------------------------- the documented schema
+
+/// The (field path, type) rows docs/json.md documents for `command`.
+fn documented(command: &str) -> Vec<(String, String)> {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/json.md"))
+        .expect("docs/json.md");
+    let heading = format!("## `{command}`");
+    let start = doc
+        .find(&heading)
+        .unwrap_or_else(|| panic!("docs/json.md has no section {heading}"));
+    let section = &doc[start + heading.len()..];
+    let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+    let mut rows = Vec::new();
+    for line in section.lines() {
+        let line = line.replace("\\|", "\u{1}");
+        let cells: Vec<&str> = line.split('|').map(str::trim).collect();
+        if cells.len() < 4 || !cells[1].starts_with('`') {
+            continue;
+        }
+        rows.push((
+            cells[1].trim_matches('`').to_string(),
+            cells[2].replace('\u{1}', "|"),
+        ));
+    }
+    assert!(!rows.is_empty(), "no fields documented for {command}");
+    rows
+}
+
+fn type_ok(v: &Value, ty: &str) -> bool {
+    ty.split('|').any(|t| match t {
+        "string" => v.is_string(),
+        "integer" => v.is_i64() || v.is_u64(),
+        "boolean" => v.is_boolean(),
+        "array" => v.is_array(),
+        "object" => v.is_object(),
+        "null" => v.is_null(),
+        other => panic!("docs/json.md uses an unknown type `{other}`"),
+    })
+}
+
+/// Every value at `path` (`a.b`, `a[].b`).
+fn values_at<'a>(v: &'a Value, path: &str) -> Vec<&'a Value> {
+    let mut cur = vec![v];
+    for seg in path.split('.') {
+        let (key, each) = match seg.strip_suffix("[]") {
+            Some(k) => (k, true),
+            None => (seg, false),
+        };
+        let mut next = Vec::new();
+        for c in cur {
+            let field = c
+                .get(key)
+                .unwrap_or_else(|| panic!("field `{path}` missing in {c}"));
+            if each {
+                next.extend(field.as_array().expect("array").iter());
+            } else {
+                next.push(field);
+            }
+        }
+        cur = next;
+    }
+    cur
+}
+
+/// Checks one JSON object against docs/json.md: every documented field present with its
+/// type, no undocumented top-level field, `schema_version` 1 and the right `command`.
+fn check_schema(command: &str, obj: &Value) {
+    let rows = documented(command);
+    assert_eq!(obj["schema_version"], 1, "{obj}");
+    assert_eq!(obj["command"], command, "{obj}");
+    for (path, ty) in &rows {
+        let leaf = path.rsplit('.').next().unwrap_or(path);
+        let ty = if leaf.ends_with("[]") { "array" } else { ty };
+        for v in values_at(obj, path.trim_end_matches("[]")) {
+            assert!(type_ok(v, ty), "`{path}` should be {ty}, is {v} in {obj}");
+        }
+    }
+    let top: Vec<&str> = rows
+        .iter()
+        .map(|(p, _)| p.split(['.', '[']).next().unwrap_or(p))
+        .collect();
+    for k in obj.as_object().expect("object").keys() {
+        assert!(
+            top.contains(&k.as_str()),
+            "`{k}` is not documented in docs/json.md ({command})"
+        );
+    }
+}
+
+/// stdout as JSON Lines, each checked against the schema.
+fn json_lines(command: &str, stdout: &str) -> Vec<Value> {
+    let out: Vec<Value> = stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("not one JSON object per line ({e}): {l}"))
+        })
+        .collect();
+    assert!(!out.is_empty(), "no JSON on stdout");
+    for v in &out {
+        check_schema(command, v);
+    }
+    out
+}
+
+// ---------------------------------------------------------------- certificates
+
+struct Pki {
+    root_pem: String,
+    chain_pem: String,
+    leaf_pem: String,
+    key_pem: String,
+}
+
+fn ca_params(cn: &str) -> CertificateParams {
+    let mut p = CertificateParams::default();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    p.distinguished_name.push(DnType::CommonName, cn);
+    p
+}
+
+/// Root → intermediate → leaf (ECDSA P-256), the leaf valid from `not_before_days` (days
+/// from now) for `not_after` from now.
+fn pki(names: &[&str], not_before_days: i64, not_after: time::Duration) -> Pki {
+    let root_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let rp = ca_params("UX Test Root");
+    let root_pem = rp.self_signed(&root_key).unwrap().pem();
+    let int_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let ip = ca_params("UX Test Intermediate");
+    let chain_pem = ip
+        .signed_by(&int_key, &Issuer::from_params(&rp, &root_key))
+        .unwrap()
+        .pem();
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut p =
+        CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>()).unwrap();
+    p.distinguished_name.push(DnType::CommonName, names[0]);
+    let now = OffsetDateTime::now_utc();
+    p.not_before = now + time::Duration::days(not_before_days);
+    p.not_after = now + not_after;
+    let leaf_pem = p
+        .signed_by(&key, &Issuer::from_params(&ip, &int_key))
+        .unwrap()
+        .pem();
+    Pki {
+        root_pem,
+        chain_pem,
+        leaf_pem,
+        key_pem: key.serialize_pem(),
+    }
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_brokercert"));
+    c.env_remove("BROKERCERT_CONFIG")
+        .env_remove("BROKERCERT_STATE_DIR")
+        .env_remove("NO_COLOR")
+        .stdin(Stdio::null());
+    c
+}
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn run(mut c: Command) -> Out {
+    let o = c.output().expect("run brokercert");
+    Out {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+fn assert_plain(what: &str, text: &str) {
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\r'),
+        "{what} holds escape sequences or carriage returns: {text:?}"
+    );
+}
+
+// ---------------------------------------------------------------- check
+
+#[test]
+fn check_human_output_matches_golden_and_json_matches_the_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = pki(&["mqtt.example.test"], -1, time::Duration::days(89));
+    let live = dir.path().join("live");
+    std::fs::create_dir_all(&live).unwrap();
+    std::fs::write(live.join("cert.pem"), &pki.leaf_pem).unwrap();
+    std::fs::write(live.join("chain.pem"), &pki.chain_pem).unwrap();
+    std::fs::write(live.join("privkey.pem"), &pki.key_pem).unwrap();
+    std::fs::write(live.join("root.pem"), &pki.root_pem).unwrap();
+    let literal = [(dir.path().display().to_string(), "$WORK")];
+
+    let mut c = bin();
+    c.args([
+        "check",
+        live.to_str().unwrap(),
+        "--domain",
+        "mqtt.example.test",
+    ]);
+    let human = run(c);
+    assert_plain("check output", &human.stdout);
+    golden("check.txt", &normalize(&human.stdout, &literal));
+
+    let mut c = bin();
+    c.args([
+        "check",
+        live.to_str().unwrap(),
+        "--domain",
+        "mqtt.example.test",
+        "--json",
+    ]);
+    let j = run(c);
+    assert_eq!(j.code, human.code, "same exit code with --json");
+    let objs = json_lines("check", &j.stdout);
+    assert_eq!(objs.len(), 1);
+    assert_eq!(objs[0]["exit_code"], human.code);
+}
+
+// ---------------------------------------------------------------- status (and renew --json)
+
+/// A state directory with one stored certificate deployed to a files target, and one
+/// certificate never issued whose last attempt failed.
+struct StatusCase {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+fn status_case() -> StatusCase {
+    let dir = tempfile::tempdir().unwrap();
+    let state_dir = dir.path().join("state");
+    let broker = dir.path().join("broker");
+    std::fs::create_dir_all(&broker).unwrap();
+    let pki = pki(
+        &["mqtt.example.test"],
+        -30,
+        time::Duration::days(60) + time::Duration::hours(1),
+    );
+    let store = Store::new(&state_dir);
+    let files = CertificateFiles {
+        cert: pki.leaf_pem.clone(),
+        chain: pki.chain_pem.clone(),
+        fullchain: format!("{}{}", pki.leaf_pem, pki.chain_pem),
+        privkey: pki.key_pem.clone(),
+        root: pki.root_pem.clone(),
+    };
+    store.save("mqtt-files", "v1", &files).expect("store");
+    std::fs::write(
+        broker.join("fullchain.pem"),
+        format!("{}{}", pki.leaf_pem, pki.chain_pem),
+    )
+    .unwrap();
+    let leaf = parse_bundle(pki.leaf_pem.as_bytes())
+        .unwrap()
+        .certificates
+        .remove(0);
+    let now = OffsetDateTime::now_utc();
+    let renewal = state_dir.join("renewal");
+    state::save(
+        &renewal,
+        "mqtt-files",
+        &RenewalState {
+            last_success: Some(now - time::Duration::days(30)),
+            deployed_fingerprint: Some(leaf.sha256_fingerprint().to_string()),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    state::save(
+        &renewal,
+        "mqtt-new",
+        &RenewalState {
+            failures: 2,
+            last_failure: Some(now - time::Duration::hours(1)),
+            last_error: Some("the CA refused the order: rate limited".into()),
+            last_code: Some(5),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    let config = dir.path().join("brokercert.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"state_dir = "{state}"
+
+[renew]
+ari = false
+
+[[certificate]]
+name = "mqtt-files"
+domains = ["mqtt.example.test"]
+key_type = "ecdsa-p256"
+
+[[certificate.deploy]]
+type = "files"
+fullchain = "{broker}/fullchain.pem"
+
+[[certificate]]
+name = "mqtt-new"
+domains = ["new.example.test", "www.new.example.test"]
+"#,
+            state = state_dir.display(),
+            broker = broker.display()
+        ),
+    )
+    .unwrap();
+    StatusCase { dir, config }
+}
+
+#[test]
+fn status_table_matches_golden_and_json_matches_the_schema() {
+    let c = status_case();
+    let literal = [(c.dir.path().display().to_string(), "$WORK")];
+    let cfg = c.config.to_str().unwrap();
+
+    let mut cmd = bin();
+    cmd.args(["status", "--config", cfg]);
+    let human = run(cmd);
+    assert_eq!(human.code, 0, "{}", human.stderr);
+    assert_plain("status output", &human.stdout);
+    golden("status.txt", &normalize(&human.stdout, &literal));
+
+    let mut cmd = bin();
+    cmd.args(["status", "--config", cfg, "--json"]);
+    let j = run(cmd);
+    let objs = json_lines("status", &j.stdout);
+    assert_eq!(objs.len(), 2);
+    assert_eq!(objs[0]["name"], "mqtt-files");
+    assert_eq!(objs[0]["days_left"], 60);
+    assert_eq!(objs[0]["next_reason"], "lifetime");
+    assert_eq!(objs[0]["renew_now"], false);
+    assert_eq!(objs[0]["deployments"][0]["status"], "files");
+    assert_eq!(objs[0]["deployments"][0]["matches_stored"], true);
+    assert_eq!(objs[0]["last_run"]["result"], "ok");
+    assert_eq!(objs[1]["next_reason"], "missing");
+    assert_eq!(objs[1]["last_run"]["result"], "failed");
+    assert_eq!(objs[1]["last_run"]["failures"], 2);
+
+    // --offline: the target is not read.
+    let mut cmd = bin();
+    cmd.args(["status", "--config", cfg, "--json", "--offline"]);
+    let objs = json_lines("status", &run(cmd).stdout);
+    assert_eq!(objs[0]["deployments"][0]["status"], "unknown");
+    assert_eq!(objs[0]["deployments"][0]["matches_stored"], Value::Null);
+
+    // renew --json: not due, from local state only.
+    let mut cmd = bin();
+    cmd.args([
+        "renew",
+        "--config",
+        cfg,
+        "--name",
+        "mqtt-files",
+        "--no-jitter",
+        "--json",
+    ]);
+    let r = run(cmd);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let objs = json_lines("renew", &r.stdout);
+    assert_eq!(objs[0]["result"], "not_due");
+    assert_eq!(objs[0]["next_reason"], "lifetime");
+}
+
+// ---------------------------------------------------------------- plan (sandbox)
+
+const KEY: &str = "ux-api-key";
+const SECRET: &str = "ux-api-secret";
+const ID: &str = "dep1";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_lists_every_call_and_writes_nothing() {
+    let env = TestEnv::start(
+        SandboxOptions::new()
+            .zone("example.test")
+            .zone("emqx-cloud.test"),
+    )
+    .await;
+    let emu = EmqxCloudEmulator::start(env.work.path().join("emqx"))
+        .await
+        .expect("emulator");
+    emu.add_deployment(DeploymentSpec::dedicated(ID, KEY, SECRET))
+        .expect("deployment");
+    emu.set_budgets(Budgets {
+        writes: 1000,
+        reads: 1000,
+        window: Duration::from_secs(3600),
+    });
+    let ports = emu.deployment_ports(ID).expect("ports");
+    let section = cert_section(
+        "mqtt-prod",
+        &["mqtt.example.test"],
+        &format!(
+            r#"cname_target = "{ID}.emqx-cloud.test"
+
+[[certificate.deploy]]
+type = "emqx-cloud"
+deployment_id = "{ID}"
+base_url = "{base}"
+api_roots = ["{ca}"]
+poll_interval = "50ms"
+poll_timeout = "20s"
+
+[certificate.verify]
+connect = "127.0.0.1"
+mqtts_port = {mqtts}
+wss_port = {wss}
+timeout = "3s"
+"#,
+            base = emu.base_url(),
+            ca = emu.ca_pem_path().display(),
+            mqtts = ports.mqtts,
+            wss = ports.wss,
+        ),
+    );
+    let cfg = env.config(&section);
+    let mut before = Vec::new();
+    for (_, id) in env.sb.zones() {
+        before.push(env.sb.list_records(id).await.expect("records"));
+    }
+    emu.clear_requests();
+
+    let creds = [
+        ("EMQX_CLOUD_API_KEY", KEY),
+        ("EMQX_CLOUD_API_SECRET", SECRET),
+    ];
+    let cfg_s = cfg.to_str().unwrap();
+    let human = env.run_with_env(&["plan", "--config", cfg_s], &creds).await;
+    human.assert_ok();
+    let dry = env
+        .run_with_env(&["issue", "--dry-run", "--config", cfg_s], &creds)
+        .await;
+    dry.assert_ok();
+    assert_eq!(dry.stdout, human.stdout, "issue --dry-run is plan");
+    let j = env
+        .run_with_env(&["plan", "--json", "--config", cfg_s], &creds)
+        .await;
+    j.assert_ok();
+    let objs = json_lines("plan", &j.stdout);
+    assert_eq!(objs[0]["ok"], true);
+
+    // Nothing was written anywhere.
+    let mut after = Vec::new();
+    for (_, id) in env.sb.zones() {
+        after.push(env.sb.list_records(id).await.expect("records"));
+    }
+    assert_eq!(before, after, "Route 53 record sets changed");
+    assert_eq!(emu.write_count(ID), 0, "EMQX Cloud saw a write");
+    assert!(emu.read_count(ID) > 0, "the plan reads the deployment");
+    assert!(
+        env.state_files().is_empty(),
+        "no ACME account or order, no file: {:?}",
+        env.state_files()
+    );
+
+    let mut literal: Vec<(String, &str)> = vec![
+        (env.work.path().display().to_string(), "$WORK"),
+        (env.sb.acme_directory_url(), "$ACME_DIRECTORY"),
+        (emu.base_url(), "$EMQX_API"),
+        (format!(":{}", ports.mqtts), ":$MQTTS_PORT"),
+        (format!(":{}", ports.wss), ":$WSS_PORT"),
+    ];
+    for (z, id) in env.sb.zones() {
+        literal.push((
+            id.clone(),
+            if z.name.starts_with("example") {
+                "$ZONE_EXAMPLE"
+            } else {
+                "$ZONE_EMQX"
+            },
+        ));
+    }
+    let text = normalize(&human.stdout, &literal);
+    assert!(
+        text.contains("UPSERT _acme-challenge.mqtt.example.test TXT"),
+        "{text}"
+    );
+    assert!(text.contains("newAccount"), "{text}");
+    assert!(
+        text.contains("POST $EMQX_API/deployments/dep1/tls"),
+        "{text}"
+    );
+    golden("plan.txt", &text);
+
+    // verify --json against a broker with no TLS configured: a failure, still one object.
+    let v = env
+        .run_with_env(
+            &["verify", "mqtt-prod", "--json", "--config", cfg_s],
+            &creds,
+        )
+        .await;
+    assert_ne!(v.code, 0);
+    let objs = json_lines("verify", &v.stdout);
+    assert_eq!(objs[0]["ok"], false);
+    assert!(objs[0]["error"].is_string());
+    emu.stop();
+}
+
+// ---------------------------------------------------------------- progress on a terminal
+
+/// Runs `brokercert ARGS` under util-linux `script`, i.e. on a pseudo-terminal; returns
+/// everything the terminal received (`\r\n` turned back into `\n`).
+fn on_pty(env: &TestEnv, args: &[&str], no_color: bool) -> (i32, String) {
+    let mut line = String::from(env!("CARGO_BIN_EXE_brokercert"));
+    for a in args {
+        line.push_str(" '");
+        line.push_str(a);
+        line.push('\'');
+    }
+    let mut cmd = Command::new("script");
+    cmd.args(["-qefc", &line, "/dev/null"])
+        .env_remove("BROKERCERT_CONFIG")
+        .env_remove("BROKERCERT_STATE_DIR")
+        .env_remove("NO_COLOR")
+        .env("TERM", "xterm")
+        .env("COLUMNS", "200")
+        .stdin(Stdio::null());
+    env.sb.configure_command(&mut cmd);
+    if no_color {
+        cmd.env("NO_COLOR", "1");
+    }
+    let o = cmd.output().expect("script (util-linux) runs");
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).replace("\r\n", "\n"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn progress_rewrites_its_line_on_a_terminal_and_is_plain_elsewhere() {
+    let env = TestEnv::start(SandboxOptions::new().zone("example.test")).await;
+    let cfg = env.config(&cert_section("mqtt-tty", &["tty.example.test"], ""));
+    let cfg_s = cfg.to_str().unwrap().to_string();
+    let env_ref = &env;
+    let args = ["issue", "--config", cfg_s.as_str()];
+
+    // A terminal: the waits are rewritten in place, finished stages stay.
+    let (code, tty) = tokio::task::block_in_place(|| on_pty(env_ref, &args, false));
+    if std::env::var_os("UX_SHOW_TTY").is_some() {
+        eprintln!("{tty:?}");
+    }
+    assert_eq!(code, 0, "{tty}");
+    assert!(tty.contains("\r\u{1b}[2K"), "no in-place update: {tty:?}");
+    assert!(tty.contains("await-propagation"), "{tty:?}");
+    assert!(
+        tty.contains("INSYNC") || tty.contains("nameservers"),
+        "the wait says what it waits for: {tty:?}"
+    );
+    assert!(tty.contains("Issued certificate `mqtt-tty`"), "{tty:?}");
+    // The summary starts on a line of its own, not after a half-erased progress line.
+    assert!(tty.contains("\nIssued certificate"), "{tty:?}");
+
+    // A terminal with NO_COLOR: plain lines only.
+    let (code, plain) = tokio::task::block_in_place(|| on_pty(env_ref, &args, true));
+    assert_eq!(code, 0, "{plain}");
+    assert_plain("NO_COLOR terminal output", &plain);
+    assert!(plain.contains("✓ await-propagation"), "{plain}");
+
+    // Not a terminal (and NO_COLOR unset): plain lines; `--json` keeps stdout to JSON.
+    let r = env
+        .run_with_env(
+            &["issue", "--json", "--config", &cfg_s],
+            &[("NO_COLOR", "")],
+        )
+        .await;
+    r.assert_ok();
+    assert_plain("piped stderr", &r.stderr);
+    assert_plain("piped stdout", &r.stdout);
+    let objs = json_lines("issue", &r.stdout);
+    assert_eq!(objs.len(), 1);
+    assert_eq!(objs[0]["ok"], true);
+    assert!(
+        r.stderr.contains("Issued certificate"),
+        "human summary on stderr"
+    );
+}
