@@ -439,6 +439,12 @@ key_type = "ecdsa-p256"
 type = "files"
 fullchain = "{broker}/fullchain.pem"
 
+[certificate.verify]
+connect = "127.0.0.1"
+mqtts_port = 1
+transports = ["mqtts"]
+timeout = "2s"
+
 [[certificate]]
 name = "mqtt-new"
 domains = ["new.example.test", "www.new.example.test"]
@@ -486,6 +492,28 @@ fn status_table_matches_golden_and_json_matches_the_schema() {
     let objs = json_lines("status", &run(cmd).stdout);
     assert_eq!(objs[0]["deployments"][0]["status"], "unknown");
     assert_eq!(objs[0]["deployments"][0]["matches_stored"], Value::Null);
+
+    // --probe: the broker (nothing listens on port 1) is reported, not fatal.
+    let mut cmd = bin();
+    cmd.args([
+        "status",
+        "--config",
+        cfg,
+        "--json",
+        "--probe",
+        "--name",
+        "mqtt-files",
+    ]);
+    let objs = json_lines("status", &run(cmd).stdout);
+    let probed = &objs[0]["deployments"][1];
+    assert!(
+        probed["target"]
+            .as_str()
+            .unwrap()
+            .starts_with("TLS probe mqtts"),
+        "{probed}"
+    );
+    assert!(probed["error"].is_string(), "{probed}");
 
     // renew --json: not due, from local state only.
     let mut cmd = bin();

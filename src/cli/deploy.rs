@@ -3,6 +3,7 @@
 use std::io::{IsTerminal, Write};
 
 use super::output;
+use super::progress_display::Renderer;
 use super::{Cli, DeployArgs, RemoveArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CertificateSpec, Overrides, Settings};
@@ -71,13 +72,9 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
         Ok(t) => t,
         Err(e) => return output::fail(e),
     };
-    let quiet = cli.quiet;
-    let progress = move |m: &str| {
-        if !quiet {
-            let _ = writeln!(std::io::stderr(), "  deploy             {m}");
-        }
-    };
-    match deploy_all(
+    let renderer = Renderer::shared(cli.quiet, cli.verbose);
+    let progress = renderer.certificate(&spec.name);
+    let deployed = deploy_all(
         &spec,
         &material,
         &targets,
@@ -85,15 +82,19 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
         true,
         &progress,
     )
-    .await
-    {
+    .await;
+    renderer.clear();
+    match deployed {
         Ok(outcomes) => {
             print_outcomes(&outcomes);
             if args.no_verify || !super::verify::wanted_after_deploy(&spec) {
                 return exit::OK;
             }
             let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
-            match super::verify::verify_certificate(&settings, &spec, &opts).await {
+            let verified =
+                super::verify::verify_certificate_with(&settings, &spec, &opts, &progress).await;
+            renderer.clear();
+            match verified {
                 Ok(_) => exit::OK,
                 Err(e) => {
                     output::error(&format!(

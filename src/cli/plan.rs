@@ -26,7 +26,7 @@ use crate::workflow::challenge_records::DnsView;
 pub struct PlanArgs {
     /// Everything `issue` accepts.
     #[command(flatten)]
-    pub issue: IssueArgs,
+    pub issue: Box<IssueArgs>,
 }
 
 /// One planned call.

@@ -32,8 +32,12 @@ pub struct StatusArgs {
     #[arg(long)]
     pub json: bool,
     /// Do not contact the deployment targets (show only what is stored locally).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "probe")]
     pub offline: bool,
+    /// Also connect to the broker (TLS handshake, as `[certificate.verify]` says) and compare
+    /// the serial it serves with the stored one.
+    #[arg(long)]
+    pub probe: bool,
 }
 
 /// What one deployment target serves now.
@@ -135,12 +139,66 @@ fn decision(
     })
 }
 
+/// What the broker serves over TLS, per transport (`--probe`).
+async fn probe_served(
+    settings: &Settings,
+    spec: &CertificateSpec,
+    leaf: Option<&Certificate>,
+) -> Vec<Served> {
+    use crate::verify::MqttProbe;
+    let opts = super::verify::VerifyOptions::default();
+    let target = match super::verify::probe_target(settings, spec, &opts) {
+        Ok(Some(t)) => t,
+        Ok(None) => return Vec::new(),
+        Err(e) => {
+            return vec![Served {
+                target: "TLS probe".into(),
+                status: "unknown".into(),
+                expire: None,
+                matches_stored: None,
+                error: Some(e.to_string()),
+            }];
+        }
+    };
+    let probe = crate::verify::TlsMqttProbe::new(super::verify::resolver(settings));
+    match probe.probe(&target).await {
+        Ok(report) => report
+            .transports
+            .iter()
+            .map(|t| {
+                let cert = t.server_certificate.as_ref();
+                Served {
+                    target: format!("TLS probe {} {}", t.transport, t.url),
+                    status: if cert.is_some() { "tls" } else { "unknown" }.into(),
+                    expire: cert.and_then(|c| c.not_after),
+                    matches_stored: cert.map(|c| {
+                        leaf.is_some_and(|l| c.serial_hex.eq_ignore_ascii_case(l.serial_hex()))
+                    }),
+                    error: if cert.is_none() {
+                        t.outcome.as_ref().err().map(|e| e.to_string())
+                    } else {
+                        None
+                    },
+                }
+            })
+            .collect(),
+        Err(e) => vec![Served {
+            target: "TLS probe".into(),
+            status: "unknown".into(),
+            expire: None,
+            matches_stored: None,
+            error: Some(e.to_string()),
+        }],
+    }
+}
+
 async fn row(
     settings: &Settings,
     spec: &CertificateSpec,
-    offline: bool,
+    args: &StatusArgs,
     now: OffsetDateTime,
 ) -> Row {
+    let offline = args.offline;
     let store = Store::new(&settings.state_dir);
     let leaf = read_leaf(&store, &spec.name);
     let (st, _warning) = state::load(&settings.state_dir.join("renewal"), &spec.name);
@@ -187,6 +245,9 @@ async fn row(
             matches_stored: None,
             error: Some(e.to_string()),
         }),
+    }
+    if args.probe {
+        deployments.extend(probe_served(settings, spec, leaf.as_ref()).await);
     }
     let d = decision(settings, leaf.as_ref(), &st, min_days_left, now);
     let (next_renewal, next_reason, renew_now) = match &d {
@@ -357,7 +418,7 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> i32 {
     let now = SystemClock.now();
     let mut rows = Vec::new();
     for spec in &settings.certificates {
-        rows.push(row(&settings, spec, args.offline, now).await);
+        rows.push(row(&settings, spec, args, now).await);
     }
     if args.json {
         for r in &rows {

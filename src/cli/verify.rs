@@ -16,7 +16,7 @@ use crate::verify::{
     DnsResolver, MqttProbe, ProbeReport, ProbeTarget, Resolver, SystemResolver, TlsMqttProbe,
     Transport,
 };
-use crate::workflow::progress::{Progress, Silent, Stage, Waiting, human_duration};
+use crate::workflow::progress::{Progress, Stage, Waiting, human_duration};
 
 /// Per-run choices for verification.
 #[derive(Debug, Default, Clone)]
@@ -254,16 +254,8 @@ pub fn report(r: &ProbeReport, expect_serial: Option<&str>) -> Result<(), Error>
     Ok(())
 }
 
-/// Verifies one certificate; `Ok(false)` when verification is skipped by configuration.
-pub async fn verify_certificate(
-    settings: &Settings,
-    spec: &CertificateSpec,
-    opts: &VerifyOptions,
-) -> Result<bool, Error> {
-    verify_certificate_with(settings, spec, opts, &Silent).await
-}
-
-/// Like [`verify_certificate`], reporting waits and round trips to `progress`.
+/// Verifies one certificate, reporting waits and round trips to `progress`; `Ok(false)`
+/// when verification is skipped by configuration.
 pub async fn verify_certificate_with(
     settings: &Settings,
     spec: &CertificateSpec,

@@ -6,9 +6,10 @@
 use std::time::Duration;
 
 use super::challenge_records::DnsView;
+use super::progress::{Progress, Stage, Waiting};
 use crate::config::CertificateSpec;
 use crate::dns::plan::{CnamePlan, plan_cname};
-use crate::dns::provider::await_insync;
+use crate::dns::provider::await_insync_reporting;
 use crate::dns::{ChangeAction, DnsError, RecordType};
 
 /// What the CNAME stage did.
@@ -30,6 +31,7 @@ pub async fn ensure_cname(
     spec: &CertificateSpec,
     force: bool,
     change_timeout: Duration,
+    progress: &dyn Progress,
 ) -> Result<CnameOutcome, DnsError> {
     let Some(target) = &spec.cname_target else {
         return Ok(CnameOutcome::Skipped);
@@ -76,7 +78,25 @@ pub async fn ensure_cname(
                     "brokercert: point the broker's domain at the deployment",
                 )
                 .await?;
-            await_insync(view.provider, &zone.id, &id, change_timeout).await?;
+            let what = format!("Route 53 change for {name} CNAME in {}", zone.id);
+            await_insync_reporting(
+                view.provider,
+                &zone.id,
+                &id,
+                change_timeout,
+                &|elapsed, next_check| {
+                    progress.waiting(
+                        Stage::Cname,
+                        &Waiting {
+                            what: &what,
+                            waiting_for: Some("INSYNC"),
+                            elapsed,
+                            next_check: Some(next_check),
+                        },
+                    )
+                },
+            )
+            .await?;
             Ok(if replaced.is_empty() {
                 CnameOutcome::Created
             } else {

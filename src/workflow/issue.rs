@@ -286,7 +286,14 @@ async fn run(
     let cname = match &spec.cname_target {
         Some(target) => {
             let t = tracker.enter(Stage::Cname, &format!("{} CNAME {target}", spec.domains[0]));
-            let outcome = ensure_cname(view, spec, opts.force, opts.change_timeout).await?;
+            let outcome = ensure_cname(
+                view,
+                spec,
+                opts.force,
+                opts.change_timeout,
+                tracker.progress,
+            )
+            .await?;
             let msg = match &outcome {
                 CnameOutcome::AlreadyPresent => "already in place".to_string(),
                 CnameOutcome::Created => "created, Route 53 change INSYNC".to_string(),
