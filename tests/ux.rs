@@ -14,7 +14,9 @@ use std::time::Duration;
 
 use brokercert::pki::bundle::parse_bundle;
 use brokercert::renew::state::{self, RenewalState};
-use brokercert::sandbox::{Budgets, DeploymentSpec, EmqxCloudEmulator, SandboxOptions};
+use brokercert::sandbox::{
+    Budgets, DeploymentPorts, DeploymentSpec, EmqxCloudEmulator, SandboxOptions,
+};
 use brokercert::store::{CertificateFiles, Store};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde_json::Value;
@@ -539,8 +541,9 @@ const KEY: &str = "ux-api-key";
 const SECRET: &str = "ux-api-secret";
 const ID: &str = "dep1";
 
-#[tokio::test(flavor = "multi_thread")]
-async fn plan_lists_every_call_and_writes_nothing() {
+/// A sandbox with zones `example.test` and `emqx-cloud.test`, the EMQX Cloud emulator with
+/// deployment `dep1` (Mosquitto behind it), and `[[certificate]] mqtt-prod` deploying there.
+async fn cloud() -> (TestEnv, EmqxCloudEmulator, DeploymentPorts, PathBuf) {
     let env = TestEnv::start(
         SandboxOptions::new()
             .zone("example.test")
@@ -585,6 +588,12 @@ timeout = "3s"
         ),
     );
     let cfg = env.config(&section);
+    (env, emu, ports, cfg)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_lists_every_call_and_writes_nothing() {
+    let (env, emu, ports, cfg) = cloud().await;
     let mut before = Vec::new();
     for (_, id) in env.sb.zones() {
         before.push(env.sb.list_records(id).await.expect("records"));
@@ -671,7 +680,7 @@ timeout = "3s"
 
 /// Runs `brokercert ARGS` under util-linux `script`, i.e. on a pseudo-terminal; returns
 /// everything the terminal received (`\r\n` turned back into `\n`).
-fn on_pty(env: &TestEnv, args: &[&str], no_color: bool) -> (i32, String) {
+fn on_pty(env: &TestEnv, args: &[&str], extra: &[(&str, &str)], no_color: bool) -> (i32, String) {
     let mut line = String::from(env!("CARGO_BIN_EXE_brokercert"));
     for a in args {
         line.push_str(" '");
@@ -687,6 +696,7 @@ fn on_pty(env: &TestEnv, args: &[&str], no_color: bool) -> (i32, String) {
         .env("COLUMNS", "200")
         .stdin(Stdio::null());
     env.sb.configure_command(&mut cmd);
+    cmd.envs(extra.iter().copied());
     if no_color {
         cmd.env("NO_COLOR", "1");
     }
@@ -699,40 +709,69 @@ fn on_pty(env: &TestEnv, args: &[&str], no_color: bool) -> (i32, String) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn progress_rewrites_its_line_on_a_terminal_and_is_plain_elsewhere() {
-    let env = TestEnv::start(SandboxOptions::new().zone("example.test")).await;
-    let cfg = env.config(&cert_section("mqtt-tty", &["tty.example.test"], ""));
+    let (env, emu, _ports, cfg) = cloud().await;
+    // EMQX Cloud stays `pending` a while after each upload: a wait to watch.
+    emu.set_pending_delay(Duration::from_millis(700));
     let cfg_s = cfg.to_str().unwrap().to_string();
     let env_ref = &env;
     let args = ["issue", "--config", cfg_s.as_str()];
+    let creds = [
+        ("EMQX_CLOUD_API_KEY", KEY),
+        ("EMQX_CLOUD_API_SECRET", SECRET),
+    ];
 
     // A terminal: the waits are rewritten in place, finished stages stay.
-    let (code, tty) = tokio::task::block_in_place(|| on_pty(env_ref, &args, false));
+    let (code, tty) = tokio::task::block_in_place(|| on_pty(env_ref, &args, &creds, false));
     if std::env::var_os("UX_SHOW_TTY").is_some() {
         eprintln!("{tty:?}");
     }
     assert_eq!(code, 0, "{tty}");
-    assert!(tty.contains("\r\u{1b}[2K"), "no in-place update: {tty:?}");
-    assert!(tty.contains("await-propagation"), "{tty:?}");
+    let rewrites = tty
+        .matches("\r\u{1b}[2K  deploy             EMQX Cloud: pending (")
+        .count();
     assert!(
-        tty.contains("INSYNC") || tty.contains("nameservers"),
-        "the wait says what it waits for: {tty:?}"
+        rewrites >= 2,
+        "the EMQX Cloud wait is rewritten in place, with its time: {tty:?}"
     );
-    assert!(tty.contains("Issued certificate `mqtt-tty`"), "{tty:?}");
-    // The summary starts on a line of its own, not after a half-erased progress line.
-    assert!(tty.contains("\nIssued certificate"), "{tty:?}");
+    assert!(tty.contains("; next check in "), "{tty:?}");
+    assert!(
+        tty.contains("INSYNC") && tty.contains("nameservers"),
+        "the DNS waits say what they wait for: {tty:?}"
+    );
+    assert!(tty.contains("mqtts round trip OK ("), "{tty:?}");
+    // Results start on a line of their own (after a newline or an erased line), never after
+    // a progress line left on screen.
+    for result in [
+        "Issued certificate `mqtt-prod`",
+        "Deployed to EMQX Cloud deployment dep1",
+        "Verified mqtts",
+    ] {
+        let at = tty
+            .find(result)
+            .unwrap_or_else(|| panic!("`{result}` missing: {tty:?}"));
+        let before = &tty[..at];
+        assert!(
+            before.ends_with('\n') || before.ends_with("\u{1b}[2K"),
+            "`{result}` follows a progress line: {tty:?}"
+        );
+    }
 
     // A terminal with NO_COLOR: plain lines only.
-    let (code, plain) = tokio::task::block_in_place(|| on_pty(env_ref, &args, true));
+    let (code, plain) = tokio::task::block_in_place(|| on_pty(env_ref, &args, &creds, true));
     assert_eq!(code, 0, "{plain}");
     assert_plain("NO_COLOR terminal output", &plain);
     assert!(plain.contains("✓ await-propagation"), "{plain}");
+    assert_eq!(
+        plain.matches("EMQX Cloud: pending (").count(),
+        1,
+        "a repeated wait is one line, not one per poll: {plain}"
+    );
 
     // Not a terminal (and NO_COLOR unset): plain lines; `--json` keeps stdout to JSON.
+    let mut with_color = creds.to_vec();
+    with_color.push(("NO_COLOR", ""));
     let r = env
-        .run_with_env(
-            &["issue", "--json", "--config", &cfg_s],
-            &[("NO_COLOR", "")],
-        )
+        .run_with_env(&["issue", "--json", "--config", &cfg_s], &with_color)
         .await;
     r.assert_ok();
     assert_plain("piped stderr", &r.stderr);
@@ -744,4 +783,5 @@ async fn progress_rewrites_its_line_on_a_terminal_and_is_plain_elsewhere() {
         r.stderr.contains("Issued certificate"),
         "human summary on stderr"
     );
+    emu.stop();
 }

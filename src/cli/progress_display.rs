@@ -80,6 +80,15 @@ impl std::fmt::Debug for Renderer {
     }
 }
 
+static SHARED: std::sync::OnceLock<Arc<Renderer>> = std::sync::OnceLock::new();
+
+/// Ends the shared renderer's live line, if there is one (before an error or warning).
+pub fn clear_shared() {
+    if let Some(r) = SHARED.get() {
+        r.clear();
+    }
+}
+
 /// How often the same wait is repeated in `Lines` mode.
 const LINES_WAIT_EVERY: Duration = Duration::from_secs(10);
 
@@ -98,7 +107,6 @@ impl Renderer {
     /// The process-wide renderer (created on first use with these flags), so that every
     /// certificate renewed concurrently shares one lock and one in-flight count.
     pub fn shared(quiet: bool, verbose: u8) -> Arc<Renderer> {
-        static SHARED: std::sync::OnceLock<Arc<Renderer>> = std::sync::OnceLock::new();
         Arc::clone(SHARED.get_or_init(|| Renderer::for_cli(quiet, verbose)))
     }
 
