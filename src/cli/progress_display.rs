@@ -375,6 +375,35 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_certificates_never_interleave_half_lines() {
+        let buf = Buf::default();
+        let r = Arc::new(Renderer::new(Mode::Lines, Box::new(buf.clone()), 100));
+        let names = ["alpha", "beta", "gamma", "delta"];
+        let progresses: Vec<CertProgress> = names.iter().map(|n| r.certificate(n)).collect();
+        std::thread::scope(|s| {
+            for p in &progresses {
+                s.spawn(move || {
+                    for i in 0..200 {
+                        Progress::update(p, Stage::Order, &format!("step {i} of 200"));
+                    }
+                });
+            }
+        });
+        let t = buf.text();
+        assert_eq!(t.lines().count(), 800);
+        for line in t.lines() {
+            let name = line
+                .strip_prefix('[')
+                .and_then(|l| l.split_once("]   order"))
+                .map(|(n, _)| n);
+            assert!(
+                name.is_some_and(|n| names.contains(&n)) && line.ends_with(" of 200"),
+                "torn line: {line:?}"
+            );
+        }
+    }
+
+    #[test]
     fn long_live_lines_fit_one_row() {
         let buf = Buf::default();
         let r = Arc::new(Renderer::new(Mode::Live, Box::new(buf.clone()), 40));

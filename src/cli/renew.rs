@@ -299,7 +299,7 @@ impl Stop {
 /// Prints the outcomes, writes the summary, notifies; returns the exit code.
 pub async fn report(settings: &Settings, args: &RenewArgs, outcomes: &[(String, Outcome)]) -> i32 {
     let mut code = exit::OK;
-    Renderer::shared(false, 0).clear();
+    super::progress_display::clear_shared();
     for (name, o) in outcomes {
         output::say(&o.line(name));
         if args.json
