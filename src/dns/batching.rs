@@ -148,10 +148,13 @@ impl<P: DnsProvider> Batching<P> {
     }
 }
 
+/// A batch being filled: its waiters, the record sets (name, type) it touches, its changes.
+type OpenBatch = (Vec<Waiter>, HashSet<(String, RecordType)>, usize);
+
 /// Splits waiters into batches: no record set (name, type) twice in a batch, and at most
 /// [`MAX_CHANGES_PER_BATCH`] changes (a single larger caller gets a batch of its own).
 fn group(waiters: Vec<Waiter>) -> Vec<Vec<Waiter>> {
-    let mut batches: Vec<(Vec<Waiter>, HashSet<(String, RecordType)>, usize)> = Vec::new();
+    let mut batches: Vec<OpenBatch> = Vec::new();
     for w in waiters {
         let keys: HashSet<(String, RecordType)> = w
             .changes
