@@ -74,6 +74,7 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
         endpoint_url: settings.dns.route53_endpoint.clone(),
         profile: settings.dns.route53_profile.clone(),
         region: settings.dns.route53_region.clone(),
+        max_attempts: settings.dns.route53_max_attempts,
     })
     .await;
     let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);

@@ -1050,6 +1050,7 @@ async fn ari_choice(
                 explanation_url: w.explanation_url,
             };
             if let Some(u) = &rec.explanation_url {
+                super::progress_display::clear_shared();
                 eprintln!("  {:<18} the CA explains its renewal window at {u}", "ari");
             }
             let c = choice(&rec);

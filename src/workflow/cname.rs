@@ -84,14 +84,14 @@ pub async fn ensure_cname(
                 &zone.id,
                 &id,
                 change_timeout,
-                &|elapsed, next_check| {
+                &|_, elapsed| {
                     progress.waiting(
                         Stage::Cname,
                         &Waiting {
                             what: &what,
                             waiting_for: Some("INSYNC"),
                             elapsed,
-                            next_check: Some(next_check),
+                            next_check: None,
                         },
                     )
                 },
