@@ -6,9 +6,12 @@
 mod after_issue;
 mod check;
 mod client_pki;
+mod completions;
 mod deploy;
 mod iam_policy;
+mod init;
 mod issue;
+mod man;
 mod notify;
 mod output;
 mod renew;
@@ -77,6 +80,12 @@ pub enum Command {
     Schedule(schedule::ScheduleArgs),
     /// Print the least-privilege Route 53 IAM policy for the configured certificates.
     IamPolicy(iam_policy::IamPolicyArgs),
+    /// Write a commented brokercert.toml from flags (or questions on a terminal).
+    Init(init::InitArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff), e.g. `brokercert man | man -l -`.
+    Man(man::ManArgs),
 }
 
 /// Flags of `check`.
@@ -166,7 +175,8 @@ pub struct IssueArgs {
     /// Agree to the CA's terms of service (needed once, when the account is created).
     #[arg(long)]
     pub agree_tos: bool,
-    /// Extra root certificate (PEM) trusted for the CA's HTTPS (repeatable; test CAs).
+    /// Test only: extra root certificate (PEM) trusted for the CA's own HTTPS, added to the
+    /// system's (a test CA such as Pebble; repeatable). Verification is never switched off.
     #[arg(long = "acme-root", value_name = "FILE")]
     pub acme_roots: Vec<PathBuf>,
     /// External Account Binding key id (the HMAC comes from BROKERCERT_EAB_HMAC or a file).
@@ -214,9 +224,16 @@ impl IssueArgs {
             cname_target: self.cname_target.clone(),
             hosted_zone_id: self.hosted_zone_id.clone(),
             key_type: self.key_type.clone(),
+            ..Default::default()
         }
     }
 }
+
+/// Level caps for crates whose trace output can hold secrets (see `init_logging`).
+const LOG_CAPS: &str = "hyper=debug,hyper_util=debug,h2=debug,reqwest=debug,rustls=debug,\
+tokio_rustls=debug,aws_smithy_runtime=debug,aws_smithy_runtime_api=debug,\
+aws_smithy_http_client=debug,aws_sigv4=debug,aws_config=debug,instant_acme=debug,\
+rumqttc=debug,tungstenite=debug,async_tungstenite=debug,axum=debug";
 
 fn init_logging(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
@@ -226,8 +243,15 @@ fn init_logging(verbose: u8, quiet: bool) {
         (_, 2) => "brokercert=debug",
         _ => "trace",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("BROKERCERT_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let wanted = std::env::var("BROKERCERT_LOG")
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_string());
+    // Third-party HTTP, TLS, AWS and MQTT crates may log raw headers (HTTP Basic
+    // credentials), request bodies (certificate keys) or packets (MQTT passwords) at trace
+    // level: they are capped at debug whatever the filter asks for.
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("{wanted},{LOG_CAPS}"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},{LOG_CAPS}")));
     use std::io::IsTerminal;
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
@@ -260,6 +284,13 @@ pub async fn shutdown_signal() {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    // Commands that need neither the runtime nor the network.
+    match &cli.command {
+        Command::Init(args) => return init::run(args),
+        Command::Completions(args) => return completions::run(args),
+        Command::Man(args) => return man::run(args),
+        _ => {}
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -283,6 +314,7 @@ pub fn main() -> i32 {
             Command::Renew(args) => renew::run(&cli, args).await,
             Command::Schedule(args) => schedule::run(&cli, args).await,
             Command::IamPolicy(args) => iam_policy::run(&cli, args).await,
+            Command::Init(_) | Command::Completions(_) | Command::Man(_) => exit::OK,
         }
     })
 }
