@@ -240,7 +240,12 @@ async fn no_command_leaks_a_secret_at_trace_level_and_keys_are_private() {
     let state = w.env.state_dir();
     let live = state.join("live").join("mqtt-prod");
 
-    w.run(&["issue", "--config", c]).await.assert_ok();
+    let issued = w.run(&["issue", "--config", c]).await;
+    issued.assert_ok();
+    assert!(
+        issued.stderr.contains("TRACE") && issued.stderr.contains("DEBUG"),
+        "the most verbose level was in effect"
+    );
     w.run(&["deploy", "--config", c, "mqtt-prod"])
         .await
         .assert_ok();

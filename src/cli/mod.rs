@@ -229,13 +229,31 @@ impl IssueArgs {
     }
 }
 
-/// Level caps for crates whose trace output can hold secrets (see `init_logging`).
-const LOG_CAPS: &str = "hyper=debug,hyper_util=debug,h2=debug,reqwest=debug,rustls=debug,\
-tokio_rustls=debug,aws_smithy_runtime=debug,aws_smithy_runtime_api=debug,\
-aws_smithy_http_client=debug,aws_sigv4=debug,aws_config=debug,instant_acme=debug,\
-rumqttc=debug,tungstenite=debug,async_tungstenite=debug,axum=debug";
+/// Crates whose trace output can hold secrets: raw headers (EMQX Cloud's HTTP Basic
+/// credentials), request bodies (certificate keys) or MQTT packets (passwords). Their events
+/// are capped at debug whatever `-vvv` or `BROKERCERT_LOG` asks for (see `init_logging`).
+const LOG_CAPPED: &[&str] = &[
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+    "tokio_rustls",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_sigv4",
+    "aws_config",
+    "instant_acme",
+    "rumqttc",
+    "tungstenite",
+    "async_tungstenite",
+    "axum",
+];
 
 fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (_, 0) => "warn",
@@ -243,24 +261,26 @@ fn init_logging(verbose: u8, quiet: bool) {
         (_, 2) => "brokercert=debug",
         _ => "trace",
     };
-    let wanted = std::env::var("BROKERCERT_LOG")
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| default.to_string());
-    // Third-party HTTP, TLS, AWS and MQTT crates may log raw headers (HTTP Basic
-    // credentials), request bodies (certificate keys) or packets (MQTT passwords) at trace
-    // level: they are capped at debug whatever the filter asks for.
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("{wanted},{LOG_CAPS}"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},{LOG_CAPS}")));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BROKERCERT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // The cap is a second filter on the output layer, so an event must pass both: it lowers
+    // trace to debug for these crates and never raises anything the first filter left out.
+    let caps = LOG_CAPPED.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |t, name| t.with_target(*name, LevelFilter::DEBUG),
+    );
     use std::io::IsTerminal;
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let output = tracing_subscriber::fmt::layer()
         .with_ansi(colour)
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
+        .with_filter(caps);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
         .try_init();
 }
 
