@@ -100,6 +100,48 @@ fn init_writes_a_loadable_configuration_without_secrets() {
     assert!(stderr.contains("--domain"), "{stderr}");
 }
 
+/// On a terminal, `init` asks for what the flags left out (run under `script`, which gives
+/// it a pseudo-terminal; skipped where util-linux's `script` is missing).
+#[test]
+fn init_asks_on_a_terminal() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("skipped: `script` (util-linux) is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("asked.toml");
+    let cmd = format!(
+        "{} init --output {}",
+        env!("CARGO_BIN_EXE_brokercert"),
+        out.display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn script");
+    let answers = "mqtt.example.com\nops@example.com\ny\nge6a1a75\nge6a1a75.emqxsl.com\ntwo-way\n";
+    std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), answers.as_bytes())
+        .expect("answers");
+    let done = child.wait_with_output().expect("script");
+    let shown = String::from_utf8_lossy(&done.stdout).into_owned();
+    assert!(done.status.success(), "{shown}");
+    assert!(shown.contains("Broker's custom domain"), "{shown}");
+    let settings = Settings::load(Some(&out), &Overrides::default()).expect("loads");
+    assert_eq!(
+        settings.certificates[0].domains[0].as_str(),
+        "mqtt.example.com"
+    );
+    assert!(settings.acme.agree_tos);
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        text.contains("tls = \"two-way\"") && text.contains("deployment_id = \"ge6a1a75\""),
+        "{text}"
+    );
+}
+
 /// Runs `brokercert ARGS` with stdout a pipe whose reading end is already closed (what
 /// `brokercert completions bash | head -1` does to it, deterministically): returns the exit
 /// code and stderr.

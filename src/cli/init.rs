@@ -161,6 +161,15 @@ fn ask(a: &mut Answers) -> std::io::Result<()> {
     if a.email.is_none() {
         a.email = prompt("Contact e-mail for Let's Encrypt (optional)")?;
     }
+    if !a.agree_tos {
+        a.agree_tos = matches!(
+            prompt(
+                "Agree to the CA's terms of service (https://letsencrypt.org/repository/)? [y/N]"
+            )?
+            .as_deref(),
+            Some("y" | "Y" | "yes")
+        );
+    }
     if a.deployment_id.is_none() {
         a.deployment_id = prompt("EMQX Cloud deployment ID (optional, e.g. ge6a1a75)")?;
     }
