@@ -339,6 +339,7 @@ async fn no_command_leaks_a_secret_at_trace_level_and_keys_are_private() {
     assert_eq!(mode(&ca.join("client-ca.key")), 0o600);
     assert_eq!(mode(&ca), 0o700);
     assert_eq!(mode(&clients.join("device-1.key")), 0o600);
+    assert_eq!(mode(&clients), 0o700);
 }
 
 fn plain(args: &[&str]) -> Run {
