@@ -11,8 +11,12 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+mod keys;
+pub use keys::{KEYS, Key, Kind, UnknownKey};
+
 use crate::names::DomainName;
 use crate::pki::keys::KeyType;
+use crate::secret::Secret;
 
 /// Let's Encrypt production.
 pub const LETSENCRYPT: &str = "https://acme-v02.api.letsencrypt.org/directory";
@@ -39,6 +43,30 @@ pub enum ConfigError {
         /// The parser's explanation (with line and column).
         message: String,
     },
+    /// A key the schema does not know (a typo, or a key in the wrong section).
+    #[error("unknown key `{key}` in `{}`{}; {}. Every key is described in docs/configuration.md; `brokercert init` writes a commented example", path.display(), line.map(|l| format!(" line {l}")).unwrap_or_default(), advice(suggestion.as_deref(), valid))]
+    UnknownKey {
+        /// The file.
+        path: PathBuf,
+        /// The dotted key.
+        key: String,
+        /// 1-based line, when found.
+        line: Option<usize>,
+        /// The nearest valid key.
+        suggestion: Option<String>,
+        /// The valid keys at that level.
+        valid: Vec<String>,
+    },
+    /// The file holds a secret inline but others can read it.
+    #[error("the configuration file `{}` holds a secret inline (`{key}`) but is readable by its group or others (mode {mode:04o}); a file with inline secrets must be readable by its owner only (mode 0600). Run `chmod 600 {}`, or move the secret out of the file: set `{key}_env` to an environment variable's name or `{key}_file` to a file", path.display(), path.display())]
+    ReadableSecrets {
+        /// The file.
+        path: PathBuf,
+        /// The first inline secret found.
+        key: String,
+        /// The file's permission bits.
+        mode: u32,
+    },
     /// A setting has a bad value.
     #[error("setting `{setting}`: found {found}, expected {expected}. {fix}")]
     Invalid {
@@ -51,6 +79,20 @@ pub enum ConfigError {
         /// What to do.
         fix: String,
     },
+}
+
+fn advice(suggestion: Option<&str>, valid: &[String]) -> String {
+    match suggestion {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!(
+            "expected one of {}",
+            valid
+                .iter()
+                .map(|v| format!("`{v}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
 }
 
 fn invalid(
@@ -151,7 +193,7 @@ pub struct AcmeFile {
     pub email: Option<String>,
     /// Agree to the CA's terms of service when creating the account.
     pub agree_tos: Option<bool>,
-    /// Extra root certificates (PEM files) trusted for the CA's own HTTPS.
+    /// Test only: extra root certificates (PEM files) trusted for the CA's own HTTPS.
     #[serde(default)]
     pub https_roots: Vec<PathBuf>,
     /// External Account Binding key id.
@@ -160,6 +202,8 @@ pub struct AcmeFile {
     pub eab_hmac_env: Option<String>,
     /// File holding the EAB HMAC key (base64url).
     pub eab_hmac_file: Option<PathBuf>,
+    /// The EAB HMAC key inline (only from a file of mode 0600).
+    pub eab_hmac: Option<Secret>,
     /// Prefer the alternate chain whose top certificate is issued by this CN.
     pub preferred_chain: Option<String>,
     /// How long to wait for validation and issuance.
@@ -261,10 +305,14 @@ pub struct EmqxCloudFile {
     pub api_key_env: Option<String>,
     /// File holding the API key.
     pub api_key_file: Option<PathBuf>,
+    /// The API key inline (only from a file of mode 0600).
+    pub api_key: Option<Secret>,
     /// Variable holding the API secret (default EMQX_CLOUD_API_SECRET).
     pub api_secret_env: Option<String>,
     /// File holding the API secret.
     pub api_secret_file: Option<PathBuf>,
+    /// The API secret inline (only from a file of mode 0600).
+    pub api_secret: Option<Secret>,
     /// `one-way` (default) or `two-way`.
     pub tls: Option<String>,
     /// Client CA certificate (PEM) for two-way TLS.
@@ -393,6 +441,32 @@ pub struct Overrides {
     pub hosted_zone_id: Option<String>,
     /// `--key-type`.
     pub key_type: Option<String>,
+    /// `AWS_PROFILE`.
+    pub route53_profile: Option<String>,
+}
+
+impl Overrides {
+    /// Fills every setting a flag left unset from its environment variable (flags >
+    /// environment > file > defaults). `get` reads a variable; empty values count as unset.
+    pub fn with_env(mut self, get: impl Fn(&str) -> Option<String>) -> Self {
+        let var = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        fn fill(slot: &mut Option<String>, v: Option<String>) {
+            if slot.is_none() {
+                *slot = v;
+            }
+        }
+        if self.state_dir.is_none() {
+            self.state_dir = var("BROKERCERT_STATE_DIR").map(PathBuf::from);
+        }
+        fill(&mut self.directory, var("BROKERCERT_DIRECTORY"));
+        fill(&mut self.email, var("BROKERCERT_EMAIL"));
+        fill(&mut self.eab_kid, var("BROKERCERT_EAB_KID"));
+        fill(&mut self.route53_endpoint, var("AWS_ENDPOINT_URL_ROUTE_53"));
+        fill(&mut self.route53_profile, var("AWS_PROFILE"));
+        // AWS_REGION is deliberately not read: Route 53 is global and signs in us-east-1,
+        // and a machine-wide AWS_REGION for other services must not change that.
+        self
+    }
 }
 
 /// ACME settings, validated.
@@ -423,6 +497,8 @@ pub struct EabSettings {
     pub hmac_env: Option<String>,
     /// File with the HMAC.
     pub hmac_file: Option<PathBuf>,
+    /// The HMAC written inline in the (owner-only) configuration file.
+    pub hmac_inline: Option<Secret>,
 }
 
 /// DNS settings, validated.
@@ -528,24 +604,18 @@ fn resolve(base: &Path, p: &Path) -> PathBuf {
 }
 
 impl Settings {
-    /// Reads `path` (if given) and applies `over`.
+    /// Reads `path` (if given), applies the environment, then `over` (flags).
     pub fn load(path: Option<&Path>, over: &Overrides) -> Result<Self, ConfigError> {
+        let over = over.clone().with_env(|k| std::env::var(k).ok());
         let (file, base) = match path {
             Some(p) => {
-                let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-                    path: p.to_path_buf(),
-                    source,
-                })?;
-                let file: FileConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-                    path: p.to_path_buf(),
-                    message: e.to_string().trim().replace('\n', " "),
-                })?;
+                let file = parse_file(p)?;
                 let base = p.parent().map(Path::to_path_buf).unwrap_or_default();
                 (file, base)
             }
             None => (FileConfig::default(), PathBuf::from(".")),
         };
-        Self::from_file(file, &base, over)
+        Self::from_file(file, &base, &over)
     }
 
     /// Validates a parsed file plus overrides; relative paths are taken from `base`.
@@ -566,6 +636,7 @@ impl Settings {
                     .unwrap_or_else(|| "BROKERCERT_EAB_HMAC".into()),
             ),
             hmac_file: file.acme.eab_hmac_file.as_deref().map(|p| resolve(base, p)),
+            hmac_inline: file.acme.eab_hmac.clone(),
         });
         let mut https_roots: Vec<PathBuf> = file
             .acme
@@ -623,7 +694,10 @@ impl Settings {
                 .route53_endpoint
                 .clone()
                 .or(file.route53.endpoint_url.clone()),
-            route53_profile: file.route53.profile.clone(),
+            route53_profile: over
+                .route53_profile
+                .clone()
+                .or(file.route53.profile.clone()),
             route53_region: file.route53.region.clone(),
             change_timeout: file
                 .route53
@@ -749,6 +823,75 @@ impl Settings {
                 concurrency: file.renew.concurrency.unwrap_or(8).clamp(1, 64),
             },
         })
+    }
+}
+
+/// Reads and parses a configuration file: unknown keys are refused with the nearest valid
+/// key, and a file holding inline secrets must be readable by its owner only.
+pub fn parse_file(p: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
+        path: p.to_path_buf(),
+        source,
+    })?;
+    let file = parse_text(&text, p)?;
+    if let Some(key) = file.inline_secret() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(p)
+            .map_err(|source| ConfigError::Read {
+                path: p.to_path_buf(),
+                source,
+            })?
+            .permissions()
+            .mode()
+            & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(ConfigError::ReadableSecrets {
+                path: p.to_path_buf(),
+                key,
+                mode,
+            });
+        }
+    }
+    Ok(file)
+}
+
+/// Parses configuration text (`p` names it in messages): unknown keys are refused with the
+/// nearest valid key. Does not check the file's permissions.
+pub fn parse_text(text: &str, p: &Path) -> Result<FileConfig, ConfigError> {
+    let parse_err = |e: toml::de::Error| ConfigError::Parse {
+        path: p.to_path_buf(),
+        message: e.to_string().trim().replace('\n', " "),
+    };
+    let table: toml::Table = toml::from_str(text).map_err(parse_err)?;
+    keys::check(&table, text).map_err(|u| ConfigError::UnknownKey {
+        path: p.to_path_buf(),
+        key: u.key,
+        line: u.line,
+        suggestion: u.suggestion,
+        valid: u.valid,
+    })?;
+    toml::from_str(text).map_err(parse_err)
+}
+
+impl FileConfig {
+    /// The setting of the first secret written inline, if any.
+    pub fn inline_secret(&self) -> Option<String> {
+        if self.acme.eab_hmac.is_some() {
+            return Some("acme.eab_hmac".into());
+        }
+        for (i, c) in self.certificates.iter().enumerate() {
+            for (j, d) in c.deploy.iter().enumerate() {
+                if let DeployFile::EmqxCloud(e) = d {
+                    if e.api_key.is_some() {
+                        return Some(format!("certificate[{i}].deploy[{j}].api_key"));
+                    }
+                    if e.api_secret.is_some() {
+                        return Some(format!("certificate[{i}].deploy[{j}].api_secret"));
+                    }
+                }
+            }
+        }
+        None
     }
 }
 
@@ -970,6 +1113,55 @@ mod tests {
             err.contains("directroy") && err.contains("directory"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn flags_beat_the_environment_which_beats_the_file() {
+        let text = "[acme]\nemail='file@example.com'\ndirectory='letsencrypt-staging'\n";
+        let env = |k: &str| match k {
+            "BROKERCERT_EMAIL" => Some("env@example.com".to_string()),
+            "BROKERCERT_DIRECTORY" => Some("letsencrypt".to_string()),
+            "BROKERCERT_EAB_KID" => Some(String::new()),
+            _ => None,
+        };
+        let s = load(text, &Overrides::default()).unwrap();
+        assert_eq!(s.acme.email.as_deref(), Some("file@example.com"));
+        assert_eq!(s.acme.directory, LETSENCRYPT_STAGING);
+        let s = load(text, &Overrides::default().with_env(env)).unwrap();
+        assert_eq!(s.acme.email.as_deref(), Some("env@example.com"));
+        assert_eq!(s.acme.directory, LETSENCRYPT);
+        assert!(s.acme.eab.is_none(), "an empty variable is unset");
+        let flags = Overrides {
+            email: Some("flag@example.com".into()),
+            ..Default::default()
+        };
+        let s = load(text, &flags.with_env(env)).unwrap();
+        assert_eq!(s.acme.email.as_deref(), Some("flag@example.com"));
+        let s = load("", &Overrides::default()).unwrap();
+        assert_eq!(s.acme.email, None);
+        assert_eq!(s.acme.directory, LETSENCRYPT);
+    }
+
+    #[test]
+    fn inline_secrets_need_an_owner_only_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("b.toml");
+        std::fs::write(&p, "[acme]\neab_kid = 'k'\neab_hmac = 'c2VjcmV0'\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o640)).unwrap();
+        let err = parse_file(&p).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("chmod 600 {}", p.display())) && err.contains("acme.eab_hmac"),
+            "{err}"
+        );
+        assert!(!err.contains("c2VjcmV0"), "{err}");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let file = parse_file(&p).unwrap();
+        assert_eq!(
+            file.acme.eab_hmac.as_ref().map(|s| s.expose().to_string()),
+            Some("c2VjcmV0".into())
+        );
+        assert!(!format!("{file:?}").contains("c2VjcmV0"));
     }
 
     #[test]

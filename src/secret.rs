@@ -33,6 +33,12 @@ impl std::fmt::Display for Secret {
     }
 }
 
+impl<'de> serde::Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self)
+    }
+}
+
 impl From<String> for Secret {
     fn from(value: String) -> Self {
         Self(value)
@@ -53,6 +59,18 @@ pub fn load(
     file: Option<&Path>,
     setting: &str,
 ) -> Result<Secret, String> {
+    load_or_inline(what, env, file, None, setting)
+}
+
+/// Like [`load`], falling back to a value written inline in the configuration file (which
+/// the loader accepts only from a file that only its owner can read).
+pub fn load_or_inline(
+    what: &str,
+    env: Option<&str>,
+    file: Option<&Path>,
+    inline: Option<&Secret>,
+    setting: &str,
+) -> Result<Secret, String> {
     if let Some(var) = env
         && let Ok(v) = std::env::var(var)
         && !v.trim().is_empty()
@@ -69,8 +87,11 @@ pub fn load(
                 )
             });
     }
+    if let Some(v) = inline {
+        return Ok(v.clone());
+    }
     Err(format!(
-        "no {what}: set the environment variable {} or `{setting}_file` (secrets are never taken from the command line or written inline)",
+        "no {what}: set the environment variable {} or `{setting}_file` (secrets are never taken from the command line)",
         env.unwrap_or("(none configured)")
     ))
 }

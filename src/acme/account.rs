@@ -41,6 +41,11 @@ fn eab_key(eab: &EabSettings) -> Result<ExternalAccountKey, AcmeError> {
         .filter(|v| !v.trim().is_empty());
     let text = match (from_env, &eab.hmac_file) {
         (Some(v), _) => v,
+        (None, None) if eab.hmac_inline.is_some() => eab
+            .hmac_inline
+            .as_ref()
+            .map(|s| s.expose().to_string())
+            .unwrap_or_default(),
         (None, Some(p)) => std::fs::read_to_string(p).map_err(|e| {
             AcmeError::Setup(format!(
                 "cannot read the EAB HMAC key file `{}` (setting `acme.eab_hmac_file`): {e}",

@@ -6,9 +6,12 @@
 mod after_issue;
 mod check;
 mod client_pki;
+mod completions;
 mod deploy;
 mod iam_policy;
+mod init;
 mod issue;
+mod man;
 mod notify;
 mod output;
 mod plan;
@@ -85,6 +88,12 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Print every DNS change, ACME call and deployment call `issue` would make; change nothing.
     Plan(plan::PlanArgs),
+    /// Write a commented brokercert.toml from flags (or questions on a terminal).
+    Init(init::InitArgs),
+    /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(completions::CompletionsArgs),
+    /// Print the manual page (roff), e.g. `brokercert man | man -l -`.
+    Man(man::ManArgs),
 }
 
 /// Flags of `check`.
@@ -177,7 +186,8 @@ pub struct IssueArgs {
     /// Agree to the CA's terms of service (needed once, when the account is created).
     #[arg(long)]
     pub agree_tos: bool,
-    /// Extra root certificate (PEM) trusted for the CA's HTTPS (repeatable; test CAs).
+    /// Test only: extra root certificate (PEM) trusted for the CA's own HTTPS, added to the
+    /// system's (a test CA such as Pebble; repeatable). Verification is never switched off.
     #[arg(long = "acme-root", value_name = "FILE")]
     pub acme_roots: Vec<PathBuf>,
     /// External Account Binding key id (the HMAC comes from BROKERCERT_EAB_HMAC or a file).
@@ -232,11 +242,36 @@ impl IssueArgs {
             cname_target: self.cname_target.clone(),
             hosted_zone_id: self.hosted_zone_id.clone(),
             key_type: self.key_type.clone(),
+            ..Default::default()
         }
     }
 }
 
+/// Crates whose trace output can hold secrets: raw headers (EMQX Cloud's HTTP Basic
+/// credentials), request bodies (certificate keys) or MQTT packets (passwords). Their events
+/// are capped at debug whatever `-vvv` or `BROKERCERT_LOG` asks for (see `init_logging`).
+const LOG_CAPPED: &[&str] = &[
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+    "tokio_rustls",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http_client",
+    "aws_sigv4",
+    "aws_config",
+    "instant_acme",
+    "rumqttc",
+    "tungstenite",
+    "async_tungstenite",
+    "axum",
+];
+
 fn init_logging(verbose: u8, quiet: bool) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
     let default = match (quiet, verbose) {
         (true, _) => "error",
         (_, 0) => "warn",
@@ -246,15 +281,24 @@ fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("BROKERCERT_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // The cap is a second filter on the output layer, so an event must pass both: it lowers
+    // trace to debug for these crates and never raises anything the first filter left out.
+    let caps = LOG_CAPPED.iter().fold(
+        Targets::new().with_default(LevelFilter::TRACE),
+        |t, name| t.with_target(*name, LevelFilter::DEBUG),
+    );
     use std::io::IsTerminal;
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    let output = tracing_subscriber::fmt::layer()
         .with_ansi(colour)
         .with_writer(std::io::stderr)
         .with_target(false)
         .without_time()
+        .with_filter(caps);
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(output)
         .try_init();
 }
 
@@ -278,6 +322,13 @@ pub async fn shutdown_signal() {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    // Commands that need neither the runtime nor the network.
+    match &cli.command {
+        Command::Init(args) => return init::run(args),
+        Command::Completions(args) => return completions::run(args),
+        Command::Man(args) => return man::run(args),
+        _ => {}
+    }
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -303,6 +354,7 @@ pub fn main() -> i32 {
             Command::IamPolicy(args) => iam_policy::run(&cli, args).await,
             Command::Status(args) => status::run(&cli, args).await,
             Command::Plan(args) => plan::run(&cli, args).await,
+            Command::Init(_) | Command::Completions(_) | Command::Man(_) => exit::OK,
         }
     })
 }

@@ -506,6 +506,7 @@ async fn renew_one(
     let clock = SystemClock;
     let renewal_dir = settings.state_dir.join("renewal");
     let (mut st, warn) = state::load(&renewal_dir, &spec.name);
+    let before = st.clone();
     if let Some(w) = warn {
         output::warning(&w);
     }
@@ -557,6 +558,10 @@ async fn renew_one(
             }
         }
     };
+    // A run with nothing to do writes nothing (100 certificates: 100 fsyncs saved).
+    if st == before {
+        return outcome;
+    }
     if let Err(e) = state::save(&renewal_dir, &spec.name, &st) {
         output::warning(&format!("cannot save the renewal state: {e}"));
     }

@@ -216,10 +216,11 @@ impl EmqxCloud {
                 self.s.name
             ),
             429 => format!(
-                "rate limited (429; EMQX Cloud allows 6 writes and 60 reads per hour){detail}. Try again in {}",
+                "rate limited (429; EMQX Cloud allows 6 writes and 60 reads per hour){detail}. Try again in {} with `brokercert deploy {}` (the certificate stays stored)",
                 retry_after
                     .map(|s| human_duration(Duration::from_secs(s)))
-                    .unwrap_or_else(|| "an hour".into())
+                    .unwrap_or_else(|| "an hour".into()),
+                self.s.name,
             ),
             s if s >= 500 => {
                 format!("the API failed ({s}){detail}; the state is re-read before any new write")

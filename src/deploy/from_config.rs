@@ -67,17 +67,19 @@ fn emqx(spec: &CertificateSpec, e: &EmqxCloudFile) -> Result<EmqxCloud, DeployEr
         .api_secret_env
         .clone()
         .unwrap_or_else(|| "EMQX_CLOUD_API_SECRET".into());
-    let api_key = secret::load(
+    let api_key = secret::load_or_inline(
         "Platform API key",
         Some(&key_env),
         e.api_key_file.as_deref(),
+        e.api_key.as_ref(),
         "api_key",
     )
     .map_err(|m| config_err(target.clone(), m))?;
-    let api_secret = secret::load(
+    let api_secret = secret::load_or_inline(
         "Platform API secret",
         Some(&secret_env),
         e.api_secret_file.as_deref(),
+        e.api_secret.as_ref(),
         "api_secret",
     )
     .map_err(|m| config_err(target.clone(), m))?;

@@ -213,8 +213,22 @@ impl<P: DnsProvider> DnsProvider for Batching<P> {
             q.len() == 1
         };
         if leader {
-            // The first caller for this zone waits for the others, then sends for all.
-            tokio::time::sleep(self.window).await;
+            // The first caller for this zone waits for the others (the wait restarts while
+            // more arrive, up to 20 windows), then sends for all.
+            let deadline = Instant::now() + self.window * 20;
+            let mut seen = 1;
+            loop {
+                tokio::time::sleep(self.window).await;
+                let now_queued = self
+                    .queues
+                    .lock()
+                    .map(|q| q.get(zone_id).map_or(0, Vec::len))
+                    .unwrap_or(0);
+                if now_queued == seen || Instant::now() >= deadline {
+                    break;
+                }
+                seen = now_queued;
+            }
             self.flush(zone_id).await;
         }
         match rx.await {

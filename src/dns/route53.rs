@@ -141,9 +141,10 @@ where
     let detail = err.message().map(str::to_string);
     let message = match (code.as_deref(), &err) {
         (Some("AccessDenied"), _) => format!(
-            "AccessDenied: the AWS identity may not call route53:{operation}{}. Attach the \
-             policy in infra/iam-policy.json (the guide's three actions, scoped to your zone) \
-             to the identity brokercert runs as",
+            "AccessDenied: the AWS identity may not call route53:{operation}{} (IAM action \
+             `route53:{operation}` is missing from its policy). Run `brokercert iam-policy` \
+             (with your `--config`) to print the least-privilege policy (the guide's three \
+             actions, scoped to your zone) and attach it to the identity brokercert runs as",
             detail.map(|d| format!(" ({d})")).unwrap_or_default()
         ),
         (Some("Throttling" | "PriorRequestNotComplete"), _) => format!(
