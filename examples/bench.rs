@@ -18,7 +18,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use brokercert::sandbox::{DeploymentSpec, EmqxCloudEmulator, Sandbox, SandboxOptions};
+use brokercert::sandbox::{
+    DeploymentSpec, EmqxCloudEmulator, Route53Proxy, Sandbox, SandboxOptions,
+};
 
 const KEY: &str = "bench-api-key";
 const SECRET: &str = "bench-api-secret";
@@ -207,6 +209,11 @@ struct Bench {
 
 impl Bench {
     fn base_config(&self, state: &Path) -> String {
+        self.config_via(state, &self.sb.route53_endpoint(), "")
+    }
+
+    /// The configuration with Route 53 at `r53` and `extra_route53` lines in `[route53]`.
+    fn config_via(&self, state: &Path, r53: &str, extra_route53: &str) -> String {
         format!(
             r#"state_dir = "{state}"
 
@@ -218,7 +225,7 @@ https_roots = ["{tls}"]
 
 [route53]
 endpoint_url = "{r53}"
-
+{extra_route53}
 [dns]
 nameservers = ["{dns}"]
 
@@ -232,7 +239,6 @@ jitter = "0s"
             state = state.display(),
             dir = self.sb.acme_directory_url(),
             tls = self.sb.pebble_tls_ca_path().display(),
-            r53 = self.sb.route53_endpoint(),
             dns = self.sb.dns_addr(),
             roots = self.sb.pebble_roots_path().display(),
         )
@@ -501,47 +507,13 @@ async fn run() -> Result<()> {
     );
     stage_table(&mut report, "full issue, per stage", &full_runs);
 
-    // 3. Fleet: one `renew --force` over N certificates in 5 zones vs one certificate.
-    let one = b.write(
-        "fleet-1.toml",
-        &format!(
-            "{}{}",
-            b.base_config(&b.dir.join("state-fleet-1")),
-            Bench::fleet_certificates("s", 1)
-        ),
-    )?;
-    let many = b.write(
-        "fleet-n.toml",
-        &format!(
-            "{}{}",
-            b.base_config(&b.dir.join("state-fleet-n")),
-            Bench::fleet_certificates("f", opts.fleet)
-        ),
-    )?;
+    // 3. Fleet: one `renew --force` over N certificates in 5 zones vs one certificate,
+    //    through a counting proxy in front of moto; with the default 5 requests/s limit
+    //    and with the limit off (moto has none; real Route 53 does).
+    let proxy = Route53Proxy::start(&b.sb.route53_endpoint())
+        .await
+        .context("starting the Route 53 counting proxy")?;
     let fleet_runs = opts.runs.clamp(1, 5);
-    let mut t_one = Vec::new();
-    let mut t_many = Vec::new();
-    for i in 0..fleet_runs {
-        eprintln!(
-            "bench: fleet, run {}/{fleet_runs} (1 and {} certificates) …",
-            i + 1,
-            opts.fleet
-        );
-        t_one.push(
-            measure(
-                b.brokercert(&one, &["renew", "--force", "--no-jitter"]),
-                "renew --force (1 certificate)",
-            )
-            .await?,
-        );
-        t_many.push(
-            measure(
-                b.brokercert(&many, &["renew", "--force", "--no-jitter"]),
-                "renew --force (fleet)",
-            )
-            .await?,
-        );
-    }
     let _ = writeln!(
         report,
         "\n## Fleet: `renew --force`, {} certificates in {FLEET_ZONES} hosted zones vs 1 ({fleet_runs} runs each)\n",
@@ -549,13 +521,72 @@ async fn run() -> Result<()> {
     );
     let _ = writeln!(
         report,
-        "1 certificate: {:.0} ms; {} certificates: {:.0} ms (peak RSS {:.1} MiB); ratio **{:.1}×** (target ≤ 4×)",
-        med_ms(&t_one),
-        opts.fleet,
-        med_ms(&t_many),
-        med_mib(&t_many),
-        med_ms(&t_many) / med_ms(&t_one)
+        "| Route 53 rate limit | 1 certificate | {} certificates | ratio (target ≤ 4×) | Route 53 requests (1 / {}) | peak RSS |",
+        opts.fleet, opts.fleet
     );
+    let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|");
+    for (label, extra) in [
+        ("5 requests/s (default)", ""),
+        ("off", "max_requests_per_second = 0\n"),
+    ] {
+        let tag = if extra.is_empty() { "limited" } else { "unlimited" };
+        let one = b.write(
+            &format!("fleet-1-{tag}.toml"),
+            &format!(
+                "{}{}",
+                b.config_via(&b.dir.join(format!("state-fleet-1-{tag}")), &proxy.endpoint(), extra),
+                Bench::fleet_certificates(&format!("s{tag}"), 1)
+            ),
+        )?;
+        let many = b.write(
+            &format!("fleet-n-{tag}.toml"),
+            &format!(
+                "{}{}",
+                b.config_via(&b.dir.join(format!("state-fleet-n-{tag}")), &proxy.endpoint(), extra),
+                Bench::fleet_certificates(&format!("f{tag}"), opts.fleet)
+            ),
+        )?;
+        let mut t_one = Vec::new();
+        let mut t_many = Vec::new();
+        let mut calls_one = Vec::new();
+        let mut calls_many = Vec::new();
+        for i in 0..fleet_runs {
+            eprintln!(
+                "bench: fleet ({label}), run {}/{fleet_runs} (1 and {} certificates) …",
+                i + 1,
+                opts.fleet
+            );
+            proxy.clear_requests();
+            t_one.push(
+                measure(
+                    b.brokercert(&one, &["renew", "--force", "--no-jitter"]),
+                    "renew --force (1 certificate)",
+                )
+                .await?,
+            );
+            calls_one.push(proxy.requests().len() as f64);
+            proxy.clear_requests();
+            t_many.push(
+                measure(
+                    b.brokercert(&many, &["renew", "--force", "--no-jitter"]),
+                    "renew --force (fleet)",
+                )
+                .await?,
+            );
+            calls_many.push(proxy.requests().len() as f64);
+        }
+        let _ = writeln!(
+            report,
+            "| {label} | {:.0} ms | {:.0} ms | **{:.1}×** | {:.0} / {:.0} | {:.1} MiB |",
+            med_ms(&t_one),
+            med_ms(&t_many),
+            med_ms(&t_many) / med_ms(&t_one),
+            median(calls_one),
+            median(calls_many),
+            med_mib(&t_many)
+        );
+    }
+    proxy.stop();
 
     // 4. No-op renew with N certificates in state, nothing due.
     let noop = b.write(

@@ -160,7 +160,7 @@ pub struct RenewFile {
     pub notify_webhook: Option<String>,
     /// Also notify on success (default true; failures are always notified).
     pub notify_success: Option<bool>,
-    /// How many certificates one run renews at the same time (default 8).
+    /// How many certificates one run renews at the same time (default 50, at most 100).
     pub concurrency: Option<usize>,
 }
 
@@ -820,7 +820,7 @@ impl Settings {
                 notify_command: file.renew.notify_command.clone(),
                 notify_webhook: file.renew.notify_webhook.clone(),
                 notify_success: file.renew.notify_success.unwrap_or(true),
-                concurrency: file.renew.concurrency.unwrap_or(8).clamp(1, 64),
+                concurrency: file.renew.concurrency.unwrap_or(50).clamp(1, 100),
             },
         })
     }

@@ -41,6 +41,8 @@ fn rewrite_config(env: &TestEnv, cfg: &Path, endpoint: &str, replace: &[(&str, &
         text = text.replace(from, to);
     }
     std::fs::write(cfg, text).expect("write config");
+    // The environment beats the file, and the sandbox's environment names moto.
+    env.use_route53_endpoint(endpoint);
 }
 
 fn arg(p: &Path) -> &str {

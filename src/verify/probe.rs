@@ -88,10 +88,13 @@ impl MqttProbe for TlsMqttProbe {
             server_name: server_name(&target.host)?,
             login,
         };
-        let mut reports = Vec::with_capacity(transports.len());
-        for transport in transports {
-            reports.push(self.probe_transport(&prepared, transport).await);
-        }
+        // The transports are independent connections: probe them at the same time.
+        let reports = futures::future::join_all(
+            transports
+                .into_iter()
+                .map(|transport| self.probe_transport(&prepared, transport)),
+        )
+        .await;
         Ok(ProbeReport {
             host: target.host.clone(),
             transports: reports,

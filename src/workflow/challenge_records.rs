@@ -164,40 +164,54 @@ impl<'a> DnsView<'a> {
         name: &str,
         types: &[RecordType],
     ) -> Result<Vec<RecordSet>, DnsError> {
+        // One query per type, all at the same time (each answer is a round trip).
+        let answers = futures::future::join_all(
+            types
+                .iter()
+                .map(|&t| self.read_type(zone, servers, name, t)),
+        )
+        .await;
         let mut out: Vec<RecordSet> = Vec::new();
-        for &t in types {
-            let mut last_err = None;
-            let mut answered = false;
-            for s in servers {
-                match self.lookup.query(s, name, t).await {
-                    Ok(a) if matches!(a.rcode, Rcode::NoError | Rcode::NxDomain) => {
-                        for set in a.sets_at(name) {
-                            if !out.iter().any(|o| o.rtype == set.rtype) {
-                                out.push(set);
-                            }
-                        }
-                        answered = true;
-                        break;
-                    }
-                    Ok(a) => {
-                        last_err = Some(DnsError::Lookup {
-                            name: name.into(),
-                            rtype: t,
-                            server: s.to_string(),
-                            message: format!("answered {}", a.describe()),
-                        })
-                    }
-                    Err(e) => last_err = Some(e),
+        for sets in answers {
+            for set in sets? {
+                if !out.iter().any(|o| o.rtype == set.rtype) {
+                    out.push(set);
                 }
-            }
-            if !answered {
-                return Err(last_err.unwrap_or_else(|| DnsError::Nameservers {
-                    zone: zone.name.clone(),
-                    message: "the zone has no nameservers".into(),
-                }));
             }
         }
         Ok(out)
+    }
+
+    /// The sets at `name` in the answer to one type's query, from the first nameserver
+    /// that answers NOERROR or NXDOMAIN.
+    async fn read_type(
+        &self,
+        zone: &HostedZone,
+        servers: &[Nameserver],
+        name: &str,
+        t: RecordType,
+    ) -> Result<Vec<RecordSet>, DnsError> {
+        let mut last_err = None;
+        for s in servers {
+            match self.lookup.query(s, name, t).await {
+                Ok(a) if matches!(a.rcode, Rcode::NoError | Rcode::NxDomain) => {
+                    return Ok(a.sets_at(name));
+                }
+                Ok(a) => {
+                    last_err = Some(DnsError::Lookup {
+                        name: name.into(),
+                        rtype: t,
+                        server: s.to_string(),
+                        message: format!("answered {}", a.describe()),
+                    })
+                }
+                Err(e) => last_err = Some(e),
+            }
+        }
+        Err(last_err.unwrap_or_else(|| DnsError::Nameservers {
+            zone: zone.name.clone(),
+            message: "the zone has no nameservers".into(),
+        }))
     }
 
     /// Where the TXT for `challenge_name` must go: the name itself, or the end of the CNAME

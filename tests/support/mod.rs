@@ -14,6 +14,9 @@ use brokercert::sandbox::{Sandbox, SandboxOptions};
 pub struct TestEnv {
     pub sb: Sandbox,
     pub work: tempfile::TempDir,
+    /// Route 53 endpoint for the binary instead of the sandbox's moto (e.g. a fault proxy):
+    /// `AWS_ENDPOINT_URL_ROUTE_53` beats the file's `route53.endpoint_url`.
+    route53_endpoint: std::sync::Mutex<Option<String>>,
 }
 
 impl TestEnv {
@@ -22,7 +25,11 @@ impl TestEnv {
             .await
             .expect("sandbox starts (run .ci/install first)");
         let work = tempfile::tempdir().expect("temp dir");
-        Self { sb, work }
+        Self {
+            sb,
+            work,
+            route53_endpoint: std::sync::Mutex::new(None),
+        }
     }
 
     pub fn state_dir(&self) -> PathBuf {
@@ -72,6 +79,11 @@ system_roots = false
         path
     }
 
+    /// Makes later runs reach Route 53 at `url` (a proxy in front of moto).
+    pub fn use_route53_endpoint(&self, url: &str) {
+        *self.route53_endpoint.lock().expect("lock") = Some(url.to_string());
+    }
+
     /// Runs `brokercert ARGS` with the sandbox's AWS environment; kills it after 120 s.
     pub async fn run(&self, args: &[&str]) -> Run {
         self.run_with_env(args, &[]).await
@@ -88,6 +100,9 @@ system_roots = false
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         self.sb.configure_command(&mut cmd);
+        if let Some(url) = self.route53_endpoint.lock().expect("lock").clone() {
+            cmd.env("AWS_ENDPOINT_URL_ROUTE_53", url);
+        }
         cmd.envs(extra_env.iter().copied());
         let child = tokio::process::Command::from(cmd)
             .kill_on_drop(true)
