@@ -52,7 +52,11 @@ fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> Store
 
 /// Writes `bytes` to `path` atomically with `mode` (e.g. 0o600), replacing any old file.
 pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
+    // A bare file name's parent is "" (the current directory), which cannot be opened.
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let file_name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())

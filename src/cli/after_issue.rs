@@ -61,6 +61,7 @@ pub async fn deploy_and_verify(
         Err(e) => return fail(e.into()),
     }
     if !super::verify::wanted_after_deploy(spec) {
+        record_deployed(settings, spec, &material.leaf);
         return exit::OK;
     }
     let started = Instant::now();
@@ -69,7 +70,10 @@ pub async fn deploy_and_verify(
     timings.push(("verify", started.elapsed()));
     progress.renderer().clear();
     match verified {
-        Ok(_) => exit::OK,
+        Ok(_) => {
+            record_deployed(settings, spec, &material.leaf);
+            exit::OK
+        }
         Err(e) => {
             output::error(&format!(
                 "`{}` was deployed but verification failed: {e}. Check the broker and DNS, then run `brokercert verify {}`",
@@ -77,5 +81,27 @@ pub async fn deploy_and_verify(
             ));
             e.exit_code()
         }
+    }
+}
+
+/// Remembers in the renewal state (`renewal/<name>.json`) that `leaf` is deployed and
+/// verified, as `renew` does after its own deployments, so that the next `renew` knows it is
+/// done instead of observing the targets and verifying it once more. Best effort: a failure
+/// only costs that next run the extra check.
+pub fn record_deployed(
+    settings: &crate::config::Settings,
+    spec: &CertificateSpec,
+    leaf: &crate::pki::certificate::Certificate,
+) {
+    use crate::renew::state;
+    let dir = settings.state_dir.join("renewal");
+    let (mut st, _) = state::load(&dir, &spec.name);
+    let fingerprint = leaf.sha256_fingerprint().to_string();
+    if st.deployed_fingerprint.as_deref() == Some(fingerprint.as_str()) {
+        return;
+    }
+    st.deployed_fingerprint = Some(fingerprint);
+    if let Err(e) = state::save(&dir, &spec.name, &st) {
+        output::warning(&format!("cannot save the renewal state: {e}"));
     }
 }

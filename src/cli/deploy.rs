@@ -87,7 +87,11 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     match deployed {
         Ok(outcomes) => {
             print_outcomes(&outcomes);
-            if args.no_verify || !super::verify::wanted_after_deploy(&spec) {
+            if args.no_verify {
+                return exit::OK;
+            }
+            if !super::verify::wanted_after_deploy(&spec) {
+                super::after_issue::record_deployed(&settings, &spec, &material.leaf);
                 return exit::OK;
             }
             let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
@@ -95,7 +99,10 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
                 super::verify::verify_certificate_with(&settings, &spec, &opts, &progress).await;
             renderer.clear();
             match verified {
-                Ok(_) => exit::OK,
+                Ok(_) => {
+                    super::after_issue::record_deployed(&settings, &spec, &material.leaf);
+                    exit::OK
+                }
                 Err(e) => {
                     output::error(&format!(
                         "`{}` was deployed but verification failed: {e}. Check the broker, then run `brokercert verify {}`",

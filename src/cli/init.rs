@@ -54,6 +54,17 @@ pub struct InitArgs {
     /// Write `agree_tos = true` (you agree to the CA's terms of service).
     #[arg(long)]
     pub agree_tos: bool,
+    /// MQTT user name for the verification's round trip (the password is read from
+    /// `BROKERCERT_MQTT_PASSWORD`).
+    #[arg(long, value_name = "NAME")]
+    pub mqtt_username: Option<String>,
+    /// Two-way TLS: the client certificate the verification presents (from `brokercert
+    /// client-cert issue`; relative to the configuration file).
+    #[arg(long, value_name = "FILE", requires = "client_key")]
+    pub client_cert: Option<PathBuf>,
+    /// Two-way TLS: the key of `--client-cert`.
+    #[arg(long, value_name = "FILE", requires = "client_cert")]
+    pub client_key: Option<PathBuf>,
     /// Where to write the file.
     #[arg(
         long,
@@ -85,6 +96,10 @@ pub struct Answers {
     pub email: Option<String>,
     /// Terms agreed.
     pub agree_tos: bool,
+    /// MQTT user name for the verification.
+    pub mqtt_username: Option<String>,
+    /// Client certificate and key for the verification (two-way TLS).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
 }
 
 /// Runs `init`.
@@ -96,6 +111,8 @@ pub fn run(args: &InitArgs) -> i32 {
         tls: args.tls,
         email: args.email.clone(),
         agree_tos: args.agree_tos,
+        mqtt_username: args.mqtt_username.clone(),
+        client_cert: args.client_cert.clone().zip(args.client_key.clone()),
     };
     let interactive = !args.no_input && std::io::stdin().is_terminal();
     if interactive && let Err(e) = ask(&mut answers) {
@@ -121,10 +138,16 @@ pub fn run(args: &InitArgs) -> i32 {
             println!(
                 "Wrote {}. Next: export the secrets it names{}, then run `brokercert issue --config {}`.",
                 args.output.display(),
-                if answers.deployment_id.is_some() {
-                    " (EMQX_CLOUD_API_KEY, EMQX_CLOUD_API_SECRET)"
-                } else {
-                    ""
+                match (
+                    answers.deployment_id.is_some(),
+                    answers.mqtt_username.is_some()
+                ) {
+                    (true, true) => {
+                        " (EMQX_CLOUD_API_KEY, EMQX_CLOUD_API_SECRET, BROKERCERT_MQTT_PASSWORD)"
+                    }
+                    (true, false) => " (EMQX_CLOUD_API_KEY, EMQX_CLOUD_API_SECRET)",
+                    (false, true) => " (BROKERCERT_MQTT_PASSWORD)",
+                    (false, false) => "",
                 },
                 args.output.display()
             );
@@ -262,16 +285,32 @@ pub fn render(a: &Answers) -> String {
     t.push_str(
         "\n[certificate.verify]\n\
          # MQTT credentials for the post-deploy round trip; the password is read from the\n\
-         # environment variable named here.\n\
-         # username = \"device-1\"\n\
-         # password_env = \"BROKERCERT_MQTT_PASSWORD\"\n",
+         # environment variable named here.\n",
     );
-    if tls == TlsMode::TwoWay && a.deployment_id.is_some() {
-        t.push_str(
+    match &a.mqtt_username {
+        Some(u) => t.push_str(&format!(
+            "username = {}\npassword_env = \"BROKERCERT_MQTT_PASSWORD\"\n",
+            quote(u)
+        )),
+        None => t.push_str(
+            "# username = \"device-1\"\n\
+             # password_env = \"BROKERCERT_MQTT_PASSWORD\"\n",
+        ),
+    }
+    match &a.client_cert {
+        Some((cert, key)) => t.push_str(&format!(
+            "# A client certificate from the client CA (`brokercert client-cert issue`).\n\
+             client_cert = {}\n\
+             client_key = {}\n",
+            quote(&cert.display().to_string()),
+            quote(&key.display().to_string())
+        )),
+        None if tls == TlsMode::TwoWay && a.deployment_id.is_some() => t.push_str(
             "# A client certificate from the client CA (`brokercert client-cert issue`).\n\
              # client_cert = \"clients/device-1.crt\"\n\
              # client_key = \"clients/device-1.key\"\n",
-        );
+        ),
+        None => {}
     }
     t
 }
@@ -322,6 +361,8 @@ mod tests {
                     tls,
                     email: Some("ops@example.com".into()),
                     agree_tos: true,
+                    mqtt_username: Some("device-1".into()),
+                    client_cert: Some(("clients/d.crt".into(), "clients/d.key".into())),
                 };
                 let text = render(&a);
                 validate(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
