@@ -529,12 +529,20 @@ async fn run() -> Result<()> {
         ("5 requests/s (default)", ""),
         ("off", "max_requests_per_second = 0\n"),
     ] {
-        let tag = if extra.is_empty() { "limited" } else { "unlimited" };
+        let tag = if extra.is_empty() {
+            "limited"
+        } else {
+            "unlimited"
+        };
         let one = b.write(
             &format!("fleet-1-{tag}.toml"),
             &format!(
                 "{}{}",
-                b.config_via(&b.dir.join(format!("state-fleet-1-{tag}")), &proxy.endpoint(), extra),
+                b.config_via(
+                    &b.dir.join(format!("state-fleet-1-{tag}")),
+                    &proxy.endpoint(),
+                    extra
+                ),
                 Bench::fleet_certificates(&format!("s{tag}"), 1)
             ),
         )?;
@@ -542,7 +550,11 @@ async fn run() -> Result<()> {
             &format!("fleet-n-{tag}.toml"),
             &format!(
                 "{}{}",
-                b.config_via(&b.dir.join(format!("state-fleet-n-{tag}")), &proxy.endpoint(), extra),
+                b.config_via(
+                    &b.dir.join(format!("state-fleet-n-{tag}")),
+                    &proxy.endpoint(),
+                    extra
+                ),
                 Bench::fleet_certificates(&format!("f{tag}"), opts.fleet)
             ),
         )?;

@@ -134,8 +134,9 @@ timeout = "5s"
     }
 
     /// Starts `brokercert ARGS` stalled after `stage`, waits until it says so, then
-    /// SIGKILLs it. Returns what it printed.
-    async fn kill_inside(&self, args: &[&str], stage: &str) -> String {
+    /// SIGKILLs it. Returns what it printed, or `Err(output)` when the run never reached
+    /// `stage`.
+    async fn try_kill_inside(&self, args: &[&str], stage: &str) -> Result<String, String> {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"));
         cmd.args(args)
             .env_remove("BROKERCERT_CONFIG")
@@ -167,14 +168,15 @@ timeout = "5s"
             false
         })
         .await;
-        assert!(
-            matches!(waited, Ok(true)),
-            "brokercert never reached the end of stage `{stage}`:\n{seen}"
-        );
+        if !matches!(waited, Ok(true)) {
+            let _ = child.start_kill();
+            let _ = child.wait().await;
+            return Err(seen);
+        }
         child.start_kill().expect("SIGKILL");
         let status = child.wait().await.expect("reap");
         assert!(!status.success(), "killed");
-        seen
+        Ok(seen)
     }
 }
 
@@ -302,12 +304,26 @@ async fn a_run_killed_inside_any_stage_converges_on_the_next_run() {
         "verify",
     ];
     for stage in stages {
-        let before = c.served_serial().expect("something is served");
-        c.kill_inside(
-            &["renew", "--no-jitter", "--force", "--config", arg(&cfg)],
-            stage,
-        )
-        .await;
+        let mut attempts = 0;
+        let before = loop {
+            let before = c.served_serial().expect("something is served");
+            match c
+                .try_kill_inside(
+                    &["renew", "--no-jitter", "--force", "--config", arg(&cfg)],
+                    stage,
+                )
+                .await
+            {
+                Ok(_) => break before,
+                // Pebble sometimes reuses the authorization validated seconds earlier: the
+                // order then has no DNS-01 challenge and no clean-up stage to stall in.
+                // That run renewed completely; try again with a new order.
+                Err(seen) if attempts < 3 && seen.contains("0 DNS-01 challenge(s)") => {
+                    attempts += 1;
+                }
+                Err(seen) => panic!("brokercert never reached the end of stage `{stage}`:\n{seen}"),
+            }
+        };
         // Killed before the deployment: the old certificate is still served and works.
         if !matches!(stage, "deploy" | "verify") {
             assert_eq!(
