@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use brokercert::sandbox::{
-    DeploymentSpec, EmqxCloudEmulator, Route53Proxy, Sandbox, SandboxOptions,
+    Budgets, DeploymentSpec, EmqxCloudEmulator, Route53Proxy, Sandbox, SandboxOptions,
 };
 
 const KEY: &str = "bench-api-key";
@@ -340,6 +340,12 @@ async fn run() -> Result<()> {
         .context("starting the EMQX Cloud emulator")?;
     emqx.add_deployment(DeploymentSpec::dedicated("d1", KEY, SECRET))?;
     emqx.set_pending_delay(Duration::ZERO);
+    // EMQX Cloud allows 6 writes an hour; the benchmark uploads once per run.
+    emqx.set_budgets(Budgets {
+        writes: 10_000,
+        reads: 100_000,
+        window: Duration::from_secs(3600),
+    });
     let ports = emqx.deployment_ports("d1").context("deployment ports")?;
     let dir = sb.dir().join("bench");
     std::fs::create_dir_all(&dir)?;
