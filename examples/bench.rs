@@ -294,7 +294,11 @@ jitter = "0s"
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    match run().await {
+    let mut report = String::new();
+    let result = run(&mut report).await;
+    // What was measured is printed even when a later section failed.
+    println!("{report}");
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench: {e:#}");
@@ -303,7 +307,7 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-async fn run() -> Result<()> {
+async fn run(report: &mut String) -> Result<()> {
     let opts = parse_opts()?;
     let exe = std::env::current_exe().context("locating this example")?;
     let bin = exe
@@ -359,7 +363,6 @@ async fn run() -> Result<()> {
         mqtts: ports.mqtts,
         wss: ports.wss,
     };
-    let mut report = String::new();
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     let _ = writeln!(
         report,
@@ -459,9 +462,9 @@ async fn run() -> Result<()> {
             med_mib(s)
         );
     };
-    row(&mut report, "brokercert issue", &ours);
+    row(report, "brokercert issue", &ours);
     if !theirs.is_empty() {
-        row(&mut report, "certbot certonly --dns-route53", &theirs);
+        row(report, "certbot certonly --dns-route53", &theirs);
         let speed = med_ms(&theirs) / med_ms(&ours);
         let mem = med_mib(&ours) / med_mib(&theirs);
         let _ = writeln!(
@@ -470,7 +473,7 @@ async fn run() -> Result<()> {
             mem * 100.0
         );
     }
-    stage_table(&mut report, "brokercert issue, per stage", &ours);
+    stage_table(report, "brokercert issue, per stage", &ours);
 
     // 2. Full issue: deploy to the EMQX Cloud emulator (no pending delay) and verify.
     let state = b.dir.join("state-full");
@@ -511,7 +514,7 @@ async fn run() -> Result<()> {
         med_ms(&full_runs),
         med_mib(&full_runs)
     );
-    stage_table(&mut report, "full issue, per stage", &full_runs);
+    stage_table(report, "full issue, per stage", &full_runs);
 
     // 3. Fleet: one `renew --force` over N certificates in 5 zones vs one certificate,
     //    through a counting proxy in front of moto; with the default 5 requests/s limit
@@ -531,10 +534,9 @@ async fn run() -> Result<()> {
         opts.fleet, opts.fleet
     );
     let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|");
-    for (label, extra) in [
-        ("5 requests/s (default)", ""),
-        ("off", "max_requests_per_second = 0\n"),
-    ] {
+    // Only the default: with the limit off, 50 simultaneous validations overload the
+    // sandbox DNS server (it asks moto for every query) and Pebble's lookups time out.
+    for (label, extra) in [("5 requests/s (default)", "")] {
         let tag = if extra.is_empty() {
             "limited"
         } else {
@@ -574,24 +576,32 @@ async fn run() -> Result<()> {
                 i + 1,
                 opts.fleet
             );
+            // The environment beats the file: point both at the counting proxy.
+            let via_proxy = |config: &Path| {
+                let mut cmd = b.brokercert(config, &["renew", "--force", "--no-jitter"]);
+                cmd.env("AWS_ENDPOINT_URL_ROUTE_53", proxy.endpoint());
+                cmd
+            };
             proxy.clear_requests();
-            t_one.push(
-                measure(
-                    b.brokercert(&one, &["renew", "--force", "--no-jitter"]),
-                    "renew --force (1 certificate)",
-                )
-                .await?,
-            );
+            t_one.push(measure(via_proxy(&one), "renew --force (1 certificate)").await?);
             calls_one.push(proxy.requests().len() as f64);
             proxy.clear_requests();
-            t_many.push(
-                measure(
-                    b.brokercert(&many, &["renew", "--force", "--no-jitter"]),
-                    "renew --force (fleet)",
-                )
-                .await?,
-            );
-            calls_many.push(proxy.requests().len() as f64);
+            t_many.push(measure(via_proxy(&many), "renew --force (fleet)").await?);
+            let requests = proxy.requests();
+            calls_many.push(requests.len() as f64);
+            let mut ops: Vec<&str> = requests.iter().map(|r| r.operation).collect();
+            ops.sort_unstable();
+            ops.dedup();
+            let by_op: Vec<String> = ops
+                .iter()
+                .map(|op| {
+                    format!(
+                        "{op} {}",
+                        requests.iter().filter(|r| r.operation == *op).count()
+                    )
+                })
+                .collect();
+            eprintln!("bench: fleet Route 53 requests: {}", by_op.join(", "));
         }
         let _ = writeln!(
             report,
@@ -613,14 +623,16 @@ async fn run() -> Result<()> {
             "{}{}",
             b.base_config(&b.dir.join("state-noop")),
             Bench::fleet_certificates("n", opts.noop)
-        ),
+        )
+        // Filling the state for 100 certificates is not what is measured: go gently.
+        .replace("[renew]\n", "[renew]\nconcurrency = 10\n"),
     )?;
     eprintln!(
         "bench: issuing {} certificates for the no-op run …",
         opts.noop
     );
     measure(
-        b.brokercert(&noop, &["renew", "--no-jitter"]),
+        b.brokercert(&noop, &["renew", "--no-jitter", "--force"]),
         "renew (first issuance)",
     )
     .await?;
@@ -648,7 +660,6 @@ async fn run() -> Result<()> {
         med_ms(&t_noop),
         med_mib(&t_noop)
     );
-    println!("{report}");
     Ok(())
 }
 
