@@ -691,7 +691,7 @@ async fn attempt(
                 "verified the certificate an earlier run deployed"
             };
             // A target seen serving an older certificate gets the write: EMQX Cloud names
-            // what it serves only by expiry (±1 s), which cannot tell apart two
+            // what it serves only by its expiry (to the second), which cannot tell apart two
             // certificates issued within a second or two of each other.
             deploy_and_verify(
                 settings,

@@ -219,9 +219,7 @@ async fn row(
                     match t.current().await {
                         Ok(Some(c)) => {
                             s.matches_stored = match (c.expire, &leaf) {
-                                (Some(e), Some(l)) => {
-                                    Some((e - l.not_after()).whole_seconds().abs() <= 1)
-                                }
+                                (Some(e), Some(l)) => Some(e == l.not_after()),
                                 (_, None) => Some(false),
                                 (None, Some(_)) => None,
                             };

@@ -107,6 +107,13 @@ struct TlsBody<'a> {
 }
 
 /// Parses the API's `expire` (`YYYY-MM-DD HH:MM:SS`, taken as UTC).
+/// Whether EMQX Cloud's `expire` names the certificate expiring at `not_after`. The API
+/// identifies what it serves only by this second-precision time, so the match is exact:
+/// a tolerance made two certificates issued a second apart look the same.
+pub fn same_expiry(expire: Option<&str>, not_after: OffsetDateTime) -> bool {
+    expire.and_then(parse_expire) == Some(not_after)
+}
+
 pub fn parse_expire(s: &str) -> Option<OffsetDateTime> {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
     time::PrimitiveDateTime::parse(s.trim(), &fmt)
@@ -344,11 +351,7 @@ impl EmqxCloud {
     }
 
     fn serves(st: &TlsState, m: &Material, mode: TlsMode) -> bool {
-        let expire_ok = st
-            .expire
-            .as_deref()
-            .and_then(parse_expire)
-            .is_some_and(|e| (e - m.leaf.not_after()).whole_seconds().abs() <= 1);
+        let expire_ok = same_expiry(st.expire.as_deref(), m.leaf.not_after());
         let cn_ok = st
             .cn
             .as_ref()
@@ -507,12 +510,9 @@ impl DeploymentTarget for EmqxCloud {
             Ok(None) => {
                 // The answer was lost or the API failed: re-read before anything else.
                 let now = self.tls_state().await?;
-                let applied = now.as_ref().is_some_and(|st| {
-                    st.expire
-                        .as_deref()
-                        .and_then(parse_expire)
-                        .is_some_and(|e| (e - m.leaf.not_after()).whole_seconds().abs() <= 1)
-                });
+                let applied = now
+                    .as_ref()
+                    .is_some_and(|st| same_expiry(st.expire.as_deref(), m.leaf.not_after()));
                 if !applied {
                     return Err(DeployError::Api {
                         target: self.target(),
