@@ -151,6 +151,24 @@ impl<P: DnsProvider> Batching<P> {
 /// A batch being filled: its waiters, the record sets (name, type) it touches, its changes.
 type OpenBatch = (Vec<Waiter>, HashSet<(String, RecordType)>, usize);
 
+/// Empties a zone's queue when its leader goes away before taking it (see `change`).
+struct LeaderGuard<'a> {
+    queues: &'a Mutex<HashMap<String, Vec<Waiter>>>,
+    zone_id: &'a str,
+    armed: bool,
+}
+
+impl Drop for LeaderGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed
+            && let Ok(mut q) = self.queues.lock()
+        {
+            // Dropping the waiters' reply senders wakes them with an error.
+            q.remove(self.zone_id);
+        }
+    }
+}
+
 /// Splits waiters into batches: no record set (name, type) twice in a batch, and at most
 /// [`MAX_CHANGES_PER_BATCH`] changes (a single larger caller gets a batch of its own).
 fn group(waiters: Vec<Waiter>) -> Vec<Vec<Waiter>> {
@@ -214,7 +232,14 @@ impl<P: DnsProvider> DnsProvider for Batching<P> {
         };
         if leader {
             // The first caller for this zone waits for the others (the wait restarts while
-            // more arrive, up to 20 windows), then sends for all.
+            // more arrive, up to 20 windows), then sends for all. Should it be cancelled
+            // while waiting (Ctrl-C, SIGTERM), the guard empties the queue: the others then
+            // send their own changes, and later callers are not left without a leader.
+            let mut guard = LeaderGuard {
+                queues: &self.queues,
+                zone_id,
+                armed: true,
+            };
             let deadline = Instant::now() + self.window * 20;
             let mut seen = 1;
             loop {
@@ -229,6 +254,8 @@ impl<P: DnsProvider> DnsProvider for Batching<P> {
                 }
                 seen = now_queued;
             }
+            // `flush` takes the queue before its first await.
+            guard.armed = false;
             self.flush(zone_id).await;
         }
         match rx.await {
@@ -364,6 +391,32 @@ mod tests {
         assert!(good.is_ok(), "the good caller is not punished: {good:?}");
         assert!(bad.is_err());
         assert_eq!(b.inner().batches.lock().unwrap().clone(), vec![1]);
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_leader_leaves_no_caller_waiting() {
+        let b = Batching::new(Counting::default(), Duration::from_millis(200), 0.0);
+        let (one, two, three) = (
+            [txt("_acme-challenge.a.test")],
+            [txt("_acme-challenge.b.test")],
+            [txt("_acme-challenge.c.test")],
+        );
+        // The leader is cancelled inside its wait; the follower sends alone.
+        let leader = b.change("Z", &one, "a");
+        let follower = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            b.change("Z", &two, "b").await
+        };
+        let (cancelled, followed) = tokio::join!(
+            tokio::time::timeout(Duration::from_millis(50), leader),
+            tokio::time::timeout(Duration::from_secs(5), follower)
+        );
+        assert!(cancelled.is_err(), "the leader was cancelled");
+        assert!(matches!(followed, Ok(Ok(_))), "{followed:?}");
+        // A later caller becomes leader of a fresh queue.
+        let later = tokio::time::timeout(Duration::from_secs(5), b.change("Z", &three, "c")).await;
+        assert!(matches!(later, Ok(Ok(_))), "{later:?}");
+        assert_eq!(b.inner().batches.lock().unwrap().clone(), vec![1, 1]);
     }
 
     #[tokio::test]
