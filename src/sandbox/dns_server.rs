@@ -4,9 +4,16 @@
 //! secondary) and a log of the questions it was asked.
 //!
 //! It runs on its own thread with its own tokio runtime, so it keeps answering while a
-//! test blocks (e.g. waiting on a child `brokercert` process). It caches nothing: every
-//! query reads ListHostedZones and ListResourceRecordSets, so a record written to moto is
-//! visible on the very next query.
+//! test blocks (e.g. waiting on a child `brokercert` process). A record written to moto
+//! is visible on the very next query, in one of two ways:
+//! - With [`DnsServerOptions::route53_front`] (what [`super::Sandbox`] uses), the server
+//!   also serves the Route 53 endpoint everyone writes through (`route53_front`), which
+//!   counts writes; answers come from a copy of moto's records kept until the next write
+//!   (or for at most [`MAX_STALE`], for writes that bypass the endpoint). Like Route 53's
+//!   own nameservers, it answers at once however many are asking.
+//! - Without it, every answer comes from ListHostedZones and ListResourceRecordSets reads
+//!   that started after the query arrived; queries arriving together share those reads
+//!   (see `FreshRead`).
 //!
 //! This file does not start moto (see `moto.rs`) and does no recursion or forwarding:
 //! a name in no moto zone is REFUSED, and the system resolver is never used.
@@ -27,6 +34,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::oneshot;
 
 use super::moto::{self, HostedZoneInfo};
+use super::route53_front::WriteLog;
 use super::{Result, SandboxError};
 
 /// Longest CNAME chain followed inside one answer.
@@ -37,6 +45,10 @@ pub const NEGATIVE_TTL: u32 = 60;
 const EDNS_PAYLOAD: u16 = 1232;
 const MAX_LOGGED_QUERIES: usize = 10_000;
 const TCP_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+/// With a Route 53 front, the longest a copy of moto's records is used without a write
+/// through the front: a safety net for writes made straight to moto (the sandbox sends
+/// all of its own and the tool's writes through the front).
+pub const MAX_STALE: Duration = Duration::from_secs(10);
 
 /// Options of the DNS server.
 #[derive(Debug, Clone, Default)]
@@ -44,6 +56,21 @@ pub struct DnsServerOptions {
     /// Ignore private hosted zones altogether (as a public resolver would). By default a
     /// private zone is used when it is the longest match and no public zone has its name.
     pub public_zones_only: bool,
+    /// Also serve a Route 53 endpoint in front of moto ([`DnsServer::route53_front`]) and
+    /// answer from a copy of moto's records that every write through it invalidates.
+    pub route53_front: bool,
+}
+
+/// moto's data as of the front's write generations (front mode).
+#[derive(Default)]
+struct Snapshot {
+    /// The zone list's generation when the copy was started.
+    generation: u64,
+    /// When the copy was started.
+    taken: Option<Instant>,
+    zones: Option<Vec<HostedZoneInfo>>,
+    /// Per zone id: its generation when read, and its record sets.
+    records: HashMap<String, (u64, Vec<moto::RecordSetInfo>)>,
 }
 
 /// A fault the server can be told to inject.
@@ -139,6 +166,13 @@ pub struct LoggedQuery {
 
 struct Shared {
     client: aws_sdk_route53::Client,
+    /// ListHostedZones, shared by queries arriving together.
+    zone_reads: FreshRead<Vec<HostedZoneInfo>>,
+    /// ListResourceRecordSets per zone id, shared likewise.
+    record_reads: Mutex<HashMap<String, Arc<FreshRead<Vec<moto::RecordSetInfo>>>>>,
+    /// Front mode: writes seen by the Route 53 front, and the copy they invalidate.
+    writes: Option<Arc<WriteLog>>,
+    snapshot: tokio::sync::Mutex<Snapshot>,
     faults: DnsFaults,
     /// When this server first saw each (owner, TXT value) in moto, for [`DnsFault::Lag`].
     first_seen: Mutex<HashMap<(String, String), Instant>>,
@@ -150,6 +184,7 @@ struct Shared {
 #[derive(Debug)]
 pub struct DnsServer {
     addr: SocketAddr,
+    front: Option<SocketAddr>,
     faults: DnsFaults,
     log: Arc<Mutex<Vec<LoggedQuery>>>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -170,12 +205,41 @@ impl DnsServer {
         let addr = udp
             .local_addr()
             .map_err(|e| SandboxError::io("reading the DNS server's address", e))?;
+        let front = if options.route53_front {
+            let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+                .map_err(|e| SandboxError::io("binding the sandbox Route 53 endpoint", e))?;
+            listener
+                .set_nonblocking(true)
+                .map_err(|e| SandboxError::io("configuring the sandbox Route 53 endpoint", e))?;
+            Some(listener)
+        } else {
+            None
+        };
+        let front_addr = match &front {
+            Some(l) => Some(
+                l.local_addr()
+                    .map_err(|e| SandboxError::io("reading the Route 53 endpoint's address", e))?,
+            ),
+            None => None,
+        };
+        let writes = front.as_ref().map(|_| Arc::new(WriteLog::default()));
+        let front = front.map(|l| {
+            (
+                l,
+                route53_endpoint.to_string(),
+                writes.clone().unwrap_or_default(),
+            )
+        });
         let faults = DnsFaults::default();
         let log = Arc::new(Mutex::new(Vec::new()));
         let (shutdown_tx, shutdown_rx) = oneshot::channel();
         let (ready_tx, ready_rx) = mpsc::channel::<std::result::Result<(), String>>();
         let shared = Shared {
             client: moto::route53_client(route53_endpoint),
+            zone_reads: FreshRead::default(),
+            record_reads: Mutex::new(HashMap::new()),
+            writes,
+            snapshot: tokio::sync::Mutex::new(Snapshot::default()),
             faults: faults.clone(),
             first_seen: Mutex::new(HashMap::new()),
             log: log.clone(),
@@ -183,7 +247,7 @@ impl DnsServer {
         };
         let thread = std::thread::Builder::new()
             .name(format!("sandbox-dns-{}", addr.port()))
-            .spawn(move || run_thread(udp, tcp, shared, shutdown_rx, ready_tx))
+            .spawn(move || run_thread(udp, tcp, front, shared, shutdown_rx, ready_tx))
             .map_err(|e| SandboxError::io("spawning the DNS server thread", e))?;
         match ready_rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(())) => {}
@@ -197,11 +261,18 @@ impl DnsServer {
         tracing::debug!(%addr, "sandbox DNS server started");
         Ok(Self {
             addr,
+            front: front_addr,
             faults,
             log,
             shutdown: Some(shutdown_tx),
             thread: Some(thread),
         })
+    }
+
+    /// The Route 53 endpoint in front of moto (`http://127.0.0.1:PORT`), when started with
+    /// [`DnsServerOptions::route53_front`]: writes through it are seen at once in DNS.
+    pub fn route53_front(&self) -> Option<String> {
+        self.front.map(|a| format!("http://{a}"))
     }
 
     /// The address (127.0.0.1:PORT) it answers on, over UDP and TCP.
@@ -275,9 +346,13 @@ fn bind_pair() -> Result<(std::net::UdpSocket, std::net::TcpListener)> {
     ))
 }
 
+/// The front's listener, moto's endpoint and the write log.
+type FrontParts = (std::net::TcpListener, String, Arc<WriteLog>);
+
 fn run_thread(
     udp: std::net::UdpSocket,
     tcp: std::net::TcpListener,
+    front: Option<FrontParts>,
     shared: Shared,
     shutdown: oneshot::Receiver<()>,
     ready: mpsc::Sender<std::result::Result<(), String>>,
@@ -301,6 +376,17 @@ fn run_thread(
                 return;
             }
         };
+        if let Some((listener, upstream, writes)) = front {
+            match TcpListener::from_std(listener) {
+                Ok(l) => {
+                    tokio::spawn(super::route53_front::serve(l, upstream, writes));
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(format!("registering the Route 53 endpoint: {e}")));
+                    return;
+                }
+            }
+        }
         let _ = ready.send(Ok(()));
         serve(udp, tcp, Arc::new(shared), shutdown).await;
     });
@@ -416,6 +502,7 @@ fn encode(response: &Message, limit: Option<usize>) -> Option<Vec<u8>> {
 
 /// Builds the answer to one request (`None`: do not answer).
 async fn respond(shared: &Shared, request: &Message, transport: &'static str) -> Option<Message> {
+    let asked = Instant::now();
     let mut response = Message::response(request.id, request.op_code);
     response.metadata.recursion_desired = request.recursion_desired;
     response.add_queries(request.queries.iter().cloned());
@@ -433,7 +520,7 @@ async fn respond(shared: &Shared, request: &Message, transport: &'static str) ->
         None | Some(DnsFault::Lag(_)) => {
             let query = &request.queries[0];
             let answer = if query.query_class() == DNSClass::IN {
-                resolve(shared, query).await
+                resolve(shared, query, asked).await
             } else {
                 Ok(Answer::refused())
             };
@@ -507,18 +594,92 @@ struct Zone {
     info: HostedZoneInfo,
 }
 
+/// One read of moto shared by the queries that arrive while it is under way or queued:
+/// a caller gets the result of a read that *started after it asked*, so it never sees
+/// data older than its question (a write acknowledged before the query is always seen).
+/// At most one read runs at a time; everyone who asked during it shares the next one.
+struct FreshRead<T> {
+    last: tokio::sync::Mutex<Option<(Instant, T)>>,
+}
+
+impl<T> Default for FreshRead<T> {
+    fn default() -> Self {
+        Self {
+            last: tokio::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl<T: Clone> FreshRead<T> {
+    async fn get<F, Fut>(&self, asked: Instant, read: F) -> Result<T>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        let mut last = self.last.lock().await;
+        if let Some((started, value)) = last.as_ref()
+            && *started >= asked
+        {
+            return Ok(value.clone());
+        }
+        let started = Instant::now();
+        let value = read().await?;
+        *last = Some((started, value.clone()));
+        Ok(value)
+    }
+}
+
+/// Front mode: keeps `snap`'s zone list current (read after the last write that was not a
+/// record change, and at most [`MAX_STALE`] old); the caller holds the lock, so concurrent
+/// queries share one refresh. Records are read per zone, again when that zone was written.
+async fn fresh_snapshot(
+    snap: &mut Snapshot,
+    writes: &WriteLog,
+    client: &aws_sdk_route53::Client,
+) -> Result<()> {
+    let generation = writes.get("");
+    let current = snap.zones.is_some()
+        && snap.generation == generation
+        && snap.taken.is_some_and(|t| t.elapsed() < MAX_STALE);
+    if current {
+        return Ok(());
+    }
+    let taken = Instant::now();
+    let zones = moto::list_zones(client).await?;
+    *snap = Snapshot {
+        generation,
+        taken: Some(taken),
+        zones: Some(zones),
+        records: HashMap::new(),
+    };
+    Ok(())
+}
+
 /// The moto data one query needs, read once per query.
 struct Lookup<'a> {
     shared: &'a Shared,
     client: &'a aws_sdk_route53::Client,
+    asked: Instant,
     zones: Vec<Zone>,
     records: HashMap<String, Arc<Vec<Rrset>>>,
 }
 
 impl<'a> Lookup<'a> {
-    async fn new(shared: &'a Shared) -> Result<Self> {
-        let zones = moto::list_zones(&shared.client)
-            .await?
+    async fn new(shared: &'a Shared, asked: Instant) -> Result<Self> {
+        let zones = match &shared.writes {
+            Some(writes) => {
+                let mut snap = shared.snapshot.lock().await;
+                fresh_snapshot(&mut snap, writes, &shared.client).await?;
+                snap.zones.clone().unwrap_or_default()
+            }
+            None => {
+                shared
+                    .zone_reads
+                    .get(asked, || moto::list_zones(&shared.client))
+                    .await?
+            }
+        };
+        let zones = zones
             .into_iter()
             .filter(|z| !(shared.options.public_zones_only && z.private))
             .filter_map(|info| match parse_fqdn(&info.name) {
@@ -532,6 +693,7 @@ impl<'a> Lookup<'a> {
         Ok(Self {
             shared,
             client: &shared.client,
+            asked,
             zones,
             records: HashMap::new(),
         })
@@ -561,8 +723,36 @@ impl<'a> Lookup<'a> {
         if let Some(sets) = self.records.get(zone_id) {
             return Ok(sets.clone());
         }
-        let sets: Vec<Rrset> = moto::list_records(self.client, zone_id)
-            .await?
+        let client = self.client;
+        let raw = match &self.shared.writes {
+            Some(writes) => {
+                let mut snap = self.shared.snapshot.lock().await;
+                fresh_snapshot(&mut snap, writes, client).await?;
+                let generation = writes.get(zone_id);
+                match snap.records.get(zone_id) {
+                    Some((read_at, sets)) if *read_at == generation => sets.clone(),
+                    _ => {
+                        let sets = moto::list_records(client, zone_id).await?;
+                        snap.records
+                            .insert(zone_id.to_owned(), (generation, sets.clone()));
+                        sets
+                    }
+                }
+            }
+            None => {
+                let read = self
+                    .shared
+                    .record_reads
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .entry(zone_id.to_owned())
+                    .or_default()
+                    .clone();
+                read.get(self.asked, || moto::list_records(client, zone_id))
+                    .await?
+            }
+        };
+        let sets: Vec<Rrset> = raw
             .into_iter()
             .filter_map(|set| {
                 let owner = parse_fqdn(&set.name)?;
@@ -612,9 +802,9 @@ impl Lookup<'_> {
     }
 }
 
-async fn resolve(shared: &Shared, query: &Query) -> Result<Answer> {
+async fn resolve(shared: &Shared, query: &Query, asked: Instant) -> Result<Answer> {
     let qtype = query.query_type();
-    let mut lookup = Lookup::new(shared).await?;
+    let mut lookup = Lookup::new(shared, asked).await?;
     if lookup.zone_for(query.name()).is_none() {
         return Ok(Answer::refused());
     }

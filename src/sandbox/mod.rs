@@ -26,6 +26,7 @@ pub mod mosquitto;
 pub mod moto;
 pub mod pebble;
 pub mod process;
+mod route53_front;
 pub mod route53_proxy;
 
 use std::net::SocketAddr;
@@ -361,7 +362,15 @@ impl Sandbox {
     async fn start_servers(dir: &Path, options: &SandboxOptions) -> Result<Servers> {
         // moto takes ~1 s to import: start it first, wait for it last.
         let mut moto = MotoServer::spawn(options.moto_server.as_deref(), dir)?;
-        let dns = DnsServer::start_with(&moto.endpoint(), options.dns.clone())?;
+        // Everyone reaches moto through the DNS server's Route 53 endpoint, so the DNS
+        // server sees every write and can answer from a copy in between.
+        let dns = DnsServer::start_with(
+            &moto.endpoint(),
+            DnsServerOptions {
+                route53_front: true,
+                ..options.dns.clone()
+            },
+        )?;
         let pebble = Pebble::start(dir, dns.addr(), &options.pebble).await?;
         moto.wait_ready(Duration::from_secs(30)).await?;
 
@@ -384,7 +393,7 @@ impl Sandbox {
                 .map_err(|e| SandboxError::io(format!("writing {}", p.display()), e))?;
         }
 
-        let client = moto.client();
+        let client = moto::route53_client(&dns.route53_front().unwrap_or_else(|| moto.endpoint()));
         let mut zones = Vec::new();
         for spec in &options.zones {
             let id = moto::create_zone(&client, &spec.name, spec.private).await?;
@@ -427,7 +436,9 @@ impl Sandbox {
 
     /// The Route 53 endpoint, `http://127.0.0.1:PORT`.
     pub fn route53_endpoint(&self) -> String {
-        self.moto.endpoint()
+        self.dns
+            .route53_front()
+            .unwrap_or_else(|| self.moto.endpoint())
     }
 
     /// The DNS server (UDP and TCP).
@@ -437,7 +448,7 @@ impl Sandbox {
 
     /// A new Route 53 client for moto (static fake credentials; one per tokio runtime).
     pub fn route53_client(&self) -> aws_sdk_route53::Client {
-        self.moto.client()
+        moto::route53_client(&self.route53_endpoint())
     }
 
     /// The DNS server's fault-injection switch.

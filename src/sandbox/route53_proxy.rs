@@ -7,7 +7,8 @@
 //! moto's answer: AWS-style XML errors `Throttling` and `PriorRequestNotComplete` (400),
 //! an HTTP 500, a connection reset before the request is forwarded, a connection reset
 //! after moto applied the request (the answer is lost), two seconds of latency, and
-//! `GetChange` answers rewritten from `INSYNC` to `PENDING` for a while. Faults hit a
+//! `GetChange` answers rewritten from `INSYNC` to `PENDING` for a while (and, meanwhile,
+//! `ChangeResourceRecordSets` answers too, as real Route 53 gives). Faults hit a
 //! configurable percentage of requests (optionally only some operations, after letting
 //! the first N of them through, at most M times), drawn from a seeded generator so a failing
 //! run can be repeated; every request is logged with the fault it got.
@@ -192,7 +193,8 @@ pub struct ProxiedRequest {
     pub operation: &'static str,
     /// The fault injected, if any.
     pub fault: Option<Route53Fault>,
-    /// Whether a `GetChange` answer was rewritten to `PENDING`.
+    /// Whether the answer (`GetChange`, or `ChangeResourceRecordSets` during a hold) was
+    /// rewritten to `PENDING`.
     pub held_pending: bool,
     /// The status the client got (0: connection dropped).
     pub status: u16,
@@ -401,6 +403,16 @@ fn decide(shared: &Shared, operation: &'static str) -> (Option<Route53Fault>, bo
             Some(Hold::For(d, Some(since))) => since.elapsed() < d,
             None => false,
         }
+    } else if operation == "ChangeResourceRecordSets" {
+        // moto answers INSYNC at once; real Route 53 answers PENDING. During a hold the
+        // change's own answer must not say what `GetChange` is made to deny. This does
+        // not use up the hold.
+        match s.hold {
+            Some(Hold::Requests(n)) => n > 0,
+            Some(Hold::For(d, None)) => !d.is_zero(),
+            Some(Hold::For(d, Some(since))) => since.elapsed() < d,
+            None => false,
+        }
     } else {
         false
     };
@@ -553,21 +565,11 @@ async fn forward(
             );
         }
     };
-    let status = rsp.status();
-    let mut out_headers = HeaderMap::new();
-    for (name, value) in rsp.headers() {
-        if !HOP_BY_HOP.contains(&name.as_str()) {
-            out_headers.append(name.clone(), value.clone());
-        }
-    }
-    let bytes = rsp.bytes().await.unwrap_or_default();
-    let mut response = Response::new(Body::from(bytes));
-    *response.status_mut() = status;
-    *response.headers_mut() = out_headers;
-    response
+    super::route53_front::relay(rsp).await
 }
 
-/// `<Status>INSYNC</Status>` → `<Status>PENDING</Status>` in a `GetChange` answer.
+/// `<Status>INSYNC</Status>` → `<Status>PENDING</Status>` in a `GetChange` or
+/// `ChangeResourceRecordSets` answer.
 async fn rewrite_pending(rsp: Response) -> Response {
     let (parts, body) = rsp.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_BODY)
