@@ -146,6 +146,8 @@ async fn route53_failing_every_request_fails_clearly_and_the_next_run_cleans_up(
         .operations(&["ChangeResourceRecordSets", "GetChange"])
         .skip_first(1);
     proxy.set_faults(down.clone());
+    // As on real Route 53, the change is PENDING at first, so its status is asked for.
+    proxy.hold_changes_pending(Duration::from_secs(3600));
     let started = Instant::now();
     let run = env
         .run(&["renew", "--no-jitter", "--config", arg(&cfg)])
@@ -178,6 +180,7 @@ async fn route53_failing_every_request_fails_clearly_and_the_next_run_cleans_up(
     // Route 53 answers again: the next run removes what the failed one left first (even
     // while it backs off from retrying the CA).
     proxy.set_faults(FaultPlan::none());
+    proxy.release_changes();
     let run = env
         .run(&["renew", "--no-jitter", "--config", arg(&cfg)])
         .await;
@@ -194,6 +197,7 @@ async fn route53_failing_every_request_fails_clearly_and_the_next_run_cleans_up(
 
     // The same with `issue`: it keeps the TXT part of the journal too.
     proxy.set_faults(down.clone());
+    proxy.hold_changes_pending(Duration::from_secs(3600));
     let run = env.run(&["issue", "--config", arg(&cfg)]).await;
     run.assert_code(exit::DNS);
     assert!(
@@ -203,6 +207,7 @@ async fn route53_failing_every_request_fails_clearly_and_the_next_run_cleans_up(
     );
     assert_eq!(env.challenge_records_left().await.len(), 1);
     proxy.set_faults(FaultPlan::none());
+    proxy.release_changes();
     let run = env.run(&["issue", "--config", arg(&cfg)]).await;
     run.assert_ok();
     assert!(

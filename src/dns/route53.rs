@@ -48,6 +48,10 @@ const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
 pub struct Route53 {
     client: Client,
     max_attempts: u32,
+    /// Changes whose `ChangeResourceRecordSets` answer already said INSYNC: asking
+    /// `GetChange` about them again would spend a request of the account's rate for an
+    /// answer we have. (Real Route 53 answers PENDING there, so it is polled as usual.)
+    insync_on_submit: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
 }
 
 impl Route53 {
@@ -82,6 +86,7 @@ impl Route53 {
         Self {
             client: Client::from_conf(conf.build()),
             max_attempts,
+            insync_on_submit: Default::default(),
         }
     }
 
@@ -91,6 +96,7 @@ impl Route53 {
         Self {
             client,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
+            insync_on_submit: Default::default(),
         }
     }
 
@@ -296,17 +302,27 @@ impl DnsProvider for Route53 {
             .send()
             .await
             .map_err(|e| self.error("ChangeResourceRecordSets", e))?;
-        let id = out
-            .change_info()
-            .map(|i| i.id().trim_start_matches("/change/").to_string())
-            .ok_or_else(|| DnsError::Provider {
-                operation: "ChangeResourceRecordSets",
-                message: "the answer carried no ChangeInfo".into(),
-            })?;
+        let info = out.change_info().ok_or_else(|| DnsError::Provider {
+            operation: "ChangeResourceRecordSets",
+            message: "the answer carried no ChangeInfo".into(),
+        })?;
+        let id = info.id().trim_start_matches("/change/").to_string();
+        if *info.status() == r53::ChangeStatus::Insync
+            && let Ok(mut known) = self.insync_on_submit.lock()
+        {
+            known.insert(id.clone());
+        }
         Ok(ChangeId(id))
     }
 
     async fn change_status(&self, change: &ChangeId) -> Result<ChangeStatus, DnsError> {
+        if self
+            .insync_on_submit
+            .lock()
+            .is_ok_and(|known| known.contains(&change.0))
+        {
+            return Ok(ChangeStatus::InSync);
+        }
         let out = self
             .client
             .get_change()
