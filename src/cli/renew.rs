@@ -79,7 +79,7 @@ pub enum Outcome {
         /// Expiry of what is deployed.
         expires: OffsetDateTime,
     },
-    /// Renewed (or redeployed), deployed and verified.
+    /// Renewed (or redeployed), and deployed and verified where targets are configured.
     Renewed {
         /// Why.
         reason: String,
@@ -87,6 +87,8 @@ pub enum Outcome {
         serial: String,
         /// Its expiry.
         expires: OffsetDateTime,
+        /// How many deployment targets got it (and were verified); 0: stored only.
+        targets: usize,
     },
     /// Dry run finished.
     DryRun {
@@ -186,9 +188,15 @@ impl Outcome {
                 reason,
                 serial,
                 expires,
+                targets,
             } => format!(
-                "{name}: renewed ({reason}) — serial {serial}, expires {}, deployed and verified",
-                date(*expires)
+                "{name}: renewed ({reason}) — serial {serial}, expires {}, {}",
+                date(*expires),
+                match targets {
+                    0 => "stored (no deployment target configured)".to_string(),
+                    1 => "deployed and verified".to_string(),
+                    n => format!("deployed to {n} targets and verified"),
+                }
             ),
             Outcome::DryRun { plan } => format!("{name}: dry run passed — {}", plan.join("; ")),
             Outcome::BackingOff { message, until, .. } => format!(
@@ -518,7 +526,11 @@ async fn renew_one(
         store,
         stop,
     };
-    let result = attempt(&ctx, spec, &mut st).await;
+    let result = {
+        use tracing::Instrument as _;
+        let span = tracing::debug_span!("certificate", name = %spec.name);
+        attempt(&ctx, spec, &mut st).instrument(span).await
+    };
     if args.dry_run {
         return match result {
             Ok(o) => o,
@@ -707,6 +719,7 @@ async fn attempt(
                 reason: reason.into(),
                 serial: leaf.serial_hex().to_string(),
                 expires: leaf.not_after(),
+                targets: targets.len(),
             });
         }
     }
@@ -787,7 +800,12 @@ async fn attempt(
         replaces,
         resume,
     };
-    let issued = match issue(&svc, spec, &opts, stop.wait()).await {
+    // Taking part in the run's Route 53 batching: this certificate's changes wait for the
+    // others' at each step, so a fleet sends one batch per zone for all of them.
+    let issued = match route53
+        .participate(issue(&svc, spec, &opts, stop.wait()))
+        .await
+    {
         Ok(i) => i,
         Err(f) => {
             // An order that failed for good cannot be resumed; a journal naming it would
@@ -856,6 +874,7 @@ async fn attempt(
         reason,
         serial: issued.serial.clone(),
         expires: issued.not_after,
+        targets: targets.len(),
     })
 }
 

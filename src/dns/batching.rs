@@ -6,6 +6,17 @@
 //! `ChangeResourceRecordSets` batch (changes to the same record set never share a batch),
 //! falling back to one batch per caller when a shared batch is refused, caching
 //! `hosted_zones` and single-flighting `change_status`, and the token bucket.
+//!
+//! When does a batch go? Certificates renewed together register as *participants*
+//! ([`Batching::participate`]). A zone's batch goes as soon as every participant is
+//! waiting on Route 53 (so nobody can add to it any more): fifty certificates that all
+//! reach "publish TXT" share one batch per zone, and their fifty clean-ups share another,
+//! however far apart they arrive. A participant busy elsewhere (at the CA, say) is waited
+//! for at most [`PARTICIPANT_WAIT_WINDOWS`] batch windows (5 s by default): the run ends
+//! with its slowest certificate anyway, and every batch saved is a request of the
+//! account's rate. Callers that are not participants get the plain debounce: the batch
+//! goes once no new change has arrived for one window (at most 20 windows).
+//!
 //! Does not own: what to change (the workflow) or any wire protocol (the inner provider).
 
 use std::collections::{HashMap, HashSet};
@@ -13,11 +24,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::provider::{ChangeStatus, DnsProvider};
 use super::{ChangeId, DnsError, HostedZone, RecordChange, RecordType};
+
+/// How many batch windows a participant's batch waits for the others at most.
+pub const PARTICIPANT_WAIT_WINDOWS: u32 = 100;
+/// How many batch windows a non-participant's batch waits at most (plain debounce).
+const DEBOUNCE_WAIT_WINDOWS: u32 = 20;
 
 /// Route 53 accepts up to 1,000 changes per batch; stay well below.
 const MAX_CHANGES_PER_BATCH: usize = 200;
@@ -67,14 +83,102 @@ struct Waiter {
     reply: Reply,
 }
 
+/// A zone's changes waiting to be sent, and whether they may go now.
+#[derive(Default)]
+struct Queue {
+    waiters: Vec<Waiter>,
+    /// Every participant is waiting on Route 53: nothing more can arrive, send.
+    release: bool,
+}
+
+/// The queues and the participants, under one lock so "everyone is waiting" is exact.
+#[derive(Default)]
+struct Board {
+    queues: HashMap<String, Queue>,
+    /// Participant id → how many Route 53 calls it is waiting on.
+    participants: HashMap<u64, usize>,
+    next_id: u64,
+}
+
+impl Board {
+    /// When every participant waits on Route 53, every queued batch may go.
+    fn release_if_all_waiting(&mut self) -> bool {
+        let all = !self.participants.is_empty() && self.participants.values().all(|n| *n > 0);
+        if all {
+            for q in self.queues.values_mut() {
+                q.release = true;
+            }
+        }
+        all
+    }
+}
+
+tokio::task_local! {
+    /// The participant the current future runs for (see [`Batching::participate`]).
+    static PARTICIPANT: u64;
+}
+
 /// Shares `inner` between concurrent certificates (see the module documentation).
 pub struct Batching<P> {
     inner: P,
     window: Duration,
     limit: RateLimit,
     zones: tokio::sync::Mutex<Option<Vec<HostedZone>>>,
-    queues: Mutex<HashMap<String, Vec<Waiter>>>,
+    board: Mutex<Board>,
+    /// Bumped whenever a change is queued, a batch is released or a participant leaves.
+    events: watch::Sender<u64>,
     statuses: Mutex<HashMap<String, StatusSlot>>,
+}
+
+/// Marks the current participant as waiting on Route 53 for as long as it lives.
+struct Busy<'a> {
+    board: &'a Mutex<Board>,
+    id: Option<u64>,
+}
+
+impl<'a> Busy<'a> {
+    fn start(board: &'a Mutex<Board>, events: &'a watch::Sender<u64>) -> Self {
+        let id = PARTICIPANT.try_with(|id| *id).ok();
+        if let Some(id) = id
+            && let Ok(mut b) = board.lock()
+        {
+            if let Some(n) = b.participants.get_mut(&id) {
+                *n += 1;
+            }
+            if b.release_if_all_waiting() {
+                events.send_modify(|e| *e += 1);
+            }
+        }
+        Self { board, id }
+    }
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.id
+            && let Ok(mut b) = self.board.lock()
+            && let Some(n) = b.participants.get_mut(&id)
+        {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
+
+/// Removes a participant when its work ends (or is cancelled).
+struct Leave<'a> {
+    board: &'a Mutex<Board>,
+    events: &'a watch::Sender<u64>,
+    id: u64,
+}
+
+impl Drop for Leave<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut b) = self.board.lock() {
+            b.participants.remove(&self.id);
+            b.release_if_all_waiting();
+        }
+        self.events.send_modify(|e| *e += 1);
+    }
 }
 
 type StatusSlot = Arc<tokio::sync::Mutex<Option<(ChangeStatus, Instant)>>>;
@@ -88,14 +192,85 @@ impl<P: DnsProvider> Batching<P> {
             window,
             limit: RateLimit::per_second(requests_per_second),
             zones: tokio::sync::Mutex::new(None),
-            queues: Mutex::new(HashMap::new()),
+            board: Mutex::new(Board::default()),
+            events: watch::Sender::new(0),
             statuses: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Runs `work` (one certificate's issuance) as a participant: while it runs, batches
+    /// wait for it to reach Route 53 too (or for 100 windows), so the certificates of one
+    /// run share a batch per zone at every step.
+    pub async fn participate<F: std::future::Future>(&self, work: F) -> F::Output {
+        let id = match self.board.lock() {
+            Ok(mut b) => {
+                b.next_id += 1;
+                let id = b.next_id;
+                b.participants.insert(id, 0);
+                id
+            }
+            // A poisoned lock: run without taking part.
+            Err(_) => return work.await,
+        };
+        let _leave = Leave {
+            board: &self.board,
+            events: &self.events,
+            id,
+        };
+        PARTICIPANT.scope(id, work).await
     }
 
     /// The wrapped provider.
     pub fn inner(&self) -> &P {
         &self.inner
+    }
+
+    /// The leader's wait: until the zone's batch is released (every participant waits on
+    /// Route 53; at most [`PARTICIPANT_WAIT_WINDOWS`] windows), or, for callers outside
+    /// any participant, until no change has arrived for one window (at most 20 windows).
+    async fn wait_for_batch(&self, zone_id: &str) {
+        let tracked = PARTICIPANT.try_with(|_| ()).is_ok();
+        let windows = if tracked {
+            PARTICIPANT_WAIT_WINDOWS
+        } else {
+            DEBOUNCE_WAIT_WINDOWS
+        };
+        let deadline = Instant::now() + self.window * windows;
+        let mut events = self.events.subscribe();
+        let mut seen = 0;
+        let mut quiet_since = Instant::now();
+        loop {
+            events.borrow_and_update();
+            let (release, queued) = self
+                .board
+                .lock()
+                .map(|b| {
+                    b.queues
+                        .get(zone_id)
+                        .map_or((true, 0), |q| (q.release, q.waiters.len()))
+                })
+                .unwrap_or((true, 0));
+            let now = Instant::now();
+            if release || now >= deadline {
+                return;
+            }
+            if queued != seen {
+                seen = queued;
+                quiet_since = now;
+            }
+            let until = if tracked {
+                deadline
+            } else {
+                (quiet_since + self.window).min(deadline)
+            };
+            if !tracked && now >= until {
+                return;
+            }
+            tokio::select! {
+                _ = events.changed() => {}
+                () = tokio::time::sleep_until(until) => {}
+            }
+        }
     }
 
     async fn submit(
@@ -112,9 +287,9 @@ impl<P: DnsProvider> Batching<P> {
     /// two changes to the same record set; a refused shared batch is retried per caller.
     async fn flush(&self, zone_id: &str) {
         let waiters = self
-            .queues
+            .board
             .lock()
-            .map(|mut q| q.remove(zone_id).unwrap_or_default())
+            .map(|mut b| b.queues.remove(zone_id).unwrap_or_default().waiters)
             .unwrap_or_default();
         for group in group(waiters) {
             if group.len() == 1 {
@@ -153,7 +328,7 @@ type OpenBatch = (Vec<Waiter>, HashSet<(String, RecordType)>, usize);
 
 /// Empties a zone's queue when its leader goes away before taking it (see `change`).
 struct LeaderGuard<'a> {
-    queues: &'a Mutex<HashMap<String, Vec<Waiter>>>,
+    board: &'a Mutex<Board>,
     zone_id: &'a str,
     armed: bool,
 }
@@ -161,10 +336,10 @@ struct LeaderGuard<'a> {
 impl Drop for LeaderGuard<'_> {
     fn drop(&mut self) {
         if self.armed
-            && let Ok(mut q) = self.queues.lock()
+            && let Ok(mut b) = self.board.lock()
         {
             // Dropping the waiters' reply senders wakes them with an error.
-            q.remove(self.zone_id);
+            b.queues.remove(self.zone_id);
         }
     }
 }
@@ -198,6 +373,7 @@ fn group(waiters: Vec<Waiter>) -> Vec<Vec<Waiter>> {
 #[async_trait]
 impl<P: DnsProvider> DnsProvider for Batching<P> {
     async fn hosted_zones(&self) -> Result<Vec<HostedZone>, DnsError> {
+        let _busy = Busy::start(&self.board, &self.events);
         let mut cached = self.zones.lock().await;
         if let Some(z) = cached.as_ref() {
             return Ok(z.clone());
@@ -217,43 +393,40 @@ impl<P: DnsProvider> DnsProvider for Batching<P> {
         if self.window.is_zero() {
             return self.submit(zone_id, changes, comment).await;
         }
+        let _busy = Busy::start(&self.board, &self.events);
         let (tx, rx) = oneshot::channel();
         let leader = {
-            let Ok(mut queues) = self.queues.lock() else {
+            let Ok(mut board) = self.board.lock() else {
                 return self.submit(zone_id, changes, comment).await;
             };
-            let q = queues.entry(zone_id.to_string()).or_default();
-            q.push(Waiter {
+            let q = board.queues.entry(zone_id.to_string()).or_default();
+            q.waiters.push(Waiter {
                 changes: changes.to_vec(),
                 comment: comment.to_string(),
                 reply: tx,
             });
-            q.len() == 1
+            let leader = q.waiters.len() == 1;
+            let waiting = board.participants.values().filter(|n| **n > 0).count();
+            tracing::debug!(
+                zone = zone_id,
+                waiting,
+                participants = board.participants.len(),
+                "change queued"
+            );
+            leader
         };
+        self.events.send_modify(|e| *e += 1);
         if leader {
-            // The first caller for this zone waits for the others (the wait restarts while
-            // more arrive, up to 20 windows), then sends for all. Should it be cancelled
-            // while waiting (Ctrl-C, SIGTERM), the guard empties the queue: the others then
-            // send their own changes, and later callers are not left without a leader.
+            // The first caller for this zone waits for the others, then sends for all.
+            // Should it be cancelled while waiting (Ctrl-C, SIGTERM), the guard empties the
+            // queue: the others then send their own changes, and later callers are not
+            // left without a leader.
             let mut guard = LeaderGuard {
-                queues: &self.queues,
+                board: &self.board,
                 zone_id,
                 armed: true,
             };
-            let deadline = Instant::now() + self.window * 20;
-            let mut seen = 1;
-            loop {
-                tokio::time::sleep(self.window).await;
-                let now_queued = self
-                    .queues
-                    .lock()
-                    .map(|q| q.get(zone_id).map_or(0, Vec::len))
-                    .unwrap_or(0);
-                if now_queued == seen || Instant::now() >= deadline {
-                    break;
-                }
-                seen = now_queued;
-            }
+            self.wait_for_batch(zone_id).await;
             // `flush` takes the queue before its first await.
             guard.armed = false;
             self.flush(zone_id).await;
@@ -266,6 +439,7 @@ impl<P: DnsProvider> DnsProvider for Batching<P> {
     }
 
     async fn change_status(&self, change: &ChangeId) -> Result<ChangeStatus, DnsError> {
+        let _busy = Busy::start(&self.board, &self.events);
         let asked = Instant::now();
         let slot = match self.statuses.lock() {
             Ok(mut m) => m.entry(change.0.clone()).or_default().clone(),
@@ -417,6 +591,74 @@ mod tests {
         let later = tokio::time::timeout(Duration::from_secs(5), b.change("Z", &three, "c")).await;
         assert!(matches!(later, Ok(Ok(_))), "{later:?}");
         assert_eq!(b.inner().batches.lock().unwrap().clone(), vec![1, 1]);
+    }
+
+    #[tokio::test]
+    async fn participants_far_apart_still_share_a_batch_and_it_goes_when_all_wait() {
+        // A one-second window would make the plain debounce wait ≥ 1 s; participants
+        // release the batch the moment the last of them reaches Route 53.
+        let b = Batching::new(Counting::default(), Duration::from_secs(1), 0.0);
+        let started = Instant::now();
+        let calls = (0..6).map(|i| {
+            let b = &b;
+            b.participate(async move {
+                // Arrivals spread over 300 ms: longer than a debounce would bridge.
+                tokio::time::sleep(Duration::from_millis(60 * i)).await;
+                let zone = if i % 2 == 0 { "Z1" } else { "Z2" };
+                b.change(zone, &[txt(&format!("_acme-challenge.p{i}.test"))], "c")
+                    .await
+            })
+        });
+        let ids = futures::future::join_all(calls).await;
+        let took = started.elapsed();
+        assert!(ids.iter().all(Result::is_ok));
+        let mut batches = b.inner().batches.lock().unwrap().clone();
+        batches.sort_unstable();
+        assert_eq!(batches, vec![3, 3], "one batch per zone");
+        assert!(
+            took < Duration::from_millis(900),
+            "released, not timed out: {took:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_participant_busy_elsewhere_is_waited_for_a_bounded_time() {
+        // 100 windows of 5 ms: 500 ms.
+        let b = Batching::new(Counting::default(), Duration::from_millis(5), 0.0);
+        let t = Instant::now();
+        let (sent, ()) = tokio::join!(
+            async {
+                let r = b
+                    .participate(b.change("Z", &[txt("_acme-challenge.b.test")], "b"))
+                    .await;
+                (r, t.elapsed())
+            },
+            b.participate(tokio::time::sleep(Duration::from_secs(3)))
+        );
+        assert!(sent.0.is_ok());
+        assert!(
+            sent.1 >= Duration::from_millis(480) && sent.1 < Duration::from_millis(2500),
+            "waited for the cap only: {:?}",
+            sent.1
+        );
+    }
+
+    #[tokio::test]
+    async fn a_participant_that_leaves_releases_the_batch() {
+        let b = Batching::new(Counting::default(), Duration::from_secs(1), 0.0);
+        let t = Instant::now();
+        let (sent, ()) = tokio::join!(
+            async {
+                let r = b
+                    .participate(b.change("Z", &[txt("_acme-challenge.c.test")], "c"))
+                    .await;
+                (r, t.elapsed())
+            },
+            // Fails before reaching Route 53, after 100 ms.
+            b.participate(tokio::time::sleep(Duration::from_millis(100)))
+        );
+        assert!(sent.0.is_ok());
+        assert!(sent.1 < Duration::from_millis(800), "{:?}", sent.1);
     }
 
     #[tokio::test]
