@@ -38,6 +38,22 @@ fn problem_type(e: &instant_acme::Error) -> Option<&str> {
     }
 }
 
+/// An error and its causes, `outer: inner: innermost` (reqwest's own text hides the
+/// cause: "error sending request" says nothing of a refused connection or a reset).
+fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let c = cause.to_string();
+        if !text.contains(&c) {
+            text.push_str(": ");
+            text.push_str(&c);
+        }
+        source = cause.source();
+    }
+    text
+}
+
 /// Maps an instant-acme error into ours, naming the stage.
 pub fn map_error(e: instant_acme::Error, stage: &'static str) -> AcmeError {
     match problem_type(&e) {
@@ -51,8 +67,9 @@ pub fn map_error(e: instant_acme::Error, stage: &'static str) -> AcmeError {
         ) if stage == "account" => AcmeError::Account(e.to_string()),
         _ => match e {
             instant_acme::Error::Other(inner) => AcmeError::Protocol(format!(
-                "{stage}: cannot reach the CA: {inner}. Check the directory URL and network access \
-                 (for a test CA with its own HTTPS root, add the root with `--acme-root`)"
+                "{stage}: cannot reach the CA: {}. Check the directory URL and network access \
+                 (for a test CA with its own HTTPS root, add the root with `--acme-root`)",
+                with_causes(inner.as_ref())
             )),
             other => AcmeError::Protocol(format!("{stage}: {other}")),
         },

@@ -109,6 +109,15 @@ pub fn alternate_links(headers: &http::HeaderMap) -> Vec<String> {
     out
 }
 
+/// Pauses before sending a request again that got no answer at all.
+const TRANSPORT_RETRIES: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(300)];
+
+/// Whether a failed send is worth repeating: the connection failed or broke, with no
+/// answer (a timeout is not repeated: the 60 s are already spent).
+fn retry_transport(e: &reqwest::Error) -> bool {
+    !e.is_timeout() && (e.is_connect() || e.is_request())
+}
+
 impl HttpClient for AcmeHttp {
     fn request(
         &self,
@@ -122,14 +131,31 @@ impl HttpClient for AcmeHttp {
                 Err(never) => match never {},
             };
             let url = parts.uri.to_string();
-            let rsp = this
-                .client
-                .request(parts.method, &url)
-                .headers(parts.headers)
-                .body(body)
-                .send()
-                .await
-                .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
+            let asked = std::time::Instant::now();
+            let mut attempt = 0;
+            let rsp = loop {
+                let sent = this
+                    .client
+                    .request(parts.method.clone(), &url)
+                    .headers(parts.headers.clone())
+                    .body(body.clone())
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) => break r,
+                    Err(e) if retry_transport(&e) && attempt < TRANSPORT_RETRIES.len() => {
+                        // The request got no answer (a refused or dropped connection, often
+                        // a pooled one the CA had just closed). Sending it again is safe: a
+                        // POST the CA did process comes back as badNonce (its nonce is spent),
+                        // which the ACME layer retries with a fresh nonce.
+                        tracing::debug!(%url, error = %e, "no answer from the CA; sending again");
+                        tokio::time::sleep(TRANSPORT_RETRIES[attempt]).await;
+                        attempt += 1;
+                    }
+                    Err(e) => return Err(instant_acme::Error::Other(Box::new(e))),
+                }
+            };
+            tracing::trace!(method = %parts.method, %url, status = %rsp.status(), took = ?asked.elapsed(), "ACME request");
             this.remember_links(&url, rsp.headers());
             let status = rsp.status();
             let headers = rsp.headers().clone();
@@ -148,6 +174,35 @@ impl HttpClient for AcmeHttp {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_request_whose_connection_drops_is_sent_again() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            // First connection: closed without an answer.
+            let (first, _) = listener.accept().await.unwrap();
+            drop(first);
+            // Second: answered.
+            let (mut second, _) = listener.accept().await.unwrap();
+            let mut buf = vec![0u8; 4096];
+            let _ = second.read(&mut buf).await.unwrap();
+            second
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok")
+                .await
+                .unwrap();
+        });
+        let http = AcmeHttp::new(&[]).unwrap();
+        let req = http::Request::builder()
+            .method("POST")
+            .uri(format!("http://{addr}/new-order"))
+            .body(BodyWrapper::from(b"{}".to_vec()))
+            .unwrap();
+        let rsp = http.request(req).await.expect("answered on the second try");
+        assert_eq!(rsp.parts.status, http::StatusCode::OK);
+        server.await.unwrap();
+    }
 
     #[test]
     fn parses_alternate_links() {

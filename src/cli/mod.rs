@@ -290,16 +290,26 @@ fn init_logging(verbose: u8, quiet: bool) {
     use std::io::IsTerminal;
     let colour = std::io::stderr().is_terminal()
         && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
-    let output = tracing_subscriber::fmt::layer()
+    let layer = tracing_subscriber::fmt::layer()
         .with_ansi(colour)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
-        .with_filter(caps);
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(output)
-        .try_init();
+        .with_target(false);
+    // From -vv on, each line carries the time since start: where a run spends its time.
+    if verbose >= 2 && !quiet {
+        let output = layer
+            .with_timer(tracing_subscriber::fmt::time::uptime())
+            .with_filter(caps);
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(output)
+            .try_init();
+    } else {
+        let output = layer.without_time().with_filter(caps);
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(output)
+            .try_init();
+    }
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

@@ -251,14 +251,15 @@ impl DnsLookup for WireLookup {
         name: &str,
         rtype: RecordType,
     ) -> Result<Answer, DnsError> {
-        exchange(server.addr, name, rtype, false, self.timeout)
-            .await
-            .map_err(|message| DnsError::Lookup {
-                name: name.to_string(),
-                rtype,
-                server: server.to_string(),
-                message,
-            })
+        let asked = std::time::Instant::now();
+        let answer = exchange(server.addr, name, rtype, false, self.timeout).await;
+        tracing::trace!(%name, ?rtype, server = %server, took = ?asked.elapsed(), ok = answer.is_ok(), "DNS query");
+        answer.map_err(|message| DnsError::Lookup {
+            name: name.to_string(),
+            rtype,
+            server: server.to_string(),
+            message,
+        })
     }
 }
 

@@ -150,6 +150,7 @@ impl Tracker<'_> {
     fn leave(&self, stage: Stage, started: tokio::time::Instant, message: &str) {
         super::stall::after(stage.as_str());
         let took = started.elapsed();
+        tracing::debug!(stage = stage.as_str(), ?took, "stage done");
         if let Ok(mut t) = self.timings.lock() {
             t.push((stage, took));
         }
