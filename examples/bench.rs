@@ -10,7 +10,8 @@
 //! process, peak RSS is the child's `ru_maxrss` from `wait4`.
 //!
 //! Flags: `--runs N` (default 10), `--fleet N` (default 50), `--noop N` (default 100),
-//! `--skip-certbot`, `--certbot PATH` (default `.sandbox/bench-venv/bin/certbot`).
+//! `--skip-certbot`, `--certbot PATH` (default `.sandbox/bench-venv/bin/certbot`),
+//! `--only SECTION` (repeatable: `cert`, `full`, `fleet`, `noop`; default all).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -18,6 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+use brokercert::pki::keys::{KeyType, PrivateKey};
 use brokercert::sandbox::{
     Budgets, DeploymentSpec, EmqxCloudEmulator, Route53Proxy, Sandbox, SandboxOptions,
 };
@@ -32,7 +34,17 @@ struct Opts {
     fleet: usize,
     noop: usize,
     certbot: Option<PathBuf>,
+    only: Vec<String>,
 }
+
+impl Opts {
+    /// Whether the section named `name` runs (`--only`).
+    fn wants(&self, name: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|o| o == name)
+    }
+}
+
+const SECTIONS: [&str; 4] = ["cert", "full", "fleet", "noop"];
 
 fn parse_opts() -> Result<Opts> {
     let mut o = Opts {
@@ -40,6 +52,7 @@ fn parse_opts() -> Result<Opts> {
         fleet: 50,
         noop: 100,
         certbot: Some(PathBuf::from(".sandbox/bench-venv/bin/certbot")),
+        only: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -53,13 +66,23 @@ fn parse_opts() -> Result<Opts> {
             "--fleet" => o.fleet = num("--fleet")?.max(1),
             "--noop" => o.noop = num("--noop")?.max(1),
             "--skip-certbot" => o.certbot = None,
+            "--only" => {
+                let section = args.next().unwrap_or_default();
+                if !SECTIONS.contains(&section.as_str()) {
+                    bail!(
+                        "--only needs one of {}; got `{section}`",
+                        SECTIONS.join(", ")
+                    );
+                }
+                o.only.push(section);
+            }
             "--certbot" => {
                 o.certbot = Some(PathBuf::from(
                     args.next().context("--certbot needs a path")?,
                 ))
             }
             other => bail!(
-                "unknown flag `{other}`; expected --runs N, --fleet N, --noop N, --skip-certbot or --certbot PATH"
+                "unknown flag `{other}`; expected --runs N, --fleet N, --noop N, --only SECTION, --skip-certbot or --certbot PATH"
             ),
         }
     }
@@ -280,12 +303,17 @@ jitter = "0s"
 
     /// `[[certificate]]` sections: `count` names spread over the fleet zones.
     fn fleet_certificates(prefix: &str, count: usize) -> String {
+        Self::fleet_certificates_with(prefix, count, "")
+    }
+
+    /// [`Bench::fleet_certificates`] with `extra` lines in every section.
+    fn fleet_certificates_with(prefix: &str, count: usize, extra: &str) -> String {
         let mut s = String::new();
         for i in 0..count {
             let zone = i % FLEET_ZONES;
             let _ = write!(
                 s,
-                "\n[[certificate]]\nname = \"{prefix}{i}\"\ndomains = [\"{prefix}{i}.fleet{zone}.test\"]\n"
+                "\n[[certificate]]\nname = \"{prefix}{i}\"\ndomains = [\"{prefix}{i}.fleet{zone}.test\"]\n{extra}"
             );
         }
         s
@@ -372,112 +400,114 @@ async fn run(report: &mut String) -> Result<()> {
         env!("CARGO_PKG_VERSION")
     );
 
-    // 1. Certificate only: brokercert vs certbot, interleaved.
-    let state = b.dir.join("state-single");
-    let single = b.write("single.toml", &b.base_config(&state))?;
-    eprintln!("bench: warming up (ACME accounts) …");
-    measure(
-        b.brokercert(
-            &single,
-            &["issue", "--name", "warm", "--domain", "warm.example.test"],
-        ),
-        "brokercert warm-up",
-    )
-    .await?;
-    if let Some(cb) = &opts.certbot {
+    if opts.wants("cert") {
+        // 1. Certificate only: brokercert vs certbot, interleaved.
+        let state = b.dir.join("state-single");
+        let single = b.write("single.toml", &b.base_config(&state))?;
+        eprintln!("bench: warming up (ACME accounts) …");
         measure(
-            b.certbot(
-                cb,
-                &[
-                    "register",
-                    "--agree-tos",
-                    "-m",
-                    "ops@example.test",
-                    "--no-eff-email",
-                ],
+            b.brokercert(
+                &single,
+                &["issue", "--name", "warm", "--domain", "warm.example.test"],
             ),
-            "certbot register",
+            "brokercert warm-up",
         )
         .await?;
-    }
-    let mut ours = Vec::new();
-    let mut theirs = Vec::new();
-    for i in 0..opts.runs {
-        eprintln!("bench: certificate only, run {}/{} …", i + 1, opts.runs);
-        let name = format!("b{i}");
-        let domain = format!("b{i}.example.test");
-        ours.push(
-            measure(
-                b.brokercert(
-                    &single,
-                    &["issue", "--name", &name, "--domain", &domain, "--timings"],
-                ),
-                "brokercert issue",
-            )
-            .await?,
-        );
         if let Some(cb) = &opts.certbot {
-            let name = format!("c{i}");
-            let domain = format!("c{i}.example.test");
-            theirs.push(
+            measure(
+                b.certbot(
+                    cb,
+                    &[
+                        "register",
+                        "--agree-tos",
+                        "-m",
+                        "ops@example.test",
+                        "--no-eff-email",
+                    ],
+                ),
+                "certbot register",
+            )
+            .await?;
+        }
+        let mut ours = Vec::new();
+        let mut theirs = Vec::new();
+        for i in 0..opts.runs {
+            eprintln!("bench: certificate only, run {}/{} …", i + 1, opts.runs);
+            let name = format!("b{i}");
+            let domain = format!("b{i}.example.test");
+            ours.push(
                 measure(
-                    b.certbot(
-                        cb,
-                        &[
-                            "certonly",
-                            "--dns-route53",
-                            "-d",
-                            &domain,
-                            "--cert-name",
-                            &name,
-                            "--key-type",
-                            "rsa",
-                            "--rsa-key-size",
-                            "2048",
-                        ],
+                    b.brokercert(
+                        &single,
+                        &["issue", "--name", &name, "--domain", &domain, "--timings"],
                     ),
-                    "certbot certonly",
+                    "brokercert issue",
                 )
                 .await?,
             );
+            if let Some(cb) = &opts.certbot {
+                let name = format!("c{i}");
+                let domain = format!("c{i}.example.test");
+                theirs.push(
+                    measure(
+                        b.certbot(
+                            cb,
+                            &[
+                                "certonly",
+                                "--dns-route53",
+                                "-d",
+                                &domain,
+                                "--cert-name",
+                                &name,
+                                "--key-type",
+                                "rsa",
+                                "--rsa-key-size",
+                                "2048",
+                            ],
+                        ),
+                        "certbot certonly",
+                    )
+                    .await?,
+                );
+            }
         }
-    }
-    let _ = writeln!(
-        report,
-        "\n## Certificate only (order → DNS-01 → finalize → store), RSA 2048\n"
-    );
-    let _ = writeln!(
-        report,
-        "| client | wall (median) | min | max | peak RSS (median) |"
-    );
-    let _ = writeln!(report, "|---|---:|---:|---:|---:|");
-    let row = |r: &mut String, who: &str, s: &[Sample]| {
-        let walls: Vec<f64> = s.iter().map(|x| ms(x.wall)).collect();
-        let min = walls.iter().copied().fold(f64::INFINITY, f64::min);
-        let max = walls.iter().copied().fold(0.0, f64::max);
-        let _ = writeln!(
-            r,
-            "| {who} | {:.0} ms | {min:.0} ms | {max:.0} ms | {:.1} MiB |",
-            med_ms(s),
-            med_mib(s)
-        );
-    };
-    row(report, "brokercert issue", &ours);
-    if !theirs.is_empty() {
-        row(report, "certbot certonly --dns-route53", &theirs);
-        let speed = med_ms(&theirs) / med_ms(&ours);
-        let mem = med_mib(&ours) / med_mib(&theirs);
         let _ = writeln!(
             report,
-            "\nbrokercert is **{speed:.1}× faster** (target ≥ 5×) and uses **{:.0} %** of certbot's peak memory (target ≤ 33 %).",
-            mem * 100.0
+            "\n## Certificate only (order → DNS-01 → finalize → store), RSA 2048\n"
         );
+        let _ = writeln!(
+            report,
+            "| client | wall (median) | min | max | peak RSS (median) |"
+        );
+        let _ = writeln!(report, "|---|---:|---:|---:|---:|");
+        let row = |r: &mut String, who: &str, s: &[Sample]| {
+            let walls: Vec<f64> = s.iter().map(|x| ms(x.wall)).collect();
+            let min = walls.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = walls.iter().copied().fold(0.0, f64::max);
+            let _ = writeln!(
+                r,
+                "| {who} | {:.0} ms | {min:.0} ms | {max:.0} ms | {:.1} MiB |",
+                med_ms(s),
+                med_mib(s)
+            );
+        };
+        row(report, "brokercert issue", &ours);
+        if !theirs.is_empty() {
+            row(report, "certbot certonly --dns-route53", &theirs);
+            let speed = med_ms(&theirs) / med_ms(&ours);
+            let mem = med_mib(&ours) / med_mib(&theirs);
+            let _ = writeln!(
+                report,
+                "\nbrokercert is **{speed:.1}× faster** (target ≥ 5×) and uses **{:.0} %** of certbot's peak memory (target ≤ 33 %).",
+                mem * 100.0
+            );
+        }
+        stage_table(report, "brokercert issue, per stage", &ours);
     }
-    stage_table(report, "brokercert issue, per stage", &ours);
-
-    // 2. Full issue: deploy to the EMQX Cloud emulator (no pending delay) and verify.
-    let state = b.dir.join("state-full");
-    let full = b.write(
+    if opts.wants("full") {
+        // 2. Full issue: deploy to the EMQX Cloud emulator (no pending delay) and verify.
+        let state = b.dir.join("state-full");
+        let full = b.write(
         "full.toml",
         &format!(
             "{}\n[[certificate]]\nname = \"mqtt\"\ndomains = [\"mqtt.example.test\"]\ncname_target = \"d1.emqx-cloud.test\"\n\n[[certificate.deploy]]\ntype = \"emqx-cloud\"\ndeployment_id = \"d1\"\nbase_url = \"{}\"\napi_roots = [\"{}\"]\npoll_interval = \"50ms\"\n\n[certificate.verify]\nmqtts_port = {}\nwss_port = {}\n",
@@ -488,178 +518,236 @@ async fn run(report: &mut String) -> Result<()> {
             b.wss
         ),
     )?;
-    measure(
-        b.brokercert(&full, &["issue", "--force"]),
-        "brokercert full warm-up",
-    )
-    .await?;
-    let mut full_runs = Vec::new();
-    for i in 0..opts.runs {
-        eprintln!("bench: full issue, run {}/{} …", i + 1, opts.runs);
-        full_runs.push(
-            measure(
-                b.brokercert(&full, &["issue", "--timings"]),
-                "brokercert issue (deploy + verify)",
-            )
-            .await?,
-        );
-    }
-    let _ = writeln!(
-        report,
-        "\n## Full issue: certificate, EMQX Cloud deployment (emulator, 0 s pending), MQTT verification\n"
-    );
-    let _ = writeln!(
-        report,
-        "median {:.0} ms (target ≤ 1000 ms), peak RSS {:.1} MiB",
-        med_ms(&full_runs),
-        med_mib(&full_runs)
-    );
-    stage_table(report, "full issue, per stage", &full_runs);
-
-    // 3. Fleet: one `renew --force` over N certificates in 5 zones vs one certificate,
-    //    through a counting proxy in front of moto; with the default 5 requests/s limit
-    //    and with the limit off (moto has none; real Route 53 does).
-    let proxy = Route53Proxy::start(&b.sb.route53_endpoint())
-        .await
-        .context("starting the Route 53 counting proxy")?;
-    let fleet_runs = opts.runs.clamp(1, 5);
-    let _ = writeln!(
-        report,
-        "\n## Fleet: `renew --force`, {} certificates in {FLEET_ZONES} hosted zones vs 1 ({fleet_runs} runs each)\n",
-        opts.fleet
-    );
-    let _ = writeln!(
-        report,
-        "| Route 53 rate limit | 1 certificate | {} certificates | ratio (target ≤ 4×) | Route 53 requests (1 / {}) | peak RSS |",
-        opts.fleet, opts.fleet
-    );
-    let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|");
-    // Only the default: with the limit off, 50 simultaneous validations overload the
-    // sandbox DNS server (it asks moto for every query) and Pebble's lookups time out.
-    for (label, extra) in [("5 requests/s (default)", "")] {
-        let tag = if extra.is_empty() {
-            "limited"
-        } else {
-            "unlimited"
-        };
-        let one = b.write(
-            &format!("fleet-1-{tag}.toml"),
-            &format!(
-                "{}{}",
-                b.config_via(
-                    &b.dir.join(format!("state-fleet-1-{tag}")),
-                    &proxy.endpoint(),
-                    extra
-                ),
-                Bench::fleet_certificates(&format!("s{tag}"), 1)
-            ),
-        )?;
-        let many = b.write(
-            &format!("fleet-n-{tag}.toml"),
-            &format!(
-                "{}{}",
-                b.config_via(
-                    &b.dir.join(format!("state-fleet-n-{tag}")),
-                    &proxy.endpoint(),
-                    extra
-                ),
-                Bench::fleet_certificates(&format!("f{tag}"), opts.fleet)
-            ),
-        )?;
-        let mut t_one = Vec::new();
-        let mut t_many = Vec::new();
-        let mut calls_one = Vec::new();
-        let mut calls_many = Vec::new();
-        for i in 0..fleet_runs {
-            eprintln!(
-                "bench: fleet ({label}), run {}/{fleet_runs} (1 and {} certificates) …",
-                i + 1,
-                opts.fleet
+        measure(
+            b.brokercert(&full, &["issue", "--force"]),
+            "brokercert full warm-up",
+        )
+        .await?;
+        let mut full_runs = Vec::new();
+        for i in 0..opts.runs {
+            eprintln!("bench: full issue, run {}/{} …", i + 1, opts.runs);
+            full_runs.push(
+                measure(
+                    b.brokercert(&full, &["issue", "--timings"]),
+                    "brokercert issue (deploy + verify)",
+                )
+                .await?,
             );
-            // The environment beats the file: point both at the counting proxy.
-            let via_proxy = |config: &Path| {
-                let mut cmd = b.brokercert(config, &["renew", "--force", "--no-jitter"]);
-                cmd.env("AWS_ENDPOINT_URL_ROUTE_53", proxy.endpoint());
-                cmd
-            };
-            proxy.clear_requests();
-            t_one.push(measure(via_proxy(&one), "renew --force (1 certificate)").await?);
-            calls_one.push(proxy.requests().len() as f64);
-            proxy.clear_requests();
-            t_many.push(measure(via_proxy(&many), "renew --force (fleet)").await?);
-            let requests = proxy.requests();
-            calls_many.push(requests.len() as f64);
-            let mut ops: Vec<&str> = requests.iter().map(|r| r.operation).collect();
-            ops.sort_unstable();
-            ops.dedup();
-            let by_op: Vec<String> = ops
-                .iter()
-                .map(|op| {
-                    format!(
-                        "{op} {}",
-                        requests.iter().filter(|r| r.operation == *op).count()
-                    )
-                })
-                .collect();
-            eprintln!("bench: fleet Route 53 requests: {}", by_op.join(", "));
         }
         let _ = writeln!(
             report,
-            "| {label} | {:.0} ms | {:.0} ms | **{:.1}×** | {:.0} / {:.0} | {:.1} MiB |",
-            med_ms(&t_one),
-            med_ms(&t_many),
-            med_ms(&t_many) / med_ms(&t_one),
-            median(calls_one),
-            median(calls_many),
-            med_mib(&t_many)
+            "\n## Full issue: certificate, EMQX Cloud deployment (emulator, 0 s pending), MQTT verification\n"
         );
+        let _ = writeln!(
+            report,
+            "median {:.0} ms (target ≤ 1000 ms), peak RSS {:.1} MiB",
+            med_ms(&full_runs),
+            med_mib(&full_runs)
+        );
+        stage_table(report, "full issue, per stage", &full_runs);
     }
-    proxy.stop();
-
-    // 4. No-op renew with N certificates in state, nothing due.
-    let noop = b.write(
-        "noop.toml",
-        &format!(
-            "{}{}",
-            b.base_config(&b.dir.join("state-noop")),
-            Bench::fleet_certificates("n", opts.noop)
-        )
-        // Filling the state for 100 certificates is not what is measured: go gently.
-        .replace("[renew]\n", "[renew]\nconcurrency = 10\n"),
-    )?;
-    eprintln!(
-        "bench: issuing {} certificates for the no-op run …",
-        opts.noop
-    );
-    measure(
-        b.brokercert(&noop, &["renew", "--no-jitter", "--force"]),
-        "renew (first issuance)",
-    )
-    .await?;
-    let mut t_noop = Vec::new();
-    for _ in 0..opts.runs {
-        let s = measure(
-            b.brokercert(&noop, &["renew", "--no-jitter"]),
-            "renew (nothing due)",
+    if opts.wants("fleet") {
+        // 3. Fleet: one `renew --force` over N certificates in 5 zones vs one certificate,
+        //    through a counting proxy in front of moto; with the default 5 requests/s limit
+        //    and with the limit off (moto has none; real Route 53 does).
+        let proxy = Route53Proxy::start(&b.sb.route53_endpoint())
+            .await
+            .context("starting the Route 53 counting proxy")?;
+        let fleet_runs = opts.runs.clamp(1, 5);
+        let _ = writeln!(
+            report,
+            "\n## Fleet: `renew --force`, {} certificates in {FLEET_ZONES} hosted zones vs 1 ({fleet_runs} runs each)\n",
+            opts.fleet
+        );
+        let _ = writeln!(
+            report,
+            "| key type | 1 certificate | {} certificates | ratio (target ≤ 4×) | Route 53 requests (1 / {}) | peak RSS |",
+            opts.fleet, opts.fleet
+        );
+        let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|");
+        // The default key type (RSA 2048, what every EMQX Cloud revision accepts) and ECDSA
+        // P-256: each certificate gets a new key, and 50 RSA keys are seconds of CPU.
+        for (label, tag, extra) in [
+            ("RSA 2048 (default)", "rsa", ""),
+            ("ECDSA P-256", "ecdsa", "key_type = \"ecdsa-p256\"\n"),
+        ] {
+            let one = b.write(
+                &format!("fleet-1-{tag}.toml"),
+                &format!(
+                    "{}{}",
+                    b.config_via(
+                        &b.dir.join(format!("state-fleet-1-{tag}")),
+                        &proxy.endpoint(),
+                        ""
+                    ),
+                    Bench::fleet_certificates_with(&format!("s{tag}"), 1, extra)
+                ),
+            )?;
+            let many = b.write(
+                &format!("fleet-n-{tag}.toml"),
+                &format!(
+                    "{}{}",
+                    b.config_via(
+                        &b.dir.join(format!("state-fleet-n-{tag}")),
+                        &proxy.endpoint(),
+                        ""
+                    ),
+                    Bench::fleet_certificates_with(&format!("f{tag}"), opts.fleet, extra)
+                ),
+            )?;
+            let mut t_one = Vec::new();
+            let mut t_many = Vec::new();
+            let mut calls_one = Vec::new();
+            let mut calls_many = Vec::new();
+            let mut failed: Option<String> = None;
+            for i in 0..fleet_runs {
+                eprintln!(
+                    "bench: fleet ({label}), run {}/{fleet_runs} (1 and {} certificates) …",
+                    i + 1,
+                    opts.fleet
+                );
+                // The environment beats the file: point both at the counting proxy.
+                let via_proxy = |config: &Path| {
+                    let mut cmd = b.brokercert(config, &["renew", "--force", "--no-jitter"]);
+                    cmd.env("AWS_ENDPOINT_URL_ROUTE_53", proxy.endpoint());
+                    cmd
+                };
+                proxy.clear_requests();
+                t_one.push(measure(via_proxy(&one), "renew --force (1 certificate)").await?);
+                calls_one.push(proxy.requests().len() as f64);
+                proxy.clear_requests();
+                let mut fleet_cmd = via_proxy(&many);
+                if std::env::var_os("BROKERCERT_BENCH_FLEET_OUTPUT").is_some() {
+                    fleet_cmd
+                        .arg("-vv")
+                        .env("BROKERCERT_LOG", "brokercert=trace");
+                }
+                let fleet_run = match measure(fleet_cmd, "renew --force (fleet)").await {
+                    Ok(r) => r,
+                    Err(e) => {
+                        // Say so in the table and go on with the next row.
+                        let first = e
+                            .to_string()
+                            .lines()
+                            .find(|l| l.contains("FAILED"))
+                            .unwrap_or("")
+                            .chars()
+                            .take(200)
+                            .collect::<String>();
+                        eprintln!("bench: fleet run failed: {e:#}");
+                        failed = Some(first);
+                        break;
+                    }
+                };
+                // `BROKERCERT_BENCH_FLEET_OUTPUT=FILE` keeps the last fleet run's output (-vv).
+                if let Some(keep) = std::env::var_os("BROKERCERT_BENCH_FLEET_OUTPUT") {
+                    std::fs::write(&keep, &fleet_run.stdout)
+                        .with_context(|| format!("writing {}", Path::new(&keep).display()))?;
+                }
+                t_many.push(fleet_run);
+                let requests = proxy.requests();
+                calls_many.push(requests.len() as f64);
+                let mut ops: Vec<&str> = requests.iter().map(|r| r.operation).collect();
+                ops.sort_unstable();
+                ops.dedup();
+                let by_op: Vec<String> = ops
+                    .iter()
+                    .map(|op| {
+                        format!(
+                            "{op} {}",
+                            requests.iter().filter(|r| r.operation == *op).count()
+                        )
+                    })
+                    .collect();
+                eprintln!("bench: fleet Route 53 requests: {}", by_op.join(", "));
+            }
+            if let Some(why) = &failed {
+                let _ = writeln!(
+                    report,
+                    "| {label} | failed after {} good run(s): {} | | | | |",
+                    t_many.len(),
+                    why.replace('|', "/")
+                );
+                continue;
+            }
+            let _ = writeln!(
+                report,
+                "| {label} | {:.0} ms | {:.0} ms | **{:.1}×** | {:.0} / {:.0} | {:.1} MiB |",
+                med_ms(&t_one),
+                med_ms(&t_many),
+                med_ms(&t_many) / med_ms(&t_one),
+                median(calls_one),
+                median(calls_many),
+                med_mib(&t_many)
+            );
+        }
+        proxy.stop();
+        // The CPU floor of the RSA row: generating the fleet's keys alone, on every CPU.
+        for (label, kt) in [
+            ("RSA 2048", KeyType::Rsa2048),
+            ("ECDSA P-256", KeyType::EcdsaP256),
+        ] {
+            let started = Instant::now();
+            let tasks: Vec<_> = (0..opts.fleet)
+                .map(|_| tokio::task::spawn_blocking(move || PrivateKey::generate(kt)))
+                .collect();
+            for t in tasks {
+                t.await?.context("generating a key")?;
+            }
+            let _ = writeln!(
+                report,
+                "\nGenerating {} {label} keys alone takes {:.0} ms here ({cpus} CPUs): part of every fleet run, as each renewal gets a new key.",
+                opts.fleet,
+                ms(started.elapsed())
+            );
+        }
+    }
+    if opts.wants("noop") {
+        // 4. No-op renew with N certificates in state, nothing due.
+        let noop = b.write(
+            "noop.toml",
+            &format!(
+                "{}{}",
+                b.base_config(&b.dir.join("state-noop")),
+                Bench::fleet_certificates("n", opts.noop)
+            )
+            // Filling the state for 100 certificates is not what is measured: go gently.
+            .replace("[renew]\n", "[renew]\nconcurrency = 10\n"),
+        )?;
+        eprintln!(
+            "bench: issuing {} certificates for the no-op run …",
+            opts.noop
+        );
+        measure(
+            b.brokercert(&noop, &["renew", "--no-jitter", "--force"]),
+            "renew (first issuance)",
         )
         .await?;
-        if s.stdout.contains(": renewed (") {
-            bail!("the no-op renew renewed something:\n{}", s.stdout);
+        let mut t_noop = Vec::new();
+        for _ in 0..opts.runs {
+            let s = measure(
+                b.brokercert(&noop, &["renew", "--no-jitter"]),
+                "renew (nothing due)",
+            )
+            .await?;
+            if s.stdout.contains(": renewed (") {
+                bail!("the no-op renew renewed something:\n{}", s.stdout);
+            }
+            t_noop.push(s);
         }
-        t_noop.push(s);
+        let connects = count_connects(&b, &noop).await;
+        let _ = writeln!(
+            report,
+            "\n## No-op `renew`: {} certificates in state, nothing due\n",
+            opts.noop
+        );
+        let _ = writeln!(
+            report,
+            "median {:.1} ms (target ≤ 50 ms), peak RSS {:.1} MiB; network connections made: {connects}",
+            med_ms(&t_noop),
+            med_mib(&t_noop)
+        );
     }
-    let connects = count_connects(&b, &noop).await;
-    let _ = writeln!(
-        report,
-        "\n## No-op `renew`: {} certificates in state, nothing due\n",
-        opts.noop
-    );
-    let _ = writeln!(
-        report,
-        "median {:.1} ms (target ≤ 50 ms), peak RSS {:.1} MiB; network connections made: {connects}",
-        med_ms(&t_noop),
-        med_mib(&t_noop)
-    );
     Ok(())
 }
 
