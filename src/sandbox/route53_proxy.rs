@@ -571,7 +571,9 @@ async fn forward(
 /// `<Status>INSYNC</Status>` → `<Status>PENDING</Status>` in a `GetChange` or
 /// `ChangeResourceRecordSets` answer.
 async fn rewrite_pending(rsp: Response) -> Response {
-    let (parts, body) = rsp.into_parts();
+    let (mut parts, body) = rsp.into_parts();
+    // The body grows by a byte: the length is recomputed from the new body.
+    parts.headers.remove(header::CONTENT_LENGTH);
     let bytes = axum::body::to_bytes(body, MAX_BODY)
         .await
         .unwrap_or_default();
