@@ -5,6 +5,7 @@
 //! longer knows, order polling that honours `Retry-After` within a timeout, the reasons for a
 //! failed validation, and alternate chains. Owns no DNS and no key material but the account's.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -17,6 +18,7 @@ use tokio::sync::RwLock;
 use super::account::{self, LoadedAccount};
 use super::alternates::{self, Signer};
 use super::http::AcmeHttp;
+use super::phase_gate::{Phase, PhaseGate};
 use super::{
     AcmeError, CaOrder, CertificateAuthority, Dns01Challenge, IssuedChains, RenewalWindow,
 };
@@ -175,6 +177,8 @@ pub struct AcmeClient {
     settings: AcmeSettings,
     store: Store,
     account: RwLock<LoadedAccount>,
+    /// New orders and authorization reads take turns (Pebble deadlocks on the mix).
+    gate: Arc<PhaseGate>,
 }
 
 impl AcmeClient {
@@ -187,6 +191,7 @@ impl AcmeClient {
             settings: settings.clone(),
             store: store.clone(),
             account: RwLock::new(account),
+            gate: Arc::new(PhaseGate::new()),
         })
     }
 
@@ -205,6 +210,7 @@ impl AcmeClient {
         if let Some(r) = replaces {
             new = new.replaces(r.clone());
         }
+        let _turn = self.gate.enter(Phase::NewOrder).await;
         let order = nonce_retry!("new order", acct.account.new_order(&new).await)?;
         Ok((order, acct))
     }
@@ -246,6 +252,7 @@ impl AcmeClient {
             account,
             directory: self.settings.directory.clone(),
             timeout: self.settings.order_timeout,
+            gate: self.gate.clone(),
         })
     }
 }
@@ -290,7 +297,10 @@ impl CertificateAuthority for AcmeClient {
             Step::Final(e) => e,
         })?;
 
-        let challenges = step_retry!("fetch authorizations", collect_challenges(&mut order).await)?;
+        let challenges = {
+            let _turn = self.gate.enter(Phase::Authorizations).await;
+            step_retry!("fetch authorizations", collect_challenges(&mut order).await)?
+        };
         Ok(self.wrap(order, acct, challenges))
     }
 
@@ -308,6 +318,7 @@ impl CertificateAuthority for AcmeClient {
             };
         let challenges = match order.state().status {
             OrderStatus::Pending => {
+                let _turn = self.gate.enter(Phase::Authorizations).await;
                 match step_retry!("fetch authorizations", collect_challenges(&mut order).await) {
                     Ok(c) => c,
                     Err(e) => {
@@ -422,6 +433,7 @@ struct AcmeOrder {
     account: LoadedAccount,
     directory: String,
     timeout: Duration,
+    gate: Arc<PhaseGate>,
 }
 
 impl AcmeOrder {
@@ -434,6 +446,7 @@ impl AcmeOrder {
 
     async fn validation_failures(&mut self) -> Vec<(String, String)> {
         let mut out = Vec::new();
+        let _turn = self.gate.enter(Phase::Authorizations).await;
         let mut authzs = self.order.authorizations();
         while let Some(Ok(mut authz)) = authzs.next().await {
             let _ = authz.refresh().await;
@@ -475,6 +488,7 @@ impl CaOrder for AcmeOrder {
     }
 
     async fn submit_challenges(&mut self) -> Result<(), AcmeError> {
+        let _turn = self.gate.enter(Phase::Authorizations).await;
         step_retry!("submit challenges", set_all_ready(&mut self.order).await)
     }
 
