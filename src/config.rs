@@ -276,6 +276,8 @@ pub struct CertificateFile {
     pub hosted_zone_id: Option<String>,
     /// Key type (default rsa2048).
     pub key_type: Option<String>,
+    /// Keep the key across renewals (default false: a new key for every certificate).
+    pub reuse_key: Option<bool>,
     /// `[[certificate.deploy]]`: where to install it.
     #[serde(default)]
     pub deploy: Vec<DeployFile>,
@@ -441,6 +443,8 @@ pub struct Overrides {
     pub hosted_zone_id: Option<String>,
     /// `--key-type`.
     pub key_type: Option<String>,
+    /// `--reuse-key`.
+    pub reuse_key: bool,
     /// `AWS_PROFILE`.
     pub route53_profile: Option<String>,
 }
@@ -541,6 +545,8 @@ pub struct CertificateSpec {
     pub hosted_zone_id: Option<String>,
     /// Key type.
     pub key_type: KeyType,
+    /// Sign each renewal's CSR with the stored key (when it is of `key_type`).
+    pub reuse_key: bool,
     /// Deploy targets (relative paths already resolved).
     pub deploy: Vec<DeployFile>,
     /// Verification settings (relative paths already resolved).
@@ -755,20 +761,25 @@ impl Settings {
                 ));
             }
         }
-        let has_cert_overrides =
-            over.cname_target.is_some() || over.hosted_zone_id.is_some() || over.key_type.is_some();
+        let has_cert_overrides = over.cname_target.is_some()
+            || over.hosted_zone_id.is_some()
+            || over.key_type.is_some()
+            || over.reuse_key;
         if has_cert_overrides {
             match cert_files.as_mut_slice() {
                 [c] => {
                     c.cname_target = over.cname_target.clone().or(c.cname_target.take());
                     c.hosted_zone_id = over.hosted_zone_id.clone().or(c.hosted_zone_id.take());
                     c.key_type = over.key_type.clone().or(c.key_type.take());
+                    if over.reuse_key {
+                        c.reuse_key = Some(true);
+                    }
                 }
                 [] => {
                     return Err(invalid(
                         "--domain",
                         "no certificate",
-                        "a certificate for `--cname-target`, `--hosted-zone-id` or `--key-type` to apply to",
+                        "a certificate for `--cname-target`, `--hosted-zone-id`, `--key-type` or `--reuse-key` to apply to",
                         "Add `--domain NAME` or a `[[certificate]]` section.",
                     ));
                 }
@@ -776,7 +787,7 @@ impl Settings {
                     return Err(invalid(
                         "--name",
                         format!("{} certificates in the configuration", cert_files.len()),
-                        "one certificate for `--cname-target`, `--hosted-zone-id` or `--key-type` to apply to",
+                        "one certificate for `--cname-target`, `--hosted-zone-id`, `--key-type` or `--reuse-key` to apply to",
                         "Pick one with `--name NAME`.",
                     ));
                 }
@@ -1029,6 +1040,7 @@ fn validate_certificate(i: usize, c: &CertificateFile) -> Result<CertificateSpec
         cname_ttl: c.cname_ttl.unwrap_or(300),
         hosted_zone_id: c.hosted_zone_id.clone(),
         key_type,
+        reuse_key: c.reuse_key.unwrap_or(false),
         deploy: c.deploy.clone(),
         verify: c.verify.clone(),
     })

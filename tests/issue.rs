@@ -301,3 +301,122 @@ async fn survives_half_of_all_nonces_rejected() {
     }
     assert!(env.challenge_records_left().await.is_empty());
 }
+
+fn live_spki(env: &TestEnv, name: &str) -> Vec<u8> {
+    PrivateKey::from_pem(std::fs::read(env.live(name, "privkey.pem")).unwrap())
+        .unwrap()
+        .public_key_spki_der()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reuse_key_keeps_the_public_key_until_new_key_or_a_type_change() {
+    let env = TestEnv::start(SandboxOptions::new().zone("zone1.test")).await;
+    let section = |key_type: &str| {
+        cert_section(
+            "pinned",
+            &["pinned.zone1.test"],
+            &format!("key_type = \"{key_type}\"\nreuse_key = true"),
+        )
+    };
+    let cfg = env.config(&section("ecdsa-p256"));
+    let cfg_s = cfg.to_str().unwrap();
+
+    // The first certificate has nothing to reuse: a new key.
+    env.run(&["issue", "--config", cfg_s]).await.assert_ok();
+    let first = live_spki(&env, "pinned");
+    let serial_1 = certs(&env.live("pinned", "cert.pem"))[0]
+        .serial_hex()
+        .to_string();
+
+    // issue and renew again: a new certificate for the same public key.
+    let again = env.run(&["issue", "--config", cfg_s, "--json"]).await;
+    again.assert_ok();
+    assert!(
+        again.stdout.contains("\"key_reused\":true"),
+        "{}",
+        again.stdout
+    );
+    env.run(&["renew", "--config", cfg_s, "--force", "--no-jitter"])
+        .await
+        .assert_ok();
+    let leaf = certs(&env.live("pinned", "cert.pem"));
+    assert_ne!(leaf[0].serial_hex(), serial_1);
+    assert_eq!(live_spki(&env, "pinned"), first);
+    let key =
+        PrivateKey::from_pem(std::fs::read(env.live("pinned", "privkey.pem")).unwrap()).unwrap();
+    assert!(key.matches_certificate(&leaf[0]));
+
+    // --new-key: a new key this once, which later runs keep.
+    let rotated = env.run(&["issue", "--config", cfg_s, "--new-key"]).await;
+    rotated.assert_ok();
+    assert!(rotated.stderr.contains("--new-key"), "{}", rotated.stderr);
+    let second = live_spki(&env, "pinned");
+    assert_ne!(second, first);
+    env.run(&["issue", "--config", cfg_s]).await.assert_ok();
+    assert_eq!(live_spki(&env, "pinned"), second);
+
+    // A changed key_type cannot keep the key: a new one, and the run says why.
+    let cfg = env.config(&section("ecdsa-p384"));
+    let changed = env.run(&["issue", "--config", cfg.to_str().unwrap()]).await;
+    changed.assert_ok();
+    assert!(
+        changed
+            .stderr
+            .contains("key_type changed from ecdsa-p256 to ecdsa-p384"),
+        "{}",
+        changed.stderr
+    );
+    assert_ne!(live_spki(&env, "pinned"), second);
+    assert!(env.challenge_records_left().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reuse_key_with_an_unreadable_stored_key_stops_before_ordering() {
+    let env = TestEnv::start(SandboxOptions::new().zone("zone1.test")).await;
+    let cfg = env.config(&cert_section(
+        "pinned",
+        &["pinned.zone1.test"],
+        "key_type = \"ecdsa-p256\"\nreuse_key = true",
+    ));
+    let cfg_s = cfg.to_str().unwrap();
+    env.run(&["issue", "--config", cfg_s]).await.assert_ok();
+    let cert_before = std::fs::read(env.live("pinned", "cert.pem")).unwrap();
+    // The stored key is damaged (the live file is the current version's key).
+    let key_file = std::fs::canonicalize(env.live("pinned", "privkey.pem")).unwrap();
+    std::fs::write(
+        &key_file,
+        "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+
+    let run = env.run(&["issue", "--config", cfg_s]).await;
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    for part in ["reuse_key", "privkey.pem", "--new-key"] {
+        assert!(
+            run.stderr.contains(part),
+            "`{part}` missing: {}",
+            run.stderr
+        );
+    }
+    assert!(!run.stderr.contains("AAAA"), "{}", run.stderr);
+    // Nothing ordered, published or stored.
+    assert!(
+        !run.stderr.contains("DNS-01 challenge(s) to answer"),
+        "{}",
+        run.stderr
+    );
+    assert!(env.challenge_records_left().await.is_empty());
+    assert_eq!(
+        std::fs::read(env.live("pinned", "cert.pem")).unwrap(),
+        cert_before
+    );
+
+    // --new-key is the way out.
+    env.run(&["issue", "--config", cfg_s, "--new-key"])
+        .await
+        .assert_ok();
+    assert_ne!(
+        std::fs::read(env.live("pinned", "cert.pem")).unwrap(),
+        cert_before
+    );
+}

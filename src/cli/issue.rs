@@ -87,6 +87,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         propagation_timeout: settings.dns.propagation_timeout,
         replaces: None,
         resume: None,
+        new_key: args.new_key,
     };
     let mut code = exit::OK;
     for spec in &settings.certificates {
@@ -157,6 +158,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                     "serial": null,
                     "not_after": null,
                     "key_type": spec.key_type.to_string(),
+                    "key_reused": false,
                     "live_dir": null,
                     "stage": failure.stage.as_str(),
                     "error": failure.error.to_string(),
@@ -195,6 +197,7 @@ fn issued_json(i: &crate::workflow::Issued, code: i32, error: Option<String>) ->
         "serial": i.serial,
         "not_after": output::rfc3339(i.not_after),
         "key_type": i.key_type.to_string(),
+        "key_reused": i.key_reused,
         "live_dir": i.paths.live_dir.display().to_string(),
         "stage": null,
         "error": error.or_else(|| (code != exit::OK).then(|| "deployment or verification failed (see stderr)".to_string())),

@@ -177,6 +177,12 @@ pub struct IssueArgs {
     /// Key type: rsa2048 (default), rsa3072, rsa4096, ecdsa-p256, ecdsa-p384.
     #[arg(long, value_name = "TYPE")]
     pub key_type: Option<String>,
+    /// Keep the stored certificate's key (for devices that pin it); see `reuse_key`.
+    #[arg(long, conflicts_with = "new_key")]
+    pub reuse_key: bool,
+    /// Make a new key this run even if `reuse_key` is set (e.g. after a key compromise).
+    #[arg(long)]
+    pub new_key: bool,
     /// ACME directory: letsencrypt, letsencrypt-staging, or a URL.
     #[arg(long, env = "BROKERCERT_DIRECTORY", value_name = "URL")]
     pub directory: Option<String>,
@@ -242,6 +248,7 @@ impl IssueArgs {
             cname_target: self.cname_target.clone(),
             hosted_zone_id: self.hosted_zone_id.clone(),
             key_type: self.key_type.clone(),
+            reuse_key: self.reuse_key,
             ..Default::default()
         }
     }

@@ -100,7 +100,11 @@ pub fn issued_summary(i: &Issued, now: OffsetDateTime) -> String {
         i.domains.join(", "),
         i.serial,
         date(i.not_after),
-        i.key_type,
+        if i.key_reused {
+            format!("{} (reused: the same public key as before)", i.key_type)
+        } else {
+            i.key_type.to_string()
+        },
         chain.join(" ← "),
     );
     if let Some(c) = cname {

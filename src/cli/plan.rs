@@ -362,8 +362,15 @@ async fn plan_one(
         "acme",
         "write",
         format!(
-            "finalize with a CSR for a new {} key, download the certificate{}",
-            spec.key_type,
+            "finalize with a CSR for {}, download the certificate{}",
+            if spec.reuse_key {
+                format!(
+                    "the stored {} key (reuse_key; a new one if none is stored)",
+                    spec.key_type
+                )
+            } else {
+                format!("a new {} key", spec.key_type)
+            },
             settings
                 .acme
                 .preferred_chain

@@ -48,6 +48,9 @@ pub struct RenewArgs {
     /// Renew even when not due.
     #[arg(long)]
     pub force: bool,
+    /// Make new keys this run even where `reuse_key` is set (e.g. after a key compromise).
+    #[arg(long)]
+    pub new_key: bool,
     /// Full workflow against Let's Encrypt staging (or the configured test CA) into a
     /// throw-away directory, without writing to any deployment; prints the plan.
     #[arg(long)]
@@ -799,6 +802,7 @@ async fn attempt(
         propagation_timeout: settings.dns.propagation_timeout,
         replaces,
         resume,
+        new_key: args.new_key,
     };
     // Taking part in the run's Route 53 batching: this certificate's changes wait for the
     // others' at each step, so a fleet sends one batch per zone for all of them.

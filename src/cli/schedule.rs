@@ -79,6 +79,7 @@ pub async fn run(cli: &Cli, args: &ScheduleArgs) -> i32 {
     let renew_args = RenewArgs {
         name: None,
         force: false,
+        new_key: false,
         dry_run: false,
         no_jitter: true,
         wait: None,

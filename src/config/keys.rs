@@ -111,6 +111,7 @@ pub const KEYS: &[Key] = &[
     k("certificate.cname_ttl", Int),
     k("certificate.hosted_zone_id", Str),
     k("certificate.key_type", Str),
+    k("certificate.reuse_key", Bool),
     k("certificate.deploy", TableArray),
     k("certificate.deploy.type", Str),
     emqx("certificate.deploy.deployment_id", Str),

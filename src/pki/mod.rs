@@ -15,6 +15,7 @@ pub mod anchors;
 pub mod bundle;
 pub mod certificate;
 pub mod chain;
+pub mod key_choice;
 pub mod keys;
 pub mod split_bundle;
 
@@ -28,6 +29,7 @@ pub use chain::{
     ChainError, ChainRole, SplitChain, ValidityStatus, ValidityWindow, choose_preferred,
     dedup_certificates, order_chain, split_chain, verify_validity,
 };
+pub use key_choice::{FreshBecause, KeyChoice, StoredKey, choose_key};
 pub use keys::{KeyError, KeyType, ParseKeyTypeError, PrivateKey};
 pub use split_bundle::{SplitBundle, SplitError, split_bundle};
 

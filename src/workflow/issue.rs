@@ -65,6 +65,8 @@ pub struct IssueOptions {
     pub replaces: Option<String>,
     /// An order an interrupted run placed, and the key of its CSR if one was sent.
     pub resume: Option<Resume>,
+    /// `--new-key`: a new key this run, whatever `reuse_key` says.
+    pub new_key: bool,
 }
 
 /// What an interrupted run left that this run can pick up.
@@ -93,6 +95,8 @@ pub struct Issued {
     pub not_after: OffsetDateTime,
     /// Key type.
     pub key_type: KeyType,
+    /// Whether the CSR was signed with the key of the certificate this one replaces.
+    pub key_reused: bool,
     /// Intermediates' subjects, leaf side first.
     pub chain: Vec<String>,
     /// The trust anchor's subject.
@@ -335,7 +339,8 @@ async fn run(
         }),
     );
 
-    // The key is generated while the DNS work runs (RSA generation takes a while).
+    // The key: the one an interrupted run already sent, the stored one (`reuse_key`), or a
+    // new one, generated while the DNS work runs (RSA generation takes a while).
     let key_type = spec.key_type;
     let saved_key = match opts.resume.as_ref().and_then(|r| r.key_pem.as_deref()) {
         Some(pem) => Some(PrivateKey::from_pem(pem).map_err(|e| {
@@ -344,6 +349,13 @@ async fn run(
             ))
         })?),
         None => None,
+    };
+    let (saved_key, key_reused) = match saved_key {
+        Some(k) => (Some(k), false),
+        None => match stored_key_to_reuse(svc.store, spec, opts.new_key, tracker)? {
+            Some(k) => (Some(k), true),
+            None => (None, false),
+        },
     };
     let key_task = tokio::task::spawn_blocking(move || match saved_key {
         Some(k) => Ok(k),
@@ -568,6 +580,7 @@ async fn run(
         not_before: split.leaf.not_before(),
         not_after: split.leaf.not_after(),
         key_type,
+        key_reused,
         chain: split
             .intermediates
             .iter()
@@ -641,6 +654,49 @@ fn check_issued(
         )));
     }
     Ok(())
+}
+
+/// The stored key, when `reuse_key` asks for it and it can be used; `None` for a new key
+/// (the reason goes to the progress output). An unreadable stored key stops the run.
+fn stored_key_to_reuse(
+    store: &crate::store::Store,
+    spec: &CertificateSpec,
+    new_key: bool,
+    tracker: &Tracker<'_>,
+) -> Result<Option<PrivateKey>, Error> {
+    use crate::pki::{FreshBecause, KeyChoice, StoredKey, choose_key};
+    if !spec.reuse_key && !new_key {
+        return Ok(None);
+    }
+    let path = store.live_dir(&spec.name).join("privkey.pem");
+    let read: Option<Result<PrivateKey, String>> = match store.read_live(&spec.name, "privkey.pem")
+    {
+        Ok(None) => None,
+        Ok(Some(text)) => Some(PrivateKey::from_pem(text).map_err(|e| e.to_string())),
+        Err(e) => Some(Err(e.to_string())),
+    };
+    let stored = match &read {
+        None => StoredKey::Missing,
+        Some(Ok(k)) => StoredKey::Key(k),
+        Some(Err(why)) => StoredKey::Unreadable(why),
+    };
+    match choose_key(spec.reuse_key, new_key, spec.key_type, stored) {
+        KeyChoice::Reuse => Ok(read.and_then(Result::ok)),
+        KeyChoice::Fresh(FreshBecause::Rotation) => Ok(None),
+        KeyChoice::Fresh(why) => {
+            tracker
+                .progress
+                .update(Stage::Order, &format!("a new {} key: {why}", spec.key_type));
+            Ok(None)
+        }
+        KeyChoice::Unusable(why) => Err(Error::Certificate(format!(
+            "`reuse_key` is set for `{}` but its stored key {} cannot be used: {why}. Restore \
+             the current certificate's key there, or run with `--new-key` to make a new key \
+             this once (devices that pin the old public key will then need the new one)",
+            spec.name,
+            path.display()
+        ))),
+    }
 }
 
 fn files_of(split: &SplitChain, key: &PrivateKey) -> CertificateFiles {
