@@ -394,6 +394,9 @@ fn upstream_client(ca_pem: &str) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .tls_certs_only([ca])
         .no_proxy()
+        // HTTP/1.1: Pebble builds its URLs from the forwarded `Host` header, which an
+        // HTTP/2 request would replace with Pebble's own address (`:authority`).
+        .http1_only()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(Duration::from_secs(30))
         .build()
