@@ -67,17 +67,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreErr
         rand::random::<u32>()
     ));
     let result = (|| {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)
-            .map_err(io("create", &tmp))?;
-        // The umask may have narrowed the mode; never widen beyond `mode`, but apply it exactly.
-        f.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(io("set permissions of", &tmp))?;
-        f.write_all(bytes).map_err(io("write", &tmp))?;
-        f.sync_all().map_err(io("sync", &tmp))?;
+        write_new(&tmp, bytes, mode)?;
         fs::rename(&tmp, path).map_err(io("rename into place", path))?;
         sync_dir(dir)
     })();
@@ -85,6 +75,21 @@ pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreErr
         let _ = fs::remove_file(&tmp);
     }
     result
+}
+
+/// Creates `path` (which must not exist) with exactly `mode`, writes `bytes` and syncs them.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io("create", path))?;
+    // The umask may have narrowed the mode; apply it exactly.
+    f.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io("set permissions of", path))?;
+    f.write_all(bytes).map_err(io("write", path))?;
+    f.sync_all().map_err(io("sync", path))
 }
 
 fn sync_dir(dir: &Path) -> Result<(), StoreError> {
@@ -198,20 +203,20 @@ impl Store {
             rand::random::<u32>()
         ));
         ensure_dir(&staging, 0o700)?;
+        // The staging directory is private (0700) and only becomes visible whole, by the
+        // rename: its files need no temporary names of their own, only to be on disk before
+        // the rename is (one fsync each, then one for the directory).
         let write_all = || -> Result<(), StoreError> {
-            atomic_write(
-                &staging.join("privkey.pem"),
-                files.privkey.as_bytes(),
-                0o600,
-            )?;
-            atomic_write(&staging.join("cert.pem"), files.cert.as_bytes(), 0o644)?;
-            atomic_write(&staging.join("chain.pem"), files.chain.as_bytes(), 0o644)?;
-            atomic_write(
-                &staging.join("fullchain.pem"),
-                files.fullchain.as_bytes(),
-                0o644,
-            )?;
-            atomic_write(&staging.join("root.pem"), files.root.as_bytes(), 0o644)?;
+            for (file, bytes, mode) in [
+                ("privkey.pem", &files.privkey, 0o600),
+                ("cert.pem", &files.cert, 0o644),
+                ("chain.pem", &files.chain, 0o644),
+                ("fullchain.pem", &files.fullchain, 0o644),
+                ("root.pem", &files.root, 0o644),
+            ] {
+                write_new(&staging.join(file), bytes.as_bytes(), mode)?;
+            }
+            sync_dir(&staging)?;
             fs::rename(&staging, &version_dir).map_err(io("rename into place", &version_dir))?;
             sync_dir(&archive)
         };
