@@ -94,7 +94,42 @@ fn parse_opts() -> Result<Opts> {
 struct Sample {
     wall: Duration,
     max_rss_kib: u64,
+    /// User + system CPU time of the child.
+    cpu: Duration,
     stdout: String,
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(t.tv_sec.max(0) as u64) + Duration::from_micros(t.tv_usec.max(0) as u64)
+}
+
+/// User + system CPU time of this process so far (the sandbox's DNS server and proxies run
+/// in it).
+fn own_cpu() -> Duration {
+    // SAFETY: an all-zero rusage is a valid value; getrusage fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Duration::ZERO;
+    }
+    timeval(usage.ru_utime) + timeval(usage.ru_stime)
+}
+
+/// User + system CPU time of a running process (`/proc/PID/stat`), zero if unreadable.
+fn proc_cpu(pid: u32) -> Duration {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return Duration::ZERO;
+    };
+    // Fields after the command name (which may hold spaces) start at field 3.
+    let Some(rest) = stat.rsplit_once(") ").map(|(_, r)| r) else {
+        return Duration::ZERO;
+    };
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 (index 11 and 12 after the name).
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Duration::from_millis((ticks(11) + ticks(12)) * 1000 / hz)
 }
 
 /// Runs `cmd` to completion and measures its wall time and peak RSS (from `wait4`).
@@ -112,14 +147,18 @@ async fn measure(mut cmd: Command, what: &str) -> Result<Sample> {
     let started = Instant::now();
     let child = cmd.spawn().with_context(|| format!("starting {what}"))?;
     let pid = child.id() as libc::pid_t;
-    let (status, rss) = tokio::task::spawn_blocking(move || {
+    let (status, rss, cpu) = tokio::task::spawn_blocking(move || {
         let mut status = 0;
         // SAFETY: an all-zero rusage is a valid value; wait4 fills it in.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
         // SAFETY: `pid` is our own child, not yet reaped (`child` is never waited on).
         let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
         drop(child);
-        (if r == pid { status } else { -1 }, usage.ru_maxrss as u64)
+        (
+            if r == pid { status } else { -1 },
+            usage.ru_maxrss as u64,
+            timeval(usage.ru_utime) + timeval(usage.ru_stime),
+        )
     })
     .await?;
     let wall = started.elapsed();
@@ -131,6 +170,7 @@ async fn measure(mut cmd: Command, what: &str) -> Result<Sample> {
     Ok(Sample {
         wall,
         max_rss_kib: rss,
+        cpu,
         stdout,
     })
 }
@@ -274,7 +314,19 @@ jitter = "0s"
     }
 
     fn brokercert(&self, config: &Path, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.bin);
+        self.brokercert_under(&[], config, args)
+    }
+
+    /// `brokercert` run under a wrapper command (`perf record -o FILE --`, `strace -f`, ...).
+    fn brokercert_under(&self, wrapper: &[String], config: &Path, args: &[&str]) -> Command {
+        let mut cmd = match wrapper {
+            [program, rest @ ..] => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&self.bin);
+                c
+            }
+            [] => Command::new(&self.bin),
+        };
         cmd.arg("--config").arg(config).args(args);
         self.sb.configure_command(&mut cmd);
         cmd.env("EMQX_CLOUD_API_KEY", KEY)
@@ -566,10 +618,20 @@ async fn run(report: &mut String) -> Result<()> {
         );
         let _ = writeln!(report, "|---|---:|---:|---:|---:|---:|");
         // The default key type (RSA 2048, what every EMQX Cloud revision accepts) and ECDSA
-        // P-256: each certificate gets a new key, and 50 RSA keys are seconds of CPU.
+        // P-256: each certificate gets a new key, and 50 RSA keys are seconds of CPU. The
+        // `reuse_key` row keeps each RSA key (certbot's `--reuse-key`), so what it measures is
+        // the orchestration without the key generation.
+        let mut cpu_report = format!(
+            "\nCPU time of one fleet run (medians), against the CPU time the wall time offers on {cpus} CPUs:\n\n| key type | brokercert | Pebble | moto | sandbox DNS server and proxies | total | wall × CPUs |\n|---|---:|---:|---:|---:|---:|---:|\n"
+        );
         for (label, tag, extra) in [
             ("RSA 2048 (default)", "rsa", ""),
             ("ECDSA P-256", "ecdsa", "key_type = \"ecdsa-p256\"\n"),
+            (
+                "RSA 2048, `reuse_key = true`",
+                "rsakeep",
+                "reuse_key = true\n",
+            ),
         ] {
             let one = b.write(
                 &format!("fleet-1-{tag}.toml"),
@@ -599,7 +661,24 @@ async fn run(report: &mut String) -> Result<()> {
             let mut t_many = Vec::new();
             let mut calls_one = Vec::new();
             let mut calls_many = Vec::new();
+            let mut cpu_many: Vec<Vec<Duration>> = Vec::new();
+            // `BROKERCERT_BENCH_FLEET_WRAP="perf record -g -o /tmp/fleet.data --"` runs each
+            // fleet run under that command, to see where its CPU goes.
+            let wrapper: Vec<String> = std::env::var("BROKERCERT_BENCH_FLEET_WRAP")
+                .unwrap_or_default()
+                .split_whitespace()
+                .map(str::to_string)
+                .collect();
             let mut failed: Option<String> = None;
+            if extra.contains("reuse_key") {
+                // Untimed: the first certificates make the keys the timed runs keep.
+                eprintln!("bench: fleet ({label}), first issuance (not timed) …");
+                for config in [&one, &many] {
+                    let mut cmd = b.brokercert(config, &["renew", "--force", "--no-jitter"]);
+                    cmd.env("AWS_ENDPOINT_URL_ROUTE_53", proxy.endpoint());
+                    measure(cmd, "renew --force (first issuance)").await?;
+                }
+            }
             for i in 0..fleet_runs {
                 eprintln!(
                     "bench: fleet ({label}), run {}/{fleet_runs} (1 and {} certificates) …",
@@ -608,7 +687,11 @@ async fn run(report: &mut String) -> Result<()> {
                 );
                 // The environment beats the file: point both at the counting proxy.
                 let via_proxy = |config: &Path| {
-                    let mut cmd = b.brokercert(config, &["renew", "--force", "--no-jitter"]);
+                    let mut cmd = b.brokercert_under(
+                        if config == many { &wrapper } else { &[] },
+                        config,
+                        &["renew", "--force", "--no-jitter"],
+                    );
                     cmd.env("AWS_ENDPOINT_URL_ROUTE_53", proxy.endpoint());
                     cmd
                 };
@@ -622,6 +705,9 @@ async fn run(report: &mut String) -> Result<()> {
                         .arg("-vv")
                         .env("BROKERCERT_LOG", "brokercert=trace");
                 }
+                let pids = b.sb.pids();
+                let others = || pids.iter().map(|p| proc_cpu(*p)).collect::<Vec<_>>();
+                let (before_self, before) = (own_cpu(), others());
                 let fleet_run = match measure(fleet_cmd, "renew --force (fleet)").await {
                     Ok(r) => r,
                     Err(e) => {
@@ -644,6 +730,12 @@ async fn run(report: &mut String) -> Result<()> {
                     std::fs::write(&keep, &fleet_run.stdout)
                         .with_context(|| format!("writing {}", Path::new(&keep).display()))?;
                 }
+                // Where the CPU went: [brokercert, moto, Pebble, the sandbox in this process].
+                let after = others();
+                let mut cpu = vec![fleet_run.cpu];
+                cpu.extend(after.iter().zip(&before).map(|(a, b)| a.saturating_sub(*b)));
+                cpu.push(own_cpu().saturating_sub(before_self));
+                cpu_many.push(cpu);
                 t_many.push(fleet_run);
                 let requests = proxy.requests();
                 calls_many.push(requests.len() as f64);
@@ -680,8 +772,20 @@ async fn run(report: &mut String) -> Result<()> {
                 median(calls_many),
                 med_mib(&t_many)
             );
+            let part = |i: usize| median(cpu_many.iter().map(|c| ms(c[i])).collect());
+            let _ = writeln!(
+                cpu_report,
+                "| {label} | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms | {:.0} ms |",
+                part(0),
+                part(2),
+                part(1),
+                part(3),
+                part(0) + part(1) + part(2) + part(3),
+                med_ms(&t_many) * cpus as f64
+            );
         }
         proxy.stop();
+        let _ = write!(report, "{cpu_report}");
         // The CPU floor of the RSA row: generating the fleet's keys alone, on every CPU.
         for (label, kt) in [
             ("RSA 2048", KeyType::Rsa2048),
