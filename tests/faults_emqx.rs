@@ -153,7 +153,11 @@ async fn failed_timed_out_and_dropped_writes_are_re_read_never_repeated_and_fit_
     assert_eq!(c.served_serial().as_deref(), Some(first.as_str()));
 
     // 2. A new certificate whose PUT is answered 502 (write 2): re-read, not repeated,
-    //    the old certificate keeps serving.
+    //    the old certificate keeps serving. The API tells certificates apart only by
+    //    `expire` (to the second, ±1 s), and an issuance here can take under a second: let
+    //    the new one expire at least 2 s after the served one (otherwise the tool rightly
+    //    says the re-read cannot tell, and the next steps could not tell either).
+    tokio::time::sleep(Duration::from_secs(2)).await;
     c.emu.clear_requests();
     c.emu.fail_next_write(502);
     let run = c.run(&["issue", "--config", cfg]).await;

@@ -513,6 +513,21 @@ impl DeploymentTarget for EmqxCloud {
                 let applied = now
                     .as_ref()
                     .is_some_and(|st| same_expiry(st.expire.as_deref(), m.leaf.not_after()));
+                // The API shows only the expiry: when the certificate served before expires
+                // at the same second, the re-read cannot tell the two apart.
+                let ambiguous = before
+                    .as_ref()
+                    .is_some_and(|st| same_expiry(st.expire.as_deref(), m.leaf.not_after()));
+                if applied && ambiguous {
+                    return Err(DeployError::Api {
+                        target: self.target(),
+                        status: None,
+                        message: format!(
+                            "the {method} got no usable answer, and re-reading the state cannot tell whether it took effect: EMQX Cloud shows only the expiry, and the certificate served before expires at the same second. It was not repeated (EMQX Cloud allows 6 writes per hour). Run `brokercert verify {}` to see which certificate the broker serves, and `brokercert deploy {}` if it is the old one",
+                            self.s.name, self.s.name
+                        ),
+                    });
+                }
                 if !applied {
                     return Err(DeployError::Api {
                         target: self.target(),
