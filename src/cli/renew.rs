@@ -33,6 +33,7 @@ use crate::renew::lock::RenewLock;
 use crate::renew::policy::{self, AriChoice, Current, Decision, Failures, Inputs, Reason};
 use crate::renew::state::{self, AriRecord, RenewalState};
 use crate::store::Store;
+use crate::workflow::blocking::blocking;
 use crate::workflow::challenge_records::{DnsView, Ledger};
 use crate::workflow::deploy::deploy_all;
 use crate::workflow::issue::{IssueOptions, Resume};
@@ -577,7 +578,7 @@ async fn renew_one(
     if st == before {
         return outcome;
     }
-    if let Err(e) = state::save(&renewal_dir, &spec.name, &st) {
+    if let Err(e) = blocking(|| state::save(&renewal_dir, &spec.name, &st)) {
         output::warning(&format!("cannot save the renewal state: {e}"));
     }
     outcome
@@ -780,7 +781,7 @@ async fn attempt(
         (Some(leaf), true) if st.ari.is_some() => replaces_id(leaf.der()).ok(),
         _ => None,
     };
-    journal.set_replaces(replaces.as_deref())?;
+    blocking(|| journal.set_replaces(replaces.as_deref()))?;
     let anchors = super::issue::load_anchors(settings)?;
     let route53 = lazy.route53().await;
     let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);
@@ -831,7 +832,7 @@ async fn attempt(
     for w in &issued.cleanup_warnings {
         output::warning(w);
     }
-    journal.set_replaces(None)?;
+    blocking(|| journal.set_replaces(None))?;
     st.ari = None;
 
     if args.dry_run {

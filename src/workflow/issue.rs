@@ -245,7 +245,7 @@ pub async fn issue(
             .await;
         if failures.is_empty()
             && let Some(j) = svc.journal
-            && let Err(e) = j.txt_removed()
+            && let Err(e) = super::blocking::blocking(|| j.txt_removed())
         {
             tracing::warn!("{e}");
         }
@@ -383,7 +383,7 @@ async fn run(
                 .new_order(&spec.domains, opts.replaces.as_deref())
                 .await?;
             if let Some(j) = svc.journal {
-                j.order_placed(o.url())?;
+                super::blocking::blocking(|| j.order_placed(o.url()))?;
             }
             o
         }
@@ -424,7 +424,7 @@ async fn run(
             });
         }
         if let Some(j) = svc.journal {
-            j.txt_publishing(&values)?;
+            super::blocking::blocking(|| j.txt_publishing(&values))?;
         }
         let changes = view
             .publish(
@@ -530,7 +530,7 @@ async fn run(
         .csr_der(&names)
         .map_err(|e| Error::Certificate(format!("cannot build the CSR: {e}")))?;
     if let Some(j) = svc.journal {
-        j.key_generated(&key.to_pem())?;
+        super::blocking::blocking(|| j.key_generated(&key.to_pem()))?;
     }
     let chains = order.finalize(&csr).await?;
     tracker.leave(
@@ -566,9 +566,9 @@ async fn run(
     let t = tracker.enter(Stage::Store, "writing files");
     let files = files_of(&split, &key);
     let version = version_name(now, split.leaf.serial_hex());
-    let paths = svc.store.save(&spec.name, &version, &files)?;
+    let paths = super::blocking::blocking(|| svc.store.save(&spec.name, &version, &files))?;
     if let Some(j) = svc.journal {
-        j.stored()?;
+        super::blocking::blocking(|| j.stored())?;
     }
     tracker.leave(Stage::Store, t, &format!("{}", paths.live_dir.display()));
 

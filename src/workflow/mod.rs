@@ -4,6 +4,7 @@
 //! Owns: sequencing, the clean-up guarantee and the outcome summary. Does not own any
 //! protocol or decision logic (those live in `dns`, `acme`, `pki`).
 
+pub mod blocking;
 pub mod challenge_records;
 pub mod cname;
 pub mod deploy;
