@@ -316,12 +316,8 @@ impl DnsProvider for Route53 {
     }
 
     async fn change_status(&self, change: &ChangeId) -> Result<ChangeStatus, DnsError> {
-        if self
-            .insync_on_submit
-            .lock()
-            .is_ok_and(|known| known.contains(&change.0))
-        {
-            return Ok(ChangeStatus::InSync);
+        if let Some(status) = self.known_status(change) {
+            return Ok(status);
         }
         let out = self
             .client
@@ -334,6 +330,13 @@ impl DnsProvider for Route53 {
             Some(r53::ChangeStatus::Insync) => ChangeStatus::InSync,
             _ => ChangeStatus::Pending,
         })
+    }
+
+    fn known_status(&self, change: &ChangeId) -> Option<ChangeStatus> {
+        self.insync_on_submit
+            .lock()
+            .is_ok_and(|known| known.contains(&change.0))
+            .then_some(ChangeStatus::InSync)
     }
 }
 
