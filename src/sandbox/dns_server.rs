@@ -173,6 +173,9 @@ struct Shared {
     /// Front mode: writes seen by the Route 53 front, and the copy they invalidate.
     writes: Option<Arc<WriteLog>>,
     snapshot: tokio::sync::Mutex<Snapshot>,
+    /// Front mode: one read of a zone's records from moto at a time, per zone, taken
+    /// without holding `snapshot` (queries for other zones, or for cached ones, go on).
+    zone_loads: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     faults: DnsFaults,
     /// When this server first saw each (owner, TXT value) in moto, for [`DnsFault::Lag`].
     first_seen: Mutex<HashMap<(String, String), Instant>>,
@@ -240,6 +243,7 @@ impl DnsServer {
             record_reads: Mutex::new(HashMap::new()),
             writes,
             snapshot: tokio::sync::Mutex::new(Snapshot::default()),
+            zone_loads: Mutex::new(HashMap::new()),
             faults: faults.clone(),
             first_seen: Mutex::new(HashMap::new()),
             log: log.clone(),
@@ -726,16 +730,46 @@ impl<'a> Lookup<'a> {
         let client = self.client;
         let raw = match &self.shared.writes {
             Some(writes) => {
-                let mut snap = self.shared.snapshot.lock().await;
-                fresh_snapshot(&mut snap, writes, client).await?;
-                let generation = writes.get(zone_id);
-                match snap.records.get(zone_id) {
-                    Some((read_at, sets)) if *read_at == generation => sets.clone(),
-                    _ => {
-                        let sets = moto::list_records(client, zone_id).await?;
-                        snap.records
-                            .insert(zone_id.to_owned(), (generation, sets.clone()));
-                        sets
+                let cached = |snap: &Snapshot| match snap.records.get(zone_id) {
+                    Some((read_at, sets)) if *read_at == writes.get(zone_id) => Some(sets.clone()),
+                    _ => None,
+                };
+                let hit = {
+                    let mut snap = self.shared.snapshot.lock().await;
+                    fresh_snapshot(&mut snap, writes, client).await?;
+                    cached(&snap)
+                };
+                match hit {
+                    Some(sets) => sets,
+                    None => {
+                        let load = self
+                            .shared
+                            .zone_loads
+                            .lock()
+                            .unwrap_or_else(|poisoned| poisoned.into_inner())
+                            .entry(zone_id.to_owned())
+                            .or_default()
+                            .clone();
+                        let _one_read = load.lock().await;
+                        // Whoever held the zone's turn may have read it meanwhile. (The
+                        // guard must not live through the match: the miss locks again.)
+                        let again = cached(&*self.shared.snapshot.lock().await);
+                        match again {
+                            Some(sets) => sets,
+                            None => {
+                                // The generation before the read: a write during it makes
+                                // the next query read again.
+                                let generation = writes.get(zone_id);
+                                let sets = moto::list_records(client, zone_id).await?;
+                                self.shared
+                                    .snapshot
+                                    .lock()
+                                    .await
+                                    .records
+                                    .insert(zone_id.to_owned(), (generation, sets.clone()));
+                                sets
+                            }
+                        }
                     }
                 }
             }
