@@ -136,7 +136,14 @@ async fn collect_challenges(order: &mut Order) -> Result<Vec<Dns01Challenge>, St
     Ok(challenges)
 }
 
-async fn set_all_ready(order: &mut Order) -> Result<(), Step> {
+/// Tells the CA every pending DNS-01 challenge is ready. `answered` (challenge URLs) lives
+/// across retries: instant-acme keeps the authorizations it fetched and does not update a
+/// challenge's status after `set_ready`, so a retry after a rejected nonce would otherwise
+/// answer a challenge twice, which the CA refuses ("only status pending").
+async fn set_all_ready(
+    order: &mut Order,
+    answered: &mut std::collections::HashSet<String>,
+) -> Result<(), Step> {
     let mut authzs = order.authorizations();
     while let Some(authz) = authzs.next().await {
         let mut authz = authz.map_err(Step::Acme)?;
@@ -145,8 +152,10 @@ async fn set_all_ready(order: &mut Order) -> Result<(), Step> {
         }
         if let Some(mut ch) = authz.challenge(ChallengeType::Dns01)
             && ch.status == instant_acme::ChallengeStatus::Pending
+            && !answered.contains(&ch.url)
         {
             ch.set_ready().await.map_err(Step::Acme)?;
+            answered.insert(ch.url.clone());
         }
     }
     Ok(())
@@ -489,7 +498,11 @@ impl CaOrder for AcmeOrder {
 
     async fn submit_challenges(&mut self) -> Result<(), AcmeError> {
         let _turn = self.gate.enter(Phase::Authorizations).await;
-        step_retry!("submit challenges", set_all_ready(&mut self.order).await)
+        let mut answered = std::collections::HashSet::new();
+        step_retry!(
+            "submit challenges",
+            set_all_ready(&mut self.order, &mut answered).await
+        )
     }
 
     async fn await_ready(&mut self) -> Result<(), AcmeError> {
