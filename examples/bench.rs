@@ -11,7 +11,8 @@
 //!
 //! Flags: `--runs N` (default 10), `--fleet N` (default 50), `--noop N` (default 100),
 //! `--skip-certbot`, `--certbot PATH` (default `.sandbox/bench-venv/bin/certbot`),
-//! `--only SECTION` (repeatable: `cert`, `full`, `fleet`, `noop`; default all).
+//! `--only SECTION` (repeatable: `cert`, `full`, `fleet`, `noop`; default all),
+//! `--fleet-key TAG` (repeatable: `rsa`, `ecdsa`, `rsakeep`; default all fleet rows).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -35,6 +36,7 @@ struct Opts {
     noop: usize,
     certbot: Option<PathBuf>,
     only: Vec<String>,
+    fleet_keys: Vec<String>,
 }
 
 impl Opts {
@@ -42,9 +44,15 @@ impl Opts {
     fn wants(&self, name: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|o| o == name)
     }
+
+    /// Whether the fleet row tagged `tag` runs (`--fleet-key`).
+    fn wants_fleet_key(&self, tag: &str) -> bool {
+        self.fleet_keys.is_empty() || self.fleet_keys.iter().any(|k| k == tag)
+    }
 }
 
 const SECTIONS: [&str; 4] = ["cert", "full", "fleet", "noop"];
+const FLEET_KEYS: [&str; 3] = ["rsa", "ecdsa", "rsakeep"];
 
 fn parse_opts() -> Result<Opts> {
     let mut o = Opts {
@@ -53,6 +61,7 @@ fn parse_opts() -> Result<Opts> {
         noop: 100,
         certbot: Some(PathBuf::from(".sandbox/bench-venv/bin/certbot")),
         only: Vec::new(),
+        fleet_keys: Vec::new(),
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -76,13 +85,23 @@ fn parse_opts() -> Result<Opts> {
                 }
                 o.only.push(section);
             }
+            "--fleet-key" => {
+                let tag = args.next().unwrap_or_default();
+                if !FLEET_KEYS.contains(&tag.as_str()) {
+                    bail!(
+                        "--fleet-key needs one of {}; got `{tag}`",
+                        FLEET_KEYS.join(", ")
+                    );
+                }
+                o.fleet_keys.push(tag);
+            }
             "--certbot" => {
                 o.certbot = Some(PathBuf::from(
                     args.next().context("--certbot needs a path")?,
                 ))
             }
             other => bail!(
-                "unknown flag `{other}`; expected --runs N, --fleet N, --noop N, --only SECTION, --skip-certbot or --certbot PATH"
+                "unknown flag `{other}`; expected --runs N, --fleet N, --noop N, --only SECTION, --fleet-key TAG, --skip-certbot or --certbot PATH"
             ),
         }
     }
@@ -633,6 +652,9 @@ async fn run(report: &mut String) -> Result<()> {
                 "reuse_key = true\n",
             ),
         ] {
+            if !opts.wants_fleet_key(tag) {
+                continue;
+            }
             let one = b.write(
                 &format!("fleet-1-{tag}.toml"),
                 &format!(

@@ -9,6 +9,7 @@ use brokercert::dns::lookup::exchange;
 use brokercert::pki::bundle::parse_bundle;
 use brokercert::pki::certificate::Certificate;
 use brokercert::pki::keys::PrivateKey;
+use brokercert::renew::lock::StateLock;
 use brokercert::sandbox::SandboxOptions;
 use support::{TestEnv, cert_section, certs};
 
@@ -419,4 +420,54 @@ async fn reuse_key_with_an_unreadable_stored_key_stops_before_ordering() {
         std::fs::read(env.live("pinned", "cert.pem")).unwrap(),
         cert_before
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn issue_refuses_or_waits_for_a_state_directory_another_command_holds() {
+    let env = TestEnv::start(SandboxOptions::new().zone("zone1.test")).await;
+    let cfg = env.config(&cert_section(
+        "locked",
+        &["locked.zone1.test"],
+        "key_type = \"ecdsa-p256\"",
+    ));
+    let cfg_s = cfg.to_str().unwrap();
+    // A `renew` (this test process) holds the state directory.
+    let held = StateLock::acquire(
+        &env.state_dir().join("renewal"),
+        std::time::Duration::ZERO,
+        "renew",
+    )
+    .await
+    .unwrap();
+
+    let refused = env.run(&["issue", "--config", cfg_s]).await;
+    refused.assert_code(7);
+    let holder = format!("brokercert renew (pid {})", std::process::id());
+    for part in [holder.as_str(), "did nothing", "--wait DURATION"] {
+        assert!(
+            refused.stderr.contains(part),
+            "`{part}` missing: {}",
+            refused.stderr
+        );
+    }
+    // Nothing ordered, published or stored.
+    assert!(
+        !refused.stderr.contains("DNS-01 challenge(s) to answer"),
+        "{}",
+        refused.stderr
+    );
+    assert!(!env.live("locked", "cert.pem").exists());
+    assert!(env.challenge_records_left().await.is_empty());
+
+    // With --wait, the run goes on once the holder lets go.
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        drop(held);
+    });
+    env.run(&["issue", "--config", cfg_s, "--wait", "60s"])
+        .await
+        .assert_ok();
+    release.await.unwrap();
+    assert!(env.live("locked", "cert.pem").exists());
+    assert!(env.challenge_records_left().await.is_empty());
 }

@@ -51,6 +51,10 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
         ));
         return exit::CONFIG;
     }
+    let _lock = match super::lock_state(&settings.state_dir, args.wait, "deploy").await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
     let store = Store::new(&settings.state_dir);
     let dir = args
         .from
@@ -121,7 +125,7 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
 }
 
 pub async fn run_remove(cli: &Cli, args: &RemoveArgs) -> i32 {
-    let (_settings, spec) = match select(cli, &args.name) {
+    let (settings, spec) = match select(cli, &args.name) {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -156,6 +160,10 @@ pub async fn run_remove(cli: &Cli, args: &RemoveArgs) -> i32 {
             return exit::CONFIG;
         }
     }
+    let _lock = match super::lock_state(&settings.state_dir, args.wait, "remove").await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
     for t in &targets {
         if let Err(e) = t.remove().await {
             return output::fail(e);

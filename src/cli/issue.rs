@@ -65,6 +65,10 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
             return exit::CONFIG;
         }
     };
+    let _lock = match super::lock_state(&settings.state_dir, args.wait, "issue").await {
+        Ok(l) => l,
+        Err(code) => return code,
+    };
     let store = Store::new(&settings.state_dir);
     let route53 = Route53::connect(&Route53Settings {
         endpoint_url: settings.dns.route53_endpoint.clone(),

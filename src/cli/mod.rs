@@ -147,6 +147,10 @@ pub struct DeployArgs {
     /// Skip the MQTT verification after deploying.
     #[arg(long)]
     pub no_verify: bool,
+    /// Wait this long for another brokercert command working on the same state directory
+    /// (default: exit at once with code 7).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
 }
 
 /// Flags of `remove`.
@@ -157,6 +161,10 @@ pub struct RemoveArgs {
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
+    /// Wait this long for another brokercert command working on the same state directory
+    /// (default: exit at once with code 7).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
 }
 
 /// Flags of `issue` (each overrides the configuration file).
@@ -227,6 +235,10 @@ pub struct IssueArgs {
     /// make (the same as `brokercert plan`).
     #[arg(long)]
     pub dry_run: bool,
+    /// Wait this long for another brokercert command working on the same state directory
+    /// (default: exit at once with code 7).
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
 }
 
 impl IssueArgs {
@@ -320,6 +332,25 @@ fn init_logging(verbose: u8, quiet: bool) {
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+/// Takes the state directory's lock for `command` (see `renew::lock`), waiting up to `wait`.
+/// A busy lock is reported and becomes exit code 7: this run did nothing.
+async fn lock_state(
+    state_dir: &std::path::Path,
+    wait: Option<std::time::Duration>,
+    command: &str,
+) -> Result<crate::renew::lock::StateLock, i32> {
+    crate::renew::lock::StateLock::acquire(
+        &state_dir.join("renewal"),
+        wait.unwrap_or_default(),
+        command,
+    )
+    .await
+    .map_err(|e| {
+        output::error(&e.to_string());
+        exit::STORE
+    })
+}
+
 pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {

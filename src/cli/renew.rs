@@ -29,7 +29,7 @@ use crate::error::{Error, exit};
 use crate::pki::bundle::parse_bundle;
 use crate::pki::certificate::Certificate;
 use crate::renew::journal::Journal;
-use crate::renew::lock::RenewLock;
+use crate::renew::lock::StateLock;
 use crate::renew::policy::{self, AriChoice, Current, Decision, Failures, Inputs, Reason};
 use crate::renew::state::{self, AriRecord, RenewalState};
 use crate::store::Store;
@@ -60,7 +60,8 @@ pub struct RenewArgs {
     /// `renew.jitter`, so that many machines do not hit the CA at the same second).
     #[arg(long)]
     pub no_jitter: bool,
-    /// Wait this long for another renew holding the lock (default: exit at once).
+    /// Wait this long for another brokercert command working on the same state directory
+    /// (default: exit at once, with code 0: the other run is doing the work).
     #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
     pub wait: Option<Duration>,
     /// Append a Markdown summary to this file (e.g. "$GITHUB_STEP_SUMMARY").
@@ -263,7 +264,8 @@ pub async fn run(cli: &Cli, args: &RenewArgs) -> i32 {
         jitter(settings.renew.jitter, cli.quiet).await;
     }
     let renewal_dir = settings.state_dir.join("renewal");
-    let _lock = match RenewLock::acquire(&renewal_dir, args.wait.unwrap_or_default()).await {
+    let _lock = match StateLock::acquire(&renewal_dir, args.wait.unwrap_or_default(), "renew").await
+    {
         Ok(l) => l,
         Err(crate::renew::lock::LockError::Busy { path, holder }) => {
             // Another run is doing the work: not a failure of this one.

@@ -16,7 +16,7 @@ use super::Cli;
 use super::renew::{Outcome, RenewArgs, Stop, load_settings, renew_all};
 use crate::clock::{Clock, SystemClock};
 use crate::error::exit;
-use crate::renew::lock::RenewLock;
+use crate::renew::lock::StateLock;
 
 /// Flags of `schedule`.
 #[derive(Debug, Args)]
@@ -93,23 +93,24 @@ pub async fn run(cli: &Cli, args: &ScheduleArgs) -> i32 {
             Err(code) => return code,
         };
         let renewal_dir = settings.state_dir.join("renewal");
-        let outcomes = match RenewLock::acquire(&renewal_dir, Duration::from_secs(60)).await {
-            Ok(_lock) => {
-                let o = renew_all(cli, &settings, &renew_args, &stop).await;
-                for (name, outcome) in &o {
-                    log(
-                        matches!(outcome, Outcome::Failed { .. } | Outcome::BackingOff { .. }),
-                        &outcome.line(name),
-                    );
+        let outcomes =
+            match StateLock::acquire(&renewal_dir, Duration::from_secs(60), "schedule").await {
+                Ok(_lock) => {
+                    let o = renew_all(cli, &settings, &renew_args, &stop).await;
+                    for (name, outcome) in &o {
+                        log(
+                            matches!(outcome, Outcome::Failed { .. } | Outcome::BackingOff { .. }),
+                            &outcome.line(name),
+                        );
+                    }
+                    notify_all(&settings, &o).await;
+                    o
                 }
-                notify_all(&settings, &o).await;
-                o
-            }
-            Err(e) => {
-                log(true, &format!("{e}; trying again later"));
-                Vec::new()
-            }
-        };
+                Err(e) => {
+                    log(true, &format!("{e}; trying again later"));
+                    Vec::new()
+                }
+            };
         if stop.is_set() {
             log(false, "stopping (signal received)");
             return if outcomes.iter().any(

@@ -1,8 +1,11 @@
-//! One `renew` (or `schedule`) at a time per state directory: an exclusive advisory lock on
-//! `renewal/.lock`, released by the OS when the process exits — even when it is killed.
+//! One writing command at a time per state directory: `issue`, `renew`, `schedule` (per
+//! cycle), `deploy` and `remove` take an exclusive advisory lock on `renewal/.lock`, released
+//! by the OS when the process exits — even when it is killed. Without it a hand-run `issue`
+//! and the cron `renew` of the same certificate would publish and remove each other's DNS-01
+//! values, and write the same live directory and the same deployment at once.
 //!
-//! Owns: the lock file and the message naming the holder. Does not own waiting policy
-//! beyond a bounded wait.
+//! Owns: the lock file and the message naming the holder (its PID and command). Does not own
+//! waiting policy beyond a bounded wait, nor what a busy lock means for the exit code.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
@@ -13,7 +16,7 @@ use crate::store::{StoreError, ensure_dir};
 
 /// A held lock; dropping it releases the lock.
 #[derive(Debug)]
-pub struct RenewLock {
+pub struct StateLock {
     _file: File,
     path: PathBuf,
 }
@@ -23,30 +26,66 @@ pub struct RenewLock {
 pub enum LockError {
     /// Another process holds it.
     #[error(
-        "another brokercert renew or schedule{} is working on `{}`; this run did nothing. \
-         Wait for it to finish (or pass `--wait DURATION` to wait for it)",
-        holder.as_ref().map(|p| format!(" (pid {p})")).unwrap_or_default(),
+        "another brokercert {} is working on this state directory (lock `{}`); this run did \
+         nothing. Wait for it to finish, or pass `--wait DURATION` to wait for it",
+        holder.as_ref().map(Holder::describe).unwrap_or_else(|| "command".to_string()),
         path.display()
     )]
     Busy {
         /// The lock file.
         path: PathBuf,
-        /// The PID it recorded.
-        holder: Option<String>,
+        /// Who it recorded.
+        holder: Option<Holder>,
     },
     /// The lock file could not be opened.
     #[error(transparent)]
     Store(#[from] StoreError),
 }
 
-impl RenewLock {
+/// The process a lock file names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    /// Its PID.
+    pub pid: String,
+    /// Its command (`renew`, `issue` …); empty when an older version wrote only the PID.
+    pub command: String,
+}
+
+impl Holder {
+    /// Reads `PID [COMMAND]` as written by [`StateLock::acquire`].
+    fn parse(text: &str) -> Option<Holder> {
+        let mut words = text.split_whitespace();
+        let pid = words.next()?.to_string();
+        Some(Holder {
+            pid,
+            command: words.next().unwrap_or_default().to_string(),
+        })
+    }
+
+    /// "renew (pid 42)".
+    fn describe(&self) -> String {
+        let command = if self.command.is_empty() {
+            "command"
+        } else {
+            &self.command
+        };
+        format!("{command} (pid {})", self.pid)
+    }
+}
+
+impl StateLock {
     /// The lock file's path.
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-    /// Takes the lock under `renewal_dir`, waiting up to `wait` for another holder.
-    pub async fn acquire(renewal_dir: &Path, wait: Duration) -> Result<RenewLock, LockError> {
+    /// Takes the lock under `renewal_dir` for `command` (recorded for the other process's
+    /// message), waiting up to `wait` for another holder.
+    pub async fn acquire(
+        renewal_dir: &Path,
+        wait: Duration,
+        command: &str,
+    ) -> Result<StateLock, LockError> {
         ensure_dir(renewal_dir, 0o700)?;
         let path = renewal_dir.join(".lock");
         let mut file = OpenOptions::new()
@@ -68,10 +107,9 @@ impl RenewLock {
                     if tokio::time::Instant::now() >= deadline {
                         let mut holder = String::new();
                         let _ = file.read_to_string(&mut holder);
-                        let holder = holder.trim().to_string();
                         return Err(LockError::Busy {
                             path,
-                            holder: (!holder.is_empty()).then_some(holder),
+                            holder: Holder::parse(&holder),
                         });
                     }
                     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -89,9 +127,9 @@ impl RenewLock {
         // Record who holds it, for the other process's message.
         let _ = file.set_len(0);
         let _ = file.rewind();
-        let _ = write!(file, "{}", std::process::id());
+        let _ = write!(file, "{} {command}", std::process::id());
         let _ = file.flush();
-        Ok(RenewLock { _file: file, path })
+        Ok(StateLock { _file: file, path })
     }
 }
 
@@ -102,18 +140,49 @@ mod tests {
     #[tokio::test]
     async fn second_holder_is_refused_until_the_first_lets_go() {
         let dir = tempfile::tempdir().unwrap();
-        let first = RenewLock::acquire(dir.path(), Duration::ZERO)
+        let first = StateLock::acquire(dir.path(), Duration::ZERO, "issue")
             .await
             .unwrap();
-        let e = RenewLock::acquire(dir.path(), Duration::from_millis(300))
+        let e = StateLock::acquire(dir.path(), Duration::from_millis(300), "renew")
             .await
             .unwrap_err()
             .to_string();
-        assert!(e.contains(&std::process::id().to_string()), "{e}");
+        let pid = std::process::id();
+        assert!(e.contains(&format!("brokercert issue (pid {pid})")), "{e}");
         assert!(e.contains("did nothing"), "{e}");
+        assert!(e.contains("--wait DURATION"), "{e}");
         drop(first);
-        RenewLock::acquire(dir.path(), Duration::ZERO)
+        StateLock::acquire(dir.path(), Duration::ZERO, "renew")
             .await
             .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_waiting_holder_gets_the_lock_when_the_first_lets_go() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = StateLock::acquire(dir.path(), Duration::ZERO, "renew")
+            .await
+            .unwrap();
+        let path = dir.path().to_path_buf();
+        let waiter = tokio::spawn(async move {
+            StateLock::acquire(&path, Duration::from_secs(10), "issue").await
+        });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!waiter.is_finished(), "took a held lock");
+        drop(first);
+        let second = waiter.await.unwrap().unwrap();
+        let text = std::fs::read_to_string(second.path()).unwrap();
+        assert_eq!(text, format!("{} issue", std::process::id()));
+    }
+
+    #[test]
+    fn holders_written_by_older_versions_still_read() {
+        let h = Holder::parse("4242\n").unwrap();
+        assert_eq!(h.describe(), "command (pid 4242)");
+        assert_eq!(Holder::parse("  "), None);
+        assert_eq!(
+            Holder::parse("7 deploy").unwrap().describe(),
+            "deploy (pid 7)"
+        );
     }
 }
