@@ -133,6 +133,9 @@ system_roots = false
     }
 
     /// Every file under the state directory (relative paths), to prove nothing was written.
+    /// The lock file (`renewal/.lock`) is left out: every writing command takes it first, it
+    /// holds only the holder's PID and command, and deleting it on exit would let two
+    /// processes hold the lock at once.
     pub fn state_files(&self) -> Vec<String> {
         fn walk(dir: &Path, base: &Path, out: &mut Vec<String>) {
             let Ok(rd) = std::fs::read_dir(dir) else {
@@ -142,7 +145,7 @@ system_roots = false
                 let p = e.path();
                 if p.is_dir() {
                     walk(&p, base, out);
-                } else {
+                } else if p != base.join("renewal").join(".lock") {
                     out.push(p.strip_prefix(base).unwrap_or(&p).display().to_string());
                 }
             }
