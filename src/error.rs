@@ -26,7 +26,7 @@ pub mod exit {
     pub const ACME: i32 = 5;
     /// The issued or given certificate chain failed a check.
     pub const CERTIFICATE: i32 = 6;
-    /// Reading or writing local state failed.
+    /// Reading or writing local state failed, or another command holds the state directory.
     pub const STORE: i32 = 7;
     /// Deployment to a target failed (the previous certificate stays where the target allows).
     pub const DEPLOY: i32 = 8;
