@@ -464,9 +464,17 @@ async fn issue_refuses_or_waits_for_a_state_directory_another_command_holds() {
         tokio::time::sleep(std::time::Duration::from_secs(1)).await;
         drop(held);
     });
-    env.run(&["issue", "--config", cfg_s, "--wait", "60s"])
-        .await
-        .assert_ok();
+    let waited = env
+        .run(&["issue", "--config", cfg_s, "--wait", "60s"])
+        .await;
+    waited.assert_ok();
+    assert!(
+        waited
+            .stderr
+            .contains(&format!("waiting up to 1m for {holder} to finish")),
+        "{}",
+        waited.stderr
+    );
     release.await.unwrap();
     assert!(env.live("locked", "cert.pem").exists());
     assert!(env.challenge_records_left().await.is_empty());

@@ -51,7 +51,7 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
         ));
         return exit::CONFIG;
     }
-    let _lock = match super::lock_state(&settings.state_dir, args.wait, "deploy").await {
+    let _lock = match super::lock_state(cli, &settings.state_dir, args.wait, "deploy").await {
         Ok(l) => l,
         Err(code) => return code,
     };
@@ -160,7 +160,7 @@ pub async fn run_remove(cli: &Cli, args: &RemoveArgs) -> i32 {
             return exit::CONFIG;
         }
     }
-    let _lock = match super::lock_state(&settings.state_dir, args.wait, "remove").await {
+    let _lock = match super::lock_state(cli, &settings.state_dir, args.wait, "remove").await {
         Ok(l) => l,
         Err(code) => return code,
     };

@@ -65,7 +65,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
             return exit::CONFIG;
         }
     };
-    let _lock = match super::lock_state(&settings.state_dir, args.wait, "issue").await {
+    let _lock = match super::lock_state(cli, &settings.state_dir, args.wait, "issue").await {
         Ok(l) => l,
         Err(code) => return code,
     };

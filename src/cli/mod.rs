@@ -332,23 +332,50 @@ fn init_logging(verbose: u8, quiet: bool) {
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
-/// Takes the state directory's lock for `command` (see `renew::lock`), waiting up to `wait`.
-/// A busy lock is reported and becomes exit code 7: this run did nothing.
+/// Takes the state directory's lock for `command` (see `renew::lock`), waiting up to `wait`
+/// and saying so on stderr when it has to (unless `quiet`).
+async fn take_state_lock(
+    state_dir: &std::path::Path,
+    wait: Option<std::time::Duration>,
+    command: &str,
+    quiet: bool,
+) -> Result<crate::renew::lock::StateLock, crate::renew::lock::LockError> {
+    use crate::renew::lock::{LockError, StateLock};
+    let dir = state_dir.join("renewal");
+    let wait = wait.unwrap_or_default();
+    match StateLock::acquire(&dir, std::time::Duration::ZERO, command).await {
+        Err(LockError::Busy { path, holder }) if !wait.is_zero() => {
+            if !quiet {
+                progress_display::clear_shared();
+                eprintln!(
+                    "waiting up to {} for brokercert {} to finish (lock `{}`)",
+                    humantime::format_duration(wait),
+                    holder
+                        .map(|h| h.describe())
+                        .unwrap_or_else(|| "command".to_string()),
+                    path.display()
+                );
+            }
+            StateLock::acquire(&dir, wait, command).await
+        }
+        other => other,
+    }
+}
+
+/// [`take_state_lock`] for the commands where a busy lock is a failure: it is reported and
+/// becomes exit code 7 (this run did nothing).
 async fn lock_state(
+    cli: &Cli,
     state_dir: &std::path::Path,
     wait: Option<std::time::Duration>,
     command: &str,
 ) -> Result<crate::renew::lock::StateLock, i32> {
-    crate::renew::lock::StateLock::acquire(
-        &state_dir.join("renewal"),
-        wait.unwrap_or_default(),
-        command,
-    )
-    .await
-    .map_err(|e| {
-        output::error(&e.to_string());
-        exit::STORE
-    })
+    take_state_lock(state_dir, wait, command, cli.quiet)
+        .await
+        .map_err(|e| {
+            output::error(&e.to_string());
+            exit::STORE
+        })
 }
 
 pub async fn shutdown_signal() {

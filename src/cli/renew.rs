@@ -29,7 +29,6 @@ use crate::error::{Error, exit};
 use crate::pki::bundle::parse_bundle;
 use crate::pki::certificate::Certificate;
 use crate::renew::journal::Journal;
-use crate::renew::lock::StateLock;
 use crate::renew::policy::{self, AriChoice, Current, Decision, Failures, Inputs, Reason};
 use crate::renew::state::{self, AriRecord, RenewalState};
 use crate::store::Store;
@@ -263,20 +262,19 @@ pub async fn run(cli: &Cli, args: &RenewArgs) -> i32 {
     if !args.no_jitter && !args.dry_run && !std::io::stdin().is_terminal() {
         jitter(settings.renew.jitter, cli.quiet).await;
     }
-    let renewal_dir = settings.state_dir.join("renewal");
-    let _lock = match StateLock::acquire(&renewal_dir, args.wait.unwrap_or_default(), "renew").await
-    {
-        Ok(l) => l,
-        Err(crate::renew::lock::LockError::Busy { path, holder }) => {
-            // Another run is doing the work: not a failure of this one.
-            eprintln!("{}", crate::renew::lock::LockError::Busy { path, holder });
-            return exit::OK;
-        }
-        Err(e) => {
-            output::error(&e.to_string());
-            return exit::STORE;
-        }
-    };
+    let _lock =
+        match super::take_state_lock(&settings.state_dir, args.wait, "renew", cli.quiet).await {
+            Ok(l) => l,
+            Err(crate::renew::lock::LockError::Busy { path, holder }) => {
+                // Another run is doing the work: not a failure of this one.
+                eprintln!("{}", crate::renew::lock::LockError::Busy { path, holder });
+                return exit::OK;
+            }
+            Err(e) => {
+                output::error(&e.to_string());
+                return exit::STORE;
+            }
+        };
     let stop = Stop::on_signals();
     let outcomes = renew_all(cli, &settings, args, &stop).await;
     report(&settings, args, &outcomes).await

@@ -63,7 +63,7 @@ impl Holder {
     }
 
     /// "renew (pid 42)".
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let command = if self.command.is_empty() {
             "command"
         } else {
