@@ -480,7 +480,18 @@ async fn a_lagging_nameserver_is_waited_for_and_named_with_what_it_served() {
         run.stderr
     );
 
-    // A laggard that never catches up within the timeout: named, with what it served.
+    // A laggard that never catches up within the timeout: named, with what it served. It is
+    // listed first now: the clean-up must not take its stale answer (no value of ours) for
+    // the zone's and leave the value behind.
+    rewrite_config(
+        &env,
+        &cfg,
+        &env.sb.route53_endpoint(),
+        &[(
+            &format!("nameservers = [\"{good}\", \"{slow}\"]"),
+            &format!("nameservers = [\"{slow}\", \"{good}\"]"),
+        )],
+    );
     laggard.faults().lag(Duration::from_secs(3600));
     let run = env
         .run(&[

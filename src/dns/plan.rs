@@ -86,6 +86,39 @@ pub fn remove_txt_values(current: Option<&RecordSet>, ours: &[String]) -> Option
     })
 }
 
+/// Of the TXT sets several nameservers serve at one name, the one to remove our values from:
+/// the set holding the most of `ours` (a nameserver that lags behind Route 53 serves an older
+/// set without them, and reading only that one would leave our values behind). `None` when
+/// no nameserver serves any of ours.
+pub fn freshest_with_ours<'a>(
+    served: &'a [Option<RecordSet>],
+    ours: &[String],
+) -> Option<&'a RecordSet> {
+    served
+        .iter()
+        .flatten()
+        .map(|set| (set.values.iter().filter(|v| ours.contains(v)).count(), set))
+        .filter(|(n, _)| *n > 0)
+        .max_by_key(|(n, _)| *n)
+        .map(|(_, set)| set)
+}
+
+/// The DELETE of `ours` at `name` exactly as this tool writes a new set (TTL
+/// [`CHALLENGE_TTL`], no other value): for when no nameserver serves them yet, so the current
+/// set cannot be read. Route 53 refuses it if the set is different (someone else's values
+/// share the name) and says "not found" if it is gone; it never removes anything else.
+pub fn delete_as_written(name: &str, ours: &[String]) -> RecordChange {
+    RecordChange {
+        action: ChangeAction::Delete,
+        set: RecordSet {
+            name: name.to_string(),
+            rtype: RecordType::Txt,
+            ttl: CHALLENGE_TTL,
+            values: ours.to_vec(),
+        },
+    }
+}
+
 /// What to do about `name CNAME target`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CnamePlan {
@@ -180,6 +213,44 @@ mod tests {
         assert_eq!(groups.len(), 2);
         assert_eq!(groups["Z1"]["_acme-challenge.example.com"], vec!["a", "b"]);
         assert_eq!(groups["Z1"].len(), 2);
+    }
+
+    #[test]
+    fn removal_reads_the_freshest_set_a_lagging_nameserver_does_not_hide_ours() {
+        let ours = vec!["new".to_string()];
+        // The first nameserver lags (no set yet), the second serves ours and a foreign value.
+        let served = vec![
+            None,
+            Some(txt(&["foreign", "new"], 300)),
+            Some(txt(&["foreign"], 300)),
+        ];
+        let set = freshest_with_ours(&served, &ours).unwrap();
+        assert_eq!(set.values, ["foreign", "new"]);
+        let c = remove_txt_values(Some(set), &ours).unwrap();
+        assert_eq!(c.action, ChangeAction::Upsert);
+        assert_eq!(c.set.values, ["foreign"]);
+        // Nobody serves ours: no set to remove from (the caller deletes them as written).
+        assert!(freshest_with_ours(&[None, Some(txt(&["foreign"], 300))], &ours).is_none());
+        assert!(freshest_with_ours(&[], &ours).is_none());
+        // Two values of ours (apex + wildcard): the set with both wins over one with one.
+        let two = vec!["a".to_string(), "b".to_string()];
+        let served = vec![Some(txt(&["a"], 60)), Some(txt(&["a", "b"], 60))];
+        assert_eq!(
+            freshest_with_ours(&served, &two).unwrap().values,
+            ["a", "b"]
+        );
+    }
+
+    #[test]
+    fn deleting_as_written_names_exactly_our_values_and_our_ttl() {
+        let c = delete_as_written("_acme-challenge.x.test", &["v1".into(), "v2".into()]);
+        assert_eq!(c.action, ChangeAction::Delete);
+        assert_eq!(c.set.rtype, RecordType::Txt);
+        assert_eq!(c.set.ttl, CHALLENGE_TTL);
+        assert_eq!(c.set.values, ["v1", "v2"]);
+        // It is what adding them to an empty name writes.
+        let added = add_txt_values("_acme-challenge.x.test", None, &["v1".into(), "v2".into()]);
+        assert_eq!(added.set, c.set);
     }
 
     #[test]

@@ -214,6 +214,49 @@ impl<'a> DnsView<'a> {
         }))
     }
 
+    /// The TXT set at `name` as each of the zone's nameservers serves it now (`None`: no TXT
+    /// set there), asking all of them at once: the clean-up must see past one that lags
+    /// behind Route 53. Nameservers that fail are left out; when none answers, the round is
+    /// repeated with a growing pause for up to [`READ_RETRY_BUDGET`].
+    async fn served_txt_sets(
+        &self,
+        zone: &HostedZone,
+        name: &str,
+    ) -> Result<Vec<Option<RecordSet>>, DnsError> {
+        let servers = self.nameservers(zone).await?;
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let answers = futures::future::join_all(servers.iter().map(|s| async move {
+                let sets = self.read_type(zone, std::slice::from_ref(s), name, RecordType::Txt);
+                sets.await
+                    .map(|sets| sets.into_iter().find(|set| set.rtype == RecordType::Txt))
+            }))
+            .await;
+            let mut served = Vec::new();
+            let mut last_err = None;
+            for a in answers {
+                match a {
+                    Ok(set) => served.push(set),
+                    Err(e) => last_err = Some(e),
+                }
+            }
+            match last_err {
+                Some(e) if served.is_empty() => {
+                    if started.elapsed() + pause >= READ_RETRY_BUDGET {
+                        return Err(e);
+                    }
+                    tracing::debug!(
+                        "no nameserver answered {name}: {e}; asking again in {pause:?}"
+                    );
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_secs(2));
+                }
+                _ => return Ok(served),
+            }
+        }
+    }
+
     /// Where the TXT for `challenge_name` must go: the name itself, or the end of the CNAME
     /// chain starting there (delegated validation). Every link must be in one of our zones.
     pub async fn challenge_target(
@@ -381,6 +424,12 @@ impl<'a> DnsView<'a> {
 
     /// Removes exactly the ledger's values, leaving any other value at the same names.
     /// Returns one message per failure (empty = clean).
+    ///
+    /// The current set is read from every nameserver, and ours are removed from the set
+    /// that holds the most of them. When no nameserver serves any of ours (the run stopped
+    /// before they reached any, or someone removed them), they are deleted exactly as this
+    /// tool writes them: Route 53 removes them if that is the set, answers "not found" if it
+    /// is gone, and refuses anything else, which is reported.
     pub async fn cleanup(&self, ledger: &Ledger, comment: &str) -> Vec<String> {
         let entries = ledger.entries();
         let mut failures = Vec::new();
@@ -389,56 +438,79 @@ impl<'a> DnsView<'a> {
                 continue;
             };
             let mut changes = Vec::new();
+            let mut unseen = Vec::new();
             for (name, ours) in &names {
-                match self.read_sets(&zone, name, &[RecordType::Txt]).await {
-                    Ok(sets) => {
-                        if let Some(c) = plan::remove_txt_values(
-                            sets.iter().find(|s| s.rtype == RecordType::Txt),
-                            ours,
-                        ) {
-                            changes.push(c);
-                        }
-                    }
+                match self.served_txt_sets(&zone, name).await {
+                    Ok(served) => match plan::freshest_with_ours(&served, ours) {
+                        Some(set) => changes.extend(plan::remove_txt_values(Some(set), ours)),
+                        None => unseen.push(plan::delete_as_written(name, ours)),
+                    },
                     Err(e) => failures.push(format!(
                         "could not read `{name}` TXT to remove our values: {e}"
                     )),
                 }
             }
-            if changes.is_empty() {
-                continue;
-            }
-            if let Err(e) = self.provider.change(&zone.id, &changes, comment).await {
+            if !changes.is_empty()
+                && let Err(e) = self.provider.change(&zone.id, &changes, comment).await
+            {
                 // The change may have been applied although its answer was lost (and the
                 // SDK's retry of a DELETE then fails as "not found"), or another writer
                 // removed the values: what counts is whether any of ours is still there.
-                if self.none_of_ours_left(&zone, &names).await {
+                let changed: std::collections::BTreeMap<String, Vec<String>> = names
+                    .iter()
+                    .filter(|(n, _)| changes.iter().any(|c| &c.set.name == *n))
+                    .map(|(n, v)| (n.clone(), v.clone()))
+                    .collect();
+                if self.none_of_ours_left(&zone, &changed).await {
                     tracing::debug!(
                         "the clean-up change failed ({e}), but none of our values is left"
                     );
-                    continue;
+                } else {
+                    failures.push(format!(
+                        "could not remove the DNS-01 TXT values at {} in zone {} ({e}); delete \
+                         them by hand in the Route 53 console, or run the same command again",
+                        changed.keys().cloned().collect::<Vec<_>>().join(", "),
+                        zone.name
+                    ));
                 }
-                failures.push(format!(
-                    "could not remove the DNS-01 TXT values at {} in zone {} ({e}); delete them \
-                     by hand in the Route 53 console, or run the same command again",
-                    names.keys().cloned().collect::<Vec<_>>().join(", "),
-                    zone.name
-                ));
+            }
+            for delete in unseen {
+                let name = delete.set.name.clone();
+                tracing::debug!(
+                    "no nameserver serves our values at {name} yet: deleting them as written"
+                );
+                match self.provider.change(&zone.id, &[delete], comment).await {
+                    Ok(_) => {}
+                    Err(DnsError::Provider { message, .. })
+                        if message.contains("but it was not found") =>
+                    {
+                        tracing::debug!("{name}: our values were already gone ({message})");
+                    }
+                    Err(e) => failures.push(format!(
+                        "could not remove the DNS-01 TXT values at {name} in zone {}: no \
+                         nameserver serves them yet, so the set they are in could not be read, \
+                         and deleting them as written was refused ({e}); delete them by hand in \
+                         the Route 53 console, or run the same command again once the zone's \
+                         nameservers have caught up",
+                        zone.name
+                    )),
+                }
             }
         }
         failures
     }
 
-    /// Whether re-reading shows that none of `names`' values of ours is served any more.
+    /// Whether re-reading shows that none of `names`' values of ours is served any more, by
+    /// any nameserver.
     async fn none_of_ours_left(
         &self,
         zone: &HostedZone,
         names: &std::collections::BTreeMap<String, Vec<String>>,
     ) -> bool {
         for (name, ours) in names {
-            match self.read_sets(zone, name, &[RecordType::Txt]).await {
-                Ok(sets) => {
-                    let txt = sets.iter().find(|s| s.rtype == RecordType::Txt);
-                    if plan::remove_txt_values(txt, ours).is_some() {
+            match self.served_txt_sets(zone, name).await {
+                Ok(served) => {
+                    if plan::freshest_with_ours(&served, ours).is_some() {
                         return false;
                     }
                 }
@@ -446,5 +518,137 @@ impl<'a> DnsView<'a> {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The clean-up's answers from real Route 53 that moto never gives: "not found" for a
+    //! set already gone, and a refused DELETE when the set holds someone else's values too.
+    use super::*;
+    use crate::dns::RecordChange;
+    use crate::dns::lookup::Answer;
+    use crate::dns::provider::ChangeStatus;
+    use async_trait::async_trait;
+
+    /// Every nameserver answers NOERROR with no TXT (all lag behind Route 53).
+    struct Lagging;
+
+    #[async_trait]
+    impl DnsLookup for Lagging {
+        async fn nameservers(&self, _: &str) -> Result<Vec<Nameserver>, DnsError> {
+            Ok(vec![Nameserver {
+                name: "ns1".into(),
+                addr: "127.0.0.1:53".parse().expect("address"),
+            }])
+        }
+        async fn query(&self, _: &Nameserver, _: &str, _: RecordType) -> Result<Answer, DnsError> {
+            Ok(Answer {
+                rcode: Rcode::NoError,
+                authoritative: true,
+                records: vec![],
+            })
+        }
+    }
+
+    /// Answers every change with `refusal` (or accepts it), remembering what was sent.
+    struct Route53Answers {
+        refusal: Option<&'static str>,
+        sent: Mutex<Vec<RecordChange>>,
+    }
+
+    #[async_trait]
+    impl DnsProvider for Route53Answers {
+        async fn hosted_zones(&self) -> Result<Vec<HostedZone>, DnsError> {
+            Ok(vec![])
+        }
+        async fn change(
+            &self,
+            _: &str,
+            changes: &[RecordChange],
+            _: &str,
+        ) -> Result<ChangeId, DnsError> {
+            self.sent.lock().expect("lock").extend_from_slice(changes);
+            match self.refusal {
+                Some(m) => Err(DnsError::Provider {
+                    operation: "ChangeResourceRecordSets",
+                    message: m.into(),
+                }),
+                None => Ok(ChangeId("C1".into())),
+            }
+        }
+        async fn change_status(&self, _: &ChangeId) -> Result<ChangeStatus, DnsError> {
+            Ok(ChangeStatus::InSync)
+        }
+    }
+
+    async fn cleanup_with(refusal: Option<&'static str>) -> (Vec<String>, Vec<RecordChange>) {
+        let provider = Route53Answers {
+            refusal,
+            sent: Mutex::new(vec![]),
+        };
+        let view = DnsView {
+            provider: &provider,
+            lookup: &Lagging,
+            zones: vec![HostedZone {
+                id: "Z1".into(),
+                name: "example.test".into(),
+                private: false,
+            }],
+            ns: Mutex::new(HashMap::new()),
+        };
+        let ledger = Ledger::from_entries(&[TxtValue {
+            zone_id: "Z1".into(),
+            name: "_acme-challenge.mqtt.example.test".into(),
+            value: "ours".into(),
+        }]);
+        let failures = view.cleanup(&ledger, "test").await;
+        let sent = provider.sent.lock().expect("lock").clone();
+        (failures, sent)
+    }
+
+    #[tokio::test]
+    async fn values_no_nameserver_serves_yet_are_deleted_as_written() {
+        let (failures, sent) = cleanup_with(None).await;
+        assert!(failures.is_empty(), "{failures:?}");
+        assert_eq!(
+            sent,
+            [plan::delete_as_written(
+                "_acme-challenge.mqtt.example.test",
+                &["ours".into()]
+            )]
+        );
+    }
+
+    #[tokio::test]
+    async fn values_already_gone_are_not_a_failure() {
+        let (failures, sent) = cleanup_with(Some(
+            "InvalidChangeBatch: Tried to delete resource record set \
+             [name='_acme-challenge.mqtt.example.test.', type='TXT'] but it was not found",
+        ))
+        .await;
+        assert_eq!(sent.len(), 1);
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+
+    #[tokio::test]
+    async fn a_refused_delete_is_reported_with_the_way_out() {
+        let (failures, _) = cleanup_with(Some(
+            "InvalidChangeBatch: Tried to delete resource record set \
+             [name='_acme-challenge.mqtt.example.test.', type='TXT'] but the values provided \
+             do not match the current values",
+        ))
+        .await;
+        assert_eq!(failures.len(), 1, "{failures:?}");
+        let f = &failures[0];
+        for part in [
+            "_acme-challenge.mqtt.example.test",
+            "example.test",
+            "no nameserver serves them yet",
+            "do not match",
+            "run the same command again",
+        ] {
+            assert!(f.contains(part), "`{part}` missing: {f}");
+        }
     }
 }
