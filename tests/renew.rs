@@ -261,7 +261,14 @@ async fn renews_without_local_state_then_does_nothing_until_due() {
     let r = c
         .env
         .run_with_env(
-            &["renew", "--no-jitter", "--force", "--config", arg(&cfg)],
+            &[
+                "renew",
+                "--no-jitter",
+                "--force",
+                "--json",
+                "--config",
+                arg(&cfg),
+            ],
             &[
                 ("EMQX_CLOUD_API_KEY", KEY),
                 ("EMQX_CLOUD_API_SECRET", SECRET),
@@ -279,6 +286,11 @@ async fn renews_without_local_state_then_does_nothing_until_due() {
     let second = c.live_serial().expect("stored");
     assert_ne!(first, second);
     assert_eq!(c.served_serial().as_deref(), Some(second.as_str()));
+    // --json: the object says what was renewed and on how many targets it now runs.
+    let obj: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("one JSON line");
+    assert_eq!(obj["result"], "renewed", "{obj}");
+    assert_eq!(obj["serial"], second.as_str(), "{obj}");
+    assert_eq!(obj["deployed_targets"], 1, "{obj}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -162,6 +162,10 @@ impl Outcome {
             }
             _ => None,
         };
+        let deployed_targets = match self {
+            Outcome::Renewed { targets, .. } => Some(*targets),
+            _ => None,
+        };
         serde_json::json!({
             "name": name,
             "ok": self.code() == exit::OK,
@@ -171,6 +175,7 @@ impl Outcome {
             "not_after": not_after.map(output::rfc3339),
             "next_attempt": next.map(output::rfc3339),
             "next_reason": reason,
+            "deployed_targets": deployed_targets,
             "error": error,
             "exit_code": self.code(),
         })
