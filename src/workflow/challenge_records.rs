@@ -426,10 +426,12 @@ impl<'a> DnsView<'a> {
     /// Returns one message per failure (empty = clean).
     ///
     /// The current set is read from every nameserver, and ours are removed from the set
-    /// that holds the most of them. When no nameserver serves any of ours (the run stopped
-    /// before they reached any, or someone removed them), they are deleted exactly as this
-    /// tool writes them: Route 53 removes them if that is the set, answers "not found" if it
-    /// is gone, and refuses anything else, which is reported.
+    /// that holds the most of them. When no nameserver serves any TXT there at all (the run
+    /// stopped before its values reached any, or someone removed them), ours are deleted
+    /// exactly as this tool writes them on an empty name: Route 53 removes them if that is the
+    /// set, answers "not found" if it is gone, and refuses anything else, which is reported.
+    /// When nameservers serve other values but none of ours, ours were never written or are
+    /// gone, and nothing is sent (a DELETE of ours alone could not match that set anyway).
     pub async fn cleanup(&self, ledger: &Ledger, comment: &str) -> Vec<String> {
         let entries = ledger.entries();
         let mut failures = Vec::new();
@@ -443,7 +445,12 @@ impl<'a> DnsView<'a> {
                 match self.served_txt_sets(&zone, name).await {
                     Ok(served) => match plan::freshest_with_ours(&served, ours) {
                         Some(set) => changes.extend(plan::remove_txt_values(Some(set), ours)),
-                        None => unseen.push(plan::delete_as_written(name, ours)),
+                        None if served.iter().all(Option::is_none) => {
+                            unseen.push(plan::delete_as_written(name, ours));
+                        }
+                        None => tracing::debug!(
+                            "{name}: the nameservers serve other TXT values but none of ours"
+                        ),
                     },
                     Err(e) => failures.push(format!(
                         "could not read `{name}` TXT to remove our values: {e}"
@@ -531,8 +538,9 @@ mod tests {
     use crate::dns::provider::ChangeStatus;
     use async_trait::async_trait;
 
-    /// Every nameserver answers NOERROR with no TXT (all lag behind Route 53).
-    struct Lagging;
+    /// Every nameserver answers NOERROR with these TXT values at the name (none: all lag
+    /// behind Route 53 and the name was empty before).
+    struct Lagging(Vec<&'static str>);
 
     #[async_trait]
     impl DnsLookup for Lagging {
@@ -542,11 +550,25 @@ mod tests {
                 addr: "127.0.0.1:53".parse().expect("address"),
             }])
         }
-        async fn query(&self, _: &Nameserver, _: &str, _: RecordType) -> Result<Answer, DnsError> {
+        async fn query(
+            &self,
+            _: &Nameserver,
+            name: &str,
+            rtype: RecordType,
+        ) -> Result<Answer, DnsError> {
             Ok(Answer {
                 rcode: Rcode::NoError,
                 authoritative: true,
-                records: vec![],
+                records: self
+                    .0
+                    .iter()
+                    .map(|v| crate::dns::lookup::AnswerRecord {
+                        name: name.to_string(),
+                        rtype,
+                        ttl: 300,
+                        value: v.to_string(),
+                    })
+                    .collect(),
             })
         }
     }
@@ -583,13 +605,20 @@ mod tests {
     }
 
     async fn cleanup_with(refusal: Option<&'static str>) -> (Vec<String>, Vec<RecordChange>) {
+        cleanup_seeing(vec![], refusal).await
+    }
+
+    async fn cleanup_seeing(
+        served: Vec<&'static str>,
+        refusal: Option<&'static str>,
+    ) -> (Vec<String>, Vec<RecordChange>) {
         let provider = Route53Answers {
             refusal,
             sent: Mutex::new(vec![]),
         };
         let view = DnsView {
             provider: &provider,
-            lookup: &Lagging,
+            lookup: &Lagging(served),
             zones: vec![HostedZone {
                 id: "Z1".into(),
                 name: "example.test".into(),
@@ -618,6 +647,20 @@ mod tests {
                 &["ours".into()]
             )]
         );
+    }
+
+    #[tokio::test]
+    async fn other_values_without_ours_are_left_alone() {
+        // Ours were never written (stopped before the change went) or are gone: nothing to
+        // send, and no false alarm.
+        let (failures, sent) = cleanup_seeing(vec!["someone-elses"], None).await;
+        assert!(failures.is_empty(), "{failures:?}");
+        assert!(sent.is_empty(), "{sent:?}");
+        // With ours among them, only ours go.
+        let (failures, sent) = cleanup_seeing(vec!["someone-elses", "ours"], None).await;
+        assert!(failures.is_empty(), "{failures:?}");
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].set.values, ["someone-elses"]);
     }
 
     #[tokio::test]
