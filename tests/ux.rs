@@ -760,7 +760,9 @@ async fn progress_rewrites_its_line_on_a_terminal_and_is_plain_elsewhere() {
     let (code, plain) = tokio::task::block_in_place(|| on_pty(env_ref, &args, &creds, true));
     assert_eq!(code, 0, "{plain}");
     assert_plain("NO_COLOR terminal output", &plain);
-    assert!(plain.contains("✓ await-propagation"), "{plain}");
+    // (`store`: a stage every run has; Pebble 2.4 can reuse the authorization of the run
+    // before, 1 time in 100, and then there is no DNS stage.)
+    assert!(plain.contains("✓ store"), "{plain}");
     assert_eq!(
         plain.matches("EMQX Cloud: pending (").count(),
         1,
