@@ -98,6 +98,8 @@ struct Board {
     /// Participant id → how many Route 53 calls it is waiting on.
     participants: HashMap<u64, usize>,
     next_id: u64,
+    /// When the latest participant joined.
+    last_joined: Option<Instant>,
 }
 
 impl Board {
@@ -207,6 +209,7 @@ impl<P: DnsProvider> Batching<P> {
                 b.next_id += 1;
                 let id = b.next_id;
                 b.participants.insert(id, 0);
+                b.last_joined = Some(Instant::now());
                 id
             }
             // A poisoned lock: run without taking part.
@@ -241,17 +244,25 @@ impl<P: DnsProvider> Batching<P> {
         let mut quiet_since = Instant::now();
         loop {
             events.borrow_and_update();
-            let (release, queued) = self
+            let (release, queued, settled) = self
                 .board
                 .lock()
                 .map(|b| {
-                    b.queues
+                    let (release, queued) = b
+                        .queues
                         .get(zone_id)
-                        .map_or((true, 0), |q| (q.release, q.waiters.len()))
+                        .map_or((true, 0), |q| (q.release, q.waiters.len()));
+                    // Every participant waits on Route 53 and none joined for a window:
+                    // nobody can add to this batch (a queue made after the last arrival's
+                    // release, e.g. the only certificate being renewed, is not marked).
+                    let all_waiting =
+                        !b.participants.is_empty() && b.participants.values().all(|n| *n > 0);
+                    let settled = all_waiting.then(|| b.last_joined.map(|t| t + self.window));
+                    (release, queued, settled.flatten())
                 })
-                .unwrap_or((true, 0));
+                .unwrap_or((true, 0, None));
             let now = Instant::now();
-            if release || now >= deadline {
+            if release || now >= deadline || (tracked && settled.is_some_and(|t| now >= t)) {
                 return;
             }
             if queued != seen {
@@ -259,7 +270,7 @@ impl<P: DnsProvider> Batching<P> {
                 quiet_since = now;
             }
             let until = if tracked {
-                deadline
+                settled.map_or(deadline, |t| t.min(deadline))
             } else {
                 (quiet_since + self.window).min(deadline)
             };
@@ -660,6 +671,25 @@ mod tests {
             took < Duration::from_millis(900),
             "released, not timed out: {took:?}"
         );
+    }
+
+    #[tokio::test]
+    async fn a_lone_participant_sends_after_one_window() {
+        // The only certificate being renewed (the others not due, or waiting for their turn
+        // at a shared DNS-01 name): its changes have nobody to wait for but a late joiner.
+        let b = Batching::new(Counting::default(), Duration::from_millis(50), 0.0);
+        let t = Instant::now();
+        for i in 0..3 {
+            b.participate(b.change("Z", &[txt(&format!("_acme-challenge.l{i}.test"))], "l"))
+                .await
+                .unwrap();
+        }
+        assert!(
+            t.elapsed() < Duration::from_millis(1000),
+            "waited {:?} for nobody (the cap is 3 × 5 s)",
+            t.elapsed()
+        );
+        assert_eq!(b.inner().batches.lock().unwrap().clone(), vec![1, 1, 1]);
     }
 
     #[tokio::test]
