@@ -58,7 +58,13 @@ async fn cloud(spec: DeploymentSpec) -> Cloud {
 impl Cloud {
     /// A configuration: one certificate, CNAME to the deployment, deploy + verify sections.
     fn config(&self, id: &str, deploy_extra: &str, verify_extra: &str) -> PathBuf {
-        let section = cert_section(
+        self.env
+            .config(&self.section(id, deploy_extra, verify_extra))
+    }
+
+    /// The `[[certificate]]` section of [`Cloud::config`].
+    fn section(&self, id: &str, deploy_extra: &str, verify_extra: &str) -> String {
+        cert_section(
             "mqtt-prod",
             &["mqtt.example.test"],
             &format!(
@@ -85,8 +91,7 @@ timeout = "5s"
                 mqtts = self.ports.mqtts,
                 wss = self.ports.wss,
             ),
-        );
-        self.env.config(&section)
+        )
     }
 
     async fn run(&self, args: &[&str]) -> Run {
@@ -182,18 +187,33 @@ async fn one_way_issue_deploys_verifies_and_renews_with_put() {
     assert_eq!(c.emu.write_count("dep1"), 2);
 }
 
-fn client_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
-    let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+/// A CA named `cn` (ECDSA P-256), signed by `parent` or by itself; `path_len` limits the CAs
+/// below it. Returns its certificate and the issuer that signs with its key.
+fn test_ca(
+    cn: &str,
+    parent: Option<&Issuer<'static, KeyPair>>,
+    path_len: Option<u8>,
+) -> (rcgen::Certificate, Issuer<'static, KeyPair>) {
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let mut ca = CertificateParams::default();
-    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.is_ca = IsCa::Ca(path_len.map_or(
+        BasicConstraints::Unconstrained,
+        BasicConstraints::Constrained,
+    ));
     ca.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::DigitalSignature,
     ];
-    ca.distinguished_name
-        .push(DnType::CommonName, "Test Client CA");
-    let ca_cert = ca.self_signed(&ca_key).unwrap();
-    let issuer = Issuer::from_params(&ca, &ca_key);
+    ca.distinguished_name.push(DnType::CommonName, cn);
+    let cert = match parent {
+        Some(p) => ca.signed_by(&key, p).unwrap(),
+        None => ca.self_signed(&key).unwrap(),
+    };
+    (cert, Issuer::new(ca, key))
+}
+
+fn client_pki(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let (ca_cert, issuer) = test_ca("Test Client CA", None, None);
     let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
     let mut leaf = CertificateParams::default();
     leaf.distinguished_name.push(DnType::CommonName, "Client");
@@ -469,4 +489,115 @@ async fn remove_asks_for_confirmation_then_deletes() {
     c.run(&["verify", "mqtt-prod", "--config", cfg.to_str().unwrap()])
         .await
         .assert_code(exit::VERIFY);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_certificate_expiring_in_the_same_second_as_the_served_one_is_still_deployed() {
+    // EMQX Cloud names what it serves only by its expiry, to the second (and sometimes its
+    // CN). Two certificates for one name issued within the same second look alike there:
+    // "already served" must not be believed when the broker presents another certificate.
+    let c = cloud(DeploymentSpec::dedicated("dep1", KEY, SECRET)).await;
+    let cfg = c.config("dep1", "", "");
+    c.run(&["issue", "--config", cfg.to_str().unwrap()])
+        .await
+        .assert_ok();
+    let served = certs(&c.env.live("mqtt-prod", "cert.pem")).remove(0);
+
+    // Another certificate for the same name that expires in the same second (made here by a
+    // CA of the test's own, which the verification is told to trust besides Pebble's root).
+    let dir = c.env.work.path().join("twin");
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca_cert, root_issuer) = test_ca("Twin Test CA", None, None);
+    let (mid_cert, issuer) = test_ca("Twin Test Intermediate", Some(&root_issuer), Some(0));
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut leaf = CertificateParams::new(vec!["mqtt.example.test".to_string()]).unwrap();
+    if let Some(cn) = served.subject_cn() {
+        leaf.distinguished_name.push(DnType::CommonName, cn);
+    }
+    leaf.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
+    leaf.not_after = served.not_after();
+    leaf.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let leaf = leaf.signed_by(&key, &issuer).unwrap();
+    std::fs::write(dir.join("cert.pem"), leaf.pem()).unwrap();
+    std::fs::write(dir.join("chain.pem"), mid_cert.pem()).unwrap();
+    std::fs::write(dir.join("root.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("privkey.pem"), key.serialize_pem()).unwrap();
+    let twin = certs(&dir.join("cert.pem")).remove(0);
+    assert_eq!(twin.not_after(), served.not_after());
+    let roots = c.env.work.path().join("roots.pem");
+    std::fs::write(
+        &roots,
+        format!(
+            "{}{}",
+            std::fs::read_to_string(c.env.live("mqtt-prod", "root.pem")).unwrap(),
+            ca_cert.pem()
+        ),
+    )
+    .unwrap();
+    let cfg = c.config("dep1", "", &format!("ca_file = \"{}\"", roots.display()));
+    let writes = c.emu.write_count("dep1");
+
+    let r = c
+        .run(&[
+            "deploy",
+            "mqtt-prod",
+            "--from",
+            dir.to_str().unwrap(),
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .await;
+    r.assert_ok();
+    assert!(
+        r.stderr
+            .contains("another certificate with the same expiry"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        c.served_serial("dep1").as_deref(),
+        Some(twin.serial_hex()),
+        "the new certificate is served"
+    );
+    assert_eq!(c.emu.write_count("dep1"), writes + 1, "one write, no more");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_certificates_for_one_name_renew_in_one_run() {
+    // An RSA and an ECDSA certificate for one broker name: both write the TXT set at
+    // `_acme-challenge.mqtt.example.test`. At the same time, each wrote the set back with
+    // only its own value and the other's vanished (its run timed out waiting for it); they
+    // now take turns.
+    let c = cloud(DeploymentSpec::dedicated("dep1", KEY, SECRET)).await;
+    let ecdsa = cert_section(
+        "mqtt-ecdsa",
+        &["mqtt.example.test"],
+        "key_type = \"ecdsa-p256\"",
+    );
+    let cfg = c
+        .env
+        .config(&format!("{}\n{ecdsa}", c.section("dep1", "", "")));
+    let r = c
+        .run(&[
+            "renew",
+            "--force",
+            "--no-jitter",
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .await;
+    r.assert_ok();
+    for name in ["mqtt-prod", "mqtt-ecdsa"] {
+        assert!(
+            r.stdout.contains(&format!("{name}: renewed")),
+            "{}",
+            r.stdout
+        );
+        assert!(c.env.live(name, "cert.pem").exists());
+    }
+    assert_eq!(
+        c.served_serial("dep1").as_deref(),
+        Some(c.live_serial().as_str())
+    );
+    assert!(c.env.challenge_records_left().await.is_empty());
 }

@@ -11,6 +11,7 @@ use crate::deploy::{DeployOutcome, Material, from_config};
 use crate::error::{Error, exit};
 use crate::store::Store;
 use crate::workflow::deploy::deploy_all;
+use crate::workflow::progress::Progress;
 
 /// Loads the settings and selects the certificate `name`.
 pub fn select(cli: &Cli, name: &str) -> Result<(Settings, CertificateSpec), i32> {
@@ -88,6 +89,37 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     )
     .await;
     renderer.clear();
+    let deployed = match deployed {
+        Ok(outcomes)
+            if outcomes.iter().any(|(_, o)| *o == DeployOutcome::Unchanged)
+                && super::verify::serves_another_certificate(
+                    &settings,
+                    &spec,
+                    &material.leaf,
+                    &progress,
+                )
+                .await =>
+        {
+            // The target's state looked like this certificate (EMQX Cloud shows only the
+            // expiry), but the broker serves another one: write it after all.
+            progress.update(
+                crate::workflow::progress::Stage::Deploy,
+                "the broker serves another certificate with the same expiry: deploying after all",
+            );
+            let again = deploy_all(
+                &spec,
+                &material,
+                &targets,
+                SystemClock.now(),
+                false,
+                &progress,
+            )
+            .await;
+            renderer.clear();
+            again
+        }
+        other => other,
+    };
     match deployed {
         Ok(outcomes) => {
             print_outcomes(&outcomes);

@@ -464,12 +464,28 @@ pub async fn renew_all(
     // The account lives in the real state directory even for a dry run.
     let lazy = Lazy::new(settings, Store::new(&settings.state_dir));
     let (lazy, store) = (&lazy, &store);
+    let turns = &challenge_name_turns(&settings.certificates);
     let runs = futures::stream::iter(&settings.certificates)
         .map(|spec| async move {
             if stop.is_set() {
                 return None;
             }
+            // Certificates sharing a DNS-01 record name take turns (see
+            // `challenge_name_turns`); the locks are taken in name order, never in a cycle.
+            // (A set: an apex and its wildcard share one name, and sorted.)
+            let names: std::collections::BTreeSet<String> = spec
+                .domains
+                .iter()
+                .map(|d| d.challenge_name().as_str().to_string())
+                .collect();
+            let mut held = Vec::new();
+            for name in &names {
+                if let Some(turn) = turns.get(name) {
+                    held.push(turn.clone().lock_owned().await);
+                }
+            }
             let o = renew_one(cli, settings, spec, args, lazy, store, stop).await;
+            drop(held);
             Some((spec.name.clone(), o))
         })
         .buffered(settings.renew.concurrency.max(1));
@@ -479,6 +495,33 @@ pub async fn renew_all(
             .await,
     );
     out
+}
+
+/// One lock per DNS-01 record name that more than one certificate of the run needs (an RSA
+/// and an ECDSA certificate for one broker name, say). Each run reads the TXT set at the
+/// name, writes it back with its own value added, and later without it: two at once would
+/// overwrite each other's value, and the one whose value vanished would wait for it until
+/// the propagation timeout. In name order (a `BTreeMap`), so that taking them in iteration
+/// order never makes a cycle.
+fn challenge_name_turns(
+    specs: &[CertificateSpec],
+) -> std::collections::BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<()>>> {
+    let mut users: std::collections::BTreeMap<String, usize> = Default::default();
+    for spec in specs {
+        let names: std::collections::BTreeSet<String> = spec
+            .domains
+            .iter()
+            .map(|d| d.challenge_name().as_str().to_string())
+            .collect();
+        for n in names {
+            *users.entry(n).or_default() += 1;
+        }
+    }
+    users
+        .into_iter()
+        .filter(|(_, n)| *n > 1)
+        .map(|(name, _)| (name, Default::default()))
+        .collect()
 }
 
 /// A directory removed on drop.
@@ -1137,7 +1180,23 @@ async fn deploy_and_verify(
     )
     .await;
     progress.renderer().clear();
-    let outcomes = outcomes?;
+    let mut outcomes = outcomes?;
+    if skip_if_served
+        && outcomes
+            .iter()
+            .any(|(_, o)| *o == crate::deploy::DeployOutcome::Unchanged)
+        && super::verify::serves_another_certificate(settings, spec, &material.leaf, progress).await
+    {
+        // EMQX Cloud names what it serves only by its expiry, to the second: a certificate
+        // issued in the same second as the one served looked deployed. The broker says
+        // otherwise, so it gets the write after all.
+        progress.update(
+            Stage::Deploy,
+            "the broker serves another certificate with the same expiry: deploying after all",
+        );
+        outcomes = deploy_all(spec, &material, targets, SystemClock.now(), false, progress).await?;
+        progress.renderer().clear();
+    }
     crate::workflow::stall::after("deploy");
     super::deploy::print_outcomes(&outcomes);
     if super::verify::wanted_after_deploy(spec) {

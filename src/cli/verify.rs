@@ -331,6 +331,32 @@ pub async fn probe_settled(
     }
 }
 
+/// One probe, without waiting for the broker to settle: whether the broker presents a leaf
+/// other than `leaf` (a different certificate, not merely a failed connection). EMQX Cloud
+/// names what it serves only by its expiry, to the second, so "already served" needs this
+/// second opinion when two certificates expire in the same second.
+pub async fn serves_another_certificate(
+    settings: &Settings,
+    spec: &CertificateSpec,
+    leaf: &crate::pki::certificate::Certificate,
+    progress: &dyn Progress,
+) -> bool {
+    let opts = VerifyOptions {
+        expect_leaf: Some(leaf.clone()),
+        settle: std::time::Duration::ZERO,
+        ..Default::default()
+    };
+    match probe_settled(settings, spec, &opts, progress).await {
+        Ok(Some(report)) => report.transports.iter().any(|t| {
+            t.server_certificate.as_ref().is_some_and(|c| {
+                !c.sha256_fingerprint
+                    .eq_ignore_ascii_case(leaf.sha256_fingerprint())
+            })
+        }),
+        _ => false,
+    }
+}
+
 /// One transport's outcome as JSON (docs/json.md, `verify`).
 pub fn transport_json(t: &crate::verify::TransportReport) -> serde_json::Value {
     let cert = t.server_certificate.as_ref();
