@@ -3,15 +3,15 @@
 use std::io::{IsTerminal, Write};
 
 use super::output;
-use super::progress_display::Renderer;
+use super::progress_display::{CertProgress, Renderer};
 use super::{Cli, DeployArgs, RemoveArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CertificateSpec, Overrides, Settings};
-use crate::deploy::{DeployOutcome, Material, from_config};
+use crate::deploy::{DeployError, DeployOutcome, DeploymentTarget, Material, from_config};
 use crate::error::{Error, exit};
 use crate::store::Store;
 use crate::workflow::deploy::deploy_all;
-use crate::workflow::progress::Progress;
+use crate::workflow::progress::{Progress, Stage};
 
 /// Loads the settings and selects the certificate `name`.
 pub fn select(cli: &Cli, name: &str) -> Result<(Settings, CertificateSpec), i32> {
@@ -38,6 +38,34 @@ pub fn print_outcomes(outcomes: &[(String, DeployOutcome)]) {
         };
         output::say(&format!("Deployed to {target}: {what}"));
     }
+}
+
+/// Deploys `material` to every target, skipping a target whose state says it already
+/// serves it, unless the broker presents another certificate: EMQX Cloud names what it
+/// serves only by its expiry, to the second, so a certificate issued in the same second as
+/// the served one looks deployed there. Then it gets the write after all.
+pub async fn deploy_unless_served(
+    settings: &Settings,
+    spec: &CertificateSpec,
+    material: &Material,
+    targets: &[Box<dyn DeploymentTarget>],
+    progress: &CertProgress,
+) -> Result<Vec<(String, DeployOutcome)>, DeployError> {
+    let outcomes = deploy_all(spec, material, targets, SystemClock.now(), true, progress).await?;
+    progress.renderer().clear();
+    if !outcomes.iter().any(|(_, o)| *o == DeployOutcome::Unchanged)
+        || !super::verify::serves_another_certificate(settings, spec, &material.leaf, progress)
+            .await
+    {
+        return Ok(outcomes);
+    }
+    progress.update(
+        Stage::Deploy,
+        "the broker serves another certificate with the same expiry: deploying after all",
+    );
+    let again = deploy_all(spec, material, targets, SystemClock.now(), false, progress).await;
+    progress.renderer().clear();
+    again
 }
 
 pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
@@ -79,47 +107,8 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     };
     let renderer = Renderer::shared(cli.quiet, cli.verbose);
     let progress = renderer.certificate(&spec.name);
-    let deployed = deploy_all(
-        &spec,
-        &material,
-        &targets,
-        SystemClock.now(),
-        true,
-        &progress,
-    )
-    .await;
+    let deployed = deploy_unless_served(&settings, &spec, &material, &targets, &progress).await;
     renderer.clear();
-    let deployed = match deployed {
-        Ok(outcomes)
-            if outcomes.iter().any(|(_, o)| *o == DeployOutcome::Unchanged)
-                && super::verify::serves_another_certificate(
-                    &settings,
-                    &spec,
-                    &material.leaf,
-                    &progress,
-                )
-                .await =>
-        {
-            // The target's state looked like this certificate (EMQX Cloud shows only the
-            // expiry), but the broker serves another one: write it after all.
-            progress.update(
-                crate::workflow::progress::Stage::Deploy,
-                "the broker serves another certificate with the same expiry: deploying after all",
-            );
-            let again = deploy_all(
-                &spec,
-                &material,
-                &targets,
-                SystemClock.now(),
-                false,
-                &progress,
-            )
-            .await;
-            renderer.clear();
-            again
-        }
-        other => other,
-    };
     match deployed {
         Ok(outcomes) => {
             print_outcomes(&outcomes);

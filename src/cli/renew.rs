@@ -472,14 +472,8 @@ pub async fn renew_all(
             }
             // Certificates sharing a DNS-01 record name take turns (see
             // `challenge_name_turns`); the locks are taken in name order, never in a cycle.
-            // (A set: an apex and its wildcard share one name, and sorted.)
-            let names: std::collections::BTreeSet<String> = spec
-                .domains
-                .iter()
-                .map(|d| d.challenge_name().as_str().to_string())
-                .collect();
             let mut held = Vec::new();
-            for name in &names {
+            for name in &challenge_names(spec) {
                 if let Some(turn) = turns.get(name) {
                     held.push(turn.clone().lock_owned().await);
                 }
@@ -508,12 +502,7 @@ fn challenge_name_turns(
 ) -> std::collections::BTreeMap<String, std::sync::Arc<tokio::sync::Mutex<()>>> {
     let mut users: std::collections::BTreeMap<String, usize> = Default::default();
     for spec in specs {
-        let names: std::collections::BTreeSet<String> = spec
-            .domains
-            .iter()
-            .map(|d| d.challenge_name().as_str().to_string())
-            .collect();
-        for n in names {
+        for n in challenge_names(spec) {
             *users.entry(n).or_default() += 1;
         }
     }
@@ -521,6 +510,15 @@ fn challenge_name_turns(
         .into_iter()
         .filter(|(_, n)| *n > 1)
         .map(|(name, _)| (name, Default::default()))
+        .collect()
+}
+
+/// The DNS-01 record names of `spec`, sorted and once each (an apex and its wildcard share
+/// one).
+fn challenge_names(spec: &CertificateSpec) -> std::collections::BTreeSet<String> {
+    spec.domains
+        .iter()
+        .map(|d| d.challenge_name().as_str().to_string())
         .collect()
 }
 
@@ -1170,33 +1168,13 @@ async fn deploy_and_verify(
     progress: &CertProgress,
 ) -> Result<(), Error> {
     let material = Material::from_dir(live_dir)?;
-    let outcomes = deploy_all(
-        spec,
-        &material,
-        targets,
-        SystemClock.now(),
-        skip_if_served,
-        progress,
-    )
-    .await;
+    let outcomes = if skip_if_served {
+        super::deploy::deploy_unless_served(settings, spec, &material, targets, progress).await
+    } else {
+        deploy_all(spec, &material, targets, SystemClock.now(), false, progress).await
+    };
     progress.renderer().clear();
-    let mut outcomes = outcomes?;
-    if skip_if_served
-        && outcomes
-            .iter()
-            .any(|(_, o)| *o == crate::deploy::DeployOutcome::Unchanged)
-        && super::verify::serves_another_certificate(settings, spec, &material.leaf, progress).await
-    {
-        // EMQX Cloud names what it serves only by its expiry, to the second: a certificate
-        // issued in the same second as the one served looked deployed. The broker says
-        // otherwise, so it gets the write after all.
-        progress.update(
-            Stage::Deploy,
-            "the broker serves another certificate with the same expiry: deploying after all",
-        );
-        outcomes = deploy_all(spec, &material, targets, SystemClock.now(), false, progress).await?;
-        progress.renderer().clear();
-    }
+    let outcomes = outcomes?;
     crate::workflow::stall::after("deploy");
     super::deploy::print_outcomes(&outcomes);
     if super::verify::wanted_after_deploy(spec) {
