@@ -71,10 +71,13 @@ fn read_file(path: &Path, g: &mut Gathered, is_root: bool) -> Result<(), InputEr
             message: "is a directory, but a file was expected here".into(),
         });
     }
-    let bytes = std::fs::read(path).map_err(|e| InputError {
-        path: path.into(),
-        message: format!("cannot be read: {e}"),
-    })?;
+    let bytes =
+        crate::bounded_read::read_file(path, crate::bounded_read::MAX_PEM_FILE).map_err(|e| {
+            InputError {
+                path: path.into(),
+                message: format!("cannot be read: {e}"),
+            }
+        })?;
     g.files += 1;
     match parse_bundle(&bytes) {
         Ok(b) => {
@@ -110,8 +113,11 @@ fn gather(paths: &[PathBuf]) -> Result<Gathered, InputError> {
         if has("cert.pem") {
             read_file(&dir.join("cert.pem"), &mut g, false)?;
             // An empty chain.pem is normal next to a self-signed certificate.
-            let chain_empty = std::fs::read(dir.join("chain.pem"))
-                .is_ok_and(|b| b.iter().all(u8::is_ascii_whitespace));
+            let chain_empty = crate::bounded_read::read_file(
+                &dir.join("chain.pem"),
+                crate::bounded_read::MAX_PEM_FILE,
+            )
+            .is_ok_and(|b| b.iter().all(u8::is_ascii_whitespace));
             if g.certs.len() <= 1 && has("chain.pem") && !chain_empty {
                 read_file(&dir.join("chain.pem"), &mut g, false)?;
             }

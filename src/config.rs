@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 mod keys;
+mod redact;
 pub use keys::{KEYS, Key, Kind, UnknownKey};
 
 use crate::names::DomainName;
@@ -67,6 +68,16 @@ pub enum ConfigError {
         /// The file's permission bits.
         mode: u32,
     },
+    /// The file names commands to run but others can change it.
+    #[error("the configuration file `{}` names a command to run (`{key}`) but is writable by its group or others (mode {mode:04o}); anyone who can write it could make brokercert run their command as this user. A file with commands must be writable by its owner only. Run `chmod go-w {}`", path.display(), path.display())]
+    WritableCommands {
+        /// The file.
+        path: PathBuf,
+        /// The first command setting found.
+        key: String,
+        /// The file's permission bits.
+        mode: u32,
+    },
     /// A setting has a bad value.
     #[error("setting `{setting}`: found {found}, expected {expected}. {fix}")]
     Invalid {
@@ -111,7 +122,7 @@ fn invalid(
 
 fn de_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
     let s: Option<String> = Option::deserialize(d)?;
-    s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+    s.map(|s| crate::bounds::parse(&s).map_err(serde::de::Error::custom))
         .transpose()
 }
 
@@ -156,8 +167,20 @@ pub struct RenewFile {
     /// Command (argv list) run after each renewal attempt that did something.
     #[serde(default)]
     pub notify_command: Vec<String>,
-    /// URL a JSON summary is POSTed to after each renewal attempt that did something.
-    pub notify_webhook: Option<String>,
+    /// Variables of brokercert's environment passed on to `notify_command` (besides PATH,
+    /// HOME, LANG and the like); nothing else of it is.
+    #[serde(default)]
+    pub notify_pass_env: Vec<String>,
+    /// URL a JSON summary is POSTed to after each renewal attempt that did something. It
+    /// usually carries a token (Slack, Teams), so it is a secret: inline only in a file
+    /// that only its owner can read; better from `notify_webhook_env` or `_file`.
+    pub notify_webhook: Option<Secret>,
+    /// Environment variable holding the webhook URL.
+    pub notify_webhook_env: Option<String>,
+    /// File holding the webhook URL.
+    pub notify_webhook_file: Option<PathBuf>,
+    /// Test only: allow an `http://` webhook (the default requires https).
+    pub notify_webhook_allow_http: Option<bool>,
     /// Also notify on success (default true; failures are always notified).
     pub notify_success: Option<bool>,
     /// How many certificates one run renews at the same time (default 50, at most 100).
@@ -175,12 +198,60 @@ pub struct RenewSettings {
     pub ari: bool,
     /// Notification command.
     pub notify_command: Vec<String>,
-    /// Notification webhook.
-    pub notify_webhook: Option<String>,
+    /// Variables passed on to the notification command.
+    pub notify_pass_env: Vec<String>,
+    /// Notification webhook: where its URL comes from (read when a notification is sent).
+    pub notify_webhook: Option<WebhookSettings>,
     /// Notify on success too.
     pub notify_success: bool,
     /// Certificates renewed at the same time (at least 1).
     pub concurrency: usize,
+}
+
+/// Where the notification webhook's URL (a secret: it usually carries a token) comes from.
+#[derive(Debug, Clone)]
+pub struct WebhookSettings {
+    /// Environment variable holding the URL.
+    pub env: Option<String>,
+    /// File holding the URL.
+    pub file: Option<PathBuf>,
+    /// The URL written inline in the (owner-only) configuration file.
+    pub inline: Option<Secret>,
+    /// Test only: accept `http://`.
+    pub allow_http: bool,
+}
+
+impl WebhookSettings {
+    /// The URL, read from its source and checked to be https (unless allowed otherwise).
+    /// Errors never contain the URL.
+    pub fn url(&self) -> Result<Secret, String> {
+        let url = crate::secret::load_or_inline(
+            "notification webhook URL",
+            self.env.as_deref(),
+            self.file.as_deref(),
+            self.inline.as_ref(),
+            "renew.notify_webhook",
+        )?;
+        check_webhook_scheme(url.expose(), self.allow_http)?;
+        Ok(url)
+    }
+}
+
+/// The webhook must be https (its URL and body are secrets in transit), unless the
+/// test-only `renew.notify_webhook_allow_http` says otherwise. The message leaves the URL
+/// out: it usually carries a token.
+fn check_webhook_scheme(url: &str, allow_http: bool) -> Result<(), String> {
+    let url = url.trim();
+    if url.starts_with("https://") || (allow_http && url.starts_with("http://")) {
+        return Ok(());
+    }
+    Err(
+        "the notification webhook URL (setting `renew.notify_webhook`) does not start with \
+         `https://`; brokercert sends notifications only over https, since the URL usually \
+         carries a token. Give the https URL your chat service shows (the URL itself is not \
+         printed here)"
+            .into(),
+    )
 }
 
 /// `[acme]` as written.
@@ -365,6 +436,10 @@ pub struct FilesFile {
     /// Reload command as an argv list, e.g. ["systemctl", "reload", "mosquitto"].
     #[serde(default)]
     pub reload: Vec<String>,
+    /// Variables of brokercert's environment passed on to `reload` (besides PATH, HOME,
+    /// LANG and the like); nothing else of it is.
+    #[serde(default)]
+    pub reload_pass_env: Vec<String>,
     /// Reload timeout (default 60s).
     #[serde(default, deserialize_with = "de_duration")]
     pub reload_timeout: Option<Duration>,
@@ -490,6 +565,22 @@ pub struct AcmeSettings {
     pub preferred_chain: Option<String>,
     /// Validation + issuance timeout.
     pub order_timeout: Duration,
+    /// What to do with an account in `BROKERCERT_ACME_ACCOUNT` made on another directory:
+    /// refuse (always, except in a dry run that switched to staging, which uses its own
+    /// staging account instead).
+    pub foreign_env_account: ForeignEnvAccount,
+}
+
+/// What to do with an account in `BROKERCERT_ACME_ACCOUNT` whose directory is not the
+/// configured one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForeignEnvAccount {
+    /// Stop with an error naming both directories (the default).
+    #[default]
+    Refuse,
+    /// Leave it unused and load or create an account for the configured directory: for a
+    /// dry run that switched a production configuration to staging.
+    Skip,
 }
 
 /// External Account Binding: key id and the source of the HMAC (never the HMAC inline).
@@ -571,6 +662,56 @@ pub struct Settings {
     /// `[renew]`.
     pub renew: RenewSettings,
 }
+
+/// The webhook's source, if one is configured; an inline URL is checked here already.
+fn webhook_settings(r: &RenewFile) -> Result<Option<WebhookSettings>, ConfigError> {
+    if r.notify_webhook.is_none()
+        && r.notify_webhook_env.is_none()
+        && r.notify_webhook_file.is_none()
+    {
+        return Ok(None);
+    }
+    let allow_http = r.notify_webhook_allow_http.unwrap_or(false);
+    if let Some(inline) = &r.notify_webhook {
+        check_webhook_scheme(inline.expose(), allow_http).map_err(|_| {
+            invalid(
+                "renew.notify_webhook",
+                "a URL that is not https (not shown: it usually carries a token)",
+                "an `https://` URL",
+                "Give the https URL your chat service shows.",
+            )
+        })?;
+    }
+    Ok(Some(WebhookSettings {
+        env: r.notify_webhook_env.clone(),
+        file: r.notify_webhook_file.clone(),
+        inline: r.notify_webhook.clone(),
+        allow_http,
+    }))
+}
+
+/// Checks an EMQX Cloud deployment ID: 1 to 64 letters, digits, `-` or `_` (the console
+/// shows IDs like `ge6a1a75`). It becomes a path segment of every API URL, so nothing else
+/// may pass (a `../../x?q=#` rewrote the path). `Err` says what is expected.
+pub fn check_deployment_id(id: &str) -> Result<(), String> {
+    let ok = (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(
+            "the deployment's ID as the console shows it under Overview (like `ge6a1a75`: 1 to \
+             64 letters, digits, `-` or `_`), not its name or URL"
+                .into(),
+        )
+    }
+}
+
+/// The longest certificate name: the longest file brokercert derives from a name is
+/// `.NAME.journal.json.tmp-PID-N` (40 characters more), and a file name has 255 bytes.
+pub const MAX_NAME_LEN: usize = 200;
 
 /// Expands `letsencrypt` / `letsencrypt-staging` shortcuts; other values must be https URLs.
 pub fn directory_url(value: &str) -> Result<String, ConfigError> {
@@ -662,6 +803,7 @@ impl Settings {
                 .clone()
                 .or(file.acme.preferred_chain.clone()),
             order_timeout: file.acme.order_timeout.unwrap_or(Duration::from_secs(300)),
+            foreign_env_account: ForeignEnvAccount::Refuse,
         };
         if let Some(e) = &acme.email
             && (!e.contains('@') || e.contains(char::is_whitespace))
@@ -710,10 +852,18 @@ impl Settings {
                 .change_timeout
                 .unwrap_or(Duration::from_secs(300)),
             route53_requests_per_second: file.route53.max_requests_per_second.unwrap_or(5.0),
-            route53_batch_window: file
-                .route53
-                .batch_window
-                .unwrap_or(Duration::from_millis(50)),
+            route53_batch_window: match file.route53.batch_window {
+                Some(w) if w < crate::bounds::MIN_BATCH_WINDOW => Err(w),
+                w => Ok(w.unwrap_or(Duration::from_millis(50))),
+            }
+            .map_err(|w| {
+                invalid(
+                    "route53.batch_window",
+                    format!("`{}`", humantime::format_duration(w)),
+                    "at least `1ms` (a shorter window would busy-loop)",
+                    "Raise it in the configuration (the default is `50ms`).",
+                )
+            })?,
             route53_max_attempts: match file.route53.max_attempts {
                 Some(n) if !(1..=20).contains(&n) => {
                     return Err(invalid(
@@ -829,7 +979,8 @@ impl Settings {
                     .unwrap_or(Duration::from_secs(90 * 86_400)),
                 ari: file.renew.ari.unwrap_or(true),
                 notify_command: file.renew.notify_command.clone(),
-                notify_webhook: file.renew.notify_webhook.clone(),
+                notify_pass_env: file.renew.notify_pass_env.clone(),
+                notify_webhook: webhook_settings(&file.renew)?,
                 notify_success: file.renew.notify_success.unwrap_or(true),
                 concurrency: file.renew.concurrency.unwrap_or(50).clamp(1, 100),
             },
@@ -840,23 +991,36 @@ impl Settings {
 /// Reads and parses a configuration file: unknown keys are refused with the nearest valid
 /// key, and a file holding inline secrets must be readable by its owner only.
 pub fn parse_file(p: &Path) -> Result<FileConfig, ConfigError> {
-    let text = std::fs::read_to_string(p).map_err(|source| ConfigError::Read {
-        path: p.to_path_buf(),
-        source,
-    })?;
+    let text = crate::bounded_read::read_text(p, crate::bounded_read::MAX_SMALL_FILE).map_err(
+        |source| ConfigError::Read {
+            path: p.to_path_buf(),
+            source,
+        },
+    )?;
     let file = parse_text(&text, p)?;
-    if let Some(key) = file.inline_secret() {
+    let mode = || {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(p)
+        std::fs::metadata(p)
+            .map(|m| m.permissions().mode() & 0o777)
             .map_err(|source| ConfigError::Read {
                 path: p.to_path_buf(),
                 source,
-            })?
-            .permissions()
-            .mode()
-            & 0o777;
+            })
+    };
+    if let Some(key) = file.inline_secret() {
+        let mode = mode()?;
         if mode & 0o077 != 0 {
             return Err(ConfigError::ReadableSecrets {
+                path: p.to_path_buf(),
+                key,
+                mode,
+            });
+        }
+    }
+    if let Some(key) = file.command_setting() {
+        let mode = mode()?;
+        if mode & 0o022 != 0 {
+            return Err(ConfigError::WritableCommands {
                 path: p.to_path_buf(),
                 key,
                 mode,
@@ -869,9 +1033,11 @@ pub fn parse_file(p: &Path) -> Result<FileConfig, ConfigError> {
 /// Parses configuration text (`p` names it in messages): unknown keys are refused with the
 /// nearest valid key. Does not check the file's permissions.
 pub fn parse_text(text: &str, p: &Path) -> Result<FileConfig, ConfigError> {
+    // The parser quotes the offending line, and a type error names the value: inline
+    // secrets are scrubbed from both.
     let parse_err = |e: toml::de::Error| ConfigError::Parse {
         path: p.to_path_buf(),
-        message: e.to_string().trim().replace('\n', " "),
+        message: redact::scrub(e.to_string().trim(), text).replace('\n', " "),
     };
     let table: toml::Table = toml::from_str(text).map_err(parse_err)?;
     keys::check(&table, text).map_err(|u| ConfigError::UnknownKey {
@@ -885,10 +1051,31 @@ pub fn parse_text(text: &str, p: &Path) -> Result<FileConfig, ConfigError> {
 }
 
 impl FileConfig {
+    /// The first setting that names a command brokercert runs (`renew.notify_command`, a
+    /// files target's `reload`), if any.
+    pub fn command_setting(&self) -> Option<String> {
+        if !self.renew.notify_command.is_empty() {
+            return Some("renew.notify_command".into());
+        }
+        for (i, c) in self.certificates.iter().enumerate() {
+            for (j, d) in c.deploy.iter().enumerate() {
+                if let DeployFile::Files(f) = d
+                    && !f.reload.is_empty()
+                {
+                    return Some(format!("certificate[{i}].deploy[{j}].reload"));
+                }
+            }
+        }
+        None
+    }
+
     /// The setting of the first secret written inline, if any.
     pub fn inline_secret(&self) -> Option<String> {
         if self.acme.eab_hmac.is_some() {
             return Some("acme.eab_hmac".into());
+        }
+        if self.renew.notify_webhook.is_some() {
+            return Some("renew.notify_webhook".into());
         }
         for (i, c) in self.certificates.iter().enumerate() {
             for (j, d) in c.deploy.iter().enumerate() {
@@ -979,6 +1166,7 @@ fn validate_certificate(i: usize, c: &CertificateFile) -> Result<CertificateSpec
         .unwrap_or_else(|| domains[0].base().to_string());
     if name.is_empty()
         || name.starts_with('.')
+        || name.starts_with('-')
         || !name
             .chars()
             .all(|ch| ch.is_ascii_alphanumeric() || "._-".contains(ch))
@@ -986,8 +1174,24 @@ fn validate_certificate(i: usize, c: &CertificateFile) -> Result<CertificateSpec
         return Err(invalid(
             at("name"),
             format!("`{name}`"),
-            "letters, digits, `.`, `_` and `-`, not starting with `.` (it becomes a directory name)",
+            "letters, digits, `.`, `_` and `-`, not starting with `.` or `-` (it becomes a \
+             directory name and a command-line argument)",
             "Choose another name.",
+        ));
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(invalid(
+            at("name"),
+            format!("a name of {} characters", name.len()),
+            &format!(
+                "at most {MAX_NAME_LEN} characters, so that every file brokercert derives from \
+                 it (such as `.NAME.journal.json.tmp-PID-N`) fits the 255-byte limit on a file name"
+            ),
+            if c.name.is_none() {
+                "The name defaults to the first domain; set a shorter `name` for this certificate."
+            } else {
+                "Choose a shorter name."
+            },
         ));
     }
     let cname_target = match &c.cname_target {
@@ -1033,6 +1237,28 @@ fn validate_certificate(i: usize, c: &CertificateFile) -> Result<CertificateSpec
             })?,
         None => KeyType::default(),
     };
+    for (j, d) in c.deploy.iter().enumerate() {
+        if let DeployFile::EmqxCloud(e) = d {
+            check_deployment_id(&e.deployment_id).map_err(|expected| {
+                invalid(
+                    at(&format!("deploy[{j}].deployment_id")),
+                    format!("{:?}", e.deployment_id),
+                    &expected,
+                    "Copy the ID from the deployment's Overview page in the EMQX Cloud console.",
+                )
+            })?;
+            if let Some(p) = e.poll_interval
+                && p < crate::bounds::MIN_POLL_INTERVAL
+            {
+                return Err(invalid(
+                    at(&format!("deploy[{j}].poll_interval")),
+                    format!("`{}`", humantime::format_duration(p)),
+                    "at least `10ms` (a shorter interval would busy-loop)",
+                    "Raise it (the default is `5s`).",
+                ));
+            }
+        }
+    }
     Ok(CertificateSpec {
         name,
         domains,

@@ -11,7 +11,13 @@
 #[cfg(feature = "full")]
 pub mod acme;
 #[cfg(feature = "full")]
+pub mod bounded_read;
+#[cfg(feature = "full")]
+pub mod bounds;
+#[cfg(feature = "full")]
 pub mod check;
+#[cfg(feature = "full")]
+pub mod child_env;
 #[cfg(feature = "full")]
 pub mod cli;
 #[cfg(feature = "full")]
@@ -39,6 +45,8 @@ pub mod sandbox;
 pub mod secret;
 #[cfg(feature = "full")]
 pub mod store;
+#[cfg(feature = "full")]
+pub mod terminal_text;
 #[cfg(feature = "full")]
 pub mod verify;
 #[cfg(feature = "full")]

@@ -64,6 +64,19 @@ impl DomainName {
                 "it has a single label; a fully qualified name is needed",
             ));
         }
+        // No top-level domain is all digits (RFC 3696 §2), so this is an IPv4 address (or
+        // something like it): ACME IP identifiers are another kind of identifier, which
+        // brokercert does not order, and a broker reached by address has no DNS-01 name.
+        if body
+            .rsplit('.')
+            .next()
+            .is_some_and(|tld| tld.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return Err(err(
+                "it is an IP address, not a domain name; brokercert orders certificates for DNS \
+                 names only (DNS-01), so give the broker's host name",
+            ));
+        }
         Ok(Self(s))
     }
 
@@ -143,6 +156,17 @@ mod tests {
         ] {
             assert!(DomainName::parse(bad).is_err(), "{bad} accepted");
         }
+    }
+
+    #[test]
+    fn an_ip_address_is_not_a_domain() {
+        for ip in ["1.2.3.4", "127.0.0.1.", "*.10.0.0.1"] {
+            let e = DomainName::parse(ip).expect_err(ip);
+            assert!(e.reason.contains("IP address"), "{ip}: {}", e.reason);
+        }
+        // A digit-led label elsewhere is an ordinary name.
+        assert!(DomainName::parse("1.2.3.example.com").is_ok());
+        assert!(DomainName::parse("mqtt.1example.com").is_ok());
     }
 
     #[test]

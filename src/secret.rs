@@ -78,7 +78,7 @@ pub fn load_or_inline(
         return Ok(Secret(v.trim_end_matches(['\n', '\r']).to_string()));
     }
     if let Some(p) = file {
-        return std::fs::read_to_string(p)
+        return crate::bounded_read::read_text(p, crate::bounded_read::MAX_SMALL_FILE)
             .map(|v| Secret(v.trim_end_matches(['\n', '\r']).to_string()))
             .map_err(|e| {
                 format!(

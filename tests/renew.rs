@@ -553,15 +553,20 @@ async fn failures_are_loud_back_off_and_notify() {
         }
     });
     let cfg = c.config(&format!(
-        "[renew]\nnotify_command = [\"{}\"]\nnotify_webhook = \"{hook_url}\"\n",
+        "[renew]\nnotify_command = [\"{}\"]\nnotify_webhook_env = \"TEST_HOOK_URL\"\n\
+         notify_webhook_allow_http = true\n",
         script.display()
     ));
     // The deployment's apply fails: the certificate is stored, the run fails loudly.
     c.emu.fail_next_apply();
+    let env = Cloud::env_vars(&[("TEST_HOOK_URL", hook_url.clone())]);
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let r = c
-        .run(&["renew", "--no-jitter", "--config", arg(&cfg)])
+        .env
+        .run_with_env(&["renew", "--no-jitter", "--config", arg(&cfg)], &pairs)
         .await;
     assert_eq!(r.code, 8, "deploy exit code\n{}\n{}", r.stdout, r.stderr);
+    assert!(!r.stdout.contains(&hook_url) && !r.stderr.contains(&hook_url));
     assert!(r.stdout.contains("mqtt-prod: FAILED — "), "{}", r.stdout);
     assert!(r.stdout.contains("next attempt from"), "{}", r.stdout);
     assert_eq!(

@@ -1,7 +1,8 @@
 //! Issue #6 "Security", against the sandbox and the real binary:
 //! - every command at the most verbose log level (`-vvv`, `BROKERCERT_LOG=trace`) keeps the
 //!   EMQX Cloud API secret, the MQTT password and the EAB HMAC out of stdout, stderr and
-//!   the state directory, and prints no private key;
+//!   the state directory, and prints no private key; the reload and notification commands
+//!   they run see none of them in their environment;
 //! - key, account and client-CA key files are 0600 in 0700 directories; a configuration
 //!   with an inline secret that others can read is refused with the `chmod 600` to run;
 //! - TLS verification is on everywhere: an untrusted server is refused by the ACME client,
@@ -182,6 +183,12 @@ poll_timeout = "20s"
 tls = "two-way"
 client_ca = "{ca}"
 
+[[certificate.deploy]]
+type = "files"
+fullchain = "{files}/fullchain.pem"
+key = "{files}/key.pem"
+reload = ["sh", "-c", "env >> {files}/reload.env"]
+
 [certificate.verify]
 mqtts_port = {mqtts}
 wss_port = {wss}
@@ -198,9 +205,20 @@ client_key = "{key}"
                 key = client.join("device-1.key").display(),
                 mqtts = self.ports.mqtts,
                 wss = self.ports.wss,
+                files = self.env.work.path().join("files").display(),
             ),
         );
-        self.env.config(&section)
+        let notify = format!(
+            "[renew]\nnotify_command = [\"sh\", \"-c\", \"env >> {}\"]\n",
+            self.env
+                .work
+                .path()
+                .join("files")
+                .join("notify.env")
+                .display()
+        );
+        std::fs::create_dir_all(self.env.work.path().join("files")).expect("files dir");
+        self.env.config(&format!("{section}\n{notify}"))
     }
 }
 
@@ -258,6 +276,38 @@ async fn no_command_leaks_a_secret_at_trace_level_and_keys_are_private() {
     w.run(&["renew", "--config", c, "--no-jitter"])
         .await
         .assert_ok();
+    w.run(&["schedule", "--config", c, "--once"])
+        .await
+        .assert_ok();
+    // The reload and notification commands ran with a clean environment: none of the
+    // secrets brokercert had (nor the variables holding them, nor AWS's) reached them.
+    for dump in ["reload.env", "notify.env"] {
+        let text = std::fs::read_to_string(work.join("files").join(dump))
+            .unwrap_or_else(|e| panic!("{dump}: the command ran and dumped its environment: {e}"));
+        assert!(text.contains("PATH="), "{dump}: {text}");
+        for secret in &w.secrets {
+            assert!(!text.contains(secret.as_str()), "{dump} holds a secret");
+        }
+        for name in [
+            "EMQX_CLOUD_API_SECRET",
+            "EMQX_CLOUD_API_KEY",
+            "BROKERCERT_EAB_HMAC",
+            "TEST_MQTT_PASSWORD",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_ACCESS_KEY_ID",
+        ] {
+            assert!(
+                !text.lines().any(|l| l.starts_with(&format!("{name}="))),
+                "{dump} has {name}"
+            );
+        }
+    }
+    assert!(
+        std::fs::read_to_string(work.join("files").join("notify.env"))
+            .unwrap_or_default()
+            .contains("BROKERCERT_EVENT=success"),
+        "the notification got its event variables"
+    );
     w.run(&["check", "--config", c, s(&live)]).await;
     let split_out = work.join("split");
     w.run(&[
@@ -343,21 +393,10 @@ async fn no_command_leaks_a_secret_at_trace_level_and_keys_are_private() {
 }
 
 fn plain(args: &[&str]) -> Run {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"))
-        .args(args)
-        .env_remove("BROKERCERT_CONFIG")
-        .env_remove("BROKERCERT_STATE_DIR")
-        .env("NO_COLOR", "1")
-        .env("EMQX_CLOUD_API_KEY", "")
-        .env("EMQX_CLOUD_API_SECRET", "")
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run brokercert");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    support::run_plain(
+        args,
+        &[("EMQX_CLOUD_API_KEY", ""), ("EMQX_CLOUD_API_SECRET", "")],
+    )
 }
 
 #[test]

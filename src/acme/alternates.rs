@@ -23,15 +23,17 @@ pub struct Signer<'a> {
 }
 
 async fn fresh_nonce(http: &AcmeHttp, directory_url: &str) -> Result<String, AcmeError> {
-    let dir: serde_json::Value = http
+    let dir = http
         .client()
         .get(directory_url)
         .send()
         .await
         .and_then(|r| r.error_for_status())
-        .map_err(|e| AcmeError::Protocol(format!("cannot read the ACME directory: {e}")))?
-        .json()
+        .map_err(|e| AcmeError::Protocol(format!("cannot read the ACME directory: {e}")))?;
+    let dir = crate::bounded_read::read_body(dir, crate::bounded_read::MAX_RESPONSE)
         .await
+        .map_err(|e| AcmeError::Protocol(format!("cannot read the ACME directory: {e}")))?;
+    let dir: serde_json::Value = serde_json::from_slice(&dir)
         .map_err(|e| AcmeError::Protocol(format!("the ACME directory is not JSON: {e}")))?;
     let url = dir["newNonce"]
         .as_str()
@@ -81,8 +83,7 @@ pub async fn post_as_get(
             .await
             .map_err(|e| AcmeError::Protocol(format!("cannot download {url}: {e}")))?;
         let status = rsp.status();
-        let text = rsp
-            .text()
+        let text = crate::bounded_read::read_body_text(rsp, crate::bounded_read::MAX_RESPONSE)
             .await
             .map_err(|e| AcmeError::Protocol(format!("cannot read {url}: {e}")))?;
         if status.is_success() {

@@ -30,12 +30,13 @@ impl AcmeHttp {
     pub fn new(extra_roots: &[PathBuf]) -> Result<Self, AcmeError> {
         let mut certs = Vec::new();
         for p in extra_roots {
-            let pem = std::fs::read(p).map_err(|e| {
-                AcmeError::Setup(format!(
-                    "cannot read `{}` (setting `acme.https_roots`, flag `--acme-root`): {e}",
-                    p.display()
-                ))
-            })?;
+            let pem = crate::bounded_read::read_file(p, crate::bounded_read::MAX_PEM_FILE)
+                .map_err(|e| {
+                    AcmeError::Setup(format!(
+                        "cannot read `{}` (setting `acme.https_roots`, flag `--acme-root`): {e}",
+                        p.display()
+                    ))
+                })?;
             let found = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 AcmeError::Setup(format!(
                     "`{}` (setting `acme.https_roots`) holds no usable PEM certificate: {e}",
@@ -159,8 +160,7 @@ impl HttpClient for AcmeHttp {
             this.remember_links(&url, rsp.headers());
             let status = rsp.status();
             let headers = rsp.headers().clone();
-            let bytes = rsp
-                .bytes()
+            let bytes = crate::bounded_read::read_body(rsp, crate::bounded_read::MAX_RESPONSE)
                 .await
                 .map_err(|e| instant_acme::Error::Other(Box::new(e)))?;
             let mut out = http::Response::new(Full::new(bytes));

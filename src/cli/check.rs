@@ -80,7 +80,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> i32 {
         fields.insert("exit_code".into(), code.into());
         output::emit_json("check", fields);
     } else {
-        println!(
+        output::say(&format!(
             "check {} ({}{}; profile {})",
             report.inputs.join(" "),
             report.leaf.as_deref().unwrap_or("no certificate"),
@@ -90,15 +90,15 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> i32 {
                 .map(|s| format!(", serial {s}"))
                 .unwrap_or_default(),
             report.profile
-        );
+        ));
         for n in &report.notes {
-            println!("  note: {n}");
+            output::say(&format!("  note: {n}"));
         }
         for v in &report.verdicts {
             if v.ok {
-                println!("PASS {:<25} {}", v.rule, v.found);
+                output::say(&format!("PASS {:<25} {}", v.rule, v.found));
             } else {
-                println!(
+                output::say(&format!(
                     "FAIL {:<25} found {}, expected {}{}",
                     v.rule,
                     v.found,
@@ -107,14 +107,17 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> i32 {
                         .as_ref()
                         .map(|f| format!(" — fix: {f}"))
                         .unwrap_or_default()
-                );
+                ));
             }
         }
         let failed = report.verdicts.iter().filter(|v| !v.ok).count();
         if failed == 0 {
-            println!("all {} rules passed", report.verdicts.len());
+            output::say(&format!("all {} rules passed", report.verdicts.len()));
         } else {
-            println!("{failed} of {} rules failed", report.verdicts.len());
+            output::say(&format!(
+                "{failed} of {} rules failed",
+                report.verdicts.len()
+            ));
         }
     }
     code

@@ -99,7 +99,7 @@ pub fn run_client_ca(_cli: &Cli, command: &ClientCaCommand) -> i32 {
     let ClientCaCommand::Create(args) = command;
     match create(args, SystemClock.now()) {
         Ok(summary) => {
-            print!("{summary}");
+            super::output::say(summary.trim_end_matches('\n'));
             exit::OK
         }
         Err(e) => fail(&e),
@@ -111,7 +111,7 @@ pub fn run_client_cert(cli: &Cli, command: &ClientCertCommand) -> i32 {
     let ClientCertCommand::Issue(args) = command;
     match issue(args, SystemClock.now(), cli.quiet) {
         Ok(summary) => {
-            print!("{summary}");
+            super::output::say(summary.trim_end_matches('\n'));
             exit::OK
         }
         Err(e) => fail(&e),

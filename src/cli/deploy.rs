@@ -189,7 +189,10 @@ pub async fn run_remove(cli: &Cli, args: &RemoveArgs) -> i32 {
         if let Err(e) = t.remove().await {
             return output::fail(e);
         }
-        println!("Removed the TLS configuration of {}", t.describe());
+        output::say(&format!(
+            "Removed the TLS configuration of {}",
+            t.describe()
+        ));
     }
     exit::OK
 }

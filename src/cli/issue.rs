@@ -22,7 +22,7 @@ pub fn load_anchors(settings: &Settings) -> Result<TrustAnchors, Error> {
         anchors = anchors.with_system();
     }
     for p in &settings.extra_roots {
-        let text = std::fs::read_to_string(p).map_err(|e| {
+        let text = crate::bounded_read::read_text(p, crate::bounded_read::MAX_PEM_FILE).map_err(|e| {
             Error::Certificate(format!(
                 "cannot read the extra trust root `{}` (setting `trust.extra_roots`, flag `--trust-root`): {e}",
                 p.display()

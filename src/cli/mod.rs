@@ -128,7 +128,7 @@ pub struct VerifyArgs {
     #[arg(long, value_name = "IP")]
     pub connect: Option<std::net::IpAddr>,
     /// Expect the broker to serve this serial (hex) instead of the stored certificate.
-    #[arg(long, value_name = "HEX")]
+    #[arg(long, value_name = "HEX", value_parser = parse_serial)]
     pub expect_serial: Option<String>,
     /// Machine-readable output: one JSON object per line (docs/json.md).
     #[arg(long)]
@@ -149,7 +149,7 @@ pub struct DeployArgs {
     pub no_verify: bool,
     /// Wait this long for another brokercert command working on the same state directory
     /// (default: exit at once with code 7).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::bounds::parse)]
     pub wait: Option<std::time::Duration>,
 }
 
@@ -163,7 +163,7 @@ pub struct RemoveArgs {
     pub yes: bool,
     /// Wait this long for another brokercert command working on the same state directory
     /// (default: exit at once with code 7).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::bounds::parse)]
     pub wait: Option<std::time::Duration>,
 }
 
@@ -217,7 +217,7 @@ pub struct IssueArgs {
     #[arg(long = "nameserver", value_name = "ADDR")]
     pub nameservers: Vec<String>,
     /// How long to wait for every nameserver to serve the TXT values (e.g. 2m).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::bounds::parse)]
     pub propagation_timeout: Option<std::time::Duration>,
     /// Extra trust anchor (PEM) for finding the chain's root (repeatable).
     #[arg(long = "trust-root", value_name = "FILE")]
@@ -237,7 +237,7 @@ pub struct IssueArgs {
     pub dry_run: bool,
     /// Wait this long for another brokercert command working on the same state directory
     /// (default: exit at once with code 7).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::bounds::parse)]
     pub wait: Option<std::time::Duration>,
 }
 
@@ -391,6 +391,24 @@ pub async fn shutdown_signal() {
             let _ = ctrl_c.await;
         }
     }
+}
+
+/// A certificate serial in hex, as `status`, `check` and openssl show it (`03:a1:…`,
+/// `0x03a1…` and `03A1…` are the same); returned as lowercase hex without separators.
+fn parse_serial(text: &str) -> Result<String, String> {
+    let t = text.trim();
+    let t = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
+    let hex: String = t.chars().filter(|c| *c != ':').collect();
+    if hex.is_empty() || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Err(format!(
+            "`{text}` is not a certificate serial; expected hexadecimal digits (like \
+             `04d2a1…`, as `brokercert status` or `openssl x509 -serial` show it)"
+        ));
+    }
+    Ok(hex.to_ascii_lowercase())
 }
 
 /// Runs the command line; returns the exit code.

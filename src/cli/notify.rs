@@ -2,8 +2,9 @@
 //! configured in `[renew]`. Failures are always sent; successes unless `notify_success =
 //! false`. A notification that cannot be delivered is a warning, never the run's failure.
 //!
-//! The command gets `BROKERCERT_EVENT` (`success` or `failure`), `BROKERCERT_CERTIFICATE` and
-//! `BROKERCERT_MESSAGE` in its environment (no secret is ever passed); the webhook receives
+//! The command gets a clean environment (`crate::child_env`: PATH, HOME, LANG and the like,
+//! plus `renew.notify_pass_env`) with `BROKERCERT_EVENT` (`success` or `failure`),
+//! `BROKERCERT_CERTIFICATE` and `BROKERCERT_MESSAGE` (no secret is ever passed); the webhook receives
 //! the same as JSON `{"event", "certificate", "message"}` (Slack-compatible `text` too).
 
 use std::time::Duration;
@@ -26,8 +27,7 @@ pub async fn notify(settings: &RenewSettings, name: &str, outcome: &Outcome) {
     };
     let message = outcome.line(name);
     if let Some((program, args)) = settings.notify_command.split_first() {
-        let run = tokio::process::Command::new(program)
-            .args(args)
+        let run = crate::child_env::command(program, args, &settings.notify_pass_env)
             .env("BROKERCERT_EVENT", event)
             .env("BROKERCERT_CERTIFICATE", name)
             .env("BROKERCERT_MESSAGE", &message)
@@ -46,18 +46,28 @@ pub async fn notify(settings: &RenewSettings, name: &str, outcome: &Outcome) {
             )),
         }
     }
-    if let Some(url) = &settings.notify_webhook {
+    if let Some(source) = &settings.notify_webhook {
+        let url = match source.url() {
+            Ok(u) => u,
+            Err(e) => {
+                output::warning(&format!("no notification sent to the webhook: {e}"));
+                return;
+            }
+        };
         let body = serde_json::json!({
             "event": event,
             "certificate": name,
             "message": message,
             "text": format!("brokercert: {message}"),
         });
+        // No redirects: one could lead the token-carrying body to another host or to http.
         let sent = match reqwest::Client::builder()
             .timeout(Duration::from_secs(15))
+            .redirect(reqwest::redirect::Policy::none())
+            .https_only(!source.allow_http)
             .build()
         {
-            Ok(c) => c.post(url).json(&body).send().await,
+            Ok(c) => c.post(url.expose()).json(&body).send().await,
             Err(e) => {
                 output::warning(&format!("cannot build the webhook client: {e}"));
                 return;

@@ -30,6 +30,7 @@ pub fn json_mode() -> bool {
 
 /// Prints human result text: stdout normally, stderr under `--json`.
 pub fn say(text: &str) {
+    let text = crate::terminal_text::sanitize(text);
     super::progress_display::clear_shared();
     if json_mode() {
         let _ = writeln!(std::io::stderr(), "{text}");
@@ -58,6 +59,7 @@ pub fn rfc3339(t: OffsetDateTime) -> serde_json::Value {
 
 /// Prints an error paragraph to stderr.
 pub fn error(message: &str) {
+    let message = crate::terminal_text::sanitize(message);
     super::progress_display::clear_shared();
     let _ = writeln!(std::io::stderr(), "error: {message}");
 }
@@ -71,6 +73,7 @@ pub fn fail(e: impl Into<crate::error::Error>) -> i32 {
 
 /// Prints a warning paragraph to stderr.
 pub fn warning(message: &str) {
+    let message = crate::terminal_text::sanitize(message);
     super::progress_display::clear_shared();
     let _ = writeln!(std::io::stderr(), "warning: {message}");
 }

@@ -156,6 +156,7 @@ impl Renderer {
         if self.mode == Mode::Silent {
             return;
         }
+        let text = crate::terminal_text::sanitize(text);
         if let Ok(mut st) = self.state.lock() {
             let clear = if st.transient { CLEAR_LINE } else { "" };
             let _ = writeln!(st.out, "{clear}{text}");
@@ -177,6 +178,7 @@ impl Renderer {
             return;
         }
         let prefix = if self.in_flight.load(Ordering::SeqCst) > 1 {
+            let name = crate::terminal_text::sanitize(name);
             format!("{} ", self.paint("2", &format!("[{name}]")))
         } else {
             String::new()
@@ -188,7 +190,11 @@ impl Renderer {
             Kind::Done => self.paint("32", "✓"),
             _ => " ".to_string(),
         };
-        let body = format!("{mark} {:<18} {text}", stage.as_str());
+        let body = format!(
+            "{mark} {:<18} {}",
+            stage.as_str(),
+            crate::terminal_text::sanitize(text)
+        );
         match (self.mode, &kind) {
             (Mode::Live, Kind::Done) => {
                 let clear = if st.transient { CLEAR_LINE } else { "" };

@@ -61,7 +61,7 @@ pub struct RenewArgs {
     pub no_jitter: bool,
     /// Wait this long for another brokercert command working on the same state directory
     /// (default: exit at once, with code 0: the other run is doing the work).
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::bounds::parse)]
     pub wait: Option<Duration>,
     /// Append a Markdown summary to this file (e.g. "$GITHUB_STEP_SUMMARY").
     #[arg(long, value_name = "FILE")]
@@ -263,6 +263,8 @@ pub async fn run(cli: &Cli, args: &RenewArgs) -> i32 {
     };
     if args.dry_run && settings.acme.directory == crate::config::LETSENCRYPT {
         settings.acme.directory = crate::config::LETSENCRYPT_STAGING.to_string();
+        // An account for production (say from BROKERCERT_ACME_ACCOUNT) is not used on staging.
+        settings.acme.foreign_env_account = crate::config::ForeignEnvAccount::Skip;
     }
     if !args.no_jitter && !args.dry_run && !std::io::stdin().is_terminal() {
         jitter(settings.renew.jitter, cli.quiet).await;
@@ -1060,7 +1062,8 @@ fn files_leaf(spec: &CertificateSpec) -> Option<Certificate> {
     spec.deploy.iter().find_map(|d| match d {
         DeployFile::Files(f) => {
             let p = f.fullchain.as_ref().or(f.cert.as_ref())?;
-            let bytes = std::fs::read(p).ok()?;
+            let bytes =
+                crate::bounded_read::read_file(p, crate::bounded_read::MAX_PEM_FILE).ok()?;
             parse_bundle(&bytes).ok()?.certificates.into_iter().next()
         }
         _ => None,

@@ -22,10 +22,10 @@ use crate::renew::lock::StateLock;
 #[derive(Debug, Args)]
 pub struct ScheduleArgs {
     /// Longest sleep between checks (the CA's renewal window can move).
-    #[arg(long, value_name = "DURATION", default_value = "12h", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "12h", value_parser = crate::bounds::parse)]
     pub max_sleep: Duration,
     /// Shortest sleep between checks.
-    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", default_value = "1m", value_parser = crate::bounds::parse)]
     pub min_sleep: Duration,
     /// Run one cycle and exit (for tests and for checking the set-up).
     #[arg(long)]
@@ -67,6 +67,23 @@ pub fn next_wake(
 
 /// `brokercert schedule`.
 pub async fn run(cli: &Cli, args: &ScheduleArgs) -> i32 {
+    if let Err(m) = crate::bounds::at_least(
+        "`--min-sleep`",
+        args.min_sleep,
+        crate::bounds::MIN_SCHEDULE_SLEEP,
+    ) {
+        super::output::error(&m);
+        return exit::CONFIG;
+    }
+    if args.max_sleep < args.min_sleep {
+        super::output::error(&format!(
+            "`--max-sleep` ({}) is shorter than `--min-sleep` ({}); give a longest sleep at \
+             least as long as the shortest",
+            humantime::format_duration(args.max_sleep),
+            humantime::format_duration(args.min_sleep)
+        ));
+        return exit::CONFIG;
+    }
     let stop = Stop::on_signals();
     log(
         false,

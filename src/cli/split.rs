@@ -276,14 +276,14 @@ fn print_summary(bundle: &Path, out: &Path, split: &SplitBundle) {
             text.push_str(&existing_root_note(out, split));
         }
     }
-    print!("{text}");
+    super::output::say(text.trim_end_matches('\n'));
 }
 
 /// When no root was found but `root.pem` is already in the output directory: say whether it
 /// is this chain's root, since it was left in place.
 fn existing_root_note(out: &Path, split: &SplitBundle) -> String {
     let path = out.join("root.pem");
-    let Ok(bytes) = std::fs::read(&path) else {
+    let Ok(bytes) = crate::bounded_read::read_file(&path, crate::bounded_read::MAX_PEM_FILE) else {
         return String::new();
     };
     let top = split.intermediates.last().unwrap_or(&split.leaf);

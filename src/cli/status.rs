@@ -425,7 +425,7 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> i32 {
             }
         }
     } else {
-        print!("{}", table(&rows));
+        output::say(table(&rows).trim_end_matches('\n'));
     }
     exit::OK
 }

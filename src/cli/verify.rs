@@ -125,7 +125,7 @@ pub fn probe_target(
     }
     let store = Store::new(&settings.state_dir);
     let read = |p: &std::path::Path, what: &str| {
-        std::fs::read_to_string(p).map_err(|e| {
+        crate::bounded_read::read_text(p, crate::bounded_read::MAX_SMALL_FILE).map_err(|e| {
             cfg_err(
                 spec,
                 format!("cannot read the {what} `{}`: {e}", p.display()),

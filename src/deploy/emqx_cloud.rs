@@ -149,10 +149,11 @@ impl EmqxCloud {
         }
         let mut certs = Vec::new();
         for p in &s.api_roots {
-            let pem = std::fs::read(p).map_err(|e| DeployError::Config {
-                target: target.clone(),
-                message: format!("cannot read `api_roots` file `{}`: {e}", p.display()),
-            })?;
+            let pem = crate::bounded_read::read_file(p, crate::bounded_read::MAX_PEM_FILE)
+                .map_err(|e| DeployError::Config {
+                    target: target.clone(),
+                    message: format!("cannot read `api_roots` file `{}`: {e}", p.display()),
+                })?;
             certs.extend(reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                 DeployError::Config {
                     target: target.clone(),
@@ -178,10 +179,12 @@ impl EmqxCloud {
     }
 
     fn url(&self, path: &str) -> String {
+        // The ID is checked at load (letters, digits, `-`, `_`); encoding it again keeps any
+        // other caller from turning it into more path, a query or a fragment.
         format!(
             "{}/deployments/{}{path}",
             self.s.base_url.trim_end_matches('/'),
-            self.s.deployment_id
+            percent_encode_segment(&self.s.deployment_id)
         )
     }
 
@@ -264,7 +267,9 @@ impl EmqxCloud {
                 .map_err(|e| self.transport_error(e))?;
             let status = rsp.status();
             let retry = Self::retry_after(&rsp);
-            let body = rsp.text().await.unwrap_or_default();
+            let body = crate::bounded_read::read_body_text(rsp, crate::bounded_read::MAX_RESPONSE)
+                .await
+                .unwrap_or_default();
             match status.as_u16() {
                 200..=299 => return Ok(Answer::Ok(body)),
                 404 if path == "/tls" => return Ok(Answer::NotFound),
@@ -342,7 +347,9 @@ impl EmqxCloud {
         };
         let status = rsp.status();
         let retry = Self::retry_after(&rsp);
-        let text = rsp.text().await.unwrap_or_default();
+        let text = crate::bounded_read::read_body_text(rsp, crate::bounded_read::MAX_RESPONSE)
+            .await
+            .unwrap_or_default();
         match status.as_u16() {
             200..=299 => Ok(Some(status)),
             500..=599 => Ok(None),
@@ -578,6 +585,20 @@ pub fn preflight(
             failures,
         }),
     }
+}
+
+/// `segment` percent-encoded for use as one URL path segment (RFC 3986 unreserved characters
+/// stay as they are).
+fn percent_encode_segment(segment: &str) -> String {
+    let mut out = String::with_capacity(segment.len());
+    for b in segment.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]

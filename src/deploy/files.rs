@@ -43,6 +43,8 @@ pub struct FilesSettings {
     pub reload: Vec<String>,
     /// Reload timeout.
     pub reload_timeout: Duration,
+    /// Variables passed on to `reload` besides [`crate::child_env::BASE`].
+    pub reload_pass_env: Vec<String>,
 }
 
 /// Writes files and reloads the broker.
@@ -162,10 +164,8 @@ impl FilesTarget {
         let Some((prog, args)) = self.s.reload.split_first() else {
             return Ok(());
         };
-        let mut cmd = tokio::process::Command::new(prog);
-        cmd.args(args)
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
+        let mut cmd = crate::child_env::command(prog, args, &self.s.reload_pass_env);
+        cmd.stdin(std::process::Stdio::null()).kill_on_drop(true);
         let out = tokio::time::timeout(self.s.reload_timeout, cmd.output())
             .await
             .map_err(|_| {

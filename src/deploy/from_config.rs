@@ -18,12 +18,13 @@ fn config_err(target: String, message: String) -> DeployError {
 }
 
 fn read_client_ca(target: &str, path: &std::path::Path) -> Result<String, DeployError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        config_err(
-            target.into(),
-            format!("cannot read `client_ca` `{}`: {e}", path.display()),
-        )
-    })?;
+    let text =
+        crate::bounded_read::read_text(path, crate::bounded_read::MAX_PEM_FILE).map_err(|e| {
+            config_err(
+                target.into(),
+                format!("cannot read `client_ca` `{}`: {e}", path.display()),
+            )
+        })?;
     let bundle = parse_bundle(text.as_bytes()).map_err(|e| {
         config_err(
             target.into(),
@@ -48,6 +49,16 @@ fn read_client_ca(target: &str, path: &std::path::Path) -> Result<String, Deploy
 }
 
 fn emqx(spec: &CertificateSpec, e: &EmqxCloudFile) -> Result<EmqxCloud, DeployError> {
+    // Checked at load too; a library caller building settings by hand gets the same check.
+    crate::config::check_deployment_id(&e.deployment_id).map_err(|expected| {
+        config_err(
+            "EMQX Cloud".into(),
+            format!(
+                "`deployment_id = {:?}`: expected {expected}",
+                e.deployment_id
+            ),
+        )
+    })?;
     let target = format!("EMQX Cloud deployment {}", e.deployment_id);
     let tls = match e.tls.as_deref().unwrap_or("one-way") {
         "one-way" => TlsMode::OneWay,
@@ -104,7 +115,12 @@ fn emqx(spec: &CertificateSpec, e: &EmqxCloudFile) -> Result<EmqxCloud, DeployEr
         tls,
         client_ca_pem,
         api_roots: e.api_roots.clone(),
-        poll_interval: e.poll_interval.unwrap_or(Duration::from_secs(5)),
+        poll_interval: crate::bounds::at_least(
+            "`certificate.deploy.poll_interval`",
+            e.poll_interval.unwrap_or(Duration::from_secs(5)),
+            crate::bounds::MIN_POLL_INTERVAL,
+        )
+        .map_err(|m| config_err("EMQX Cloud".into(), m))?,
         poll_timeout: e.poll_timeout.unwrap_or(Duration::from_secs(30 * 60)),
         max_retry_after: Duration::from_secs(120),
         request_timeout: e.request_timeout.unwrap_or(Duration::from_secs(60)),
@@ -157,6 +173,7 @@ fn files(f: &FilesFile) -> Result<FilesTarget, DeployError> {
         key_mode: parse_mode(&target, "key_mode", f.key_mode.as_deref(), 0o600)?,
         reload: f.reload.clone(),
         reload_timeout: f.reload_timeout.unwrap_or(Duration::from_secs(60)),
+        reload_pass_env: f.reload_pass_env.clone(),
     })
 }
 

@@ -41,10 +41,13 @@ impl std::fmt::Debug for Material {
 }
 
 fn read_certs(path: &Path, what: &str) -> Result<Vec<Certificate>, DeployError> {
-    let bytes = std::fs::read(path).map_err(|e| DeployError::Material {
-        path: path.to_path_buf(),
-        message: format!("cannot read the {what}: {e}"),
-    })?;
+    let bytes =
+        crate::bounded_read::read_file(path, crate::bounded_read::MAX_PEM_FILE).map_err(|e| {
+            DeployError::Material {
+                path: path.to_path_buf(),
+                message: format!("cannot read the {what}: {e}"),
+            }
+        })?;
     parse_bundle(&bytes)
         .map(|b| b.certificates)
         .map_err(|e| DeployError::Material {
@@ -97,10 +100,11 @@ impl Material {
                 .next();
         }
         let key_path = dir.join("privkey.pem");
-        let key_pem = std::fs::read_to_string(&key_path).map_err(|e| DeployError::Material {
-            path: key_path.clone(),
-            message: format!("cannot read the private key: {e}"),
-        })?;
+        let key_pem = crate::bounded_read::read_text(&key_path, crate::bounded_read::MAX_PEM_FILE)
+            .map_err(|e| DeployError::Material {
+                path: key_path.clone(),
+                message: format!("cannot read the private key: {e}"),
+            })?;
         let key = PrivateKey::from_pem(&key_pem).ok();
         // Normalise the key to what we parsed (PKCS#8, LF endings) when possible.
         let key_pem = key.as_ref().map(|k| k.to_pem()).unwrap_or(key_pem);

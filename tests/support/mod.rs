@@ -185,6 +185,25 @@ impl Run {
     }
 }
 
+/// Runs `brokercert ARGS` without a sandbox: no configuration or state directory from the
+/// environment, no colour, no standard input, plus `env`.
+pub fn run_plain(args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"))
+        .args(args)
+        .env_remove("BROKERCERT_CONFIG")
+        .env_remove("BROKERCERT_STATE_DIR")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run brokercert");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
 /// Parses a PEM file into certificates.
 pub fn certs(path: &Path) -> Vec<Certificate> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
