@@ -53,9 +53,18 @@ fn tree(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-fn assert_contains(text: &str, parts: &[&str]) {
+/// `issue --name planted` exits 7 with every one of `parts` in its message.
+async fn issue_is_refused(env: &TestEnv, cfg: &str, parts: &[&str]) {
+    let run = env
+        .run(&["issue", "--config", cfg, "--name", "planted"])
+        .await;
+    run.assert_code(exit::STORE);
     for part in parts {
-        assert!(text.contains(part), "`{part}` missing:\n{text}");
+        assert!(
+            run.stderr.contains(part),
+            "`{part}` missing:\n{}",
+            run.stderr
+        );
     }
 }
 
@@ -88,12 +97,9 @@ async fn issue_refuses_planted_links_and_shared_state_and_ignores_the_umask() {
     std::fs::create_dir_all(state.join("renewal")).unwrap();
     let lock = state.join("renewal/.lock");
     symlink(&victim, &lock).unwrap();
-    let run = env
-        .run(&["issue", "--config", cfg, "--name", "planted"])
-        .await;
-    run.assert_code(exit::STORE);
-    assert_contains(
-        &run.stderr,
+    issue_is_refused(
+        &env,
+        cfg,
         &[
             "refusing to use",
             "renewal/.lock",
@@ -102,7 +108,8 @@ async fn issue_refuses_planted_links_and_shared_state_and_ignores_the_umask() {
             "which brokercert did not make",
             &format!("`rm {}`", lock.display()),
         ],
-    );
+    )
+    .await;
     assert_eq!(
         std::fs::read_to_string(&victim).unwrap(),
         "precious = true\n"
@@ -113,19 +120,17 @@ async fn issue_refuses_planted_links_and_shared_state_and_ignores_the_umask() {
     // 2. A state directory others may write: refused with the chmod to run, nothing written.
     set_mode(&state, 0o777);
     let before = env.state_files();
-    let run = env
-        .run(&["issue", "--config", cfg, "--name", "planted"])
-        .await;
-    run.assert_code(exit::STORE);
-    assert_contains(
-        &run.stderr,
+    issue_is_refused(
+        &env,
+        cfg,
         &[
             &format!("refusing to use `{}`", state.display()),
             "mode 0777 (writable by its group and others)",
             "(the user running brokercert)",
             &format!("`chmod 700 {}`", state.display()),
         ],
-    );
+    )
+    .await;
     assert_eq!(env.state_files(), before);
     assert_eq!(mode(&state), 0o777, "changed anyway");
     set_mode(&state, 0o700);
@@ -137,12 +142,9 @@ async fn issue_refuses_planted_links_and_shared_state_and_ignores_the_umask() {
     set_mode(&elsewhere, 0o755);
     std::fs::create_dir_all(state.join("archive")).unwrap();
     symlink(&elsewhere, state.join("archive/planted")).unwrap();
-    let run = env
-        .run(&["issue", "--config", cfg, "--name", "planted"])
-        .await;
-    run.assert_code(exit::STORE);
-    assert_contains(
-        &run.stderr,
+    issue_is_refused(
+        &env,
+        cfg,
         &[
             &format!(
                 "refusing to use `{}`",
@@ -151,7 +153,8 @@ async fn issue_refuses_planted_links_and_shared_state_and_ignores_the_umask() {
             "symbolic link to",
             "elsewhere",
         ],
-    );
+    )
+    .await;
     assert!(entries(&elsewhere).is_empty(), "{:?}", entries(&elsewhere));
     assert_eq!(mode(&elsewhere), 0o755);
     assert!(!state.join("live/planted").exists());

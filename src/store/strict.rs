@@ -160,17 +160,6 @@ fn check_dir(path: &Path, meta: &Metadata, role: Role) -> Result<(), StoreError>
     let wrong_owner = meta.uid() != me;
     let shared = meta.mode() & SHARED_WRITE != 0;
     if wrong_owner || shared {
-        let mut commands = Vec::new();
-        if wrong_owner {
-            commands.push(format!(
-                "`chown {} {}` (as root)",
-                user_name(me),
-                shell(path)
-            ));
-        }
-        if shared {
-            commands.push(format!("`chmod 700 {}`", shell(path)));
-        }
         let what = match role {
             Role::StateDir => "the state directory",
             Role::Inside => "this directory of the state directory",
@@ -187,7 +176,7 @@ fn check_dir(path: &Path, meta: &Metadata, role: Role) -> Result<(), StoreError>
             fix: format!(
                 "Run {}, or set `state_dir` (flag `--state-dir`) to a directory of your own. \
                  Nothing was written there",
-                commands.join(" and ")
+                commands(path, wrong_owner, shared.then_some("700"))
             ),
         });
     }
@@ -208,17 +197,6 @@ fn check_parent(parent: &Path, state: &Path) -> Result<(), StoreError> {
     if !wrong_owner && !shared {
         return Ok(());
     }
-    let mut commands = Vec::new();
-    if wrong_owner {
-        commands.push(format!(
-            "`chown {} {}` (as root)",
-            user_name(me),
-            shell(parent)
-        ));
-    }
-    if shared {
-        commands.push(format!("`chmod go-w {}`", shell(parent)));
-    }
     Err(StoreError::Unsafe {
         path: parent.to_path_buf(),
         found: format!(
@@ -238,9 +216,26 @@ fn check_parent(parent: &Path, state: &Path) -> Result<(), StoreError> {
         fix: format!(
             "Run {}, or set `state_dir` (flag `--state-dir`) to a directory elsewhere. Nothing \
              was written",
-            commands.join(" and ")
+            commands(parent, wrong_owner, shared.then_some("go-w"))
         ),
     })
+}
+
+/// "`chown alice PATH` (as root) and `chmod 700 PATH`": what makes `path` pass, with the
+/// `chown` when `chown` and this `chmod` mode if any.
+fn commands(path: &Path, chown: bool, chmod: Option<&str>) -> String {
+    let mut commands = Vec::new();
+    if chown {
+        commands.push(format!(
+            "`chown {} {}` (as root)",
+            user_name(euid()),
+            shell(path)
+        ));
+    }
+    if let Some(mode) = chmod {
+        commands.push(format!("`chmod {mode} {}`", shell(path)));
+    }
+    commands.join(" and ")
 }
 
 /// "is owned by uid 1001 (alice) with mode 0777 (writable by its group and others)".
@@ -355,9 +350,8 @@ pub fn own_state_file(path: &Path, file: &File, mode: u32) -> Result<(), StoreEr
                 user_label(me)
             ),
             fix: format!(
-                "Run `chown {} {}` (as root), or remove it (`rm {}`)",
-                user_name(me),
-                shell(path),
+                "Run {}, or remove it (`rm {}`)",
+                commands(path, true, None),
                 shell(path)
             ),
         });
