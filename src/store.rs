@@ -8,7 +8,9 @@
 //! - `accounts/<host>/<hash>.json`: ACME account credentials (0600).
 //!
 //! Every file is written atomically (temp file, fsync, rename, fsync of the directory),
-//! private keys and credentials with mode 0600 from the moment they exist.
+//! private keys and credentials with mode 0600 from the moment they exist. Before anything
+//! is written, the directories are checked (or created) as [`strict`] says: owned by the
+//! user running brokercert, writable by no one else, and no link followed but `live/<name>`.
 //! Owns: paths, modes and atomicity. Does not own: what the files contain.
 
 use std::fs::{self, OpenOptions};
@@ -17,6 +19,10 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
+
+pub mod strict;
+
+pub use strict::{create_dir_exact, create_dirs, ensure_state_dir, read_state_file};
 
 /// Failures reading or writing local state.
 #[derive(Debug, thiserror::Error)]
@@ -31,6 +37,19 @@ pub enum StoreError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// A directory or file of the state directory is not safe to use: a link brokercert did
+    /// not make, or owned or writable by another user (see [`strict`]).
+    #[error("refusing to use `{}`: {found}; expected {expected}. {fix}", path.display())]
+    Unsafe {
+        /// Where.
+        path: PathBuf,
+        /// What was found there.
+        found: String,
+        /// What brokercert expects there.
+        expected: String,
+        /// The commands to run.
+        fix: String,
+    },
     /// A stored file is not what it should be.
     #[error("`{}` is damaged: {message}", path.display())]
     Corrupt {
@@ -41,7 +60,7 @@ pub enum StoreError {
     },
 }
 
-fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
+pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> StoreError {
     let path = path.to_path_buf();
     move |source| StoreError::Io {
         action,
@@ -98,11 +117,14 @@ fn sync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(io("sync directory", dir))
 }
 
-/// Creates `dir` (and parents) and sets its mode.
-pub fn ensure_dir(dir: &Path, mode: u32) -> Result<(), StoreError> {
-    fs::create_dir_all(dir).map_err(io("create directory", dir))?;
-    fs::set_permissions(dir, fs::Permissions::from_mode(mode))
-        .map_err(io("set permissions of", dir))
+/// Makes sure `renewal_dir` — `<state dir>/renewal`, as every caller names it — exists and
+/// is safe (see [`strict`]).
+pub fn ensure_renewal_dir(renewal_dir: &Path) -> Result<(), StoreError> {
+    let root = renewal_dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    ensure_state_dir(root, renewal_dir)
 }
 
 /// The PEM files of one certificate version.
@@ -170,12 +192,7 @@ impl Store {
 
     /// Reads a file of the live version, if there is one.
     pub fn read_live(&self, name: &str, file: &str) -> Result<Option<String>, StoreError> {
-        let p = self.live_dir(name).join(file);
-        match fs::read_to_string(&p) {
-            Ok(s) => Ok(Some(s)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io("read", &p)(e)),
-        }
+        read_state_file(&self.live_dir(name).join(file))
     }
 
     /// Stores a new version and makes it the live one (atomically, as a whole).
@@ -185,13 +202,11 @@ impl Store {
         version: &str,
         files: &CertificateFiles,
     ) -> Result<StoredPaths, StoreError> {
-        ensure_dir(&self.root, 0o700)?;
         let archive = self.root.join("archive").join(name);
-        ensure_dir(&self.root.join("archive"), 0o700)?;
-        ensure_dir(&archive, 0o700)?;
+        ensure_state_dir(&self.root, &archive)?;
         let mut version_dir = archive.join(version);
         let mut n = 1;
-        while version_dir.exists() {
+        while fs::symlink_metadata(&version_dir).is_ok() {
             n += 1;
             version_dir = archive.join(format!("{version}-{n}"));
         }
@@ -202,7 +217,7 @@ impl Store {
             std::process::id(),
             rand::random::<u32>()
         ));
-        ensure_dir(&staging, 0o700)?;
+        create_dir_exact(&staging, strict::DIR_MODE).map_err(io("create directory", &staging))?;
         // The staging directory is private (0700) and only becomes visible whole, by the
         // rename: its files need no temporary names of their own, only to be on disk before
         // the rename is (one fsync each, then one for the directory).
@@ -226,14 +241,15 @@ impl Store {
         }
 
         let live_parent = self.root.join("live");
-        ensure_dir(&live_parent, 0o700)?;
+        ensure_state_dir(&self.root, &live_parent)?;
         let live = live_parent.join(name);
-        if live.exists()
-            && !fs::symlink_metadata(&live)
-                .map_err(io("inspect", &live))?
-                .file_type()
-                .is_symlink()
-        {
+        // `live/<name>` is the one link brokercert makes (and replaces, never follows here).
+        let live_meta = match fs::symlink_metadata(&live) {
+            Ok(m) => Some(m),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(io("inspect", &live)(e)),
+        };
+        if live_meta.is_some_and(|m| !m.file_type().is_symlink()) {
             return Err(StoreError::Corrupt {
                 path: live,
                 message: "it is a real directory, but brokercert keeps `live/<name>` as a symlink \
@@ -272,21 +288,14 @@ impl Store {
 
     /// The stored account credentials (JSON) for this ACME directory, if any.
     pub fn load_account(&self, directory_url: &str) -> Result<Option<String>, StoreError> {
-        let p = self.account_path(directory_url);
-        match fs::read_to_string(&p) {
-            Ok(s) => Ok(Some(s)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(io("read", &p)(e)),
-        }
+        read_state_file(&self.account_path(directory_url))
     }
 
     /// Stores account credentials (JSON) for this ACME directory, mode 0600.
     pub fn save_account(&self, directory_url: &str, json: &str) -> Result<PathBuf, StoreError> {
         let p = self.account_path(directory_url);
-        ensure_dir(&self.root, 0o700)?;
-        ensure_dir(&self.root.join("accounts"), 0o700)?;
         if let Some(parent) = p.parent() {
-            ensure_dir(parent, 0o700)?;
+            ensure_state_dir(&self.root, parent)?;
         }
         atomic_write(&p, json.as_bytes(), 0o600)?;
         Ok(p)
@@ -295,6 +304,8 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    use std::os::unix::fs::MetadataExt;
+
     use super::*;
 
     fn files(tag: &str) -> CertificateFiles {
@@ -372,5 +383,177 @@ mod tests {
                 .unwrap(),
             "{}"
         );
+    }
+
+    // The refusals of `strict`, through the store's own operations.
+
+    fn set_mode(p: &Path, mode: u32) {
+        fs::set_permissions(p, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn entries(p: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(p)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn a_linked_archive_directory_is_refused_and_the_key_does_not_land_where_it_points() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path().join("state"));
+        let elsewhere = tmp.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        set_mode(&elsewhere, 0o755);
+        fs::create_dir_all(store.root().join("archive")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, store.root().join("archive/mqtt")).unwrap();
+
+        let e = store.save("mqtt", "v1", &files("a")).unwrap_err();
+        assert!(matches!(e, StoreError::Unsafe { .. }), "{e:?}");
+        let e = e.to_string();
+        for part in [
+            "archive/mqtt",
+            "symbolic link to",
+            "elsewhere",
+            "did not make",
+            "rm ",
+        ] {
+            assert!(e.contains(part), "`{part}` missing: {e}");
+        }
+        assert!(entries(&elsewhere).is_empty(), "{:?}", entries(&elsewhere));
+        assert_eq!(fs::metadata(&elsewhere).unwrap().mode() & 0o777, 0o755);
+        assert!(!store.root().join("live").exists());
+    }
+
+    #[test]
+    fn a_state_directory_others_may_write_is_refused_with_the_chmod_to_run() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("state");
+        fs::create_dir(&root).unwrap();
+        set_mode(&root, 0o777);
+        let store = Store::new(&root);
+        let e = store
+            .save("mqtt", "v1", &files("a"))
+            .unwrap_err()
+            .to_string();
+        for part in [
+            "refusing to use",
+            "the state directory",
+            "mode 0777 (writable by its group and others)",
+            "that its group and others may not write",
+            &format!("`chmod 700 {}`", root.display()),
+            "Nothing was written",
+        ] {
+            assert!(e.contains(part), "`{part}` missing: {e}");
+        }
+        assert!(entries(&root).is_empty());
+        assert!(
+            store
+                .save_account("https://ca/dir", "{}")
+                .unwrap_err()
+                .to_string()
+                .contains("chmod 700")
+        );
+        assert!(
+            crate::renew::state::save(&root.join("renewal"), "mqtt", &Default::default()).is_err()
+        );
+        assert!(entries(&root).is_empty());
+        // Group-writable alone is refused too; fixed, the same call works and tightens it.
+        set_mode(&root, 0o770);
+        assert!(store.save("mqtt", "v1", &files("a")).is_err());
+        set_mode(&root, 0o750);
+        store.save("mqtt", "v1", &files("a")).unwrap();
+        assert_eq!(fs::metadata(&root).unwrap().mode() & 0o7777, 0o700);
+    }
+
+    #[test]
+    fn a_state_directory_of_another_user_is_refused_with_the_chown_to_run() {
+        // Only root can give a directory away; elsewhere the owner check is not reachable.
+        if rustix::process::geteuid().as_raw() != 0 {
+            eprintln!("skipped: needs root to chown");
+            return;
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("state");
+        fs::create_dir(&root).unwrap();
+        set_mode(&root, 0o700);
+        std::os::unix::fs::chown(&root, Some(65534), None).unwrap();
+        let e = Store::new(&root)
+            .save("mqtt", "v1", &files("a"))
+            .unwrap_err()
+            .to_string();
+        for part in [
+            "is owned by uid 65534",
+            &format!("`chown root {}` (as root)", root.display()),
+        ] {
+            assert!(e.contains(part), "`{part}` missing: {e}");
+        }
+        assert!(!e.contains("chmod"), "{e}");
+        assert!(entries(&root).is_empty());
+    }
+
+    #[test]
+    fn a_parent_others_may_write_is_refused_unless_sticky() {
+        let tmp = tempfile::tempdir().unwrap();
+        let shared = tmp.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        set_mode(&shared, 0o777);
+        let store = Store::new(shared.join("a/state"));
+        let e = store
+            .save("mqtt", "v1", &files("a"))
+            .unwrap_err()
+            .to_string();
+        for part in [
+            "the directory that holds the state directory",
+            "mode 0777",
+            "unless it is sticky, like /tmp",
+            &format!("`chmod go-w {}`", shared.display()),
+        ] {
+            assert!(e.contains(part), "`{part}` missing: {e}");
+        }
+        assert!(entries(&shared).is_empty(), "created under it anyway");
+        // Sticky, like /tmp: others may not rename or delete what is ours.
+        set_mode(&shared, 0o1777);
+        store.save("mqtt", "v1", &files("a")).unwrap();
+        // Parents brokercert made are 0700 like the state directory.
+        assert_eq!(
+            fs::metadata(shared.join("a")).unwrap().mode() & 0o777,
+            0o700
+        );
+    }
+
+    #[test]
+    fn a_linked_state_directory_of_ones_own_is_used() {
+        let tmp = tempfile::tempdir().unwrap();
+        let real = tmp.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let link = tmp.path().join("state");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let store = Store::new(&link);
+        store.save("mqtt", "v1", &files("a")).unwrap();
+        assert_eq!(
+            store.read_live("mqtt", "privkey.pem").unwrap().unwrap(),
+            "key a"
+        );
+        assert!(real.join("archive/mqtt/v1/privkey.pem").is_file());
+    }
+
+    #[test]
+    fn a_linked_account_file_is_not_read() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::new(tmp.path().join("state"));
+        let p = store.save_account("https://ca/dir", "{}").unwrap();
+        let other = tmp.path().join("other.json");
+        fs::write(&other, "{\"not\": \"ours\"}").unwrap();
+        fs::remove_file(&p).unwrap();
+        std::os::unix::fs::symlink(&other, &p).unwrap();
+        let e = store
+            .load_account("https://ca/dir")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(e.contains(&p.display().to_string()), "{e}");
     }
 }

@@ -539,9 +539,8 @@ fn dry_run_dir() -> std::io::Result<TempDir> {
         std::process::id(),
         rand::random::<u32>()
     ));
-    std::fs::create_dir(&dir)?;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))?;
+    // 0700 from the start, whatever the umask (it will hold a private key).
+    crate::store::create_dir_exact(&dir, crate::store::strict::DIR_MODE)?;
     Ok(TempDir(dir))
 }
 

@@ -1,7 +1,8 @@
 //! `brokercert split BUNDLE`: cert.pem (leaf), chain.pem (intermediates) and root.pem (the
 //! trust anchor) from any PEM bundle, the three parts EMQX Cloud's TLS form and MQTT clients
 //! ask for. The decisions are `pki::split_bundle`'s; this reads the files, checks the output
-//! directory, writes atomically and prints what was done.
+//! directory, writes atomically (files 0644, a new directory 0755, whatever the umask) and
+//! prints what was done.
 //!
 //! Nothing is written unless the bundle splits and every file may be written.
 
@@ -16,7 +17,11 @@ use crate::pki::{
     BundleError, Certificate, MAX_BUNDLE_BYTES, SplitBundle, SplitError, TrustAnchors,
     parse_bundle, split_bundle,
 };
-use crate::store::{StoreError, atomic_write};
+use crate::store::{StoreError, atomic_write, create_dirs};
+
+/// The mode of an output directory `split` creates (and of its missing parents), whatever
+/// the umask: the files are certificates, meant to be read by the broker and its clients.
+const OUT_DIR_MODE: u32 = 0o755;
 
 /// Flags of `split`.
 #[derive(Debug, Args)]
@@ -24,8 +29,8 @@ pub struct SplitArgs {
     /// The PEM bundle: a fullchain.pem, a purchased certificate with its chain, a paste.
     #[arg(value_name = "BUNDLE")]
     pub bundle: PathBuf,
-    /// Where to write cert.pem, chain.pem and root.pem (created if missing) [default: the
-    /// bundle's directory].
+    /// Where to write cert.pem, chain.pem and root.pem (created 0755 if missing) [default:
+    /// the bundle's directory].
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Extra root certificate (PEM) that may be the chain's trust anchor (repeatable).
@@ -101,7 +106,7 @@ fn split(args: &SplitArgs) -> Result<(), Failure> {
     }
     check_targets(path, &out, &files, args.force)?;
 
-    std::fs::create_dir_all(&out).map_err(|e| Failure {
+    create_dirs(&out, OUT_DIR_MODE).map_err(|e| Failure {
         code: exit::STORE,
         message: format!(
             "cannot create the output directory `{}`: {e}; expected a directory this user can write. Pass another --out DIR. Nothing was written",

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::dns::plan::TxtValue;
-use crate::store::{StoreError, atomic_write, ensure_dir};
+use crate::store::{StoreError, atomic_write, ensure_renewal_dir, read_state_file};
 
 /// What the journal holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,22 +103,15 @@ impl Journal {
     pub fn open(renewal_dir: &Path, name: &str) -> Result<Journal, StoreError> {
         let path = renewal_dir.join(format!("{name}.journal.json"));
         let key_path = renewal_dir.join(format!("{name}.key.pem"));
-        let data = match std::fs::read_to_string(&path) {
-            Ok(text) => serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
+        let data = match read_state_file(&path)? {
+            Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
                 path: path.clone(),
                 message: format!(
                     "{e}. It records an interrupted renewal; if no renewal is running, delete it \
                      and remove any `_acme-challenge` TXT value left in Route 53 by hand"
                 ),
             })?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => JournalData::default(),
-            Err(e) => {
-                return Err(StoreError::Io {
-                    action: "read the renewal journal",
-                    path,
-                    source: e,
-                });
-            }
+            None => JournalData::default(),
         };
         Ok(Journal {
             path,
@@ -137,15 +130,7 @@ impl Journal {
         if !self.data().key_saved {
             return Ok(None);
         }
-        match std::fs::read_to_string(&self.key_path) {
-            Ok(k) => Ok(Some(k)),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(StoreError::Io {
-                action: "read the journal's key",
-                path: self.key_path.clone(),
-                source: e,
-            }),
-        }
+        read_state_file(&self.key_path)
     }
 
     /// Records the certificate this run replaces.
@@ -192,7 +177,7 @@ impl Journal {
             };
         }
         if let Some(dir) = self.path.parent() {
-            ensure_dir(dir, 0o700)?;
+            ensure_renewal_dir(dir)?;
         }
         let text = serde_json::to_string_pretty(&*guard).map_err(|e| StoreError::Corrupt {
             path: self.path.clone(),
@@ -224,7 +209,7 @@ impl IssueJournal for Journal {
 
     fn key_generated(&self, key_pem: &str) -> Result<(), StoreError> {
         if let Some(dir) = self.key_path.parent() {
-            ensure_dir(dir, 0o700)?;
+            ensure_renewal_dir(dir)?;
         }
         atomic_write(&self.key_path, key_pem.as_bytes(), 0o600)?;
         self.update(|d| d.key_saved = true)
@@ -262,40 +247,45 @@ mod tests {
 
     #[test]
     fn survives_a_reopen_and_disappears_when_done() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open(dir.path(), "broker").unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path().join("renewal");
+        let j = Journal::open(dir.as_path(), "broker").unwrap();
         assert!(j.data().is_empty());
         j.order_placed("https://ca/order/1").unwrap();
         j.txt_publishing(&[value("a"), value("b")]).unwrap();
         j.txt_publishing(&[value("a")]).unwrap();
         j.key_generated("-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n")
             .unwrap();
-        let key_mode = std::fs::metadata(dir.path().join("broker.key.pem"))
+        let key_mode = std::fs::metadata(dir.join("broker.key.pem"))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(key_mode & 0o777, 0o600);
-        let again = Journal::open(dir.path(), "broker").unwrap();
+        let again = Journal::open(dir.as_path(), "broker").unwrap();
         let d = again.data();
         assert_eq!(d.order_url.as_deref(), Some("https://ca/order/1"));
         assert_eq!(d.txt, vec![value("a"), value("b")]);
         assert!(again.saved_key().unwrap().unwrap().contains("PRIVATE KEY"));
 
         again.stored().unwrap();
-        assert!(!dir.path().join("broker.key.pem").exists());
+        assert!(!dir.join("broker.key.pem").exists());
         assert!(
-            dir.path().join("broker.journal.json").exists(),
+            dir.join("broker.journal.json").exists(),
             "TXT still to remove"
         );
         again.txt_removed().unwrap();
-        assert!(!dir.path().join("broker.journal.json").exists());
+        assert!(!dir.join("broker.journal.json").exists());
     }
 
     #[test]
     fn a_corrupt_journal_is_named_with_a_fix() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("broker.journal.json"), "{not json").unwrap();
-        let e = Journal::open(dir.path(), "broker").unwrap_err().to_string();
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path().join("renewal");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("broker.journal.json"), "{not json").unwrap();
+        let e = Journal::open(dir.as_path(), "broker")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("broker.journal.json"), "{e}");
         assert!(e.contains("delete it"), "{e}");
     }

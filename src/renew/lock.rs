@@ -4,15 +4,19 @@
 //! and the cron `renew` of the same certificate would publish and remove each other's DNS-01
 //! values, and write the same live directory and the same deployment at once.
 //!
+//! The lock file is opened without following a link and kept 0600 (see `store::strict`).
+//!
 //! Owns: the lock file and the message naming the holder (its PID and command). Does not own
 //! waiting policy beyond a bounded wait, nor what a busy lock means for the exit code.
 
 use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::store::{StoreError, ensure_dir};
+use crate::store::strict::{open_state_file, own_state_file};
+use crate::store::{StoreError, ensure_renewal_dir};
 
 /// A held lock; dropping it releases the lock.
 #[derive(Debug)]
@@ -86,19 +90,21 @@ impl StateLock {
         wait: Duration,
         command: &str,
     ) -> Result<StateLock, LockError> {
-        ensure_dir(renewal_dir, 0o700)?;
+        ensure_renewal_dir(renewal_dir)?;
         let path = renewal_dir.join(".lock");
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(|e| StoreError::Io {
-                action: "open the renewal lock",
-                path: path.clone(),
-                source: e,
-            })?;
+        // Never through a link: a planted `.lock` → /etc/… would have this run truncate and
+        // write that file. Mode 0600 from creation, whatever the umask.
+        let mut file = open_state_file(
+            &path,
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600),
+            "open the renewal lock",
+        )?;
+        own_state_file(&path, &file, 0o600)?;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             match file.try_lock() {
@@ -139,11 +145,14 @@ mod tests {
 
     #[tokio::test]
     async fn second_holder_is_refused_until_the_first_lets_go() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = StateLock::acquire(dir.path(), Duration::ZERO, "issue")
+        // In a state directory: a temp directory itself is in /tmp, where no state directory
+        // may be (see `store::strict`).
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path().join("renewal");
+        let first = StateLock::acquire(dir.as_path(), Duration::ZERO, "issue")
             .await
             .unwrap();
-        let e = StateLock::acquire(dir.path(), Duration::from_millis(300), "renew")
+        let e = StateLock::acquire(dir.as_path(), Duration::from_millis(300), "renew")
             .await
             .unwrap_err()
             .to_string();
@@ -152,18 +161,19 @@ mod tests {
         assert!(e.contains("did nothing"), "{e}");
         assert!(e.contains("--wait DURATION"), "{e}");
         drop(first);
-        StateLock::acquire(dir.path(), Duration::ZERO, "renew")
+        StateLock::acquire(dir.as_path(), Duration::ZERO, "renew")
             .await
             .unwrap();
     }
 
     #[tokio::test]
     async fn a_waiting_holder_gets_the_lock_when_the_first_lets_go() {
-        let dir = tempfile::tempdir().unwrap();
-        let first = StateLock::acquire(dir.path(), Duration::ZERO, "renew")
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path().join("renewal");
+        let first = StateLock::acquire(dir.as_path(), Duration::ZERO, "renew")
             .await
             .unwrap();
-        let path = dir.path().to_path_buf();
+        let path = dir.clone();
         let waiter = tokio::spawn(async move {
             StateLock::acquire(&path, Duration::from_secs(10), "issue").await
         });
@@ -173,6 +183,39 @@ mod tests {
         let second = waiter.await.unwrap().unwrap();
         let text = std::fs::read_to_string(second.path()).unwrap();
         assert_eq!(text, format!("{} issue", std::process::id()));
+    }
+
+    #[tokio::test]
+    async fn a_planted_link_is_refused_and_what_it_points_to_is_untouched() {
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path().join("renewal");
+        std::fs::create_dir(&dir).unwrap();
+        let victim = state.path().join("victim");
+        std::fs::write(&victim, "precious").unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join(".lock")).unwrap();
+        let e = StateLock::acquire(&dir, Duration::ZERO, "renew")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("symbolic link"), "{e}");
+        assert!(e.contains(".lock"), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    }
+
+    #[tokio::test]
+    async fn a_lock_file_an_older_version_left_0666_becomes_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path().join("renewal");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join(".lock"), "1 renew").unwrap();
+        std::fs::set_permissions(dir.join(".lock"), std::fs::Permissions::from_mode(0o666))
+            .unwrap();
+        let lock = StateLock::acquire(&dir, Duration::ZERO, "renew")
+            .await
+            .unwrap();
+        let mode = std::fs::metadata(lock.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]

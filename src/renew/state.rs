@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::store::{StoreError, atomic_write, ensure_dir};
+use crate::store::{StoreError, atomic_write, ensure_renewal_dir, read_state_file};
 
 /// The CA's renewal information for one certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,8 +73,8 @@ pub fn path(renewal_dir: &Path, name: &str) -> PathBuf {
 /// returned warning and replaced by the default.
 pub fn load(renewal_dir: &Path, name: &str) -> (RenewalState, Option<String>) {
     let p = path(renewal_dir, name);
-    match std::fs::read_to_string(&p) {
-        Ok(text) => match serde_json::from_str(&text) {
+    match read_state_file(&p) {
+        Ok(Some(text)) => match serde_json::from_str(&text) {
             Ok(s) => (s, None),
             Err(e) => (
                 RenewalState::default(),
@@ -84,20 +84,17 @@ pub fn load(renewal_dir: &Path, name: &str) -> (RenewalState, Option<String>) {
                 )),
             ),
         },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (RenewalState::default(), None),
+        Ok(None) => (RenewalState::default(), None),
         Err(e) => (
             RenewalState::default(),
-            Some(format!(
-                "cannot read `{}` ({e}); starting afresh",
-                p.display()
-            )),
+            Some(format!("{e}; starting afresh")),
         ),
     }
 }
 
 /// Saves the state atomically.
 pub fn save(renewal_dir: &Path, name: &str, state: &RenewalState) -> Result<(), StoreError> {
-    ensure_dir(renewal_dir, 0o700)?;
+    ensure_renewal_dir(renewal_dir)?;
     let p = path(renewal_dir, name);
     let text = serde_json::to_string_pretty(state).map_err(|e| StoreError::Corrupt {
         path: p.clone(),
@@ -114,8 +111,9 @@ mod tests {
 
     #[test]
     fn round_trip_and_damage() {
-        let dir = tempfile::tempdir().unwrap();
-        let (s, w) = load(dir.path(), "b");
+        let state = tempfile::tempdir().unwrap();
+        let dir = state.path().join("renewal");
+        let (s, w) = load(dir.as_path(), "b");
         assert_eq!(s, RenewalState::default());
         assert!(w.is_none());
         let s = RenewalState {
@@ -132,10 +130,10 @@ mod tests {
             last_error: Some("x".into()),
             ..Default::default()
         };
-        save(dir.path(), "b", &s).unwrap();
-        assert_eq!(load(dir.path(), "b").0, s);
-        std::fs::write(path(dir.path(), "b"), "][").unwrap();
-        let (s2, w) = load(dir.path(), "b");
+        save(dir.as_path(), "b", &s).unwrap();
+        assert_eq!(load(dir.as_path(), "b").0, s);
+        std::fs::write(path(dir.as_path(), "b"), "][").unwrap();
+        let (s2, w) = load(dir.as_path(), "b");
         assert_eq!(s2, RenewalState::default());
         assert!(w.unwrap().contains("damaged"));
     }

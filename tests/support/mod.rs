@@ -92,8 +92,25 @@ system_roots = false
     /// Like `run`, with extra environment variables.
     pub async fn run_with_env(&self, args: &[&str], extra_env: &[(&str, &str)]) -> Run {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"));
-        cmd.args(args)
-            .env_remove("BROKERCERT_CONFIG")
+        cmd.args(args);
+        self.run_command(cmd, extra_env).await
+    }
+
+    /// Like `run`, with the binary started under `umask` (e.g. "000"), through
+    /// `sh -c 'umask …; exec …'`.
+    pub async fn run_with_umask(&self, umask: &str, args: &[&str]) -> Run {
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("umask {umask} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_brokercert"))
+            .args(args);
+        self.run_command(cmd, &[]).await
+    }
+
+    /// Runs `cmd` (the binary, with its arguments) with the sandbox's AWS environment and
+    /// `extra_env`; kills it after 120 s.
+    async fn run_command(&self, mut cmd: std::process::Command, extra_env: &[(&str, &str)]) -> Run {
+        cmd.env_remove("BROKERCERT_CONFIG")
             .env_remove("BROKERCERT_STATE_DIR")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
