@@ -3,7 +3,8 @@
 //!   content, owner, group and mode exactly, never deletes a file it could not keep a copy
 //!   of, and says which files it put back;
 //! - a destination that is a symbolic link is written through (the link stays a link), a
-//!   dangling link, a directory or a FIFO is refused before anything is written.
+//!   dangling link, a directory or a FIFO is refused before anything is written;
+//! - `client-cert issue` never replaces another CA's `client-ca.crt` without `--force`.
 
 mod support;
 
@@ -410,4 +411,102 @@ fn a_symlinked_destination_is_written_through_and_stays_a_link() {
     assert_eq!(snapshot(&out.join("fullchain.pem")), before);
     assert_eq!(snapshot(&target), written);
     assert!(!keys.join("missing.pem").exists());
+}
+
+// ------------------------------------------------------------ item 5: client PKI
+
+fn create_ca(dir: &Path) {
+    run(&[
+        "client-ca",
+        "create",
+        "--out",
+        s(dir),
+        "--key-type",
+        "ecdsa-p256",
+    ])
+    .assert_ok();
+}
+
+fn names_in(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+fn issue(ca: &Path, out: &Path, extra: &[&str]) -> Run {
+    let mut args = vec![
+        "client-cert",
+        "issue",
+        "--ca",
+        s(ca),
+        "--cn",
+        "dev",
+        "--out",
+        s(out),
+        "--key-type",
+        "ecdsa-p256",
+    ];
+    args.extend_from_slice(extra);
+    run(&args)
+}
+
+#[test]
+fn issuing_into_another_cas_directory_never_replaces_its_certificate_without_force() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("caA"), tmp.path().join("caB"));
+    create_ca(&a);
+    create_ca(&b);
+    let b_cert = b.join("client-ca.crt");
+    let before = fs::read(&b_cert).unwrap();
+
+    let r = issue(&a, &b, &[]);
+    r.assert_code(exit::CONFIG);
+    assert!(
+        r.stderr
+            .contains(&format!("{} already exists", b_cert.display()))
+            && r.stderr.contains("--force"),
+        "{r:?}"
+    );
+    assert_eq!(
+        r.stderr.trim_end().lines().count(),
+        1,
+        "one paragraph: {r:?}"
+    );
+    assert_eq!(
+        fs::read(&b_cert).unwrap(),
+        before,
+        "caB's certificate is unchanged"
+    );
+    assert_eq!(
+        names_in(&b),
+        ["client-ca.crt", "client-ca.key"],
+        "nothing was written"
+    );
+
+    // A root.pem that is not the one given is kept too.
+    let server_root = a.join("client-ca.crt");
+    let out = tmp.path().join("out");
+    fs::create_dir(&out).unwrap();
+    fs::write(out.join("root.pem"), "another broker's root\n").unwrap();
+    let r = issue(&a, &out, &["--server-root", s(&server_root)]);
+    r.assert_code(exit::CONFIG);
+    assert!(
+        r.stderr
+            .contains(&out.join("root.pem").display().to_string()),
+        "{r:?}"
+    );
+    assert_eq!(names_in(&out), ["root.pem"]);
+
+    // Into its own CA directory: the identical client-ca.crt is fine.
+    issue(&a, &a, &[]).assert_ok();
+    // With --force, caB's copy is replaced by CA A's.
+    issue(&a, &b, &["--force"]).assert_ok();
+    assert_eq!(
+        fs::read(&b_cert).unwrap(),
+        fs::read(a.join("client-ca.crt")).unwrap()
+    );
 }

@@ -53,6 +53,20 @@ pub enum ClientPkiError {
         /// `" (and …)"` naming the other existing file, or empty.
         also: String,
     },
+    /// `client-cert issue` would replace a file of the output directory that
+    /// holds something else than what it would write.
+    #[error(
+        "{} already exists and holds {found}, not {wanted}; refusing to replace it: `--out` may be another client CA's directory or another client's. Choose another `--out` directory, or pass `--force` to replace it",
+        path.display()
+    )]
+    WouldReplace {
+        /// The existing file.
+        path: PathBuf,
+        /// What it holds.
+        found: String,
+        /// What would be written.
+        wanted: String,
+    },
     /// A path that must be a directory is something else.
     #[error("{} exists but is not a directory; `{flag}` takes a directory", path.display())]
     NotADirectory {
@@ -155,6 +169,7 @@ impl ClientPkiError {
             | ClientPkiError::InvalidSubject { .. }
             | ClientPkiError::InvalidDays { .. }
             | ClientPkiError::CaExists { .. }
+            | ClientPkiError::WouldReplace { .. }
             | ClientPkiError::NotADirectory { .. }
             | ClientPkiError::Read { .. } => exit::CONFIG,
             ClientPkiError::CaKey {
