@@ -4,7 +4,9 @@
 //!   of, and says which files it put back;
 //! - a destination that is a symbolic link is written through (the link stays a link), a
 //!   dangling link, a directory or a FIFO is refused before anything is written;
-//! - `client-cert issue` never replaces another CA's `client-ca.crt` without `--force`.
+//! - `client-cert issue` never replaces another CA's `client-ca.crt` without `--force`;
+//! - a failed rename part-way through `client-ca create --force` or `client-cert issue`
+//!   leaves the previous CA key and client certificate as they were.
 
 mod support;
 
@@ -413,7 +415,7 @@ fn a_symlinked_destination_is_written_through_and_stays_a_link() {
     assert!(!keys.join("missing.pem").exists());
 }
 
-// ------------------------------------------------------------ item 5: client PKI
+// ------------------------------------------------------------ items 5 and 7: client PKI
 
 fn create_ca(dir: &Path) {
     run(&[
@@ -508,5 +510,66 @@ fn issuing_into_another_cas_directory_never_replaces_its_certificate_without_for
     assert_eq!(
         fs::read(&b_cert).unwrap(),
         fs::read(a.join("client-ca.crt")).unwrap()
+    );
+}
+
+#[test]
+fn a_failed_rename_keeps_the_previous_ca_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ca");
+    create_ca(&dir);
+    let key = dir.join("client-ca.key");
+    let before = snapshot(&key);
+    // The certificate's rename will fail: a directory stands where it goes.
+    let cert = dir.join("client-ca.crt");
+    fs::remove_file(&cert).unwrap();
+    fs::create_dir(&cert).unwrap();
+    fs::write(cert.join("inside"), "x").unwrap();
+
+    let r = run(&[
+        "client-ca",
+        "create",
+        "--out",
+        s(&dir),
+        "--key-type",
+        "ecdsa-p256",
+        "--force",
+    ]);
+    r.assert_code(exit::STORE);
+    assert!(r.stderr.contains(&cert.display().to_string()), "{r:?}");
+    assert_eq!(
+        snapshot(&key),
+        before,
+        "the previous CA key is intact: {r:?}"
+    );
+    assert_eq!(
+        names_in(&dir),
+        ["client-ca.crt", "client-ca.key"],
+        "no leftovers"
+    );
+}
+
+#[test]
+fn a_failed_rename_keeps_the_previous_client_certificate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ca = tmp.path().join("ca");
+    create_ca(&ca);
+    let out = tmp.path().join("clients");
+    issue(&ca, &out, &[]).assert_ok();
+    let (crt, key) = (out.join("dev.crt"), out.join("dev.key"));
+    let (before_crt, before_key) = (snapshot(&crt), snapshot(&key));
+    let copy = out.join("client-ca.crt");
+    fs::remove_file(&copy).unwrap();
+    fs::create_dir(&copy).unwrap();
+    fs::write(copy.join("inside"), "x").unwrap();
+
+    let r = issue(&ca, &out, &["--force"]);
+    r.assert_code(exit::STORE);
+    assert_eq!(snapshot(&crt), before_crt, "{r:?}");
+    assert_eq!(snapshot(&key), before_key, "{r:?}");
+    assert_eq!(
+        names_in(&out),
+        ["client-ca.crt", "dev.crt", "dev.key"],
+        "no leftovers"
     );
 }
