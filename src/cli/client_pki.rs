@@ -88,6 +88,10 @@ pub struct ClientCertIssueArgs {
     /// (e.g. live/<name>/root.pem of the state directory).
     #[arg(long, value_name = "FILE")]
     pub server_root: Option<PathBuf>,
+    /// Replace a client-ca.crt or root.pem in OUT that holds another certificate
+    /// (e.g. when OUT is another client CA's directory).
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn days() -> clap::builder::RangedI64ValueParser<u32> {
@@ -209,6 +213,7 @@ fn issue(
         &issued,
         ca.certificate(),
         server_root.as_deref(),
+        args.force,
     )?;
     if issued.ends_with_ca && !quiet {
         output::warning(&format!(

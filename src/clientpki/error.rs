@@ -11,7 +11,8 @@ use crate::error::exit;
 use crate::pki::KeyError;
 
 /// Any failure of `client-ca create` or `client-cert issue`. Nothing was written
-/// when one of these is returned.
+/// when one of these is returned, except [`ClientPkiError::NotUndone`], which says
+/// what is left changed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientPkiError {
     /// `--cn` of a client certificate is not a safe file name.
@@ -52,6 +53,20 @@ pub enum ClientPkiError {
         path: PathBuf,
         /// `" (and …)"` naming the other existing file, or empty.
         also: String,
+    },
+    /// `client-cert issue` would replace a file of the output directory that
+    /// holds something else than what it would write.
+    #[error(
+        "{} already exists and holds {found}, not {wanted}; refusing to replace it: `--out` may be another client CA's directory or another client's. Choose another `--out` directory, or pass `--force` to replace it",
+        path.display()
+    )]
+    WouldReplace {
+        /// The existing file.
+        path: PathBuf,
+        /// What it holds.
+        found: String,
+        /// What would be written.
+        wanted: String,
     },
     /// A path that must be a directory is something else.
     #[error("{} exists but is not a directory; `{flag}` takes a directory", path.display())]
@@ -143,6 +158,19 @@ pub enum ClientPkiError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// Writing failed part-way, and a file already replaced or created could not
+    /// be undone.
+    #[error("cannot {action} {}: {source}. Putting back the files already written failed too: {undo}", path.display())]
+    NotUndone {
+        /// What was being done.
+        action: &'static str,
+        /// Where.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+        /// Each file left changed, and how to put it back.
+        undo: String,
+    },
 }
 
 impl ClientPkiError {
@@ -155,6 +183,7 @@ impl ClientPkiError {
             | ClientPkiError::InvalidSubject { .. }
             | ClientPkiError::InvalidDays { .. }
             | ClientPkiError::CaExists { .. }
+            | ClientPkiError::WouldReplace { .. }
             | ClientPkiError::NotADirectory { .. }
             | ClientPkiError::Read { .. } => exit::CONFIG,
             ClientPkiError::CaKey {
@@ -166,7 +195,7 @@ impl ClientPkiError {
             | ClientPkiError::CaKeyMismatch { .. }
             | ClientPkiError::ServerRoot { .. }
             | ClientPkiError::Verification { .. } => exit::CERTIFICATE,
-            ClientPkiError::Write { .. } => exit::STORE,
+            ClientPkiError::Write { .. } | ClientPkiError::NotUndone { .. } => exit::STORE,
             ClientPkiError::Generate(_) | ClientPkiError::Build { .. } => exit::INTERNAL,
         }
     }

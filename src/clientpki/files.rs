@@ -5,8 +5,9 @@
 //! `mosquitto_pub --cafile root.pem --cert NAME.crt --key NAME.key` need.
 //!
 //! Owns: file names and modes, creating missing directories 0700, reading and
-//! checking a CA directory and a server root file, refusing to replace a CA,
-//! and writing each set of files all-or-nothing (see `staged`). Does not own:
+//! checking a CA directory and a server root file, refusing to replace a CA or
+//! (without `--force`) another CA's certificate in a client directory, and
+//! writing each set of files all-or-nothing (see `staged`). Does not own:
 //! what the certificates contain (see `ca`, `issue`).
 
 use std::fs;
@@ -267,20 +268,86 @@ pub fn read_server_root(path: &Path) -> Result<Vec<Certificate>, ClientPkiError>
     Ok(bundle.certificates)
 }
 
+/// What a client directory's copy of a shared file (`client-ca.crt`,
+/// `root.pem`) needs: nothing when it already holds exactly `want`, otherwise
+/// to be staged (replacing only with `force`; created only if still absent).
+fn plan_copy(
+    path: &Path,
+    want: &[Certificate],
+    wanted: &str,
+    force: bool,
+) -> Result<Option<bool>, ClientPkiError> {
+    let found = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Some(false)),
+        Err(e) => format!("something that cannot be inspected ({e})"),
+        Ok(m) if m.is_dir() => "a directory".to_string(),
+        Ok(_) => match fs::read(path).map(|t| parse_bundle(&t)) {
+            Err(e) => format!("a file that cannot be read ({e})"),
+            Ok(Ok(b)) if b.certificates.as_slice() == want => return Ok(None),
+            Ok(Ok(b)) => match b.certificates.as_slice() {
+                [] => "no certificate".to_string(),
+                [one] => certificate_name(one),
+                [first, ..] => format!(
+                    "{} certificates, the first {}",
+                    b.certificates.len(),
+                    certificate_name(first)
+                ),
+            },
+            Ok(Err(_)) => "no certificate".to_string(),
+        },
+    };
+    if force {
+        return Ok(Some(true));
+    }
+    Err(ClientPkiError::WouldReplace {
+        path: path.to_path_buf(),
+        found,
+        wanted: wanted.to_string(),
+    })
+}
+
+/// A certificate's subject and serial, so two CAs of the same name differ.
+fn certificate_name(c: &Certificate) -> String {
+    format!("`{}` (serial {})", c.display_name(), c.serial_hex())
+}
+
 /// Writes a client directory (created 0700 if missing): `NAME.crt`, `NAME.key`
 /// (0600), `client-ca.crt` and, with `server_root`, `root.pem`; all or none.
-/// Existing files of the same names are replaced, except that a
-/// `client-ca.crt` that already holds the CA certificate is left as it is (so
-/// `--out` may be the CA directory itself).
+/// Existing `NAME.crt` and `NAME.key` are replaced (a new certificate for the
+/// same client). A `client-ca.crt` or `root.pem` that already holds the same
+/// certificates is left as it is (so `--out` may be the CA directory itself);
+/// one that holds anything else is replaced only with `force`, since `--out`
+/// may be another CA's directory.
 pub fn write_client(
     dir: &Path,
     name: &ClientName,
     issued: &ClientCertificate,
     ca_cert: &Certificate,
     server_root: Option<&[Certificate]>,
+    force: bool,
 ) -> Result<ClientFiles, ClientPkiError> {
     prepare_dir(dir, "--out")?;
     let files = ClientFiles::in_dir(dir, name, server_root.is_some());
+    let mut copies = vec![(
+        files.ca_cert.as_path(),
+        std::slice::from_ref(ca_cert),
+        format!(
+            "a copy of the client CA certificate {}",
+            certificate_name(ca_cert)
+        ),
+    )];
+    if let (Some(path), Some(roots)) = (&files.server_root, server_root) {
+        copies.push((
+            path.as_path(),
+            roots,
+            "the server root given with `--server-root`".to_string(),
+        ));
+    }
+    // Everything that can be refused is refused before anything is staged.
+    let copies = copies
+        .into_iter()
+        .map(|(path, want, wanted)| Ok((path, want, plan_copy(path, want, &wanted, force)?)))
+        .collect::<Result<Vec<_>, ClientPkiError>>()?;
     let mut set = StagedFiles::new();
     set.stage(
         &files.cert,
@@ -289,16 +356,11 @@ pub fn write_client(
         true,
     )?;
     set.stage(&files.key, issued.key.to_pem().as_bytes(), KEY_MODE, true)?;
-    let holds_ca = fs::read(&files.ca_cert)
-        .ok()
-        .and_then(|t| parse_bundle(&t).ok())
-        .is_some_and(|b| b.certificates.as_slice() == std::slice::from_ref(ca_cert));
-    if !holds_ca {
-        set.stage(&files.ca_cert, ca_cert.to_pem().as_bytes(), CERT_MODE, true)?;
-    }
-    if let (Some(path), Some(roots)) = (&files.server_root, server_root) {
-        let pem: String = roots.iter().map(Certificate::to_pem).collect();
-        set.stage(path, pem.as_bytes(), CERT_MODE, true)?;
+    for (path, want, plan) in copies {
+        if let Some(replace) = plan {
+            let pem: String = want.iter().map(Certificate::to_pem).collect();
+            set.stage(path, pem.as_bytes(), CERT_MODE, replace)?;
+        }
     }
     set.commit()?;
     Ok(files)
@@ -452,6 +514,7 @@ mod tests {
             &issued,
             ca.certificate(),
             Some(std::slice::from_ref(&root)),
+            false,
         )
         .unwrap();
         assert_eq!(files.cert, out.join("sensor-01.crt"));
@@ -476,7 +539,7 @@ mod tests {
         let ca_dir = tmp.path().join("ca");
         let ca_files = write_ca(&ca_dir, &ca, false).unwrap();
         let before = fs::metadata(&ca_files.cert).unwrap().modified().unwrap();
-        write_client(&ca_dir, &name, &issued, ca.certificate(), None).unwrap();
+        write_client(&ca_dir, &name, &issued, ca.certificate(), None, false).unwrap();
         assert_eq!(
             fs::metadata(&ca_files.cert).unwrap().modified().unwrap(),
             before

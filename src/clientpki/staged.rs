@@ -1,19 +1,23 @@
 //! [`StagedFiles`]: a set of files written all-or-nothing. Each file is first
 //! written in full to a temporary file next to its destination, with its final
-//! mode from the moment it exists, and synced; only when every file is staged
-//! are they renamed into place (each rename atomic) and the directories synced.
-//! A failure while staging, or dropping the set uncommitted, removes the
-//! temporary files and leaves the destinations untouched. A file staged
-//! without `replace` is put in place with a hard link, which fails when the
-//! destination exists (even if it appeared after a check), and is removed
-//! again if a later file of the set cannot be put in place.
+//! mode from the moment it exists, and synced. Only when every file is staged
+//! is the set committed: each file about to be replaced is first given a second
+//! name (a hard link: the same file, content, owner and mode), then every
+//! temporary file is renamed into place (each rename atomic) and the
+//! directories synced, and only then are the second names removed. If a step of
+//! the commit fails, the files already replaced are renamed back from their
+//! second names and those already created are removed, so the destinations are
+//! as they were. A failure while staging, or dropping the set uncommitted,
+//! removes the temporary files and leaves the destinations untouched. A file
+//! staged without `replace` is put in place with a hard link, which fails when
+//! the destination exists (even if it appeared after a check).
 //!
-//! Owns: temporary names, modes, syncing and renaming. Does not own: what the
-//! files are (see `files`).
+//! Owns: temporary names, modes, syncing, renaming and undoing. Does not own:
+//! what the files are (see `files`).
 
 use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::error::ClientPkiError;
@@ -29,6 +33,8 @@ struct Staged {
     tmp: PathBuf,
     dest: PathBuf,
     replace: bool,
+    /// Device and inode of the temporary file: the destination is ours while it has them.
+    id: (u64, u64),
 }
 
 fn write_err(action: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> ClientPkiError {
@@ -81,14 +87,17 @@ impl StagedFiles {
             f.set_permissions(fs::Permissions::from_mode(mode))
                 .map_err(write_err("set the permissions of", &tmp))?;
             f.write_all(bytes).map_err(write_err("write", &tmp))?;
-            f.sync_all().map_err(write_err("sync", &tmp))
+            f.sync_all().map_err(write_err("sync", &tmp))?;
+            let m = f.metadata().map_err(write_err("inspect", &tmp))?;
+            Ok((m.dev(), m.ino()))
         })();
         match result {
-            Ok(()) => {
+            Ok(id) => {
                 self.staged.push(Staged {
                     tmp,
                     dest: dest.to_path_buf(),
                     replace,
+                    id,
                 });
                 Ok(())
             }
@@ -100,12 +109,34 @@ impl StagedFiles {
     }
 
     /// Puts every staged file in place, in the order staged, then syncs their
-    /// directories. On failure the files not yet in place are discarded and
-    /// those created without `replace` are removed again.
+    /// directories. On failure every destination is as it was: the files not yet
+    /// in place are discarded, those already replaced are put back and those
+    /// already created are removed.
     pub fn commit(mut self) -> Result<(), ClientPkiError> {
         let staged = std::mem::take(&mut self.staged);
-        let mut dirs: Vec<PathBuf> = Vec::new();
-        let mut created: Vec<&Path> = Vec::new();
+        let discard = |from: usize| {
+            for s in &staged[from..] {
+                let _ = fs::remove_file(&s.tmp);
+            }
+        };
+        let forget = |kept: &[Option<PathBuf>]| {
+            for k in kept.iter().flatten() {
+                let _ = fs::remove_file(k);
+            }
+        };
+        // 1. A second name for each file about to be replaced: nothing visible changes.
+        let mut kept: Vec<Option<PathBuf>> = Vec::with_capacity(staged.len());
+        for s in &staged {
+            match keep_previous(s) {
+                Ok(k) => kept.push(k),
+                Err(e) => {
+                    discard(0);
+                    forget(&kept);
+                    return Err(e);
+                }
+            }
+        }
+        // 2. Swap the new files in.
         for (i, s) in staged.iter().enumerate() {
             let placed = if s.replace {
                 fs::rename(&s.tmp, &s.dest)
@@ -115,36 +146,134 @@ impl StagedFiles {
                 })
             };
             if let Err(source) = placed {
-                for left in &staged[i..] {
-                    let _ = fs::remove_file(&left.tmp);
-                }
-                for dest in created {
-                    let _ = fs::remove_file(dest);
-                }
-                return Err(ClientPkiError::Write {
-                    action: if s.replace {
-                        "rename into place"
-                    } else {
-                        "create"
-                    },
-                    path: s.dest.clone(),
+                discard(i);
+                forget(&kept[i..]);
+                let action = if s.replace {
+                    "rename into place"
+                } else {
+                    "create"
+                };
+                return Err(undone(
+                    undo(&staged[..i], &kept[..i]),
+                    action,
+                    &s.dest,
                     source,
-                });
+                ));
             }
-            if !s.replace {
-                created.push(&s.dest);
-            }
-            let dir = parent(&s.dest).to_path_buf();
+        }
+        // 3. Make it durable, then let the previous files go.
+        let mut dirs: Vec<&Path> = Vec::new();
+        for s in &staged {
+            let dir = parent(&s.dest);
             if !dirs.contains(&dir) {
                 dirs.push(dir);
             }
         }
         for dir in dirs {
-            fs::File::open(&dir)
-                .and_then(|d| d.sync_all())
-                .map_err(write_err("sync the directory", &dir))?;
+            if let Err(source) = sync_dir(dir) {
+                return Err(undone(
+                    undo(&staged, &kept),
+                    "sync the directory",
+                    dir,
+                    source,
+                ));
+            }
         }
+        forget(&kept);
         Ok(())
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    fs::File::open(dir).and_then(|d| d.sync_all())
+}
+
+/// Gives the file `s` is about to replace a second name beside it, if there is
+/// one to keep (a directory is not: renaming onto it fails by itself).
+fn keep_previous(s: &Staged) -> Result<Option<PathBuf>, ClientPkiError> {
+    if !s.replace {
+        return Ok(None);
+    }
+    match fs::symlink_metadata(&s.dest) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => {
+            return Err(ClientPkiError::Write {
+                action: "inspect",
+                path: s.dest.clone(),
+                source,
+            });
+        }
+        Ok(m) if m.is_dir() => return Ok(None),
+        Ok(_) => {}
+    }
+    let name = s
+        .dest
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let keep = parent(&s.dest).join(format!(
+        ".{name}.previous-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    fs::hard_link(&s.dest, &keep).map_err(write_err("keep the previous file", &s.dest))?;
+    Ok(Some(keep))
+}
+
+/// Undoes the files of `placed` (newest first): renames each kept previous file
+/// back, removes each created file that is still ours. Returns what could not
+/// be undone, with the command that finishes the job.
+fn undo(placed: &[Staged], kept: &[Option<PathBuf>]) -> Vec<String> {
+    let mut failed = Vec::new();
+    for (s, k) in placed.iter().zip(kept).rev() {
+        match k {
+            Some(k) => {
+                if let Err(e) = fs::rename(k, &s.dest) {
+                    failed.push(format!(
+                        "{}: {e}; the previous file is kept as {}: run `mv {} {}`",
+                        s.dest.display(),
+                        k.display(),
+                        k.display(),
+                        s.dest.display()
+                    ));
+                }
+            }
+            None => {
+                let ours = fs::symlink_metadata(&s.dest).is_ok_and(|m| (m.dev(), m.ino()) == s.id);
+                if ours && let Err(e) = fs::remove_file(&s.dest) {
+                    failed.push(format!(
+                        "{} was created and could not be removed: {e}",
+                        s.dest.display()
+                    ));
+                }
+            }
+        }
+        let _ = sync_dir(parent(&s.dest));
+    }
+    failed
+}
+
+/// The error of a failed commit, saying whether everything was undone.
+fn undone(
+    failed: Vec<String>,
+    action: &'static str,
+    path: &Path,
+    source: std::io::Error,
+) -> ClientPkiError {
+    let path = path.to_path_buf();
+    if failed.is_empty() {
+        ClientPkiError::Write {
+            action,
+            path,
+            source,
+        }
+    } else {
+        ClientPkiError::NotUndone {
+            action,
+            path,
+            source,
+            undo: failed.join("; "),
+        }
     }
 }
 
@@ -201,6 +330,64 @@ mod tests {
         assert!(e.to_string().contains("no-such-dir"), "{e}");
         drop(set);
         assert!(names(dir.path()).is_empty());
+    }
+
+    #[test]
+    fn a_failed_rename_puts_back_the_files_already_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("ca.key");
+        let cert = dir.path().join("ca.crt");
+        let created = dir.path().join("new.pem");
+        fs::write(&key, "old key").unwrap();
+        fs::set_permissions(&key, fs::Permissions::from_mode(0o600)).unwrap();
+        let before = fs::metadata(&key).unwrap();
+        // The rename of the certificate fails: a directory stands where it goes.
+        fs::create_dir(&cert).unwrap();
+        let mut set = StagedFiles::new();
+        set.stage(&key, b"new key", 0o600, true).unwrap();
+        set.stage(&created, b"new", 0o644, true).unwrap();
+        set.stage(&cert, b"new cert", 0o644, true).unwrap();
+        let e = set.commit().unwrap_err();
+        match &e {
+            ClientPkiError::Write { path, .. } => assert_eq!(path, &cert),
+            other => panic!("{other}"),
+        }
+        assert_eq!(fs::read_to_string(&key).unwrap(), "old key");
+        let after = fs::metadata(&key).unwrap();
+        assert_eq!(after.ino(), before.ino(), "the very same file is back");
+        assert_eq!(after.permissions().mode() & 0o777, 0o600);
+        assert!(cert.is_dir());
+        assert_eq!(names(dir.path()), ["ca.crt", "ca.key"], "no leftovers");
+    }
+
+    #[test]
+    fn what_cannot_be_undone_is_named_with_the_command_that_finishes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("ca.key");
+        let kept = dir.path().join(".ca.key.previous-1-0");
+        fs::write(&dest, "new key").unwrap();
+        let placed = [Staged {
+            tmp: dir.path().join("tmp"),
+            dest: dest.clone(),
+            replace: true,
+            id: (0, 0),
+        }];
+        // The kept previous file vanished: renaming it back fails.
+        let failed = undo(&placed, &[Some(kept.clone())]);
+        let e = undone(
+            failed,
+            "rename into place",
+            &dir.path().join("ca.crt"),
+            std::io::Error::from(std::io::ErrorKind::IsADirectory),
+        );
+        assert!(matches!(e, ClientPkiError::NotUndone { .. }), "{e}");
+        assert_eq!(e.exit_code(), crate::error::exit::STORE);
+        let text = e.to_string();
+        assert!(
+            text.contains(&format!("run `mv {} {}`", kept.display(), dest.display()))
+                && !text.contains("nothing was written"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -1,9 +1,20 @@
 //! The `files` target: brokers that read PEM files (Mosquitto, HiveMQ, ...). Writes the
 //! configured files atomically with owner, group and mode, then runs the reload command
-//! (an argv list, no shell). If the reload fails, the previous files are put back and the
-//! reload is run again, so the broker keeps a working certificate.
+//! (an argv list, no shell). If writing or the reload fails, the previous files are put
+//! back exactly (content, owner, group and mode) and the reload is run again, so the broker
+//! keeps a working certificate; the error names each file and what became of it.
 //!
-//! Owns: file writing, ownership, the reload and its rollback. Does not own what is written.
+//! A destination that is a symbolic link is followed: the new content is written to the
+//! file the link finally points to, atomically in that file's directory, and the link
+//! stays (a broker configured with a link, certbot `live/` style, keeps reading through
+//! it). A link to nothing, a directory, a FIFO or any other special file, and a file that
+//! cannot be read (so could not be put back) are refused before anything is written
+//! (see `previous`).
+//!
+//! Owns: file writing, ownership, the reload and the order of the rollback. Does not own
+//! what is written, nor what was there before (`previous`).
+
+mod previous;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,6 +26,7 @@ use super::{
     DeployError, DeployOutcome, DeployProgress, DeployedState, DeploymentTarget, Material,
 };
 use crate::store::atomic_write;
+use previous::{Destination, io_text, put_back};
 
 /// Settings of a files target.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +57,14 @@ pub struct FilesSettings {
     pub reload_timeout: Duration,
     /// Variables passed on to `reload` besides [`crate::child_env::BASE`].
     pub reload_pass_env: Vec<String>,
+}
+
+/// One file to write: the setting naming it, where, what and with which mode.
+struct Planned {
+    setting: &'static str,
+    path: PathBuf,
+    text: String,
+    mode: u32,
 }
 
 /// Writes files and reloads the broker.
@@ -109,17 +129,27 @@ impl FilesTarget {
         .collect()
     }
 
-    fn contents(&self, m: &Material) -> Result<Vec<(PathBuf, String, u32)>, DeployError> {
+    fn contents(&self, m: &Material) -> Result<Vec<Planned>, DeployError> {
         let mut out = Vec::new();
-        let mut push = |p: &Option<PathBuf>, text: String, mode: u32| {
+        let mut push = |setting, p: &Option<PathBuf>, text: String, mode: u32| {
             if let Some(p) = p {
-                out.push((p.clone(), text, mode));
+                out.push(Planned {
+                    setting,
+                    path: p.clone(),
+                    text,
+                    mode,
+                });
             }
         };
-        push(&self.s.cert, m.leaf.to_pem(), self.s.mode);
-        push(&self.s.chain, m.chain_pem(), self.s.mode);
-        push(&self.s.fullchain, m.fullchain_pem(), self.s.mode);
-        push(&self.s.key, m.key_pem.clone(), self.s.key_mode);
+        push("cert", &self.s.cert, m.leaf.to_pem(), self.s.mode);
+        push("chain", &self.s.chain, m.chain_pem(), self.s.mode);
+        push(
+            "fullchain",
+            &self.s.fullchain,
+            m.fullchain_pem(),
+            self.s.mode,
+        );
+        push("key", &self.s.key, m.key_pem.clone(), self.s.key_mode);
         if self.s.root.is_some() {
             let anchor = m.anchor.as_ref().ok_or_else(|| DeployError::Material {
                 path: m.source.clone(),
@@ -127,22 +157,16 @@ impl FilesTarget {
                     "`root` is configured but the certificate's trust anchor (root.pem) is unknown"
                         .into(),
             })?;
-            push(&self.s.root, anchor.to_pem(), self.s.mode);
+            push("root", &self.s.root, anchor.to_pem(), self.s.mode);
         }
         if let Some((p, pem)) = &self.s.client_ca {
-            out.push((p.clone(), pem.clone(), self.s.mode));
+            push("client_ca", &Some(p.clone()), pem.clone(), self.s.mode);
         }
         Ok(out)
     }
 
     fn write_one(&self, path: &Path, text: &str, mode: u32) -> Result<(), String> {
-        if let Some(dir) = path.parent()
-            && !dir.as_os_str().is_empty()
-            && !dir.is_dir()
-        {
-            return Err(format!("the directory `{}` does not exist", dir.display()));
-        }
-        atomic_write(path, text.as_bytes(), mode).map_err(|e| e.to_string())?;
+        atomic_write(path, text.as_bytes(), mode).map_err(io_text)?;
         let uid = self
             .s
             .owner
@@ -271,72 +295,48 @@ impl DeploymentTarget for FilesTarget {
         progress: &dyn DeployProgress,
     ) -> Result<DeployOutcome, DeployError> {
         let files = self.contents(m)?;
-        let previous: Vec<(PathBuf, Option<Vec<u8>>, u32)> = files
+        let failed = |message: String| DeployError::Files {
+            target: self.describe(),
+            message,
+        };
+        let dests = files
             .iter()
-            .map(|(p, _, mode)| (p.clone(), std::fs::read(p).ok(), *mode))
-            .collect();
+            .map(|f| Destination::survey(&f.path, f.setting))
+            .collect::<Result<Vec<_>, String>>()
+            .map_err(|e| failed(format!("{e}; nothing was written")))?;
         if skip_if_served
-            && previous
+            && dests
                 .iter()
                 .zip(&files)
-                .all(|((_, old, _), (_, new, _))| old.as_deref() == Some(new.as_bytes()))
+                .all(|(d, f)| d.held(f.text.as_bytes()))
         {
             progress.update("the files already hold this certificate");
             return Ok(DeployOutcome::Unchanged);
         }
-        let restore = |why: String| -> DeployError {
-            let mut notes = Vec::new();
-            for (p, old, mode) in &previous {
-                let r = match old {
-                    Some(bytes) => atomic_write(p, bytes, *mode).map_err(|e| e.to_string()),
-                    None => std::fs::remove_file(p)
-                        .or_else(|e| {
-                            if e.kind() == std::io::ErrorKind::NotFound {
-                                Ok(())
-                            } else {
-                                Err(e)
-                            }
-                        })
-                        .map_err(|e| e.to_string()),
-                };
-                if let Err(e) = r {
-                    notes.push(format!("could not restore `{}`: {e}", p.display()));
-                }
-            }
-            DeployError::Files {
-                target: self.describe(),
-                message: if notes.is_empty() {
-                    format!("{why}; the previous files were put back")
-                } else {
-                    format!(
-                        "{why}; restoring the previous files also failed: {}",
-                        notes.join("; ")
-                    )
-                },
-            }
-        };
-        for (p, text, mode) in &files {
-            if let Err(e) = self.write_one(p, text, *mode) {
-                return Err(restore(e));
+        let planned: Vec<(&Destination, &[u8])> = dests
+            .iter()
+            .zip(&files)
+            .map(|(d, f)| (d, f.text.as_bytes()))
+            .collect();
+        for (i, (d, f)) in dests.iter().zip(&files).enumerate() {
+            if let Err(e) = self.write_one(&d.path, &f.text, f.mode) {
+                return Err(failed(format!("{e}; {}", put_back(&planned, i + 1))));
             }
         }
         progress.update(&format!("wrote {} file(s)", files.len()));
         if !self.s.reload.is_empty() {
             progress.update(&format!("running `{}`", self.s.reload.join(" ")));
             if let Err(e) = self.reload().await {
-                let err = restore(e);
+                let report = put_back(&planned, planned.len());
                 // Bring the broker back onto the restored files.
-                let again = self.reload().await.err();
-                return Err(match (err, again) {
-                    (DeployError::Files { target, message }, Some(a)) => DeployError::Files {
-                        target,
-                        message: format!("{message}; reloading with them failed too: {a}"),
-                    },
-                    (e, _) => e,
-                });
+                let again = match self.reload().await {
+                    Ok(()) => String::new(),
+                    Err(a) => format!("; reloading with them failed too: {a}"),
+                };
+                return Err(failed(format!("{e}; {report}{again}")));
             }
         }
-        Ok(if previous.iter().any(|(_, old, _)| old.is_some()) {
+        Ok(if dests.iter().any(Destination::existed) {
             DeployOutcome::Replaced
         } else {
             DeployOutcome::Created
