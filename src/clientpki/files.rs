@@ -169,11 +169,13 @@ pub fn write_ca(dir: &Path, ca: &ClientCa, force: bool) -> Result<CaFiles, Clien
 }
 
 fn read(what: &'static str, path: &Path, fix: &str) -> Result<Vec<u8>, ClientPkiError> {
-    fs::read(path).map_err(|source| ClientPkiError::Read {
-        what,
-        path: path.to_path_buf(),
-        source,
-        fix: fix.to_string(),
+    crate::bounded_read::read_file(path, crate::bounded_read::MAX_PEM_FILE).map_err(|source| {
+        ClientPkiError::Read {
+            what,
+            path: path.to_path_buf(),
+            source,
+            fix: fix.to_string(),
+        }
     })
 }
 
@@ -281,7 +283,9 @@ fn plan_copy(
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Some(false)),
         Err(e) => format!("something that cannot be inspected ({e})"),
         Ok(m) if m.is_dir() => "a directory".to_string(),
-        Ok(_) => match fs::read(path).map(|t| parse_bundle(&t)) {
+        Ok(_) => match crate::bounded_read::read_file(path, crate::bounded_read::MAX_PEM_FILE)
+            .map(|t| parse_bundle(&t))
+        {
             Err(e) => format!("a file that cannot be read ({e})"),
             Ok(Ok(b)) if b.certificates.as_slice() == want => return Ok(None),
             Ok(Ok(b)) => match b.certificates.as_slice() {

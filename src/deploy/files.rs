@@ -274,7 +274,11 @@ impl DeploymentTarget for FilesTarget {
         let Some(p) = self.s.fullchain.as_ref().or(self.s.cert.as_ref()) else {
             return Ok(None);
         };
-        let Ok(bytes) = std::fs::read(p) else {
+        // Only a regular file (or a link to one) is read: a FIFO there would block.
+        if !std::fs::metadata(p).is_ok_and(|m| m.is_file()) {
+            return Ok(None);
+        }
+        let Ok(bytes) = crate::bounded_read::read_file(p, crate::bounded_read::MAX_PEM_FILE) else {
             return Ok(None);
         };
         let leaf = crate::pki::bundle::parse_bundle(&bytes)
