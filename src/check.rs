@@ -71,13 +71,22 @@ fn read_file(path: &Path, g: &mut Gathered, is_root: bool) -> Result<(), InputEr
             message: "is a directory, but a file was expected here".into(),
         });
     }
-    let bytes =
-        crate::bounded_read::read_file(path, crate::bounded_read::MAX_PEM_FILE).map_err(|e| {
-            InputError {
+    let bytes = match crate::bounded_read::read_file(path, crate::bounded_read::MAX_PEM_FILE) {
+        Ok(b) => b,
+        // Too large (or endless, like /dev/zero): a failed `pem` rule, as an oversized
+        // bundle always was, not an unreadable input.
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            g.files += 1;
+            g.problems.push(format!("{}: {e}", path.display()));
+            return Ok(());
+        }
+        Err(e) => {
+            return Err(InputError {
                 path: path.into(),
                 message: format!("cannot be read: {e}"),
-            }
-        })?;
+            });
+        }
+    };
     g.files += 1;
     match parse_bundle(&bytes) {
         Ok(b) => {
