@@ -484,3 +484,34 @@ async fn a_stalled_run_still_ends_on_sigterm() {
         .expect("status");
     assert_eq!(status.code(), Some(143), "{seen}");
 }
+
+/// Low 16: `init`'s configuration is never group- or world-writable, whatever the umask
+/// (a later run would refuse it once it names a command).
+#[test]
+fn init_writes_its_configuration_without_group_or_world_write_under_umask_000() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = dir.path().join("brokercert.toml");
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg("umask 000 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_brokercert"))
+        .args([
+            "init",
+            "--domain",
+            "mqtt.example.test",
+            "--output",
+            s(&out),
+            "--no-input",
+        ])
+        .env_remove("BROKERCERT_CONFIG")
+        .stdin(Stdio::null())
+        .status()
+        .expect("run init");
+    assert!(status.success());
+    let mode = std::fs::metadata(&out)
+        .expect("written")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o644);
+}

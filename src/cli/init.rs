@@ -338,9 +338,13 @@ fn write(path: &Path, text: &str, force: bool) -> Result<(), String> {
     if force {
         return crate::store::atomic_write(path, text.as_bytes(), 0o644).map_err(|e| e.to_string());
     }
+    // At most 0644 whatever the umask (a stricter umask still applies): a group- or
+    // world-writable configuration naming commands is refused by every later run.
+    use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
+        .mode(0o644)
         .open(path)
         .map_err(fail)?;
     f.write_all(text.as_bytes()).map_err(fail)

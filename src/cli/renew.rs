@@ -372,10 +372,12 @@ fn append_summary(path: &Path, outcomes: &[(String, Outcome)]) -> std::io::Resul
         text.push_str(&format!("| `{name}` | {icon} {line} |\n"));
     }
     text.push('\n');
-    let mut f = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)?;
+    // A new summary file is 0644 whatever the umask (GitHub's step summary already exists).
+    let mut f = std::os::unix::fs::OpenOptionsExt::mode(
+        std::fs::OpenOptions::new().create(true).append(true),
+        0o644,
+    )
+    .open(path)?;
     f.write_all(text.as_bytes())
 }
 
