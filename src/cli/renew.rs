@@ -758,7 +758,7 @@ async fn attempt(
             // A target seen serving an older certificate gets the write: EMQX Cloud names
             // what it serves only by its expiry (to the second), which cannot tell apart two
             // certificates issued within a second or two of each other.
-            deploy_and_verify(
+            let wrote = deploy_and_verify(
                 settings,
                 spec,
                 &store.live_dir(&spec.name),
@@ -767,6 +767,13 @@ async fn attempt(
                 &progress,
             )
             .await?;
+            // The same expiry looked deployed, but the broker served another certificate
+            // (one issued in the same second), so it was written after all: say so.
+            let reason = if wrote {
+                "deployed the certificate an earlier run stored"
+            } else {
+                reason
+            };
             st.deployed_fingerprint = Some(leaf.sha256_fingerprint().to_string());
             return Ok(Outcome::Renewed {
                 reason: reason.into(),
@@ -1170,7 +1177,7 @@ async fn deploy_and_verify(
     targets: &[Box<dyn DeploymentTarget>],
     skip_if_served: bool,
     progress: &CertProgress,
-) -> Result<(), Error> {
+) -> Result<bool, Error> {
     let material = Material::from_dir(live_dir)?;
     let outcomes = if skip_if_served {
         super::deploy::deploy_unless_served(settings, spec, &material, targets, progress).await
@@ -1179,6 +1186,9 @@ async fn deploy_and_verify(
     };
     progress.renderer().clear();
     let outcomes = outcomes?;
+    let wrote = outcomes
+        .iter()
+        .any(|(_, o)| *o != crate::deploy::DeployOutcome::Unchanged);
     crate::workflow::stall::after("deploy");
     super::deploy::print_outcomes(&outcomes);
     if super::verify::wanted_after_deploy(spec) {
@@ -1192,5 +1202,5 @@ async fn deploy_and_verify(
             })?;
         crate::workflow::stall::after("verify");
     }
-    Ok(())
+    Ok(wrote)
 }
