@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use brokercert::pki::keys::{KeyType, PrivateKey};
-use brokercert::sandbox::{
+use brokercert_sandbox::{
     Budgets, DeploymentSpec, EmqxCloudEmulator, Route53Proxy, Sandbox, SandboxOptions,
 };
 

@@ -4,7 +4,7 @@
 
 use std::process::{Command, ExitCode};
 
-use brokercert::sandbox::{DeploymentSpec, EmqxCloudEmulator, Sandbox, SandboxOptions};
+use brokercert_sandbox::{DeploymentSpec, EmqxCloudEmulator, Sandbox, SandboxOptions};
 
 /// Demo credentials of the emulated Platform API (not secrets of anything real).
 const DEMO_KEY: &str = "demo-api-key";

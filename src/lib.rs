@@ -40,8 +40,6 @@ pub mod pki;
 #[cfg(feature = "full")]
 pub mod renew;
 #[cfg(feature = "full")]
-pub mod sandbox;
-#[cfg(feature = "full")]
 pub mod secret;
 #[cfg(feature = "full")]
 pub mod store;

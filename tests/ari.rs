@@ -11,8 +11,8 @@ use brokercert::config::AcmeSettings;
 use brokercert::names::DomainName;
 use brokercert::pki::bundle::parse_bundle;
 use brokercert::pki::keys::{KeyType, PrivateKey};
-use brokercert::sandbox::{AriProxy, AriWindow, Sandbox, SandboxOptions, SeenOrder};
 use brokercert::store::Store;
+use brokercert_sandbox::{AriProxy, AriWindow, Sandbox, SandboxOptions, SeenOrder};
 
 const ZONE: &str = "zone1.test";
 

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brokercert::error::exit;
-use brokercert::sandbox::{Mosquitto, MosquittoConfig};
 use brokercert::verify::{
     FnResolver, MqttProbe, ProbeReport, ProbeTarget, Secret, TlsMqttProbe, Transport, VerifyError,
 };
+use brokercert_sandbox::{Mosquitto, MosquittoConfig};
 
 const HOST: &str = "mqtt.example.test";
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use brokercert::error::exit;
-use brokercert::sandbox::{
+use brokercert_sandbox::{
     Budgets, DeploymentPorts, DeploymentSpec, EmqxCloudEmulator, SandboxOptions,
 };
 use rcgen::{
@@ -344,7 +344,7 @@ async fn refusals_and_failures_keep_the_previous_certificate_served() {
     .await
     .assert_ok();
     c.emu
-        .set_allowed_key_kinds(brokercert::sandbox::emqx_cloud::newest_guide_key_kinds());
+        .set_allowed_key_kinds(brokercert_sandbox::emqx_cloud::newest_guide_key_kinds());
 
     // `failed` on apply: the old certificate keeps serving.
     c.emu.fail_next_apply();

@@ -272,7 +272,7 @@ fn bad_inputs_are_refused_with_the_file_named() {
 /// that): brokers serving wss need a restart as their reload command, so this checks mqtts.
 #[tokio::test(flavor = "multi_thread")]
 async fn files_target_reloads_a_real_mosquitto_and_verify_sees_the_new_certificate() {
-    use brokercert::sandbox::{Mosquitto, MosquittoConfig};
+    use brokercert_sandbox::{Mosquitto, MosquittoConfig};
     let dir = tempfile::tempdir().unwrap();
     let old = lineage_with_root("mqtt.example.test");
     let mut broker = Mosquitto::new(dir.path().join("mosquitto")).unwrap();

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use brokercert::sandbox::{
+use brokercert_sandbox::{
     Budgets, DeploymentPorts, DeploymentSpec, DropPoint, EmqxCloudEmulator, TlsStatus,
 };
 use rcgen::{
@@ -874,8 +874,8 @@ async fn pending_forever_injected_errors_and_dropped_connections() {
 
 #[tokio::test]
 async fn the_sandbox_can_start_the_emulator_with_its_other_servers() {
-    let sb = brokercert::sandbox::Sandbox::start(
-        brokercert::sandbox::SandboxOptions::new().emqx_cloud(true),
+    let sb = brokercert_sandbox::Sandbox::start(
+        brokercert_sandbox::SandboxOptions::new().emqx_cloud(true),
     )
     .await
     .expect("sandbox starts (run .ci/install first)");
@@ -897,7 +897,7 @@ async fn the_sandbox_can_start_the_emulator_with_its_other_servers() {
 
 #[tokio::test]
 async fn mosquitto_reports_a_refused_key_with_its_log_and_restarts_in_place() {
-    use brokercert::sandbox::{Mosquitto, MosquittoConfig, SandboxError};
+    use brokercert_sandbox::{Mosquitto, MosquittoConfig, SandboxError};
     let dir = tempfile::tempdir().expect("temp dir");
     let mut broker = Mosquitto::new(dir.path().join("broker")).expect("broker");
     let (mqtts, wss) = (broker.mqtts_port(), broker.wss_port());

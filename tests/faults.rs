@@ -12,7 +12,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use brokercert::error::exit;
-use brokercert::sandbox::{DnsServer, FaultPlan, Route53Fault, Route53Proxy, SandboxOptions};
+use brokercert_sandbox::{DnsServer, FaultPlan, Route53Fault, Route53Proxy, SandboxOptions};
 use support::{TestEnv, cert_section};
 
 /// `n` certificates, one name each (`c0.zone1.test` …): every one needs its own DNS-01.

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use brokercert::error::exit;
-use brokercert::sandbox::{
+use brokercert_sandbox::{
     ApiRequest, DeploymentPorts, DeploymentSpec, DropPoint, EmqxCloudEmulator, SandboxOptions,
 };
 use support::{Run, TestEnv, cert_section, certs};

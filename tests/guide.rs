@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use brokercert::sandbox::{DeploymentSpec, EmqxCloudEmulator, SandboxOptions};
+use brokercert_sandbox::{DeploymentSpec, EmqxCloudEmulator, SandboxOptions};
 use support::{Run, TestEnv, certs};
 
 const KEY: &str = "guide-api-key";

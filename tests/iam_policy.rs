@@ -3,7 +3,7 @@
 
 mod support;
 
-use brokercert::sandbox::SandboxOptions;
+use brokercert_sandbox::SandboxOptions;
 use serde_json::{Value, json};
 use support::{TestEnv, cert_section};
 

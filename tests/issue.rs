@@ -10,7 +10,7 @@ use brokercert::pki::bundle::parse_bundle;
 use brokercert::pki::certificate::Certificate;
 use brokercert::pki::keys::PrivateKey;
 use brokercert::renew::lock::StateLock;
-use brokercert::sandbox::SandboxOptions;
+use brokercert_sandbox::SandboxOptions;
 use support::{TestEnv, cert_section, certs};
 
 fn mode(p: &std::path::Path) -> u32 {

@@ -3,7 +3,7 @@
 mod support;
 
 use brokercert::error::exit;
-use brokercert::sandbox::{EabKey, SandboxOptions};
+use brokercert_sandbox::{EabKey, SandboxOptions};
 use support::{TestEnv, cert_section};
 
 #[tokio::test(flavor = "multi_thread")]

@@ -5,7 +5,7 @@ mod support;
 use std::time::Duration;
 
 use brokercert::error::exit;
-use brokercert::sandbox::SandboxOptions;
+use brokercert_sandbox::SandboxOptions;
 use support::{TestEnv, cert_section};
 
 #[tokio::test(flavor = "multi_thread")]
@@ -273,7 +273,7 @@ async fn ca_validation_failure_reports_the_cas_reason_and_cleans_up() {
     ));
     // brokercert checks propagation on a second DNS server over the same records (it sees the
     // TXT), while the server the CA asks answers SERVFAIL: the CA's validation fails.
-    let ours = brokercert::sandbox::DnsServer::start(&env.sb.route53_endpoint())
+    let ours = brokercert_sandbox::DnsServer::start(&env.sb.route53_endpoint())
         .expect("second DNS server");
     env.sb.dns_faults().servfail_until_reset();
     let run = env

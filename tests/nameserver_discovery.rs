@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use brokercert::dns::lookup::{DnsLookup, WireLookup};
-use brokercert::sandbox::{Sandbox, SandboxOptions};
+use brokercert_sandbox::{Sandbox, SandboxOptions};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn discovers_nameservers_from_ns_records_and_their_addresses() {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use brokercert::sandbox::{
+use brokercert_sandbox::{
     Budgets, DeploymentPorts, DeploymentSpec, EmqxCloudEmulator, SandboxOptions,
 };
 use support::{Run, TestEnv, cert_section, certs};
@@ -904,7 +904,7 @@ async fn the_renew_workflow_steps_renew_deploy_and_verify_on_a_stateless_runner(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ari_decides_when_to_renew_and_the_order_names_the_certificate_it_replaces() {
-    use brokercert::sandbox::{AriProxy, AriWindow};
+    use brokercert_sandbox::{AriProxy, AriWindow};
     let c = cloud().await;
     let proxy_dir = c.env.work.path().join("ari");
     std::fs::create_dir_all(&proxy_dir).unwrap();
@@ -1006,7 +1006,7 @@ async fn ari_decides_when_to_renew_and_the_order_names_the_certificate_it_replac
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_a_renewal_removes_its_records_and_the_next_run_resumes() {
-    use brokercert::sandbox::DnsFault;
+    use brokercert_sandbox::DnsFault;
     let c = cloud().await;
     let cfg = c.config("");
     // The nameserver hides the new TXT values (a stale secondary, an hour behind) from the

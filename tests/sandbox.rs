@@ -1,12 +1,11 @@
-//! Tests of the local sandbox (moto + DNS server + Pebble on 127.0.0.1).
-//!
-//! To move into the main crate: replace `brokercert::sandbox` by
-//! `brokercert::sandbox` (one `use` line).
+//! Tests of the local sandbox (moto + DNS server + Pebble on 127.0.0.1): the
+//! `brokercert-sandbox` crate in tests/sandbox, a dev-dependency that the shipped binary
+//! never compiles.
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use brokercert::sandbox::{
+use brokercert_sandbox::{
     self, DnsFault, DnsServer, EabKey, Pebble, PebbleOptions, Sandbox, SandboxError,
     SandboxOptions, pid_is_alive,
 };
@@ -314,14 +313,14 @@ async fn dns_server_answers_from_moto_record_sets() {
 #[tokio::test]
 async fn dns_fault_knobs_servfail_and_drop() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let moto = sandbox::MotoServer::start(None, dir.path())
+    let moto = brokercert_sandbox::MotoServer::start(None, dir.path())
         .await
         .expect("moto starts");
     let client = moto.client();
-    let zone = sandbox::moto::create_zone(&client, "faults.test", false)
+    let zone = brokercert_sandbox::moto::create_zone(&client, "faults.test", false)
         .await
         .expect("zone");
-    sandbox::moto::upsert(&client, &zone, "x.faults.test", "A", 60, &["192.0.2.1"])
+    brokercert_sandbox::moto::upsert(&client, &zone, "x.faults.test", "A", 60, &["192.0.2.1"])
         .await
         .expect("upsert");
     let dns = DnsServer::start(&moto.endpoint()).expect("DNS server starts");
@@ -386,7 +385,7 @@ async fn dns_fault_knobs_servfail_and_drop() {
 
 #[test]
 fn txt_values_parse_like_route53() {
-    use sandbox::dns_server::parse_txt_value;
+    use brokercert_sandbox::dns_server::parse_txt_value;
     let s = |v: &[&str]| v.iter().map(|s| s.as_bytes().to_vec()).collect::<Vec<_>>();
     assert_eq!(parse_txt_value("\"token\""), s(&["token"]));
     assert_eq!(parse_txt_value("\"a b\" \"c\""), s(&["a b", "c"]));
@@ -493,7 +492,7 @@ async fn pebble_env_overrides_alternate_roots_and_eab() {
 #[tokio::test]
 async fn refuses_always_valid_and_reports_missing_moto() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let options = PebbleOptions::new().env(brokercert::sandbox::pebble::FORBIDDEN_ENV, "1");
+    let options = PebbleOptions::new().env(brokercert_sandbox::pebble::FORBIDDEN_ENV, "1");
     let err = Pebble::start(dir.path(), "127.0.0.1:9".parse().expect("addr"), &options)
         .await
         .expect_err("the always-valid switch must be refused");

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use base64::Engine;
 use brokercert::error::exit;
-use brokercert::sandbox::{
+use brokercert_sandbox::{
     DeploymentPorts, DeploymentSpec, EabKey, EmqxCloudEmulator, SandboxOptions,
 };
 use support::{Run, TestEnv, cert_section};

@@ -10,7 +10,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use brokercert::error::exit;
-use brokercert::sandbox::SandboxOptions;
+use brokercert_sandbox::SandboxOptions;
 use support::{Run, TestEnv, cert_section, run_plain};
 
 fn s(p: &Path) -> &str {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use brokercert::error::exit;
-use brokercert::sandbox::SandboxOptions;
+use brokercert_sandbox::SandboxOptions;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PKCS_ECDSA_P256_SHA256,
 };

@@ -14,10 +14,10 @@ use std::time::Duration;
 
 use brokercert::pki::bundle::parse_bundle;
 use brokercert::renew::state::{self, RenewalState};
-use brokercert::sandbox::{
+use brokercert::store::{CertificateFiles, Store};
+use brokercert_sandbox::{
     Budgets, DeploymentPorts, DeploymentSpec, EmqxCloudEmulator, SandboxOptions,
 };
-use brokercert::store::{CertificateFiles, Store};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde_json::Value;
 use support::{TestEnv, cert_section};

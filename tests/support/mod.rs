@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use brokercert::pki::bundle::parse_bundle;
 use brokercert::pki::certificate::Certificate;
-use brokercert::sandbox::{Sandbox, SandboxOptions};
+use brokercert_sandbox::{Sandbox, SandboxOptions};
 
 /// A running sandbox plus a scratch directory for configuration and state.
 pub struct TestEnv {

@@ -64,7 +64,7 @@ use tokio::task::JoinHandle;
 
 use super::mosquitto::{Mosquitto, MosquittoConfig, MqttUser};
 use super::{Result, SandboxError};
-use crate::pki::{Certificate, KeyKind, PrivateKey, normalise_pem, parse_bundle};
+use brokercert::pki::{Certificate, KeyKind, PrivateKey, normalise_pem, parse_bundle};
 
 /// The path prefix of every endpoint (the official tools require base URLs to end in it).
 pub const API_PREFIX: &str = "/public_api/v1";
