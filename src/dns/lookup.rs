@@ -252,13 +252,14 @@ impl DnsLookup for WireLookup {
         rtype: RecordType,
     ) -> Result<Answer, DnsError> {
         let asked = std::time::Instant::now();
-        let answer = exchange(server.addr, name, rtype, false, self.timeout).await;
+        let answer = exchange_classified(server.addr, name, rtype, false, self.timeout).await;
         tracing::trace!(%name, ?rtype, server = %server, took = ?asked.elapsed(), ok = answer.is_ok(), "DNS query");
-        answer.map_err(|message| DnsError::Lookup {
+        answer.map_err(|e| DnsError::Lookup {
             name: name.to_string(),
             rtype,
             server: server.to_string(),
-            message,
+            message: e.message,
+            failure: e.failure,
         })
     }
 }
@@ -278,6 +279,60 @@ fn plain_name(n: &Name) -> String {
     n.to_ascii().trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// Why a query got no usable answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryFailure {
+    /// This machine has no route to the address (network or host unreachable, address
+    /// family not available, e.g. IPv6 on an IPv4-only runner): asking again cannot help.
+    Unroutable,
+    /// Nothing came back in time (a silent firewall drops packets to port 53).
+    NoAnswer,
+    /// The address refused the query (ICMP port unreachable, TCP reset).
+    Refused,
+    /// Anything else (an undecodable answer, a bad name).
+    Other,
+}
+
+/// A query that failed, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryError {
+    /// The class of failure.
+    pub failure: QueryFailure,
+    /// Human text, e.g. `Network is unreachable (os error 101)`.
+    pub message: String,
+}
+
+impl QueryError {
+    fn other(message: impl Into<String>) -> Self {
+        Self {
+            failure: QueryFailure::Other,
+            message: message.into(),
+        }
+    }
+
+    fn io(e: std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        let failure = match e.kind() {
+            K::NetworkUnreachable | K::HostUnreachable | K::AddrNotAvailable => {
+                QueryFailure::Unroutable
+            }
+            K::ConnectionRefused | K::ConnectionReset => QueryFailure::Refused,
+            _ => QueryFailure::Other,
+        };
+        Self {
+            failure,
+            message: e.to_string(),
+        }
+    }
+
+    fn timeout(message: String) -> Self {
+        Self {
+            failure: QueryFailure::NoAnswer,
+            message,
+        }
+    }
+}
+
 /// Sends one question to `server` and decodes the answer (UDP, then TCP if truncated).
 pub async fn exchange(
     server: SocketAddr,
@@ -286,15 +341,28 @@ pub async fn exchange(
     recursion: bool,
     timeout: Duration,
 ) -> Result<Answer, String> {
+    exchange_classified(server, name, rtype, recursion, timeout)
+        .await
+        .map_err(|e| e.message)
+}
+
+/// [`exchange`], saying why a query failed.
+pub async fn exchange_classified(
+    server: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+    recursion: bool,
+    timeout: Duration,
+) -> Result<Answer, QueryError> {
     let qname = Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
-        .map_err(|e| format!("bad name: {e}"))?;
+        .map_err(|e| QueryError::other(format!("bad name: {e}")))?;
     let mut msg = Message::query();
     msg.add_query(Query::query(qname, wire_type(rtype)));
     msg.metadata.recursion_desired = recursion;
     let id = msg.metadata.id;
     let bytes = msg
         .to_vec()
-        .map_err(|e| format!("cannot encode the query: {e}"))?;
+        .map_err(|e| QueryError::other(format!("cannot encode the query: {e}")))?;
 
     let bind: SocketAddr = if server.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
@@ -307,26 +375,28 @@ pub async fn exchange(
         bind
     };
     let reply = tokio::time::timeout(timeout, async {
-        let sock = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
-        sock.connect(server).await.map_err(|e| e.to_string())?;
-        sock.send(&bytes).await.map_err(|e| e.to_string())?;
+        let sock = UdpSocket::bind(bind).await.map_err(QueryError::io)?;
+        sock.connect(server).await.map_err(QueryError::io)?;
+        sock.send(&bytes).await.map_err(QueryError::io)?;
         let mut buf = vec![0u8; 4096];
         loop {
-            let n = sock.recv(&mut buf).await.map_err(|e| e.to_string())?;
+            let n = sock.recv(&mut buf).await.map_err(QueryError::io)?;
             if let Ok(m) = Message::from_vec(&buf[..n])
                 && m.metadata.id == id
             {
-                return Ok::<Message, String>(m);
+                return Ok::<Message, QueryError>(m);
             }
         }
     })
     .await
-    .map_err(|_| format!("no answer within {} s", timeout.as_secs()))??;
+    .map_err(|_| QueryError::timeout(format!("no answer within {} s", timeout.as_secs())))??;
 
     let reply = if reply.metadata.truncation {
         tokio::time::timeout(timeout, tcp_exchange(server, &bytes))
             .await
-            .map_err(|_| format!("no TCP answer within {} s", timeout.as_secs()))??
+            .map_err(|_| {
+                QueryError::timeout(format!("no TCP answer within {} s", timeout.as_secs()))
+            })??
     } else {
         reply
     };
@@ -368,18 +438,16 @@ pub async fn exchange(
     })
 }
 
-async fn tcp_exchange(server: SocketAddr, query: &[u8]) -> Result<Message, String> {
-    let mut s = TcpStream::connect(server)
-        .await
-        .map_err(|e| e.to_string())?;
-    let len = u16::try_from(query.len()).map_err(|_| "query too long".to_string())?;
+async fn tcp_exchange(server: SocketAddr, query: &[u8]) -> Result<Message, QueryError> {
+    let mut s = TcpStream::connect(server).await.map_err(QueryError::io)?;
+    let len = u16::try_from(query.len()).map_err(|_| QueryError::other("query too long"))?;
     s.write_all(&len.to_be_bytes())
         .await
-        .map_err(|e| e.to_string())?;
-    s.write_all(query).await.map_err(|e| e.to_string())?;
+        .map_err(QueryError::io)?;
+    s.write_all(query).await.map_err(QueryError::io)?;
     let mut lb = [0u8; 2];
-    s.read_exact(&mut lb).await.map_err(|e| e.to_string())?;
+    s.read_exact(&mut lb).await.map_err(QueryError::io)?;
     let mut buf = vec![0u8; usize::from(u16::from_be_bytes(lb))];
-    s.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
-    Message::from_vec(&buf).map_err(|e| format!("undecodable answer: {e}"))
+    s.read_exact(&mut buf).await.map_err(QueryError::io)?;
+    Message::from_vec(&buf).map_err(|e| QueryError::other(format!("undecodable answer: {e}")))
 }

@@ -203,6 +203,7 @@ impl<'a> DnsView<'a> {
                         rtype: t,
                         server: s.to_string(),
                         message: format!("answered {}", a.describe()),
+                        failure: crate::dns::lookup::QueryFailure::Other,
                     })
                 }
                 Err(e) => last_err = Some(e),
@@ -295,6 +296,7 @@ impl<'a> DnsView<'a> {
                 rtype: RecordType::Cname,
                 server: zone.name.clone(),
                 message: format!("its CNAME target is unusable: {e}"),
+                failure: crate::dns::lookup::QueryFailure::Other,
             })?;
             if chain.contains(&next.to_string()) {
                 chain.push(next.to_string());
