@@ -227,6 +227,12 @@ impl SandboxOptions {
         self
     }
 
+    /// Makes the DNS server also answer on `addr` (UDP and TCP), e.g. `127.0.0.2:53`.
+    pub fn dns_also_listen(mut self, addr: SocketAddr) -> Self {
+        self.dns.also_listen.push(addr);
+        self
+    }
+
     /// Keeps the sandbox directory after drop.
     pub fn keep_dir(mut self, yes: bool) -> Self {
         self.keep_dir = yes;
