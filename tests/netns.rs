@@ -25,6 +25,21 @@ fn ipv4_only_runner_with_dual_stack_nameservers_issues() {
 }
 
 #[test]
+fn blocked_port_53_auto_falls_back_to_insync() {
+    netns::run_in_namespace("netns_child", "blocked_auto");
+}
+
+#[test]
+fn blocked_port_53_authoritative_fails_fast_naming_the_setting() {
+    netns::run_in_namespace("netns_child", "blocked_authoritative");
+}
+
+#[test]
+fn resolver_mode_waits_out_a_cached_nxdomain() {
+    netns::run_in_namespace("netns_child", "resolver_cache");
+}
+
+#[test]
 #[ignore = "runs only inside the network namespace the other tests of this file create"]
 fn netns_child() {
     let scenario = netns::scenario();
@@ -36,6 +51,9 @@ fn netns_child() {
     rt.block_on(async {
         match scenario.as_str() {
             "ipv4_only" => ipv4_only().await,
+            "blocked_auto" => blocked_auto().await,
+            "blocked_authoritative" => blocked_authoritative().await,
+            "resolver_cache" => resolver_cache().await,
             other => panic!("unknown scenario `{other}`"),
         }
     });
@@ -148,4 +166,147 @@ async fn ipv4_only() {
         run.stderr
     );
     assert!(env.challenge_records_left().await.is_empty());
+}
+
+/// Port 53 of the nameservers blocked as firewalls do: 127.0.0.2 drops the packets (a
+/// timeout), 127.0.0.3 refuses them (ICMP port unreachable, TCP reset). The resolver on the
+/// sandbox DNS server's own port stays reachable.
+fn block_port_53() {
+    netns::nft(
+        "table inet firewall {\n  chain in {\n    type filter hook input priority 0;\n    \
+         ip daddr 127.0.0.2 udp dport 53 drop\n    ip daddr 127.0.0.2 tcp dport 53 drop\n    \
+         ip daddr 127.0.0.3 udp dport 53 reject\n    \
+         ip daddr 127.0.0.3 tcp dport 53 reject with tcp reset\n  }\n}\n",
+    );
+}
+
+async fn blocked_auto() {
+    block_port_53();
+    let (env, _) = env_with_nameservers().await;
+    let cfg = discovering_config(&env, &cert_section("c", &["a.net.test"], ""), "");
+    let run = env
+        .run(&[
+            "issue",
+            "--config",
+            cfg.to_str().expect("utf-8 path"),
+            "--name",
+            "c",
+        ])
+        .await;
+    run.assert_ok();
+    for part in [
+        "none of the authoritative nameservers of `net.test` answered on UDP or TCP port 53",
+        "ns1.net.test (127.0.0.2:53): UDP: no answer within 3 s",
+        "ns2.net.test (127.0.0.3:53): UDP:",
+        "Trusting Route 53's INSYNC",
+        "dns.propagation = \"insync\"",
+    ] {
+        assert!(
+            run.stderr.contains(part),
+            "`{part}` missing:\n{}",
+            run.stderr
+        );
+    }
+    assert_eq!(
+        run.stderr
+            .matches("none of the authoritative nameservers")
+            .count(),
+        1,
+        "said once:\n{}",
+        run.stderr
+    );
+    assert!(env.challenge_records_left().await.is_empty());
+}
+
+async fn blocked_authoritative() {
+    block_port_53();
+    let (env, _) = env_with_nameservers().await;
+    let cfg = discovering_config(
+        &env,
+        &cert_section("c", &["a.net.test"], ""),
+        "propagation = \"authoritative\"",
+    );
+    let t = Instant::now();
+    let run = env
+        .run(&[
+            "issue",
+            "--config",
+            cfg.to_str().expect("utf-8 path"),
+            "--name",
+            "c",
+        ])
+        .await;
+    let took = t.elapsed();
+    assert_ne!(run.code, 0, "{}", run.stderr);
+    for part in [
+        "none of the authoritative nameservers of `net.test` answered on UDP or TCP port 53 \
+         within 3 s",
+        "`dns.propagation = \"authoritative\"` needs them",
+        "`dns.propagation = \"insync\"`",
+    ] {
+        assert!(
+            run.stderr.contains(part),
+            "`{part}` missing:\n{}",
+            run.stderr
+        );
+    }
+    assert!(
+        took < Duration::from_secs(15),
+        "took {took:?}:\n{}",
+        run.stderr
+    );
+    assert!(env.challenge_records_left().await.is_empty());
+}
+
+async fn resolver_cache() {
+    // Direct queries are blocked; only the (caching) resolver answers.
+    block_port_53();
+    let (env, _) = env_with_nameservers().await;
+    let cap = Duration::from_secs(5);
+    let resolver =
+        brokercert::sandbox::CachingResolver::start(env.sb.dns_addr(), cap).expect("resolver");
+    let cfg = discovering_config(
+        &env,
+        &cert_section("c", &["a.net.test"], ""),
+        "propagation = \"resolver\"",
+    );
+    let text = std::fs::read_to_string(&cfg).expect("read config").replace(
+        &format!("resolver = \"{}\"", env.sb.dns_addr()),
+        &format!("resolver = \"{}\"", resolver.addr()),
+    );
+    std::fs::write(&cfg, text).expect("write config");
+    let run = env
+        .run(&[
+            "issue",
+            "--config",
+            cfg.to_str().expect("utf-8 path"),
+            "--name",
+            "c",
+        ])
+        .await;
+    run.assert_ok();
+    assert!(
+        run.stderr
+            .contains("may keep it for up to 5 s (the zone's SOA minimum)"),
+        "the cached negative answer is named:\n{}",
+        run.stderr
+    );
+    // The resolver really hid the new value for a while, and then served it.
+    let events: Vec<_> = resolver
+        .events()
+        .into_iter()
+        .filter(|e| e.name == "_acme-challenge.a.net.test")
+        .collect();
+    let cached_negative = events
+        .iter()
+        .position(|e| e.from_cache && e.rcode != hickory_proto::op::ResponseCode::NoError);
+    let served = events
+        .iter()
+        .rposition(|e| e.rcode == hickory_proto::op::ResponseCode::NoError);
+    assert!(
+        matches!((cached_negative, served), (Some(n), Some(p)) if n < p),
+        "{events:?}"
+    );
+    let left = env.challenge_records_left().await;
+    assert!(left.is_empty(), "{left:?}\n{}", run.stderr);
 }

@@ -77,7 +77,8 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         max_attempts: settings.dns.route53_max_attempts,
     })
     .await;
-    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);
+    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)
+        .with_strategy(settings.dns.strategy);
     let ca = match AcmeClient::connect(&settings.acme, &store).await {
         Ok(ca) => ca,
         Err(e) => return output::fail(e),

@@ -77,7 +77,8 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
         max_attempts: settings.dns.route53_max_attempts,
     })
     .await;
-    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);
+    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)
+        .with_strategy(settings.dns.strategy);
     let view = match DnsView::new(&route53, &lookup).await {
         Ok(v) => v,
         Err(e) => return output::fail(e),

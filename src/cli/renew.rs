@@ -682,7 +682,8 @@ async fn attempt(
             ),
         );
         let route53 = lazy.route53().await;
-        let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);
+        let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)
+            .with_strategy(settings.dns.strategy);
         let view = DnsView::new(route53, &lookup).await?;
         let failures = view
             .cleanup(
@@ -831,7 +832,8 @@ async fn attempt(
     blocking(|| journal.set_replaces(replaces.as_deref()))?;
     let anchors = super::issue::load_anchors(settings)?;
     let route53 = lazy.route53().await;
-    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);
+    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)
+        .with_strategy(settings.dns.strategy);
     let ca: &dyn CertificateAuthority = lazy.ca().await?;
     let svc = IssueServices {
         dns: route53,

@@ -93,6 +93,8 @@ pub const KEYS: &[Key] = &[
     k("dns.nameservers", StrList),
     k("dns.resolver", Str),
     k("dns.propagation_timeout", Duration),
+    k("dns.propagation", Str),
+    k("dns.propagation_delay", Duration),
     k("trust", Table),
     k("trust.extra_roots", StrList),
     k("trust.system_roots", Bool),

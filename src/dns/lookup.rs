@@ -8,11 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType as WireType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
+use super::strategy::{Propagation, Strategy};
 use super::{DnsError, RecordSet, RecordType};
 
 /// A nameserver to ask: a display name and an address.
@@ -71,6 +72,9 @@ pub struct Answer {
     pub authoritative: bool,
     /// The answer section.
     pub records: Vec<AnswerRecord>,
+    /// For a negative answer (NXDOMAIN, or NOERROR without records) carrying the zone's SOA:
+    /// how long a resolver may cache it (the smaller of the SOA's TTL and its minimum).
+    pub negative_ttl: Option<u32>,
 }
 
 impl Answer {
@@ -133,9 +137,37 @@ impl Answer {
     }
 }
 
+/// How long [`DnsLookup::answers_on_53`] waits for a nameserver (UDP and TCP at once).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Asks nameservers questions.
 #[async_trait]
 pub trait DnsLookup: Send + Sync {
+    /// `dns.propagation` and `dns.propagation_delay` (default: authoritative, no delay).
+    fn strategy(&self) -> Strategy {
+        Strategy {
+            propagation: Propagation::Authoritative,
+            delay: Duration::ZERO,
+        }
+    }
+    /// Asks the recursive resolver (`dns.resolver`, else the system's) for `name`/`rtype`.
+    async fn recursive_query(&self, name: &str, rtype: RecordType) -> Result<Answer, DnsError> {
+        Err(DnsError::Lookup {
+            name: name.to_string(),
+            rtype,
+            server: "the recursive resolver".into(),
+            message: "this lookup has no resolver".into(),
+            failure: QueryFailure::Other,
+        })
+    }
+    /// Whether `server` answers DNS on its port at all (UDP or TCP) within
+    /// [`PROBE_TIMEOUT`]; `Err` says what happened instead.
+    async fn answers_on_53(&self, server: &Nameserver, zone: &str) -> Result<(), String> {
+        self.query(server, zone, RecordType::Soa)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
     /// The nameservers to ask about records in `zone` (its apex, e.g. `example.com`).
     async fn nameservers(&self, zone: &str) -> Result<Vec<Nameserver>, DnsError>;
     /// Asks `server` for `name`/`rtype` without recursion.
@@ -156,6 +188,8 @@ pub struct WireLookup {
     pub resolver: Option<SocketAddr>,
     /// Per-query timeout.
     pub timeout: Duration,
+    /// `dns.propagation` and `dns.propagation_delay`.
+    pub strategy: Strategy,
 }
 
 impl WireLookup {
@@ -165,7 +199,14 @@ impl WireLookup {
             nameservers,
             resolver,
             timeout: Duration::from_secs(3),
+            strategy: Strategy::default(),
         }
+    }
+
+    /// The same lookups with `dns.propagation` and `dns.propagation_delay` set.
+    pub fn with_strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
     }
 
     fn resolvers(&self) -> Result<Vec<SocketAddr>, String> {
@@ -199,6 +240,50 @@ impl WireLookup {
 
 #[async_trait]
 impl DnsLookup for WireLookup {
+    fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    async fn recursive_query(&self, name: &str, rtype: RecordType) -> Result<Answer, DnsError> {
+        self.recursive(name, rtype)
+            .await
+            .map_err(|message| DnsError::Lookup {
+                name: name.to_string(),
+                rtype,
+                server: match self.resolver {
+                    Some(r) => format!("the resolver {r}"),
+                    None => "the system's resolver".into(),
+                },
+                message,
+                failure: QueryFailure::Other,
+            })
+    }
+
+    async fn answers_on_53(&self, server: &Nameserver, zone: &str) -> Result<(), String> {
+        let udp = async {
+            exchange_classified(server.addr, zone, RecordType::Soa, false, PROBE_TIMEOUT)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("UDP: {}", e.message))
+        };
+        let tcp = async {
+            match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(server.addr)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(format!("TCP: {e}")),
+                Err(_) => Err(format!(
+                    "TCP: no connection within {} s",
+                    PROBE_TIMEOUT.as_secs()
+                )),
+            }
+        };
+        // Either answering is enough; both failing is the evidence.
+        let (u, t) = tokio::join!(udp, tcp);
+        match (u, t) {
+            (Ok(()), _) | (_, Ok(())) => Ok(()),
+            (Err(u), Err(t)) => Err(format!("{u}; {t}")),
+        }
+    }
+
     async fn nameservers(&self, zone: &str) -> Result<Vec<Nameserver>, DnsError> {
         if !self.nameservers.is_empty() {
             return Ok(self
@@ -278,6 +363,9 @@ fn wire_type(t: RecordType) -> WireType {
 fn plain_name(n: &Name) -> String {
     n.to_ascii().trim_end_matches('.').to_ascii_lowercase()
 }
+
+/// The UDP payload size advertised with EDNS0 (and the receive buffer).
+pub const EDNS_PAYLOAD: u16 = 4096;
 
 /// Why a query got no usable answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,6 +447,10 @@ pub async fn exchange_classified(
     let mut msg = Message::query();
     msg.add_query(Query::query(qname, wire_type(rtype)));
     msg.metadata.recursion_desired = recursion;
+    // EDNS0: answers up to 4096 bytes over UDP (long TXT sets); TCP still on truncation.
+    let mut edns = Edns::new();
+    edns.set_max_payload(EDNS_PAYLOAD);
+    msg.set_edns(edns);
     let id = msg.metadata.id;
     let bytes = msg
         .to_vec()
@@ -378,7 +470,7 @@ pub async fn exchange_classified(
         let sock = UdpSocket::bind(bind).await.map_err(QueryError::io)?;
         sock.connect(server).await.map_err(QueryError::io)?;
         sock.send(&bytes).await.map_err(QueryError::io)?;
-        let mut buf = vec![0u8; 4096];
+        let mut buf = vec![0u8; usize::from(EDNS_PAYLOAD)];
         loop {
             let n = sock.recv(&mut buf).await.map_err(QueryError::io)?;
             if let Ok(m) = Message::from_vec(&buf[..n])
@@ -431,10 +523,20 @@ pub async fn exchange_classified(
             value,
         });
     }
+    let negative_ttl =
+        if rcode == Rcode::NxDomain || (rcode == Rcode::NoError && records.is_empty()) {
+            reply.authorities.iter().find_map(|r| match &r.data {
+                RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+                _ => None,
+            })
+        } else {
+            None
+        };
     Ok(Answer {
         rcode,
         authoritative: reply.metadata.authoritative,
         records,
+        negative_ttl,
     })
 }
 

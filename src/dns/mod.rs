@@ -10,6 +10,7 @@ pub mod plan;
 pub mod propagation;
 pub mod provider;
 pub mod route53;
+pub mod strategy;
 pub mod zone;
 
 use std::fmt;
@@ -201,6 +202,39 @@ pub enum DnsError {
         /// Seconds waited.
         waited_secs: u64,
         /// Per nameserver: what it answered last.
+        evidence: String,
+    },
+    /// The recursive resolver did not serve the values in time (`dns.propagation = resolver`).
+    #[error(
+        "`{name}` TXT was not served by the recursive resolver after {waited_secs} s (it last \
+         {last}{cache}). The CA would fail validation, so the order was not submitted for \
+         validation. Check `dns.resolver`, raise `dns.propagation_timeout`, or set \
+         `dns.propagation = \"insync\"` to trust Route 53's INSYNC instead"
+    )]
+    ResolverTimeout {
+        /// Record name.
+        name: String,
+        /// Seconds waited.
+        waited_secs: u64,
+        /// What the resolver answered last.
+        last: String,
+        /// About an earlier negative answer it may have cached.
+        cache: String,
+    },
+    /// No nameserver of a zone answers on port 53 (`dns.propagation = authoritative`).
+    #[error(
+        "none of the authoritative nameservers of `{zone}` answered on UDP or TCP port 53 \
+         within {secs} s ({evidence}), and `dns.propagation = \"authoritative\"` needs them. \
+         This network seems to allow DNS only through its own resolver. Set \
+         `dns.propagation = \"insync\"` (trust Route 53's INSYNC) or `\"resolver\"` (ask \
+         `dns.resolver`), or `\"auto\"` to choose by itself; or allow outgoing port 53"
+    )]
+    NameserversSilent {
+        /// Zone apex.
+        zone: String,
+        /// Probe timeout in seconds.
+        secs: u64,
+        /// Per address: what the probe saw.
         evidence: String,
     },
     /// Every address of a nameserver host is unroutable from this machine.

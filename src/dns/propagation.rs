@@ -220,6 +220,106 @@ pub async fn await_txt(
     }
 }
 
+/// A negative answer the resolver gave for a name before its value was written: when, and
+/// how long the resolver may cache it (the zone's SOA minimum, capped by the SOA's TTL).
+#[derive(Debug, Clone, Copy)]
+pub struct EarlierNegative {
+    /// When it was answered.
+    pub at: tokio::time::Instant,
+    /// Seconds it may be cached.
+    pub ttl: u32,
+}
+
+/// Polls the recursive resolver until it serves all `expected` TXT values at `name`.
+/// When it gave a negative answer for the name earlier in this run (`earlier`), that answer
+/// may be cached: the wait is extended, if needed, until it must have expired (and said so
+/// once through `note`), and ends as soon as the values are served.
+pub async fn await_txt_via_resolver(
+    lookup: &dyn DnsLookup,
+    name: &str,
+    expected: &[String],
+    timeout: Duration,
+    earlier: Option<EarlierNegative>,
+    mut note: impl FnMut(&str) + Send,
+    mut progress: impl FnMut(&PropagationStatus) + Send,
+) -> Result<Duration, DnsError> {
+    let start = tokio::time::Instant::now();
+    let cache_end = earlier.map(|n| n.at + Duration::from_secs(u64::from(n.ttl)));
+    // A cached negative answer must be allowed to expire, plus a little for the resolver's
+    // own clock: waiting less would blame propagation for the resolver's cache.
+    let deadline = match cache_end {
+        Some(end) => (start + timeout).max(end + Duration::from_secs(2)),
+        None => start + timeout,
+    };
+    let mut delay = Duration::from_millis(250);
+    let mut said = false;
+    loop {
+        let last = match lookup.recursive_query(name, RecordType::Txt).await {
+            Ok(a) => {
+                let seen = a.values_at(name, RecordType::Txt);
+                let missing: Vec<String> = expected
+                    .iter()
+                    .filter(|v| !seen.contains(v))
+                    .map(|v| format!("\"{v}\""))
+                    .collect();
+                if missing.is_empty() {
+                    progress(&PropagationStatus {
+                        ready: 1,
+                        total: 1,
+                        waiting_for: vec![],
+                        dropped: vec![],
+                        elapsed: start.elapsed(),
+                        next_check: delay,
+                    });
+                    return Ok(start.elapsed());
+                }
+                format!("answered {}; missing {}", a.describe(), missing.join(", "))
+            }
+            Err(DnsError::Lookup { message, .. }) => format!("no usable answer: {message}"),
+            Err(e) => format!("no usable answer: {e}"),
+        };
+        let now = tokio::time::Instant::now();
+        if let (Some(n), Some(end), false) = (earlier, cache_end, said)
+            && end > now
+        {
+            said = true;
+            note(&format!(
+                "the resolver answered a negative answer for {name} {} ago, before the value \
+                 was written, and may keep it for up to {} s (the zone's SOA minimum): \
+                 asking again until it has expired ({} s from now at the latest)",
+                crate::workflow::progress::human_duration(now.duration_since(n.at)),
+                n.ttl,
+                end.duration_since(now).as_secs() + 2
+            ));
+        }
+        progress(&PropagationStatus {
+            ready: 0,
+            total: 1,
+            waiting_for: vec!["the recursive resolver".into()],
+            dropped: vec![],
+            elapsed: start.elapsed(),
+            next_check: delay,
+        });
+        if now + delay > deadline {
+            return Err(DnsError::ResolverTimeout {
+                name: name.to_string(),
+                waited_secs: start.elapsed().as_secs(),
+                last,
+                cache: match earlier {
+                    Some(n) => format!(
+                        "; its earlier negative answer could be cached for {} s, and that time \
+                         has passed",
+                        n.ttl
+                    ),
+                    None => String::new(),
+                },
+            });
+        }
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(2));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -253,6 +353,7 @@ mod tests {
                 Some(values) => Ok(Answer {
                     rcode: Rcode::NoError,
                     authoritative: true,
+                    negative_ttl: None,
                     records: values
                         .iter()
                         .map(|v| AnswerRecord {

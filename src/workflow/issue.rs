@@ -461,7 +461,7 @@ async fn run(
                     ),
                 );
             }
-            report_visibility(&tracker, v)
+            report_visibility(tracker, v)
         };
         view.await_visible(
             &changes,
@@ -706,6 +706,7 @@ pub fn timings_table(
 /// Renders what the DNS stage reports while it waits (`report` in [`issue_one`]).
 fn report_visibility(tracker: &Tracker<'_>, v: Visibility<'_>) {
     match v {
+        Visibility::Note(text) => tracker.progress.update(Stage::AwaitPropagation, text),
         Visibility::Change {
             zone_id,
             change,
