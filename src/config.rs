@@ -306,6 +306,8 @@ pub struct Route53File {
     pub batch_window: Option<Duration>,
     /// Attempts per Route 53 API call (standard retry mode), 1–20.
     pub max_attempts: Option<u32>,
+    /// `auto`, `api` or `dns`: how the records at a name are read.
+    pub read_records: Option<String>,
 }
 
 /// `[dns]` as written.
@@ -629,6 +631,8 @@ pub struct DnsSettings {
     pub route53_batch_window: Duration,
     /// Attempts per Route 53 API call (`None`: the adapter's default).
     pub route53_max_attempts: Option<u32>,
+    /// `route53.read_records`.
+    pub route53_read_records: crate::dns::route53::ReadRecords,
 }
 
 /// One certificate to manage, validated.
@@ -909,6 +913,17 @@ impl Settings {
                     ));
                 }
                 other => other,
+            },
+            route53_read_records: match file.route53.read_records.as_deref() {
+                None => crate::dns::route53::ReadRecords::Auto,
+                Some(v) => crate::dns::route53::ReadRecords::parse(v).ok_or_else(|| {
+                    invalid(
+                        "route53.read_records",
+                        format!("`{v}`"),
+                        "`auto`, `api` or `dns`",
+                        "Use one of these, or leave it out for `auto`.",
+                    )
+                })?,
             },
         };
 

@@ -75,6 +75,7 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
         profile: settings.dns.route53_profile.clone(),
         region: settings.dns.route53_region.clone(),
         max_attempts: settings.dns.route53_max_attempts,
+        read_records: settings.dns.route53_read_records,
     })
     .await;
     let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)

@@ -415,6 +415,7 @@ impl<'a> Lazy<'a> {
                     profile: self.settings.dns.route53_profile.clone(),
                     region: self.settings.dns.route53_region.clone(),
                     max_attempts: self.settings.dns.route53_max_attempts,
+                    read_records: self.settings.dns.route53_read_records,
                 })
                 .await;
                 let window = if self.settings.certificates.len() > 1 {

@@ -89,6 +89,7 @@ pub const KEYS: &[Key] = &[
     k("route53.max_attempts", Int),
     k("route53.max_requests_per_second", Int),
     k("route53.batch_window", Duration),
+    k("route53.read_records", Str),
     k("dns", Table),
     k("dns.nameservers", StrList),
     k("dns.resolver", Str),

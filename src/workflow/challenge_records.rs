@@ -215,6 +215,13 @@ impl<'a> DnsView<'a> {
         name: &str,
         types: &[RecordType],
     ) -> Result<Vec<RecordSet>, DnsError> {
+        // Route 53's own view, where the identity may read it (`route53.read_records`).
+        if let Some(sets) = self.provider.record_sets(&zone.id, name).await? {
+            return Ok(sets
+                .into_iter()
+                .filter(|s| types.contains(&s.rtype))
+                .collect());
+        }
         let servers = match self.decide(zone).await? {
             Decided::Authoritative => self.nameservers(zone).await?,
             Decided::Resolver | Decided::Insync => vec![],
@@ -330,14 +337,20 @@ impl<'a> DnsView<'a> {
         &self,
         zone: &HostedZone,
         name: &str,
-    ) -> Result<Vec<Option<RecordSet>>, DnsError> {
+    ) -> Result<(Vec<Option<RecordSet>>, bool), DnsError> {
+        if let Some(sets) = self.provider.record_sets(&zone.id, name).await? {
+            let txt = sets.into_iter().find(|set| set.rtype == RecordType::Txt);
+            return Ok((vec![txt], true));
+        }
         if self.decide(zone).await? != Decided::Authoritative {
+            // A resolver's answer carries a TTL that counts down in its cache, so a set read
+            // there cannot be repeated exactly in a DELETE.
             let sets = self
                 .read_sets(zone, name, &[RecordType::Txt])
                 .await?
                 .into_iter()
                 .find(|set| set.rtype == RecordType::Txt);
-            return Ok(vec![sets]);
+            return Ok((vec![sets], false));
         }
         let servers = self.nameservers(zone).await?;
         let started = tokio::time::Instant::now();
@@ -373,7 +386,7 @@ impl<'a> DnsView<'a> {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }
-                _ => return Ok(served),
+                _ => return Ok((served, true)),
             }
         }
     }
@@ -605,12 +618,9 @@ impl<'a> DnsView<'a> {
             };
             let mut changes = Vec::new();
             let mut unseen = Vec::new();
-            // A resolver's answer carries a TTL that counts down in its cache, so a set read
-            // there cannot be repeated exactly in a DELETE.
-            let exact = self.decide(&zone).await.ok() == Some(Decided::Authoritative);
             for (name, ours) in &names {
                 match self.served_txt_sets(&zone, name).await {
-                    Ok(served) => match plan::freshest_with_ours(&served, ours) {
+                    Ok((served, exact)) => match plan::freshest_with_ours(&served, ours) {
                         Some(set) if !exact && set.values.iter().all(|v| ours.contains(v)) => {
                             unseen.push(plan::delete_as_written(name, &set.values));
                         }
@@ -695,7 +705,7 @@ impl<'a> DnsView<'a> {
     ) -> bool {
         for (name, ours) in names {
             match self.served_txt_sets(zone, name).await {
-                Ok(served) => {
+                Ok((served, _)) => {
                     if plan::freshest_with_ours(&served, ours).is_some() {
                         return false;
                     }
