@@ -106,6 +106,9 @@ fn advice(suggestion: Option<&str>, valid: &[String]) -> String {
     }
 }
 
+/// The longest `dns.propagation_delay` accepted.
+const MAX_PROPAGATION_DELAY: Duration = Duration::from_secs(600);
+
 fn invalid(
     setting: impl Into<String>,
     found: impl Into<String>,
@@ -303,6 +306,8 @@ pub struct Route53File {
     pub batch_window: Option<Duration>,
     /// Attempts per Route 53 API call (standard retry mode), 1–20.
     pub max_attempts: Option<u32>,
+    /// `auto`, `api` or `dns`: how the records at a name are read.
+    pub read_records: Option<String>,
 }
 
 /// `[dns]` as written.
@@ -317,6 +322,11 @@ pub struct DnsFile {
     /// How long to wait until every nameserver serves the TXT values.
     #[serde(default, deserialize_with = "de_duration")]
     pub propagation_timeout: Option<Duration>,
+    /// `auto`, `authoritative`, `resolver` or `insync`.
+    pub propagation: Option<String>,
+    /// A fixed wait after the propagation check, before the CA is asked to validate.
+    #[serde(default, deserialize_with = "de_duration")]
+    pub propagation_delay: Option<Duration>,
 }
 
 /// `[trust]` as written.
@@ -605,6 +615,8 @@ pub struct DnsSettings {
     pub resolver: Option<SocketAddr>,
     /// Propagation timeout.
     pub propagation_timeout: Duration,
+    /// `dns.propagation` and `dns.propagation_delay`.
+    pub strategy: crate::dns::strategy::Strategy,
     /// Route 53 endpoint override.
     pub route53_endpoint: Option<String>,
     /// AWS profile.
@@ -619,6 +631,8 @@ pub struct DnsSettings {
     pub route53_batch_window: Duration,
     /// Attempts per Route 53 API call (`None`: the adapter's default).
     pub route53_max_attempts: Option<u32>,
+    /// `route53.read_records`.
+    pub route53_read_records: crate::dns::route53::ReadRecords,
 }
 
 /// One certificate to manage, validated.
@@ -838,6 +852,31 @@ impl Settings {
                 .propagation_timeout
                 .or(file.dns.propagation_timeout)
                 .unwrap_or(Duration::from_secs(120)),
+            strategy: crate::dns::strategy::Strategy {
+                propagation: match file.dns.propagation.as_deref() {
+                    None => crate::dns::strategy::Propagation::Auto,
+                    Some(v) => crate::dns::strategy::Propagation::parse(v).ok_or_else(|| {
+                        invalid(
+                            "dns.propagation",
+                            format!("`{v}`"),
+                            crate::dns::strategy::Propagation::NAMES,
+                            "Use one of these, or leave it out for `auto`.",
+                        )
+                    })?,
+                },
+                delay: match file.dns.propagation_delay {
+                    Some(d) if d > MAX_PROPAGATION_DELAY => {
+                        return Err(invalid(
+                            "dns.propagation_delay",
+                            format!("`{}`", humantime::format_duration(d)),
+                            "at most `10m`",
+                            "Lower it (Route 53 reports INSYNC once every one of its \
+                             nameservers has the change; a short delay is plenty).",
+                        ));
+                    }
+                    d => d.unwrap_or_default(),
+                },
+            },
             route53_endpoint: over
                 .route53_endpoint
                 .clone()
@@ -874,6 +913,17 @@ impl Settings {
                     ));
                 }
                 other => other,
+            },
+            route53_read_records: match file.route53.read_records.as_deref() {
+                None => crate::dns::route53::ReadRecords::Auto,
+                Some(v) => crate::dns::route53::ReadRecords::parse(v).ok_or_else(|| {
+                    invalid(
+                        "route53.read_records",
+                        format!("`{v}`"),
+                        "`auto`, `api` or `dns`",
+                        "Use one of these, or leave it out for `auto`.",
+                    )
+                })?,
             },
         };
 
@@ -1466,5 +1516,31 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(err.contains("dns.nameservers"), "{err}");
+    }
+
+    #[test]
+    fn propagation_strategy_is_read_and_checked() {
+        use crate::dns::strategy::Propagation;
+        let s = load("", &Overrides::default()).unwrap();
+        assert_eq!(s.dns.strategy.propagation, Propagation::Auto);
+        assert_eq!(s.dns.strategy.delay, Duration::ZERO);
+        let s = load(
+            "[dns]\npropagation='insync'\npropagation_delay='10s'\n",
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(s.dns.strategy.propagation, Propagation::Insync);
+        assert_eq!(s.dns.strategy.delay, Duration::from_secs(10));
+        let err = load("[dns]\npropagation='fast'\n", &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("dns.propagation") && err.contains("`insync`"),
+            "{err}"
+        );
+        let err = load("[dns]\npropagation_delay='1h'\n", &Overrides::default())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("dns.propagation_delay"), "{err}");
     }
 }

@@ -56,6 +56,22 @@ pub enum IamError {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Grants {
     zones: BTreeMap<String, ZoneGrant>,
+    /// Also allow `route53:ListResourceRecordSets` on each zone (`--with-read`).
+    pub read: bool,
+    /// The ARN partition: `aws`, `aws-cn` or `aws-us-gov` (empty: `aws`).
+    pub partition: &'static str,
+}
+
+/// The ARN partition of an AWS region: `aws-cn` for China (`cn-…`), `aws-us-gov` for
+/// GovCloud (`us-gov-…`), else `aws`.
+pub fn partition_of(region: &str) -> &'static str {
+    if region.starts_with("cn-") {
+        "aws-cn"
+    } else if region.starts_with("us-gov-") {
+        "aws-us-gov"
+    } else {
+        "aws"
+    }
 }
 
 /// What one hosted zone grants: TXT at the challenge names, CNAME at the broker names.
@@ -203,6 +219,7 @@ fn sid_part(zone: &str) -> String {
 
 fn record_statement(
     sid: String,
+    partition: &str,
     zone: &str,
     names: &BTreeSet<String>,
     rtype: &str,
@@ -224,7 +241,7 @@ fn record_statement(
         sid,
         effect: "Allow",
         action: vec!["route53:ChangeResourceRecordSets"],
-        resource: vec![format!("arn:aws:route53:::hostedzone/{zone}")],
+        resource: vec![format!("arn:{partition}:route53:::hostedzone/{zone}")],
         condition,
     }
 }
@@ -239,6 +256,11 @@ pub fn render(grants: &Grants) -> Result<Policy, IamError> {
     {
         return Err(IamError::Empty);
     }
+    let partition = if grants.partition.is_empty() {
+        "aws"
+    } else {
+        grants.partition
+    };
     let mut statement = vec![
         Statement {
             sid: "FindHostedZones".into(),
@@ -251,14 +273,24 @@ pub fn render(grants: &Grants) -> Result<Policy, IamError> {
             sid: "WatchChanges".into(),
             effect: "Allow",
             action: vec!["route53:GetChange"],
-            resource: vec!["arn:aws:route53:::change/*".into()],
+            resource: vec![format!("arn:{partition}:route53:::change/*")],
             condition: BTreeMap::new(),
         },
     ];
     for (zone, g) in &grants.zones {
+        if grants.read {
+            statement.push(Statement {
+                sid: format!("ReadRecords{}", sid_part(zone)),
+                effect: "Allow",
+                action: vec!["route53:ListResourceRecordSets"],
+                resource: vec![format!("arn:{partition}:route53:::hostedzone/{zone}")],
+                condition: BTreeMap::new(),
+            });
+        }
         if !g.txt_names.is_empty() {
             statement.push(record_statement(
                 format!("AcmeChallengeTxt{}", sid_part(zone)),
+                partition,
                 zone,
                 &g.txt_names,
                 "TXT",
@@ -268,6 +300,7 @@ pub fn render(grants: &Grants) -> Result<Policy, IamError> {
         if !g.cname_names.is_empty() {
             statement.push(record_statement(
                 format!("BrokerCname{}", sid_part(zone)),
+                partition,
                 zone,
                 &g.cname_names,
                 "CNAME",
@@ -291,6 +324,29 @@ mod tests {
 
     fn value(p: &Policy) -> serde_json::Value {
         serde_json::from_str(&p.to_json()).unwrap()
+    }
+
+    #[test]
+    fn partitions_and_the_optional_read_action() {
+        assert_eq!(partition_of("us-east-1"), "aws");
+        assert_eq!(partition_of("cn-northwest-1"), "aws-cn");
+        assert_eq!(partition_of("us-gov-west-1"), "aws-us-gov");
+        let mut g = Grants::new();
+        g.add_txt("Z1", "_acme-challenge.a.example.com").unwrap();
+        g.partition = "aws-cn";
+        g.read = true;
+        let v = value(&g.policy().unwrap());
+        let st = v["Statement"].as_array().unwrap();
+        assert_eq!(st[1]["Resource"][0], "arn:aws-cn:route53:::change/*");
+        assert_eq!(st[2]["Action"][0], "route53:ListResourceRecordSets");
+        assert_eq!(st[2]["Resource"][0], "arn:aws-cn:route53:::hostedzone/Z1");
+        assert_eq!(st[3]["Resource"][0], "arn:aws-cn:route53:::hostedzone/Z1");
+        let text = g.policy().unwrap().to_json();
+        assert!(!text.contains("arn:aws:"), "{text}");
+        // Without --with-read: exactly the guide's three actions.
+        g.read = false;
+        let text = g.policy().unwrap().to_json();
+        assert!(!text.contains("ListResourceRecordSets"), "{text}");
     }
 
     #[test]

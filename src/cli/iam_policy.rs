@@ -42,6 +42,10 @@ pub struct IamPolicyArgs {
     /// Route 53 API endpoint (an emulator); default: AWS.
     #[arg(long, value_name = "URL")]
     pub route53_endpoint: Option<String>,
+    /// Also allow `route53:ListResourceRecordSets` on each zone (exact reads of the zone,
+    /// see `route53.read_records`).
+    #[arg(long)]
+    pub with_read: bool,
 }
 
 /// A failure: one paragraph and the exit code.
@@ -112,6 +116,7 @@ async fn policy(cli: &Cli, args: &IamPolicyArgs) -> Result<(String, Vec<String>)
             profile: settings.dns.route53_profile.clone(),
             region: settings.dns.route53_region.clone(),
             max_attempts: settings.dns.route53_max_attempts,
+            read_records: settings.dns.route53_read_records,
         })
         .await;
         let zones = route53.hosted_zones().await.map_err(|e| Failure {
@@ -130,6 +135,27 @@ async fn policy(cli: &Cli, args: &IamPolicyArgs) -> Result<(String, Vec<String>)
 
     let mut grants = Grants::new();
     let mut notes = Vec::new();
+    grants.read = args.with_read;
+    // ARNs name the partition of the region Route 53 is signed for.
+    let env_region = std::env::var("AWS_REGION")
+        .or_else(|_| std::env::var("AWS_DEFAULT_REGION"))
+        .ok();
+    grants.partition = match (&settings.dns.route53_region, &env_region) {
+        (Some(r), _) => crate::iam::partition_of(r),
+        (None, Some(r)) if crate::iam::partition_of(r) != "aws" => {
+            let p = crate::iam::partition_of(r);
+            notes.push(format!(
+                "iam-policy: warning: AWS_REGION is `{r}` (partition {p}), but `route53.region` \
+                 is not set, so brokercert signs Route 53 requests for us-east-1 (the `aws` \
+                 partition), which {p} accounts cannot use. Set `route53.region` in `[route53]` \
+                 (e.g. `cn-northwest-1` for China, `us-gov-west-1` for GovCloud) and \
+                 `route53.endpoint_url` to that partition's Route 53 endpoint. The ARNs below \
+                 are for {p}"
+            ));
+            p
+        }
+        _ => "aws",
+    };
     for c in &settings.certificates {
         let zone_of = |name: &DomainName| -> Result<(String, String), Failure> {
             match (&zones, &c.hosted_zone_id) {

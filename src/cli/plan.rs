@@ -75,9 +75,11 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
         profile: settings.dns.route53_profile.clone(),
         region: settings.dns.route53_region.clone(),
         max_attempts: settings.dns.route53_max_attempts,
+        read_records: settings.dns.route53_read_records,
     })
     .await;
-    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);
+    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)
+        .with_strategy(settings.dns.strategy);
     let view = match DnsView::new(&route53, &lookup).await {
         Ok(v) => v,
         Err(e) => return output::fail(e),

@@ -417,6 +417,7 @@ impl<'a> Lazy<'a> {
                     profile: self.settings.dns.route53_profile.clone(),
                     region: self.settings.dns.route53_region.clone(),
                     max_attempts: self.settings.dns.route53_max_attempts,
+                    read_records: self.settings.dns.route53_read_records,
                 })
                 .await;
                 let window = if self.settings.certificates.len() > 1 {
@@ -684,7 +685,8 @@ async fn attempt(
             ),
         );
         let route53 = lazy.route53().await;
-        let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);
+        let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)
+            .with_strategy(settings.dns.strategy);
         let view = DnsView::new(route53, &lookup).await?;
         let failures = view
             .cleanup(
@@ -840,7 +842,8 @@ async fn attempt(
     blocking(|| journal.set_replaces(replaces.as_deref()))?;
     let anchors = super::issue::load_anchors(settings)?;
     let route53 = lazy.route53().await;
-    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);
+    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)
+        .with_strategy(settings.dns.strategy);
     let ca: &dyn CertificateAuthority = lazy.ca().await?;
     let svc = IssueServices {
         dns: route53,

@@ -1,6 +1,7 @@
 //! One DNS provider shared by certificates renewed at the same time: change batches per
 //! zone, one zone listing per run, one status poll per change, and an account-wide
-//! request rate (Route 53 allows about 5 requests per second per account).
+//! request rate (Route 53 allows 10 requests per second per account, bursts of 50; we
+//! default to half of that for other tools sharing the account).
 //!
 //! Owns: coalescing concurrent `change` calls for the same hosted zone into one
 //! `ChangeResourceRecordSets` batch (changes to the same record set never share a batch),
@@ -383,6 +384,16 @@ fn group(waiters: Vec<Waiter>) -> Vec<Vec<Waiter>> {
 
 #[async_trait]
 impl<P: DnsProvider> DnsProvider for Batching<P> {
+    async fn record_sets(
+        &self,
+        zone_id: &str,
+        name: &str,
+    ) -> Result<Option<Vec<super::RecordSet>>, DnsError> {
+        let _busy = Busy::start(&self.board, &self.events);
+        self.limit.acquire().await;
+        self.inner.record_sets(zone_id, name).await
+    }
+
     async fn hosted_zones(&self) -> Result<Vec<HostedZone>, DnsError> {
         let _busy = Busy::start(&self.board, &self.events);
         let mut cached = self.zones.lock().await;

@@ -8,11 +8,12 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use hickory_proto::op::{Message, Query, ResponseCode};
+use hickory_proto::op::{Edns, Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RData, RecordType as WireType};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UdpSocket};
 
+use super::strategy::{Propagation, Strategy};
 use super::{DnsError, RecordSet, RecordType};
 
 /// A nameserver to ask: a display name and an address.
@@ -71,6 +72,9 @@ pub struct Answer {
     pub authoritative: bool,
     /// The answer section.
     pub records: Vec<AnswerRecord>,
+    /// For a negative answer (NXDOMAIN, or NOERROR without records) carrying the zone's SOA:
+    /// how long a resolver may cache it (the smaller of the SOA's TTL and its minimum).
+    pub negative_ttl: Option<u32>,
 }
 
 impl Answer {
@@ -133,9 +137,37 @@ impl Answer {
     }
 }
 
+/// How long [`DnsLookup::answers_on_53`] waits for a nameserver (UDP and TCP at once).
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// Asks nameservers questions.
 #[async_trait]
 pub trait DnsLookup: Send + Sync {
+    /// `dns.propagation` and `dns.propagation_delay` (default: authoritative, no delay).
+    fn strategy(&self) -> Strategy {
+        Strategy {
+            propagation: Propagation::Authoritative,
+            delay: Duration::ZERO,
+        }
+    }
+    /// Asks the recursive resolver (`dns.resolver`, else the system's) for `name`/`rtype`.
+    async fn recursive_query(&self, name: &str, rtype: RecordType) -> Result<Answer, DnsError> {
+        Err(DnsError::Lookup {
+            name: name.to_string(),
+            rtype,
+            server: "the recursive resolver".into(),
+            message: "this lookup has no resolver".into(),
+            failure: QueryFailure::Other,
+        })
+    }
+    /// Whether `server` answers DNS on its port at all (UDP or TCP) within
+    /// [`PROBE_TIMEOUT`]; `Err` says what happened instead.
+    async fn answers_on_53(&self, server: &Nameserver, zone: &str) -> Result<(), String> {
+        self.query(server, zone, RecordType::Soa)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
     /// The nameservers to ask about records in `zone` (its apex, e.g. `example.com`).
     async fn nameservers(&self, zone: &str) -> Result<Vec<Nameserver>, DnsError>;
     /// Asks `server` for `name`/`rtype` without recursion.
@@ -156,6 +188,8 @@ pub struct WireLookup {
     pub resolver: Option<SocketAddr>,
     /// Per-query timeout.
     pub timeout: Duration,
+    /// `dns.propagation` and `dns.propagation_delay`.
+    pub strategy: Strategy,
 }
 
 impl WireLookup {
@@ -165,7 +199,14 @@ impl WireLookup {
             nameservers,
             resolver,
             timeout: Duration::from_secs(3),
+            strategy: Strategy::default(),
         }
+    }
+
+    /// The same lookups with `dns.propagation` and `dns.propagation_delay` set.
+    pub fn with_strategy(mut self, strategy: Strategy) -> Self {
+        self.strategy = strategy;
+        self
     }
 
     fn resolvers(&self) -> Result<Vec<SocketAddr>, String> {
@@ -199,6 +240,50 @@ impl WireLookup {
 
 #[async_trait]
 impl DnsLookup for WireLookup {
+    fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    async fn recursive_query(&self, name: &str, rtype: RecordType) -> Result<Answer, DnsError> {
+        self.recursive(name, rtype)
+            .await
+            .map_err(|message| DnsError::Lookup {
+                name: name.to_string(),
+                rtype,
+                server: match self.resolver {
+                    Some(r) => format!("the resolver {r}"),
+                    None => "the system's resolver".into(),
+                },
+                message,
+                failure: QueryFailure::Other,
+            })
+    }
+
+    async fn answers_on_53(&self, server: &Nameserver, zone: &str) -> Result<(), String> {
+        let udp = async {
+            exchange_classified(server.addr, zone, RecordType::Soa, false, PROBE_TIMEOUT)
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("UDP: {}", e.message))
+        };
+        let tcp = async {
+            match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(server.addr)).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(format!("TCP: {e}")),
+                Err(_) => Err(format!(
+                    "TCP: no connection within {} s",
+                    PROBE_TIMEOUT.as_secs()
+                )),
+            }
+        };
+        // Either answering is enough; both failing is the evidence.
+        let (u, t) = tokio::join!(udp, tcp);
+        match (u, t) {
+            (Ok(()), _) | (_, Ok(())) => Ok(()),
+            (Err(u), Err(t)) => Err(format!("{u}; {t}")),
+        }
+    }
+
     async fn nameservers(&self, zone: &str) -> Result<Vec<Nameserver>, DnsError> {
         if !self.nameservers.is_empty() {
             return Ok(self
@@ -252,13 +337,14 @@ impl DnsLookup for WireLookup {
         rtype: RecordType,
     ) -> Result<Answer, DnsError> {
         let asked = std::time::Instant::now();
-        let answer = exchange(server.addr, name, rtype, false, self.timeout).await;
+        let answer = exchange_classified(server.addr, name, rtype, false, self.timeout).await;
         tracing::trace!(%name, ?rtype, server = %server, took = ?asked.elapsed(), ok = answer.is_ok(), "DNS query");
-        answer.map_err(|message| DnsError::Lookup {
+        answer.map_err(|e| DnsError::Lookup {
             name: name.to_string(),
             rtype,
             server: server.to_string(),
-            message,
+            message: e.message,
+            failure: e.failure,
         })
     }
 }
@@ -278,6 +364,63 @@ fn plain_name(n: &Name) -> String {
     n.to_ascii().trim_end_matches('.').to_ascii_lowercase()
 }
 
+/// The UDP payload size advertised with EDNS0 (and the receive buffer).
+pub const EDNS_PAYLOAD: u16 = 4096;
+
+/// Why a query got no usable answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueryFailure {
+    /// This machine has no route to the address (network or host unreachable, address
+    /// family not available, e.g. IPv6 on an IPv4-only runner): asking again cannot help.
+    Unroutable,
+    /// Nothing came back in time (a silent firewall drops packets to port 53).
+    NoAnswer,
+    /// The address refused the query (ICMP port unreachable, TCP reset).
+    Refused,
+    /// Anything else (an undecodable answer, a bad name).
+    Other,
+}
+
+/// A query that failed, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueryError {
+    /// The class of failure.
+    pub failure: QueryFailure,
+    /// Human text, e.g. `Network is unreachable (os error 101)`.
+    pub message: String,
+}
+
+impl QueryError {
+    fn other(message: impl Into<String>) -> Self {
+        Self {
+            failure: QueryFailure::Other,
+            message: message.into(),
+        }
+    }
+
+    fn io(e: std::io::Error) -> Self {
+        use std::io::ErrorKind as K;
+        let failure = match e.kind() {
+            K::NetworkUnreachable | K::HostUnreachable | K::AddrNotAvailable => {
+                QueryFailure::Unroutable
+            }
+            K::ConnectionRefused | K::ConnectionReset => QueryFailure::Refused,
+            _ => QueryFailure::Other,
+        };
+        Self {
+            failure,
+            message: e.to_string(),
+        }
+    }
+
+    fn timeout(message: String) -> Self {
+        Self {
+            failure: QueryFailure::NoAnswer,
+            message,
+        }
+    }
+}
+
 /// Sends one question to `server` and decodes the answer (UDP, then TCP if truncated).
 pub async fn exchange(
     server: SocketAddr,
@@ -286,15 +429,32 @@ pub async fn exchange(
     recursion: bool,
     timeout: Duration,
 ) -> Result<Answer, String> {
+    exchange_classified(server, name, rtype, recursion, timeout)
+        .await
+        .map_err(|e| e.message)
+}
+
+/// [`exchange`], saying why a query failed.
+pub async fn exchange_classified(
+    server: SocketAddr,
+    name: &str,
+    rtype: RecordType,
+    recursion: bool,
+    timeout: Duration,
+) -> Result<Answer, QueryError> {
     let qname = Name::from_ascii(format!("{}.", name.trim_end_matches('.')))
-        .map_err(|e| format!("bad name: {e}"))?;
+        .map_err(|e| QueryError::other(format!("bad name: {e}")))?;
     let mut msg = Message::query();
     msg.add_query(Query::query(qname, wire_type(rtype)));
     msg.metadata.recursion_desired = recursion;
+    // EDNS0: answers up to 4096 bytes over UDP (long TXT sets); TCP still on truncation.
+    let mut edns = Edns::new();
+    edns.set_max_payload(EDNS_PAYLOAD);
+    msg.set_edns(edns);
     let id = msg.metadata.id;
     let bytes = msg
         .to_vec()
-        .map_err(|e| format!("cannot encode the query: {e}"))?;
+        .map_err(|e| QueryError::other(format!("cannot encode the query: {e}")))?;
 
     let bind: SocketAddr = if server.is_ipv4() {
         (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
@@ -307,26 +467,28 @@ pub async fn exchange(
         bind
     };
     let reply = tokio::time::timeout(timeout, async {
-        let sock = UdpSocket::bind(bind).await.map_err(|e| e.to_string())?;
-        sock.connect(server).await.map_err(|e| e.to_string())?;
-        sock.send(&bytes).await.map_err(|e| e.to_string())?;
-        let mut buf = vec![0u8; 4096];
+        let sock = UdpSocket::bind(bind).await.map_err(QueryError::io)?;
+        sock.connect(server).await.map_err(QueryError::io)?;
+        sock.send(&bytes).await.map_err(QueryError::io)?;
+        let mut buf = vec![0u8; usize::from(EDNS_PAYLOAD)];
         loop {
-            let n = sock.recv(&mut buf).await.map_err(|e| e.to_string())?;
+            let n = sock.recv(&mut buf).await.map_err(QueryError::io)?;
             if let Ok(m) = Message::from_vec(&buf[..n])
                 && m.metadata.id == id
             {
-                return Ok::<Message, String>(m);
+                return Ok::<Message, QueryError>(m);
             }
         }
     })
     .await
-    .map_err(|_| format!("no answer within {} s", timeout.as_secs()))??;
+    .map_err(|_| QueryError::timeout(format!("no answer within {} s", timeout.as_secs())))??;
 
     let reply = if reply.metadata.truncation {
         tokio::time::timeout(timeout, tcp_exchange(server, &bytes))
             .await
-            .map_err(|_| format!("no TCP answer within {} s", timeout.as_secs()))??
+            .map_err(|_| {
+                QueryError::timeout(format!("no TCP answer within {} s", timeout.as_secs()))
+            })??
     } else {
         reply
     };
@@ -361,25 +523,33 @@ pub async fn exchange(
             value,
         });
     }
+    let negative_ttl =
+        if rcode == Rcode::NxDomain || (rcode == Rcode::NoError && records.is_empty()) {
+            reply.authorities.iter().find_map(|r| match &r.data {
+                RData::SOA(soa) => Some(r.ttl.min(soa.minimum)),
+                _ => None,
+            })
+        } else {
+            None
+        };
     Ok(Answer {
         rcode,
         authoritative: reply.metadata.authoritative,
         records,
+        negative_ttl,
     })
 }
 
-async fn tcp_exchange(server: SocketAddr, query: &[u8]) -> Result<Message, String> {
-    let mut s = TcpStream::connect(server)
-        .await
-        .map_err(|e| e.to_string())?;
-    let len = u16::try_from(query.len()).map_err(|_| "query too long".to_string())?;
+async fn tcp_exchange(server: SocketAddr, query: &[u8]) -> Result<Message, QueryError> {
+    let mut s = TcpStream::connect(server).await.map_err(QueryError::io)?;
+    let len = u16::try_from(query.len()).map_err(|_| QueryError::other("query too long"))?;
     s.write_all(&len.to_be_bytes())
         .await
-        .map_err(|e| e.to_string())?;
-    s.write_all(query).await.map_err(|e| e.to_string())?;
+        .map_err(QueryError::io)?;
+    s.write_all(query).await.map_err(QueryError::io)?;
     let mut lb = [0u8; 2];
-    s.read_exact(&mut lb).await.map_err(|e| e.to_string())?;
+    s.read_exact(&mut lb).await.map_err(QueryError::io)?;
     let mut buf = vec![0u8; usize::from(u16::from_be_bytes(lb))];
-    s.read_exact(&mut buf).await.map_err(|e| e.to_string())?;
-    Message::from_vec(&buf).map_err(|e| format!("undecodable answer: {e}"))
+    s.read_exact(&mut buf).await.map_err(QueryError::io)?;
+    Message::from_vec(&buf).map_err(|e| QueryError::other(format!("undecodable answer: {e}")))
 }

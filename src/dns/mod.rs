@@ -10,6 +10,7 @@ pub mod plan;
 pub mod propagation;
 pub mod provider;
 pub mod route53;
+pub mod strategy;
 pub mod zone;
 
 use std::fmt;
@@ -93,6 +94,20 @@ pub struct RecordChange {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChangeId(pub String);
 
+impl DnsError {
+    /// Whether this is a query to an address this machine cannot route to (e.g. IPv6 on
+    /// an IPv4-only runner): asking it again cannot help.
+    pub fn is_unroutable(&self) -> bool {
+        matches!(
+            self,
+            DnsError::Lookup {
+                failure: lookup::QueryFailure::Unroutable,
+                ..
+            }
+        )
+    }
+}
+
 /// Failures of DNS providers and lookups. Messages are one paragraph: what, where, what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum DnsError {
@@ -160,6 +175,8 @@ pub enum DnsError {
         server: String,
         /// What went wrong.
         message: String,
+        /// The class of failure (unroutable addresses are not waited on).
+        failure: lookup::QueryFailure,
     },
     /// The zone's nameservers could not be found.
     #[error(
@@ -185,6 +202,55 @@ pub enum DnsError {
         /// Seconds waited.
         waited_secs: u64,
         /// Per nameserver: what it answered last.
+        evidence: String,
+    },
+    /// The recursive resolver did not serve the values in time (`dns.propagation = resolver`).
+    #[error(
+        "`{name}` TXT was not served by the recursive resolver after {waited_secs} s (it last \
+         {last}{cache}). The CA would fail validation, so the order was not submitted for \
+         validation. Check `dns.resolver`, raise `dns.propagation_timeout`, or set \
+         `dns.propagation = \"insync\"` to trust Route 53's INSYNC instead"
+    )]
+    ResolverTimeout {
+        /// Record name.
+        name: String,
+        /// Seconds waited.
+        waited_secs: u64,
+        /// What the resolver answered last.
+        last: String,
+        /// About an earlier negative answer it may have cached.
+        cache: String,
+    },
+    /// No nameserver of a zone answers on port 53 (`dns.propagation = authoritative`).
+    #[error(
+        "none of the authoritative nameservers of `{zone}` answered on UDP or TCP port 53 \
+         within {secs} s ({evidence}), and `dns.propagation = \"authoritative\"` needs them. \
+         This network seems to allow DNS only through its own resolver. Set \
+         `dns.propagation = \"insync\"` (trust Route 53's INSYNC) or `\"resolver\"` (ask \
+         `dns.resolver`), or `\"auto\"` to choose by itself; or allow outgoing port 53"
+    )]
+    NameserversSilent {
+        /// Zone apex.
+        zone: String,
+        /// Probe timeout in seconds.
+        secs: u64,
+        /// Per address: what the probe saw.
+        evidence: String,
+    },
+    /// Every address of a nameserver host is unroutable from this machine.
+    #[error(
+        "`{name}` TXT cannot be checked on the authoritative nameserver {host}: this machine \
+         has no route to any of its addresses ({evidence}). An IPv4-only machine cannot reach \
+         an IPv6 address (or the reverse). Run from a machine with a route to it, name \
+         nameservers this machine can reach with `dns.nameservers`, or set \
+         `dns.propagation = \"insync\"` to trust Route 53's INSYNC instead"
+    )]
+    NameserverUnreachable {
+        /// Record name.
+        name: String,
+        /// The host none of whose addresses can be reached.
+        host: String,
+        /// Per host: each address and what it answered last.
         evidence: String,
     },
     /// A CNAME chain at the challenge name loops or is too long.

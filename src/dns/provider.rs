@@ -1,4 +1,5 @@
-//! The DNS provider seam: list zones, submit one change batch, ask whether it is applied.
+//! The DNS provider seam: list zones, submit one change batch, ask whether it is applied,
+//! and (where allowed) read the record sets at a name.
 //!
 //! Owns: the `DnsProvider` trait and the INSYNC wait built on it.
 //! Does not own: any provider's wire protocol (see `route53`).
@@ -7,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{ChangeId, DnsError, HostedZone, RecordChange};
+use super::{ChangeId, DnsError, HostedZone, RecordChange, RecordSet};
 
 /// Whether a submitted change is live on the provider's nameservers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,16 @@ pub trait DnsProvider: Send + Sync {
     ) -> Result<ChangeId, DnsError>;
     /// The status of a submitted batch.
     async fn change_status(&self, change: &ChangeId) -> Result<ChangeStatus, DnsError>;
+    /// The record sets at `name` in the zone, read through the provider's API (exact: no
+    /// lagging nameserver, TTLs as stored). `Ok(None)`: not available (`route53.read_records
+    /// = "dns"`, or the identity may not read records), so the caller reads DNS instead.
+    async fn record_sets(
+        &self,
+        _zone_id: &str,
+        _name: &str,
+    ) -> Result<Option<Vec<RecordSet>>, DnsError> {
+        Ok(None)
+    }
     /// The status of a batch when it is known without asking (its submission's answer said
     /// INSYNC), so that callers spend none of the account's request rate on it.
     fn known_status(&self, _change: &ChangeId) -> Option<ChangeStatus> {

@@ -1,10 +1,11 @@
 //! The Route 53 adapter of `DnsProvider`, on aws-sdk-route53.
 //!
-//! Uses only the three actions of the guide's IAM policy: `ListHostedZones`,
-//! `ChangeResourceRecordSets` and `GetChange`. Owns: SDK set-up (credentials chain,
-//! endpoint override for the emulator, the retry policy: standard mode, bounded attempts),
-//! TXT quoting, and error messages that
-//! name the missing IAM action. Does not own: deciding what to change (`plan`).
+//! Needs only the three actions of the guide's IAM policy: `ListHostedZones`,
+//! `ChangeResourceRecordSets` and `GetChange`; reads record sets with the optional
+//! `ListResourceRecordSets` where allowed (`route53.read_records`). Owns: SDK set-up
+//! (credentials chain, endpoint override for the emulator, the retry policy: standard mode,
+//! bounded attempts), TXT quoting and unquoting, and error messages that name the missing IAM
+//! action. Does not own: deciding what to change (`plan`).
 
 use std::time::Duration;
 
@@ -18,7 +19,31 @@ use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_route53::types::{self as r53};
 
 use super::provider::{ChangeStatus, DnsProvider};
-use super::{ChangeAction, ChangeId, DnsError, HostedZone, RecordChange, RecordType};
+use super::{ChangeAction, ChangeId, DnsError, HostedZone, RecordChange, RecordSet, RecordType};
+
+/// `route53.read_records`: how the records at a name are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadRecords {
+    /// `ListResourceRecordSets` once per run; after an AccessDenied, DNS (said once).
+    #[default]
+    Auto,
+    /// `ListResourceRecordSets` only (an AccessDenied is an error).
+    Api,
+    /// DNS only (the guide's three-action policy).
+    Dns,
+}
+
+impl ReadRecords {
+    /// Parses `auto`, `api` or `dns`.
+    pub fn parse(text: &str) -> Option<Self> {
+        Some(match text {
+            "auto" => ReadRecords::Auto,
+            "api" => ReadRecords::Api,
+            "dns" => ReadRecords::Dns,
+            _ => return None,
+        })
+    }
+}
 
 /// How to reach Route 53.
 #[derive(Debug, Clone, Default)]
@@ -33,10 +58,12 @@ pub struct Route53Settings {
     /// jitter, retrying throttling, 5xx, timeouts and dropped connections); `None` =
     /// [`DEFAULT_MAX_ATTEMPTS`].
     pub max_attempts: Option<u32>,
+    /// `route53.read_records`.
+    pub read_records: ReadRecords,
 }
 
 /// Attempts per Route 53 API call unless `route53.max_attempts` says otherwise: enough to
-/// ride out a burst of throttling from other tools sharing the account's ~5 requests/s
+/// ride out a burst of throttling from other tools sharing the account's 10 requests/s
 /// (the waits grow 1 s, 2 s, 4 s … up to 20 s), short enough that a dead endpoint fails
 /// the run in about a minute instead of hanging.
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
@@ -52,6 +79,10 @@ pub struct Route53 {
     /// `GetChange` about them again would spend a request of the account's rate for an
     /// answer we have. (Real Route 53 answers PENDING there, so it is polled as usual.)
     insync_on_submit: std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>,
+    /// `route53.read_records`.
+    read_records: ReadRecords,
+    /// `auto` met an AccessDenied on `ListResourceRecordSets`: read DNS for the rest of the run.
+    read_denied: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Route53 {
@@ -87,6 +118,8 @@ impl Route53 {
             client: Client::from_conf(conf.build()),
             max_attempts,
             insync_on_submit: Default::default(),
+            read_records: settings.read_records,
+            read_denied: Default::default(),
         }
     }
 
@@ -97,6 +130,8 @@ impl Route53 {
             client,
             max_attempts: DEFAULT_MAX_ATTEMPTS,
             insync_on_submit: Default::default(),
+            read_records: ReadRecords::Auto,
+            read_denied: Default::default(),
         }
     }
 
@@ -129,6 +164,40 @@ pub fn quote_txt(value: &str) -> String {
     parts.join(" ")
 }
 
+/// The value of a TXT record as Route 53 stores it (`"abc" "def"`, with `\"` and `\\`
+/// escapes): its character-strings joined. Inverse of [`quote_txt`].
+pub fn unquote_txt(stored: &str) -> String {
+    let mut out = String::new();
+    let mut chars = stored.chars();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '\\') => {
+                if let Some(n) = chars.next() {
+                    out.push(n);
+                }
+            }
+            (_, '"') => quoted = !quoted,
+            (true, c) => out.push(c),
+            (false, c) if c.is_whitespace() => {}
+            (false, c) => out.push(c),
+        }
+    }
+    out
+}
+
+fn from_rr_type(t: &r53::RrType) -> Option<RecordType> {
+    Some(match t {
+        r53::RrType::Txt => RecordType::Txt,
+        r53::RrType::Cname => RecordType::Cname,
+        r53::RrType::A => RecordType::A,
+        r53::RrType::Aaaa => RecordType::Aaaa,
+        r53::RrType::Ns => RecordType::Ns,
+        r53::RrType::Soa => RecordType::Soa,
+        _ => return None,
+    })
+}
+
 /// The innermost error of a chain (e.g. `Connection reset by peer (os error 104)` under
 /// three layers of HTTP client wrapping).
 fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
@@ -146,6 +215,13 @@ where
     let code = err.code().map(str::to_string);
     let detail = err.message().map(str::to_string);
     let message = match (code.as_deref(), &err) {
+        (Some("AccessDenied"), _) if operation == "ListResourceRecordSets" => format!(
+            "AccessDenied: the AWS identity may not call route53:ListResourceRecordSets{}, \
+             which `route53.read_records = \"api\"` needs. Add it with `brokercert iam-policy \
+             --with-read`, or set `route53.read_records` to `\"auto\"` or `\"dns\"` to read \
+             the zone through DNS",
+            detail.map(|d| format!(" ({d})")).unwrap_or_default()
+        ),
         (Some("AccessDenied"), _) => format!(
             "AccessDenied: the AWS identity may not call route53:{operation}{} (IAM action \
              `route53:{operation}` is missing from its policy). Run `brokercert iam-policy` \
@@ -154,9 +230,10 @@ where
             detail.map(|d| format!(" ({d})")).unwrap_or_default()
         ),
         (Some("Throttling" | "PriorRequestNotComplete"), _) => format!(
-            "{} after {attempts} attempt(s) with backoff: Route 53 allows about 5 requests per \
-             second per account, and another tool may be using the budget. Try again in a \
-             minute, or raise `route53.max_attempts`",
+            "{} after {attempts} attempt(s) with backoff: Route 53 allows 10 requests per \
+             second per account (bursts of 50) and limits record changes per second too, and \
+             another tool may be using the budget. Try again in a minute, or raise \
+             `route53.max_attempts`",
             code.unwrap_or_default()
         ),
         (code, SdkError::ServiceError(se)) if se.raw().status().is_server_error() => {
@@ -332,6 +409,76 @@ impl DnsProvider for Route53 {
         })
     }
 
+    async fn record_sets(
+        &self,
+        zone_id: &str,
+        name: &str,
+    ) -> Result<Option<Vec<RecordSet>>, DnsError> {
+        use std::sync::atomic::Ordering;
+        if self.read_records == ReadRecords::Dns || self.read_denied.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let wanted = name.trim_end_matches('.').to_ascii_lowercase();
+        let out = match self
+            .client
+            .list_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .start_record_name(format!("{wanted}."))
+            .max_items(100)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e)
+                if self.read_records == ReadRecords::Auto && e.code() == Some("AccessDenied") =>
+            {
+                if !self.read_denied.swap(true, Ordering::Relaxed) {
+                    tracing::info!(
+                        "route53:ListResourceRecordSets is not allowed for this identity; \
+                         reading the zone through DNS instead (`brokercert iam-policy \
+                         --with-read` adds it; `route53.read_records = \"dns\"` skips trying)"
+                    );
+                }
+                return Ok(None);
+            }
+            Err(e) => return Err(self.error("ListResourceRecordSets", e)),
+        };
+        let mut sets: Vec<RecordSet> = Vec::new();
+        for rr in out.resource_record_sets() {
+            if rr.name().trim_end_matches('.').to_ascii_lowercase() != wanted {
+                continue;
+            }
+            let Some(rtype) = from_rr_type(rr.r#type()) else {
+                continue;
+            };
+            let mut values: Vec<String> = rr
+                .resource_records()
+                .iter()
+                .map(|r| match rtype {
+                    RecordType::Txt => unquote_txt(r.value()),
+                    _ => r.value().trim_end_matches('.').to_ascii_lowercase(),
+                })
+                .collect();
+            // An alias record has no values of its own: show where it points, so a
+            // conflict with it is visible.
+            if let Some(alias) = rr.alias_target() {
+                values.push(format!("ALIAS {}", alias.dns_name().trim_end_matches('.')));
+            }
+            let ttl = rr.ttl().and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
+            match sets.iter_mut().find(|s| s.rtype == rtype) {
+                // Routing-policy records share a name and type: every value counts.
+                Some(s) => s.values.extend(values),
+                None => sets.push(RecordSet {
+                    name: wanted.clone(),
+                    rtype,
+                    ttl,
+                    values,
+                }),
+            }
+        }
+        Ok(Some(sets))
+    }
+
     fn known_status(&self, change: &ChangeId) -> Option<ChangeStatus> {
         self.insync_on_submit
             .lock()
@@ -343,6 +490,14 @@ impl DnsProvider for Route53 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn txt_unquoting_inverts_quoting() {
+        for v in ["", "abc", "a\"b\\c", &"x".repeat(600)] {
+            assert_eq!(unquote_txt(&quote_txt(v)), v);
+        }
+        assert_eq!(unquote_txt("\"ab\" \"cd\""), "abcd");
+    }
 
     #[test]
     fn txt_quoting() {

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use futures::future::try_join_all;
 
-use crate::dns::lookup::{DnsLookup, Nameserver, Rcode};
+use crate::dns::lookup::{DnsLookup, Nameserver, PROBE_TIMEOUT, Rcode};
 use crate::dns::plan::{self, TxtValue};
-use crate::dns::propagation::{self, PropagationStatus};
+use crate::dns::propagation::{self, EarlierNegative, PropagationStatus};
 use crate::dns::provider::{self, DnsProvider};
+use crate::dns::strategy::{Decided, Propagation};
 use crate::dns::zone::choose_zone;
 use crate::dns::{ChangeId, DnsError, HostedZone, RecordSet, RecordType};
 use crate::names::DomainName;
@@ -48,6 +49,8 @@ pub enum Visibility<'a> {
         /// Their status.
         status: &'a PropagationStatus,
     },
+    /// Something the user should know about how propagation is checked (one line).
+    Note(&'a str),
 }
 
 /// The TXT values this run has written (or was about to write). Shared with the clean-up.
@@ -92,6 +95,19 @@ pub struct DnsView<'a> {
     /// The account's zones.
     pub zones: Vec<HostedZone>,
     ns: Mutex<HashMap<String, Vec<Nameserver>>>,
+    /// Per zone id: how DNS is read and propagation proven there (`dns.propagation`).
+    decided: tokio::sync::Mutex<HashMap<String, Decided>>,
+    /// Per name: the first negative answer the resolver gave this run (resolver reads).
+    negatives: Mutex<HashMap<String, EarlierNegative>>,
+}
+
+/// Where a read goes.
+#[derive(Clone, Copy)]
+enum Source<'s> {
+    /// These authoritative nameserver addresses.
+    Servers(&'s [Nameserver]),
+    /// The recursive resolver.
+    Resolver,
 }
 
 impl<'a> DnsView<'a> {
@@ -105,7 +121,67 @@ impl<'a> DnsView<'a> {
             provider,
             lookup,
             ns: Mutex::new(HashMap::new()),
+            decided: tokio::sync::Mutex::new(HashMap::new()),
+            negatives: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// How DNS is read and propagation proven for `zone`: `dns.propagation`, with `auto`
+    /// (and `authoritative`) probing the zone's nameservers once: when none answers on UDP
+    /// or TCP 53 within [`PROBE_TIMEOUT`], `auto` falls back to `insync` (said once, as a
+    /// warning naming the setting) and `authoritative` fails at once naming it.
+    pub async fn decide(&self, zone: &HostedZone) -> Result<Decided, DnsError> {
+        let mut decided = self.decided.lock().await;
+        if let Some(d) = decided.get(&zone.id) {
+            return Ok(*d);
+        }
+        let mode = self.lookup.strategy().propagation;
+        let d = match mode {
+            Propagation::Resolver => Decided::Resolver,
+            Propagation::Insync => Decided::Insync,
+            Propagation::Auto | Propagation::Authoritative => {
+                let servers = self.nameservers(zone).await?;
+                let probes = futures::future::join_all(
+                    servers
+                        .iter()
+                        .map(|s| self.lookup.answers_on_53(s, &zone.name)),
+                )
+                .await;
+                if probes.iter().any(Result::is_ok) {
+                    Decided::Authoritative
+                } else {
+                    let evidence = servers
+                        .iter()
+                        .zip(&probes)
+                        .map(|(s, p)| match p {
+                            Ok(()) => format!("{s}: answered"),
+                            Err(e) => format!("{s}: {e}"),
+                        })
+                        .collect::<Vec<_>>()
+                        .join("; ");
+                    if mode == Propagation::Authoritative {
+                        return Err(DnsError::NameserversSilent {
+                            zone: zone.name.clone(),
+                            secs: PROBE_TIMEOUT.as_secs(),
+                            evidence,
+                        });
+                    }
+                    tracing::warn!(
+                        "none of the authoritative nameservers of `{}` answered on UDP or TCP \
+                         port 53 within {} s ({evidence}): this network seems to allow DNS only \
+                         through its own resolver. Trusting Route 53's INSYNC instead (Route 53 \
+                         reports it once every one of its nameservers has the change) and \
+                         reading through the resolver; set `dns.propagation = \"insync\"` to \
+                         make this explicit",
+                        zone.name,
+                        PROBE_TIMEOUT.as_secs()
+                    );
+                    Decided::Insync
+                }
+            }
+        };
+        decided.insert(zone.id.clone(), d);
+        Ok(d)
     }
 
     /// The zone for `name` (the explicit id wins).
@@ -139,11 +215,26 @@ impl<'a> DnsView<'a> {
         name: &str,
         types: &[RecordType],
     ) -> Result<Vec<RecordSet>, DnsError> {
-        let servers = self.nameservers(zone).await?;
+        // Route 53's own view, where the identity may read it (`route53.read_records`).
+        if let Some(sets) = self.provider.record_sets(&zone.id, name).await? {
+            return Ok(sets
+                .into_iter()
+                .filter(|s| types.contains(&s.rtype))
+                .collect());
+        }
+        let servers = match self.decide(zone).await? {
+            Decided::Authoritative => self.nameservers(zone).await?,
+            Decided::Resolver | Decided::Insync => vec![],
+        };
+        let source = if servers.is_empty() {
+            Source::Resolver
+        } else {
+            Source::Servers(&servers)
+        };
         let started = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(100);
         loop {
-            match self.read_sets_once(zone, &servers, name, types).await {
+            match self.read_sets_once(zone, source, name, types).await {
                 Ok(sets) => return Ok(sets),
                 Err(e) if started.elapsed() + pause < READ_RETRY_BUDGET => {
                     tracing::debug!(
@@ -160,17 +251,14 @@ impl<'a> DnsView<'a> {
     async fn read_sets_once(
         &self,
         zone: &HostedZone,
-        servers: &[Nameserver],
+        source: Source<'_>,
         name: &str,
         types: &[RecordType],
     ) -> Result<Vec<RecordSet>, DnsError> {
         // One query per type, all at the same time (each answer is a round trip).
-        let answers = futures::future::join_all(
-            types
-                .iter()
-                .map(|&t| self.read_type(zone, servers, name, t)),
-        )
-        .await;
+        let answers =
+            futures::future::join_all(types.iter().map(|&t| self.read_type(zone, source, name, t)))
+                .await;
         let mut out: Vec<RecordSet> = Vec::new();
         for sets in answers {
             for set in sets? {
@@ -183,14 +271,40 @@ impl<'a> DnsView<'a> {
     }
 
     /// The sets at `name` in the answer to one type's query, from the first nameserver
-    /// that answers NOERROR or NXDOMAIN.
+    /// that answers NOERROR or NXDOMAIN (or from the resolver, remembering a negative
+    /// answer it may cache).
     async fn read_type(
         &self,
         zone: &HostedZone,
-        servers: &[Nameserver],
+        source: Source<'_>,
         name: &str,
         t: RecordType,
     ) -> Result<Vec<RecordSet>, DnsError> {
+        let servers = match source {
+            Source::Servers(s) => s,
+            Source::Resolver => {
+                let a = self.lookup.recursive_query(name, t).await?;
+                if !matches!(a.rcode, Rcode::NoError | Rcode::NxDomain) {
+                    return Err(DnsError::Lookup {
+                        name: name.into(),
+                        rtype: t,
+                        server: "the recursive resolver".into(),
+                        message: format!("answered {}", a.describe()),
+                        failure: crate::dns::lookup::QueryFailure::Other,
+                    });
+                }
+                if let Some(ttl) = a.negative_ttl
+                    && let Ok(mut n) = self.negatives.lock()
+                {
+                    n.entry(name.to_ascii_lowercase())
+                        .or_insert(EarlierNegative {
+                            at: tokio::time::Instant::now(),
+                            ttl,
+                        });
+                }
+                return Ok(a.sets_at(name));
+            }
+        };
         let mut last_err = None;
         for s in servers {
             match self.lookup.query(s, name, t).await {
@@ -203,6 +317,7 @@ impl<'a> DnsView<'a> {
                         rtype: t,
                         server: s.to_string(),
                         message: format!("answered {}", a.describe()),
+                        failure: crate::dns::lookup::QueryFailure::Other,
                     })
                 }
                 Err(e) => last_err = Some(e),
@@ -222,13 +337,32 @@ impl<'a> DnsView<'a> {
         &self,
         zone: &HostedZone,
         name: &str,
-    ) -> Result<Vec<Option<RecordSet>>, DnsError> {
+    ) -> Result<(Vec<Option<RecordSet>>, bool), DnsError> {
+        if let Some(sets) = self.provider.record_sets(&zone.id, name).await? {
+            let txt = sets.into_iter().find(|set| set.rtype == RecordType::Txt);
+            return Ok((vec![txt], true));
+        }
+        if self.decide(zone).await? != Decided::Authoritative {
+            // A resolver's answer carries a TTL that counts down in its cache, so a set read
+            // there cannot be repeated exactly in a DELETE.
+            let sets = self
+                .read_sets(zone, name, &[RecordType::Txt])
+                .await?
+                .into_iter()
+                .find(|set| set.rtype == RecordType::Txt);
+            return Ok((vec![sets], false));
+        }
         let servers = self.nameservers(zone).await?;
         let started = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(100);
         loop {
             let answers = futures::future::join_all(servers.iter().map(|s| async move {
-                let sets = self.read_type(zone, std::slice::from_ref(s), name, RecordType::Txt);
+                let sets = self.read_type(
+                    zone,
+                    Source::Servers(std::slice::from_ref(s)),
+                    name,
+                    RecordType::Txt,
+                );
                 sets.await
                     .map(|sets| sets.into_iter().find(|set| set.rtype == RecordType::Txt))
             }))
@@ -252,7 +386,7 @@ impl<'a> DnsView<'a> {
                     tokio::time::sleep(pause).await;
                     pause = (pause * 2).min(Duration::from_secs(2));
                 }
-                _ => return Ok(served),
+                _ => return Ok((served, true)),
             }
         }
     }
@@ -295,6 +429,7 @@ impl<'a> DnsView<'a> {
                 rtype: RecordType::Cname,
                 server: zone.name.clone(),
                 message: format!("its CNAME target is unusable: {e}"),
+                failure: crate::dns::lookup::QueryFailure::Other,
             })?;
             if chain.contains(&next.to_string()) {
                 chain.push(next.to_string());
@@ -397,28 +532,70 @@ impl<'a> DnsView<'a> {
             let Some(zone) = self.zones.iter().find(|z| z.id == zone_id) else {
                 continue;
             };
-            let servers = self.nameservers(zone).await?;
+            let decided = self.decide(zone).await?;
+            let servers = match decided {
+                Decided::Authoritative => self.nameservers(zone).await?,
+                Decided::Resolver | Decided::Insync => vec![],
+            };
+            if decided == Decided::Insync {
+                progress(Visibility::Note(&format!(
+                    "zone {}: Route 53's INSYNC is the proof (dns.propagation = {}); no DNS query",
+                    zone.name,
+                    self.lookup.strategy().propagation
+                )));
+                continue;
+            }
             for (name, expected) in names {
                 let servers = servers.clone();
+                let earlier = self
+                    .negatives
+                    .lock()
+                    .ok()
+                    .and_then(|n| n.get(&name.to_ascii_lowercase()).copied());
                 checks.push(async move {
-                    propagation::await_txt(
-                        self.lookup,
-                        &servers,
-                        &name,
-                        &expected,
-                        propagation_timeout,
-                        |s| {
-                            progress(Visibility::Nameservers {
-                                name: &name,
-                                status: s,
-                            })
-                        },
-                    )
-                    .await
+                    let report = |s: &PropagationStatus| {
+                        progress(Visibility::Nameservers {
+                            name: &name,
+                            status: s,
+                        })
+                    };
+                    match decided {
+                        Decided::Resolver => {
+                            propagation::await_txt_via_resolver(
+                                self.lookup,
+                                &name,
+                                &expected,
+                                propagation_timeout,
+                                earlier,
+                                |text| progress(Visibility::Note(text)),
+                                report,
+                            )
+                            .await
+                        }
+                        _ => {
+                            propagation::await_txt(
+                                self.lookup,
+                                &servers,
+                                &name,
+                                &expected,
+                                propagation_timeout,
+                                report,
+                            )
+                            .await
+                        }
+                    }
                 });
             }
         }
         try_join_all(checks).await?;
+        let delay = self.lookup.strategy().delay;
+        if !delay.is_zero() {
+            progress(Visibility::Note(&format!(
+                "waiting dns.propagation_delay ({}) before asking the CA",
+                crate::workflow::progress::human_duration(delay)
+            )));
+            tokio::time::sleep(delay).await;
+        }
         Ok(())
     }
 
@@ -443,9 +620,21 @@ impl<'a> DnsView<'a> {
             let mut unseen = Vec::new();
             for (name, ours) in &names {
                 match self.served_txt_sets(&zone, name).await {
-                    Ok(served) => match plan::freshest_with_ours(&served, ours) {
+                    Ok((served, exact)) => match plan::freshest_with_ours(&served, ours) {
+                        Some(set) if !exact && set.values.iter().all(|v| ours.contains(v)) => {
+                            unseen.push(plan::delete_as_written(name, &set.values));
+                        }
+                        Some(set) if !exact => {
+                            let set = RecordSet {
+                                ttl: set.ttl.max(plan::CHALLENGE_TTL),
+                                ..set.clone()
+                            };
+                            changes.extend(plan::remove_txt_values(Some(&set), ours));
+                        }
                         Some(set) => changes.extend(plan::remove_txt_values(Some(set), ours)),
-                        None if served.iter().all(Option::is_none) => {
+                        // A resolver's answer may be an older copy: delete ours as written
+                        // (Route 53 refuses that if the set holds other values too).
+                        None if served.iter().all(Option::is_none) || !exact => {
                             unseen.push(plan::delete_as_written(name, ours));
                         }
                         None => tracing::debug!(
@@ -516,7 +705,7 @@ impl<'a> DnsView<'a> {
     ) -> bool {
         for (name, ours) in names {
             match self.served_txt_sets(zone, name).await {
-                Ok(served) => {
+                Ok((served, _)) => {
                     if plan::freshest_with_ours(&served, ours).is_some() {
                         return false;
                     }
@@ -559,6 +748,7 @@ mod tests {
             Ok(Answer {
                 rcode: Rcode::NoError,
                 authoritative: true,
+                negative_ttl: None,
                 records: self
                     .0
                     .iter()
@@ -625,6 +815,8 @@ mod tests {
                 private: false,
             }],
             ns: Mutex::new(HashMap::new()),
+            decided: tokio::sync::Mutex::new(HashMap::new()),
+            negatives: Mutex::new(HashMap::new()),
         };
         let ledger = Ledger::from_entries(&[TxtValue {
             zone_id: "Z1".into(),

@@ -448,55 +448,20 @@ async fn run(
             Stage::AwaitPropagation,
             "waiting for Route 53 INSYNC and every authoritative nameserver",
         );
-        let report = |v: Visibility<'_>| match v {
-            Visibility::Change {
-                zone_id,
-                change,
-                insync: false,
-                elapsed,
-                next_check,
-            } => tracker.progress.waiting(
-                Stage::AwaitPropagation,
-                &Waiting {
-                    what: &format!("Route 53 change {change} in {zone_id} still PENDING"),
-                    waiting_for: Some("INSYNC"),
-                    elapsed,
-                    next_check,
-                },
-            ),
-            Visibility::Change {
-                zone_id,
-                change,
-                insync: true,
-                elapsed,
-                ..
-            } => tracker.progress.update(
-                Stage::AwaitPropagation,
-                &format!(
-                    "Route 53 change {change} in {zone_id} INSYNC ({})",
-                    human_duration(elapsed)
-                ),
-            ),
-            Visibility::Nameservers { name, status: s } if s.ready < s.total => {
-                tracker.progress.waiting(
+        let report = |v: Visibility<'_>| {
+            if let Visibility::Nameservers { status: s, .. } = v
+                && !s.dropped.is_empty()
+            {
+                tracker.progress.update(
                     Stage::AwaitPropagation,
-                    &Waiting {
-                        what: &format!("{name} TXT seen by {}/{} nameservers", s.ready, s.total),
-                        waiting_for: Some(&s.waiting_for.join(", ")),
-                        elapsed: s.elapsed,
-                        next_check: Some(s.next_check),
-                    },
-                )
+                    &format!(
+                        "not asking {}: this machine has no route there (IPv6 on an IPv4-only \
+                         network?); another address of the same nameserver counts for it",
+                        s.dropped.join("; ")
+                    ),
+                );
             }
-            Visibility::Nameservers { name, status: s } => tracker.progress.update(
-                Stage::AwaitPropagation,
-                &format!(
-                    "{name} TXT seen by {}/{} nameservers ({})",
-                    s.ready,
-                    s.total,
-                    human_duration(s.elapsed)
-                ),
-            ),
+            report_visibility(tracker, v)
         };
         view.await_visible(
             &changes,
@@ -736,4 +701,59 @@ pub fn timings_table(
         out.push_str(&format!("\n  {name:<18} {}", human_duration(d)));
     }
     out
+}
+
+/// Renders what the DNS stage reports while it waits (`report` in [`issue_one`]).
+fn report_visibility(tracker: &Tracker<'_>, v: Visibility<'_>) {
+    match v {
+        Visibility::Note(text) => tracker.progress.update(Stage::AwaitPropagation, text),
+        Visibility::Change {
+            zone_id,
+            change,
+            insync: false,
+            elapsed,
+            next_check,
+        } => tracker.progress.waiting(
+            Stage::AwaitPropagation,
+            &Waiting {
+                what: &format!("Route 53 change {change} in {zone_id} still PENDING"),
+                waiting_for: Some("INSYNC"),
+                elapsed,
+                next_check,
+            },
+        ),
+        Visibility::Change {
+            zone_id,
+            change,
+            insync: true,
+            elapsed,
+            ..
+        } => tracker.progress.update(
+            Stage::AwaitPropagation,
+            &format!(
+                "Route 53 change {change} in {zone_id} INSYNC ({})",
+                human_duration(elapsed)
+            ),
+        ),
+        Visibility::Nameservers { name, status: s } if s.ready < s.total => {
+            tracker.progress.waiting(
+                Stage::AwaitPropagation,
+                &Waiting {
+                    what: &format!("{name} TXT seen by {}/{} nameservers", s.ready, s.total),
+                    waiting_for: Some(&s.waiting_for.join(", ")),
+                    elapsed: s.elapsed,
+                    next_check: Some(s.next_check),
+                },
+            )
+        }
+        Visibility::Nameservers { name, status: s } => tracker.progress.update(
+            Stage::AwaitPropagation,
+            &format!(
+                "{name} TXT seen by {}/{} nameservers ({})",
+                s.ready,
+                s.total,
+                human_duration(s.elapsed)
+            ),
+        ),
+    }
 }

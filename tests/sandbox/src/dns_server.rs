@@ -59,6 +59,9 @@ pub struct DnsServerOptions {
     /// Also serve a Route 53 endpoint in front of moto ([`DnsServer::route53_front`]) and
     /// answer from a copy of moto's records that every write through it invalidates.
     pub route53_front: bool,
+    /// Also answer on these addresses (UDP and TCP), e.g. `127.0.0.2:53` as a zone's
+    /// "nameserver" inside a network namespace (port 53 needs root).
+    pub also_listen: Vec<SocketAddr>,
 }
 
 /// moto's data as of the front's write generations (front mode).
@@ -205,6 +208,17 @@ impl DnsServer {
     /// [`DnsServer::start`] with options.
     pub fn start_with(route53_endpoint: &str, options: DnsServerOptions) -> Result<Self> {
         let (udp, tcp) = bind_pair()?;
+        let mut extra = Vec::new();
+        for a in &options.also_listen {
+            let udp = std::net::UdpSocket::bind(a)
+                .map_err(|e| SandboxError::io(format!("binding the DNS server on UDP {a}"), e))?;
+            let tcp = std::net::TcpListener::bind(a)
+                .map_err(|e| SandboxError::io(format!("binding the DNS server on TCP {a}"), e))?;
+            for r in [udp.set_nonblocking(true), tcp.set_nonblocking(true)] {
+                r.map_err(|e| SandboxError::io(format!("configuring the sockets on {a}"), e))?;
+            }
+            extra.push((udp, tcp));
+        }
         let addr = udp
             .local_addr()
             .map_err(|e| SandboxError::io("reading the DNS server's address", e))?;
@@ -251,7 +265,7 @@ impl DnsServer {
         };
         let thread = std::thread::Builder::new()
             .name(format!("sandbox-dns-{}", addr.port()))
-            .spawn(move || run_thread(udp, tcp, front, shared, shutdown_rx, ready_tx))
+            .spawn(move || run_thread((udp, tcp), extra, front, shared, shutdown_rx, ready_tx))
             .map_err(|e| SandboxError::io("spawning the DNS server thread", e))?;
         match ready_rx.recv_timeout(Duration::from_secs(10)) {
             Ok(Ok(())) => {}
@@ -353,9 +367,12 @@ fn bind_pair() -> Result<(std::net::UdpSocket, std::net::TcpListener)> {
 /// The front's listener, moto's endpoint and the write log.
 type FrontParts = (std::net::TcpListener, String, Arc<WriteLog>);
 
+/// A UDP socket and a TCP listener on the same address.
+type SocketPair = (std::net::UdpSocket, std::net::TcpListener);
+
 fn run_thread(
-    udp: std::net::UdpSocket,
-    tcp: std::net::TcpListener,
+    (udp, tcp): SocketPair,
+    extra: Vec<SocketPair>,
     front: Option<FrontParts>,
     shared: Shared,
     shutdown: oneshot::Receiver<()>,
@@ -391,8 +408,25 @@ fn run_thread(
                 }
             }
         }
+        let shared = Arc::new(shared);
+        // The extra addresses' loops end with the runtime (their senders live until then).
+        let mut keep = Vec::new();
+        for (u, t) in extra {
+            match UdpSocket::from_std(u).and_then(|u| Ok((u, TcpListener::from_std(t)?))) {
+                Ok((u, t)) => {
+                    let (tx, rx) = oneshot::channel::<()>();
+                    keep.push(tx);
+                    tokio::spawn(serve(u, t, shared.clone(), rx));
+                }
+                Err(e) => {
+                    let _ = ready.send(Err(format!("registering its extra sockets: {e}")));
+                    return;
+                }
+            }
+        }
         let _ = ready.send(Ok(()));
-        serve(udp, tcp, Arc::new(shared), shutdown).await;
+        serve(udp, tcp, shared, shutdown).await;
+        drop(keep);
     });
     // Dropping the runtime cancels the queries still being answered.
 }

@@ -7,7 +7,8 @@
 //! [`SandboxError`]; the servers themselves live in `moto.rs`, `dns_server.rs` and
 //! `pebble.rs`, child-process handling in `process.rs`; `ari_proxy.rs` can put an
 //! ARI-capable front ([`AriProxy`]) before Pebble, and `route53_proxy.rs` a
-//! fault-injecting front ([`Route53Proxy`]) before moto. It refers to nothing else of
+//! fault-injecting front ([`Route53Proxy`]) before moto, and `caching_resolver.rs` is a
+//! caching recursive resolver ([`CachingResolver`]) in front of the DNS server. It refers to nothing else of
 //! the crate.
 //!
 //! ```text
@@ -19,6 +20,7 @@
 //! ```
 
 pub mod ari_proxy;
+pub mod caching_resolver;
 pub mod dns_server;
 pub mod emqx_cloud;
 pub mod local_tls;
@@ -34,6 +36,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 pub use ari_proxy::{AriProxy, AriWindow, SeenOrder};
+pub use caching_resolver::{CachingResolver, ResolverEvent};
 pub use dns_server::{DnsFault, DnsFaults, DnsServer, DnsServerOptions, LoggedQuery};
 pub use emqx_cloud::{
     ApiRequest, Budgets, DeploymentKind, DeploymentPorts, DeploymentSpec, DropPoint,
@@ -224,6 +227,12 @@ impl SandboxOptions {
     /// Makes the DNS server ignore private zones.
     pub fn dns_public_zones_only(mut self, yes: bool) -> Self {
         self.dns.public_zones_only = yes;
+        self
+    }
+
+    /// Makes the DNS server also answer on `addr` (UDP and TCP), e.g. `127.0.0.2:53`.
+    pub fn dns_also_listen(mut self, addr: SocketAddr) -> Self {
+        self.dns.also_listen.push(addr);
         self
     }
 

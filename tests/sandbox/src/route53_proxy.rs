@@ -82,6 +82,10 @@ pub enum Route53Fault {
     /// record set that does not exist (moto accepts it); moto never sees the request. Only
     /// meaningful in a [`FaultPlan::script`] (not in [`Route53Fault::ALL`]).
     DeleteNotFound,
+    /// 403 `AccessDenied`, as Route 53 answers an action the identity's policy lacks (e.g.
+    /// `ListResourceRecordSets` under the guide's three-action policy); moto never sees the
+    /// request. Not in [`Route53Fault::ALL`]: use it with [`FaultPlan::operations`].
+    AccessDenied,
 }
 
 impl Route53Fault {
@@ -105,6 +109,7 @@ impl Route53Fault {
             Route53Fault::AnswerLost => "answer-lost",
             Route53Fault::Latency => "latency",
             Route53Fault::DeleteNotFound => "delete-not-found",
+            Route53Fault::AccessDenied => "AccessDenied",
         }
     }
 }
@@ -500,6 +505,12 @@ async fn handle(
             StatusCode::BAD_REQUEST,
             "InvalidChangeBatch",
             "[Tried to delete resource record set but it was not found]",
+        )),
+        Some(Route53Fault::AccessDenied) => Some(aws_error(
+            StatusCode::FORBIDDEN,
+            "AccessDenied",
+            "User: arn:aws:iam::123456789012:user/brokercert is not authorized to perform: \
+             this route53 action",
         )),
         Some(Route53Fault::InternalError) => Some(aws_error(
             StatusCode::INTERNAL_SERVER_ERROR,
