@@ -31,7 +31,7 @@ use crate::error::exit;
 
 /// Let's Encrypt certificates for MQTT brokers: Route 53 DNS-01, deploy, verify.
 #[derive(Debug, Parser)]
-#[command(name = "brokercert", version, about, long_about = None)]
+#[command(name = "brokercert", version = env!("BROKERCERT_VERSION"), about, long_about = None)]
 pub struct Cli {
     /// Configuration file (TOML).
     #[arg(
