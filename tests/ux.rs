@@ -757,7 +757,10 @@ async fn progress_rewrites_its_line_on_a_terminal_and_is_plain_elsewhere() {
     }
 
     // A terminal with NO_COLOR: plain lines only.
-    let (code, plain) = tokio::task::block_in_place(|| on_pty(env_ref, &args, &creds, true));
+    // (`--force-renewal`: the certificate just issued is not due, and a run that keeps it
+    // has no waits to show.)
+    let forced = ["issue", "--config", cfg_s.as_str(), "--force-renewal"];
+    let (code, plain) = tokio::task::block_in_place(|| on_pty(env_ref, &forced, &creds, true));
     assert_eq!(code, 0, "{plain}");
     assert_plain("NO_COLOR terminal output", &plain);
     // (`store`: a stage every run has; Pebble 2.4 can reuse the authorization of the run
@@ -773,7 +776,10 @@ async fn progress_rewrites_its_line_on_a_terminal_and_is_plain_elsewhere() {
     let mut with_color = creds.to_vec();
     with_color.push(("NO_COLOR", ""));
     let r = env
-        .run_with_env(&["issue", "--json", "--config", &cfg_s], &with_color)
+        .run_with_env(
+            &["issue", "--json", "--config", &cfg_s, "--force-renewal"],
+            &with_color,
+        )
         .await;
     r.assert_ok();
     assert_plain("piped stderr", &r.stderr);

@@ -14,13 +14,15 @@ use crate::error::{Error, exit};
 use crate::workflow::deploy::deploy_all;
 
 /// Deploys (and verifies) a freshly stored certificate; returns an exit code. The time
-/// each of the two steps took is pushed to `timings` (for `--timings`).
+/// each of the two steps took is pushed to `timings` (for `--timings`). `kept`: the stored
+/// certificate was kept (not a new one), so a target that already serves it gets no write.
 pub async fn deploy_and_verify(
     settings: &crate::config::Settings,
     spec: &CertificateSpec,
     live_dir: &Path,
     timings: &mut Vec<(&'static str, Duration)>,
     progress: &CertProgress,
+    kept: bool,
 ) -> i32 {
     if spec.deploy.is_empty() {
         return exit::OK;
@@ -28,8 +30,9 @@ pub async fn deploy_and_verify(
     let started = Instant::now();
     let fail = |e: Error| {
         output::error(&format!(
-            "`{}`: {e}. The new certificate is stored in {}; after fixing this, run `brokercert deploy {}`",
+            "`{}`: {e}. The {} certificate is stored in {}; after fixing this, run `brokercert deploy {}`",
             spec.name,
+            if kept { "current" } else { "new" },
             live_dir.display(),
             spec.name
         ));
@@ -43,15 +46,19 @@ pub async fn deploy_and_verify(
         Ok(t) => t,
         Err(e) => return fail(e.into()),
     };
-    let deployed = deploy_all(
-        spec,
-        &material,
-        &targets,
-        SystemClock.now(),
-        false,
-        progress,
-    )
-    .await;
+    let deployed = if kept {
+        super::deploy::deploy_unless_served(settings, spec, &material, &targets, progress).await
+    } else {
+        deploy_all(
+            spec,
+            &material,
+            &targets,
+            SystemClock.now(),
+            false,
+            progress,
+        )
+        .await
+    };
     progress.renderer().clear();
     match deployed {
         Ok(outcomes) => {

@@ -8,6 +8,7 @@ mod check;
 mod client_pki;
 mod completions;
 mod deploy;
+pub mod hint;
 mod iam_policy;
 mod init;
 mod issue;
@@ -225,6 +226,11 @@ pub struct IssueArgs {
     /// Replace a different record at the custom domain.
     #[arg(long)]
     pub force: bool,
+    /// Order a new certificate even when the stored one covers the same names, key type and
+    /// CA and is not due for renewal (by default `issue` keeps it, deploys it where it is not
+    /// served yet, and verifies).
+    #[arg(long)]
+    pub force_renewal: bool,
     /// Print the time each stage took.
     #[arg(long)]
     pub timings: bool,
@@ -415,6 +421,7 @@ fn parse_serial(text: &str) -> Result<String, String> {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
+    hint::set_config(cli.config.as_deref());
     // Commands that need neither the runtime nor the network.
     match &cli.command {
         Command::Init(args) => return init::run(args),

@@ -922,6 +922,10 @@ async fn attempt(
         .await?;
     }
     st.deployed_fingerprint = Some(issued.fingerprint.clone());
+    st.issued_by = Some(state::IssuedBy {
+        fingerprint: issued.fingerprint.clone(),
+        directory: settings.acme.directory.clone(),
+    });
     Ok(Outcome::Renewed {
         reason,
         serial: issued.serial.clone(),
@@ -978,7 +982,7 @@ fn leaf_current(leaf: &Certificate) -> Option<Current> {
     })
 }
 
-fn read_live(store: &Store, name: &str) -> Result<Option<Certificate>, Error> {
+pub(super) fn read_live(store: &Store, name: &str) -> Result<Option<Certificate>, Error> {
     let Some(text) = store.read_live(name, "cert.pem")? else {
         return Ok(None);
     };
