@@ -173,3 +173,85 @@ async fn issue_keeps_a_certificate_that_is_not_due_and_force_renewal_orders_anyw
     assert_ne!(c.live_serial(), before);
     c.emu.stop();
 }
+
+/// Every record set of every sandbox zone, to prove nothing was written.
+async fn all_records(env: &TestEnv) -> Vec<String> {
+    let mut out = Vec::new();
+    for (_, id) in env.sb.zones() {
+        for r in env.sb.list_records(id).await.expect("records") {
+            out.push(format!("{} {} {:?}", r.name, r.rtype, r.values));
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_secret_or_client_ca_fails_before_anything_is_ordered() {
+    let c = Cloud::start().await;
+    let before = all_records(&c.env).await;
+    let nothing_changed = |run: &Run, what: &str| {
+        run.assert_code(2);
+        assert!(
+            run.stderr.contains("Nothing was ordered or changed"),
+            "{what}: {}",
+            run.stderr
+        );
+        assert!(
+            !run.stderr.contains("order ") && !run.stderr.contains("✓ cname"),
+            "{what}: no stage ran: {}",
+            run.stderr
+        );
+        // (`renew` remembers its failure in renewal/NAME.json, for its backoff.)
+        let written: Vec<String> = c
+            .env
+            .state_files()
+            .into_iter()
+            .filter(|f| !f.starts_with("renewal/"))
+            .collect();
+        assert!(
+            written.is_empty(),
+            "{what}: no account, no certificate: {written:?}"
+        );
+        assert_eq!(c.emu.write_count(ID), 0, "{what}");
+    };
+
+    // EMQX_CLOUD_API_SECRET unset: `issue` and `renew` stop before the CNAME and the order.
+    let cfg = c.config("");
+    let cfg_s = cfg.to_str().unwrap();
+    let only_key = [("EMQX_CLOUD_API_KEY", KEY)];
+    let run = c
+        .env
+        .run_with_env(&["issue", "--config", cfg_s], &only_key)
+        .await;
+    nothing_changed(&run, "issue without the secret");
+    assert!(
+        run.stderr.contains("EMQX_CLOUD_API_SECRET"),
+        "{}",
+        run.stderr
+    );
+    let run = c
+        .env
+        .run_with_env(&["renew", "--config", cfg_s, "--no-jitter"], &only_key)
+        .await;
+    assert_eq!(run.code, 2, "{run:?}");
+    assert!(run.stdout.contains("EMQX_CLOUD_API_SECRET"), "{run:?}");
+    assert!(!c.env.live("mqtt-prod", "cert.pem").exists(), "{run:?}");
+    assert_eq!(c.emu.write_count(ID), 0);
+
+    // Two-way TLS whose client CA file is missing.
+    let missing = c.env.work.path().join("no-such-client-ca.pem");
+    let cfg = c.config(&format!(
+        "tls = \"two-way\"\nclient_ca = \"{}\"",
+        missing.display()
+    ));
+    let run = c.run(&["issue", "--config", cfg.to_str().unwrap()]).await;
+    nothing_changed(&run, "issue with a missing client CA");
+    assert!(
+        run.stderr.contains("no-such-client-ca.pem"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(all_records(&c.env).await, before, "no DNS change");
+    c.emu.stop();
+}

@@ -63,6 +63,10 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         );
         return exit::CONFIG;
     }
+    // Everything checkable without the network, before the first side effect.
+    if let Err(code) = super::preflight::check_all(&settings) {
+        return code;
+    }
     let anchors = match load_anchors(&settings) {
         Ok(a) => a,
         Err(e) => {

@@ -16,6 +16,7 @@ mod man;
 mod notify;
 mod output;
 mod plan;
+mod preflight;
 pub mod progress_display;
 mod renew;
 mod schedule;

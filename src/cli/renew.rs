@@ -823,7 +823,10 @@ async fn attempt(
         }
     };
 
-    // 5. Issue (journaled), then deploy and verify.
+    // 5. Issue (journaled), then deploy and verify; first everything checkable without
+    //    the network, so that a missing secret or file fails before the order.
+    super::preflight::check_run(settings)?;
+    super::preflight::check(settings, spec)?;
     let replaces = match (&live, resume.is_none() && settings.renew.ari) {
         (Some(leaf), true) if st.ari.is_some() => replaces_id(leaf.der()).ok(),
         _ => None,
