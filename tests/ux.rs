@@ -793,3 +793,121 @@ async fn progress_rewrites_its_line_on_a_terminal_and_is_plain_elsewhere() {
     );
     emu.stop();
 }
+
+// ---------------------------------------------------------------- Ctrl-C on a terminal
+
+/// Runs `brokercert ARGS` on a pseudo-terminal (util-linux `script`), types Ctrl-C once the
+/// terminal shows `marker`, and returns the exit code and everything the terminal received.
+fn on_pty_interrupted(
+    env: &TestEnv,
+    args: &[&str],
+    extra: &[(&str, &str)],
+    marker: &str,
+) -> (i32, String) {
+    use std::io::{Read, Write};
+    let mut line = String::from(env!("CARGO_BIN_EXE_brokercert"));
+    for a in args {
+        line.push_str(" '");
+        line.push_str(a);
+        line.push('\'');
+    }
+    let mut cmd = Command::new("script");
+    cmd.args(["-qefc", &line, "/dev/null"])
+        .env_remove("BROKERCERT_CONFIG")
+        .env_remove("BROKERCERT_STATE_DIR")
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("COLUMNS", "200")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    env.sb.configure_command(&mut cmd);
+    cmd.envs(extra.iter().copied());
+    let mut child = cmd.spawn().expect("script (util-linux) runs");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let text = |seen: &std::sync::Mutex<Vec<u8>>| {
+        String::from_utf8_lossy(&seen.lock().unwrap()).replace("\r\n", "\n")
+    };
+    let started = std::time::Instant::now();
+    while !text(&seen).contains(marker) {
+        if started.elapsed() > Duration::from_secs(90) || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("`{marker}` never showed: {}", text(&seen));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"\x03").expect("type Ctrl-C");
+    stdin.flush().unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("still running 20 s after Ctrl-C: {}", text(&seen));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    reader.join().unwrap();
+    (status.code().unwrap_or(-1), text(&seen))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_the_deployment_wait_says_what_it_stopped_and_exits_130() {
+    let (env, emu, _ports, cfg) = cloud().await;
+    let cfg_s = cfg.to_str().unwrap().to_string();
+    let creds = [
+        ("EMQX_CLOUD_API_KEY", KEY),
+        ("EMQX_CLOUD_API_SECRET", SECRET),
+    ];
+    // EMQX Cloud stays `pending` for good: only Ctrl-C ends the wait.
+    emu.set_pending_forever();
+    let env_ref = &env;
+    for args in [
+        vec!["issue", "--config", cfg_s.as_str()],
+        vec![
+            "renew",
+            "--config",
+            cfg_s.as_str(),
+            "--force",
+            "--no-jitter",
+        ],
+        vec!["deploy", "mqtt-prod", "--config", cfg_s.as_str()],
+    ] {
+        let (code, tty) = tokio::task::block_in_place(|| {
+            on_pty_interrupted(env_ref, &args, &creds, "EMQX Cloud: pending (")
+        });
+        assert_eq!(code, 130, "{args:?}: {tty}");
+        for part in [
+            "interrupted (Ctrl-C or SIGTERM) while waiting — deploy: EMQX Cloud: pending (",
+            "finishes on its own",
+            &format!("brokercert verify mqtt-prod --config {cfg_s}"),
+        ] {
+            assert!(tty.contains(part), "{args:?}: `{part}` missing: {tty}");
+        }
+        assert!(
+            !tty.contains("Verified mqtts"),
+            "{args:?}: verification did not run after the interruption: {tty}"
+        );
+        assert!(
+            env.live("mqtt-prod", "cert.pem").exists(),
+            "{args:?}: the certificate stays stored"
+        );
+    }
+    emu.stop();
+}

@@ -46,18 +46,26 @@ pub async fn deploy_and_verify(
         Ok(t) => t,
         Err(e) => return fail(e.into()),
     };
-    let deployed = if kept {
-        super::deploy::deploy_unless_served(settings, spec, &material, &targets, progress).await
-    } else {
-        deploy_all(
-            spec,
-            &material,
-            &targets,
-            SystemClock.now(),
-            false,
-            progress,
-        )
-        .await
+    // Ctrl-C from here on stops waiting, not the deployment already sent.
+    let then = super::interrupt::after_deploy(&spec.name, live_dir);
+    let deploying = async {
+        if kept {
+            super::deploy::deploy_unless_served(settings, spec, &material, &targets, progress).await
+        } else {
+            deploy_all(
+                spec,
+                &material,
+                &targets,
+                SystemClock.now(),
+                false,
+                progress,
+            )
+            .await
+        }
+    };
+    let deployed = match super::interrupt::unless_interrupted(progress, &then, deploying).await {
+        Ok(d) => d,
+        Err(code) => return code,
     };
     progress.renderer().clear();
     match deployed {
@@ -73,7 +81,11 @@ pub async fn deploy_and_verify(
     }
     let started = Instant::now();
     let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
-    let verified = super::verify::verify_certificate_with(settings, spec, &opts, progress).await;
+    let verifying = super::verify::verify_certificate_with(settings, spec, &opts, progress);
+    let verified = match super::interrupt::unless_interrupted(progress, &then, verifying).await {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
     timings.push(("verify", started.elapsed()));
     progress.renderer().clear();
     match verified {

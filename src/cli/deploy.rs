@@ -107,7 +107,12 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     };
     let renderer = Renderer::shared(cli.quiet, cli.verbose);
     let progress = renderer.certificate(&spec.name);
-    let deployed = deploy_unless_served(&settings, &spec, &material, &targets, &progress).await;
+    let then = super::interrupt::after_deploy(&spec.name, &dir);
+    let deploying = deploy_unless_served(&settings, &spec, &material, &targets, &progress);
+    let deployed = match super::interrupt::unless_interrupted(&progress, &then, deploying).await {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     renderer.clear();
     match deployed {
         Ok(outcomes) => {
@@ -120,8 +125,13 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
                 return exit::OK;
             }
             let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
+            let verifying =
+                super::verify::verify_certificate_with(&settings, &spec, &opts, &progress);
             let verified =
-                super::verify::verify_certificate_with(&settings, &spec, &opts, &progress).await;
+                match super::interrupt::unless_interrupted(&progress, &then, verifying).await {
+                    Ok(v) => v,
+                    Err(code) => return code,
+                };
             renderer.clear();
             match verified {
                 Ok(_) => {

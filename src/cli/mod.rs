@@ -11,6 +11,7 @@ mod deploy;
 pub mod hint;
 mod iam_policy;
 mod init;
+mod interrupt;
 mod issue;
 mod man;
 mod notify;

@@ -137,6 +137,7 @@ impl Renderer {
         CertProgress {
             renderer: Arc::clone(self),
             name: name.to_string(),
+            current: Mutex::new(None),
         }
     }
 
@@ -239,12 +240,26 @@ impl Renderer {
 pub struct CertProgress {
     renderer: Arc<Renderer>,
     name: String,
+    /// The step or wait in progress (`stage: text`), for saying what an interruption
+    /// stopped; `None` once the step is done.
+    current: Mutex<Option<String>>,
 }
 
 impl CertProgress {
     /// The renderer behind it.
     pub fn renderer(&self) -> &Arc<Renderer> {
         &self.renderer
+    }
+
+    /// The step or wait in progress, as last shown (`deploy: EMQX Cloud: pending (…)`).
+    pub fn current(&self) -> Option<String> {
+        self.current.lock().ok().and_then(|c| c.clone())
+    }
+
+    fn set_current(&self, value: Option<String>) {
+        if let Ok(mut c) = self.current.lock() {
+            *c = value;
+        }
     }
 }
 
@@ -256,11 +271,13 @@ impl Drop for CertProgress {
 
 impl Progress for CertProgress {
     fn update(&self, stage: Stage, message: &str) {
+        self.set_current(Some(format!("{}: {message}", stage.as_str())));
         self.renderer
             .event(&self.name, Kind::Update, stage, message);
     }
 
     fn done(&self, stage: Stage, message: &str, took: Duration) {
+        self.set_current(None);
         self.renderer.event(
             &self.name,
             Kind::Done,
@@ -271,6 +288,7 @@ impl Progress for CertProgress {
 
     fn waiting(&self, stage: Stage, wait: &Waiting<'_>) {
         let key = format!("{}\u{0}{}", wait.what, wait.waiting_for.unwrap_or(""));
+        self.set_current(Some(format!("{}: {}", stage.as_str(), wait.text())));
         self.renderer
             .event(&self.name, Kind::Wait(key), stage, &wait.text());
     }

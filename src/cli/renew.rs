@@ -600,13 +600,14 @@ async fn renew_one(
             }
             o
         }
-        Err(Error::Interrupted) => {
-            return Outcome::Failed {
-                message: "interrupted (Ctrl-C or SIGTERM) after removing this run's DNS-01 values; the next run resumes the order".into(),
-                code: exit::INTERRUPTED,
-                next_attempt: None,
-            };
-        }
+        Err(Error::Interrupted) => Outcome::Failed {
+            message: "interrupted (Ctrl-C or SIGTERM); nothing is left half-done: this run's \
+                      DNS-01 values are removed, and the next run resumes the order or deploys \
+                      and verifies the certificate this one stored"
+                .into(),
+            code: exit::INTERRUPTED,
+            next_attempt: None,
+        },
         Err(e) => {
             st.failures = st.failures.saturating_add(1);
             st.last_failure = Some(now);
@@ -756,15 +757,13 @@ async fn attempt(
             // A target seen serving an older certificate gets the write: EMQX Cloud names
             // what it serves only by its expiry (to the second), which cannot tell apart two
             // certificates issued within a second or two of each other.
-            deploy_and_verify(
-                settings,
-                spec,
-                &store.live_dir(&spec.name),
-                &targets,
-                !older,
-                &progress,
-            )
-            .await?;
+            let live_dir = store.live_dir(&spec.name);
+            let deploying =
+                deploy_and_verify(settings, spec, &live_dir, &targets, !older, &progress);
+            tokio::select! {
+                r = deploying => r?,
+                () = stop.wait() => return Err(interrupted_deploying(spec, &live_dir, &progress)),
+            }
             st.deployed_fingerprint = Some(leaf.sha256_fingerprint().to_string());
             return Ok(Outcome::Renewed {
                 reason: reason.into(),
@@ -911,24 +910,21 @@ async fn attempt(
         return Ok(Outcome::DryRun { plan });
     }
 
-    if !targets.is_empty() {
-        // Freshly issued: never "already served" (EMQX Cloud only reports the expiry, which two
-        // certificates issued in the same second share).
-        deploy_and_verify(
-            settings,
-            spec,
-            &issued.paths.live_dir,
-            &targets,
-            false,
-            &progress,
-        )
-        .await?;
-    }
-    st.deployed_fingerprint = Some(issued.fingerprint.clone());
     st.issued_by = Some(state::IssuedBy {
         fingerprint: issued.fingerprint.clone(),
         directory: settings.acme.directory.clone(),
     });
+    if !targets.is_empty() {
+        // Freshly issued: never "already served" (EMQX Cloud only reports the expiry, which two
+        // certificates issued in the same second share).
+        let live_dir = &issued.paths.live_dir;
+        let deploying = deploy_and_verify(settings, spec, live_dir, &targets, false, &progress);
+        tokio::select! {
+            r = deploying => r?,
+            () = stop.wait() => return Err(interrupted_deploying(spec, live_dir, &progress)),
+        }
+    }
+    st.deployed_fingerprint = Some(issued.fingerprint.clone());
     Ok(Outcome::Renewed {
         reason,
         serial: issued.serial.clone(),
@@ -1165,6 +1161,26 @@ fn choice(r: &AriRecord) -> AriChoice {
         end: r.end,
         chosen: r.chosen,
     }
+}
+
+/// Says what a Ctrl-C during the deployment or verification of `spec` stopped waiting for,
+/// and what happens now; the error `renew` then records.
+fn interrupted_deploying(
+    spec: &CertificateSpec,
+    live_dir: &Path,
+    progress: &CertProgress,
+) -> Error {
+    progress.renderer().clear();
+    let now = progress
+        .current()
+        .map(|c| format!(" while waiting — {c}"))
+        .unwrap_or_default();
+    output::error(&format!(
+        "`{}`: interrupted (Ctrl-C or SIGTERM){now}. {}",
+        spec.name,
+        super::interrupt::after_deploy(&spec.name, live_dir)
+    ));
+    Error::Interrupted
 }
 
 /// Deploys the certificate in `live_dir` to every target, then verifies over MQTT.
