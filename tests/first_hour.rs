@@ -255,3 +255,44 @@ async fn a_missing_secret_or_client_ca_fails_before_anything_is_ordered() {
     assert_eq!(all_records(&c.env).await, before, "no DNS change");
     c.emu.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn renew_dry_run_validates_for_real_but_only_plans_the_cname_and_the_deployment() {
+    let c = Cloud::start().await;
+    let cfg = c.config("");
+    let cfg_s = cfg.to_str().unwrap();
+    let before = all_records(&c.env).await;
+
+    let run = c
+        .run(&["renew", "--config", cfg_s, "--dry-run", "--json"])
+        .await;
+    run.assert_ok();
+    let j = json(&run);
+    assert_eq!(j["result"], "dry_run", "{run:?}");
+    let line = j["message"].as_str().unwrap_or_default();
+    for part in [
+        "validated and issued serial",
+        "its DNS-01 values are removed",
+        "would send ChangeResourceRecordSets zone",
+        "CREATE mqtt.example.test CNAME dep1.emqx-cloud.test",
+        "would send to EMQX Cloud deployment dep1: POST",
+        "import rules pass for EMQX Cloud deployment dep1",
+    ] {
+        assert!(line.contains(part), "`{part}` missing: {line}");
+    }
+    // Nothing lasting: no CNAME, no TXT value, no upload, no certificate in the state.
+    assert_eq!(all_records(&c.env).await, before, "Route 53 changed");
+    assert!(c.env.challenge_records_left().await.is_empty());
+    assert_eq!(c.emu.write_count(ID), 0, "EMQX Cloud saw a write");
+    let kept: Vec<String> = c
+        .env
+        .state_files()
+        .into_iter()
+        .filter(|f| !f.starts_with("accounts/"))
+        .collect();
+    assert!(
+        kept.is_empty(),
+        "only the (test CA's) account stays: {kept:?}"
+    );
+    c.emu.stop();
+}

@@ -51,8 +51,10 @@ pub struct RenewArgs {
     /// Make new keys this run even where `reuse_key` is set (e.g. after a key compromise).
     #[arg(long)]
     pub new_key: bool,
-    /// Full workflow against Let's Encrypt staging (or the configured test CA) into a
-    /// throw-away directory, without writing to any deployment; prints the plan.
+    /// Change nothing lasting: validate a real order at Let's Encrypt staging (or the
+    /// configured test CA) into a throw-away directory (its DNS-01 values are its only
+    /// writes, removed afterwards); only plan the CNAME and the deployments, and list what a
+    /// real run would change.
     #[arg(long)]
     pub dry_run: bool,
     /// Start at once (by default a non-interactive run first waits a random time up to
@@ -854,10 +856,22 @@ async fn attempt(
         resume,
         new_key: args.new_key,
     };
+    // A dry run validates for real (its TXT values are its only writes, removed afterwards)
+    // but only plans the CNAME: the order goes without it.
+    let rehearsal;
+    let ordered = if args.dry_run {
+        rehearsal = CertificateSpec {
+            cname_target: None,
+            ..spec.clone()
+        };
+        &rehearsal
+    } else {
+        spec
+    };
     // Taking part in the run's Route 53 batching: this certificate's changes wait for the
     // others' at each step, so a fleet sends one batch per zone for all of them.
     let issued = match route53
-        .participate(issue(&svc, spec, &opts, stop.wait()))
+        .participate(issue(&svc, ordered, &opts, stop.wait()))
         .await
     {
         Ok(i) => i,
@@ -887,11 +901,16 @@ async fn attempt(
     if args.dry_run {
         let material = Material::from_dir(&issued.paths.live_dir)?;
         let mut plan = vec![format!(
-            "issued serial {} (expires {}) from {}",
+            "validated and issued serial {} (expires {}) from {} into a throw-away directory; its DNS-01 values are removed",
             issued.serial,
             date(issued.not_after),
             settings.acme.directory
         )];
+        // What a real run would change, read but not done.
+        let view = DnsView::new(route53, &lookup).await?;
+        let cname = super::plan::cname_steps(&view, spec, false)
+            .await
+            .map_err(|(_, e)| e)?;
         for t in &targets {
             crate::deploy::emqx_cloud::preflight(
                 t.as_ref(),
@@ -899,13 +918,27 @@ async fn attempt(
                 &spec.domains,
                 clock.now(),
             )?;
-            plan.push(format!(
-                "would deploy to {} (import rules pass)",
-                t.describe()
-            ));
+        }
+        let deploy = super::plan::deploy_steps(&targets).await;
+        for s in cname.iter().chain(&deploy) {
+            match s.kind {
+                "write" if s.section == "deploy" => plan.push(format!("would send to {}", s.text)),
+                "write" => plan.push(format!("would send {}", s.text)),
+                "keep" => plan.push(s.text.clone()),
+                _ => {}
+            }
         }
         if targets.is_empty() {
             plan.push("no deployment target configured".into());
+        } else {
+            plan.push(format!(
+                "import rules pass for {}",
+                targets
+                    .iter()
+                    .map(|t| t.describe())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         return Ok(Outcome::DryRun { plan });
     }
