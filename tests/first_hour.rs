@@ -296,3 +296,37 @@ async fn renew_dry_run_validates_for_real_but_only_plans_the_cname_and_the_deplo
     );
     c.emu.stop();
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn renew_decides_first_and_waits_its_jitter_only_before_an_order() {
+    let c = Cloud::start().await;
+    let cfg = c.config("");
+    let cfg_s = cfg.to_str().unwrap();
+    c.run(&["issue", "--config", cfg_s]).await.assert_ok();
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(&cfg, format!("{text}\n[renew]\njitter = \"1h\"\n")).unwrap();
+
+    // Piped (not a terminal), nothing due: no wait at all.
+    let started = std::time::Instant::now();
+    let run = c.run(&["renew", "--config", cfg_s]).await;
+    run.assert_ok();
+    assert!(run.stdout.contains("mqtt-prod: not due"), "{run:?}");
+    assert!(!run.stderr.contains("jitter"), "{run:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Due (forced): the wait comes before the order, and says so.
+    std::fs::write(&cfg, format!("{text}\n[renew]\njitter = \"1s\"\n")).unwrap();
+    let run = c.run(&["renew", "--config", cfg_s, "--force"]).await;
+    run.assert_ok();
+    let waited = run
+        .stderr
+        .find("before asking the CA (random jitter")
+        .unwrap_or_else(|| panic!("{run:?}"));
+    let ordered = run.stderr.find("✓ order").unwrap_or(usize::MAX);
+    assert!(waited < ordered, "{run:?}");
+    c.emu.stop();
+}

@@ -57,8 +57,9 @@ pub struct RenewArgs {
     /// real run would change.
     #[arg(long)]
     pub dry_run: bool,
-    /// Start at once (by default a non-interactive run first waits a random time up to
-    /// `renew.jitter`, so that many machines do not hit the CA at the same second).
+    /// Order at once (by default a non-interactive run waits a random time up to
+    /// `renew.jitter` before its first order, so that many machines do not hit the CA at the
+    /// same second; a run with nothing due never waits).
     #[arg(long)]
     pub no_jitter: bool,
     /// Wait this long for another brokercert command working on the same state directory
@@ -268,9 +269,6 @@ pub async fn run(cli: &Cli, args: &RenewArgs) -> i32 {
         // An account for production (say from BROKERCERT_ACME_ACCOUNT) is not used on staging.
         settings.acme.foreign_env_account = crate::config::ForeignEnvAccount::Skip;
     }
-    if !args.no_jitter && !args.dry_run && !std::io::stdin().is_terminal() {
-        jitter(settings.renew.jitter, cli.quiet).await;
-    }
     let _lock =
         match super::take_state_lock(&settings.state_dir, args.wait, "renew", cli.quiet).await {
             Ok(l) => l,
@@ -354,12 +352,23 @@ async fn jitter(max: Duration, quiet: bool) {
     }
     let wait = Duration::from_millis(rand::random_range(0..max.as_millis().max(1) as u64));
     if !quiet {
+        super::progress_display::clear_shared();
         eprintln!(
-            "waiting {} before starting (random jitter for non-interactive runs; `--no-jitter` skips it)",
+            "waiting {} before asking the CA (random jitter for non-interactive runs, so that many machines do not order at the same second; `--no-jitter` skips it)",
             crate::workflow::progress::human_duration(wait)
         );
     }
     tokio::time::sleep(wait).await;
+}
+
+/// The jitter to wait once before the run's first order: `renew.jitter` for a
+/// non-interactive run, nothing with `--no-jitter`, `--dry-run` or on a terminal.
+fn jitter_for(settings: &Settings, args: &RenewArgs) -> Duration {
+    if args.no_jitter || args.dry_run || std::io::stdin().is_terminal() {
+        Duration::ZERO
+    } else {
+        settings.renew.jitter
+    }
 }
 
 fn append_summary(path: &Path, outcomes: &[(String, Outcome)]) -> std::io::Result<()> {
@@ -387,6 +396,9 @@ pub struct Lazy<'a> {
     store: Store,
     ca: OnceCell<AcmeClient>,
     route53: OnceCell<Batching<Route53>>,
+    /// The random wait before the run's first order (zero: none), taken once.
+    jitter: (Duration, bool),
+    jittered: OnceCell<()>,
 }
 
 impl<'a> Lazy<'a> {
@@ -397,6 +409,24 @@ impl<'a> Lazy<'a> {
             store,
             ca: OnceCell::new(),
             route53: OnceCell::new(),
+            jitter: (Duration::ZERO, true),
+            jittered: OnceCell::new(),
+        }
+    }
+
+    /// Waits up to `max` (at random) before the run's first order; `quiet`: silently.
+    pub fn with_jitter(mut self, max: Duration, quiet: bool) -> Self {
+        self.jitter = (max, quiet);
+        self
+    }
+
+    /// The jitter, once per run, before the first work that goes to the CA: a run that
+    /// finds nothing due never waits. Ctrl-C ends the wait.
+    async fn before_ordering(&self, stop: &Stop) -> Result<(), Error> {
+        let (max, quiet) = self.jitter;
+        tokio::select! {
+            _ = self.jittered.get_or_init(|| jitter(max, quiet)) => Ok(()),
+            () = stop.wait() => Err(Error::Interrupted),
         }
     }
 
@@ -466,7 +496,8 @@ pub async fn renew_all(
             .unwrap_or_else(|| settings.state_dir.clone()),
     );
     // The account lives in the real state directory even for a dry run.
-    let lazy = Lazy::new(settings, Store::new(&settings.state_dir));
+    let lazy = Lazy::new(settings, Store::new(&settings.state_dir))
+        .with_jitter(jitter_for(settings, args), cli.quiet);
     let (lazy, store) = (&lazy, &store);
     let turns = &challenge_name_turns(&settings.certificates);
     let runs = futures::stream::iter(&settings.certificates)
@@ -828,6 +859,7 @@ async fn attempt(
     //    the network, so that a missing secret or file fails before the order.
     super::preflight::check_run(settings)?;
     super::preflight::check(settings, spec)?;
+    lazy.before_ordering(stop).await?;
     let replaces = match (&live, resume.is_none() && settings.renew.ari) {
         (Some(leaf), true) if st.ari.is_some() => replaces_id(leaf.der()).ok(),
         _ => None,
