@@ -330,3 +330,82 @@ async fn renew_decides_first_and_waits_its_jitter_only_before_an_order() {
     assert!(waited < ordered, "{run:?}");
     c.emu.stop();
 }
+
+/// Runs `brokercert ARGS` in `dir` with no configuration from the environment except `env`.
+fn run_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Run {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("BROKERCERT_CONFIG")
+        .env_remove("BROKERCERT_STATE_DIR")
+        .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run brokercert");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn the_configuration_is_found_without_config_and_hints_name_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |path: &std::path::Path, names: &[&str]| {
+        let mut text = format!(
+            "state_dir = \"{}\"\n[acme]\ndirectory = \"https://127.0.0.1:9/dir\"\n",
+            dir.path().join("state").display()
+        );
+        for n in names {
+            let files = format!(
+                "\n[[certificate.deploy]]\ntype = \"files\"\nfullchain = \"{d}/{n}.pem\"\nkey = \"{d}/{n}.key\"\n",
+                d = dir.path().display()
+            );
+            text.push_str(&cert_section(n, &[&format!("{n}.example.test")], &files));
+        }
+        std::fs::write(path, text).unwrap();
+    };
+    write(&dir.path().join("brokercert.toml"), &["alpha", "beta"]);
+
+    // ./brokercert.toml is found; `-v` says so; a wrong name lists the configured ones.
+    let r = run_in(dir.path(), &["-v", "deploy", "gamma"], &[]);
+    r.assert_code(2);
+    assert!(
+        r.stderr
+            .contains("configuration: brokercert.toml (found in the working directory)"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("`gamma`") && r.stderr.contains("names `alpha`, `beta`"),
+        "{}",
+        r.stderr
+    );
+
+    // The hint to run next names the file it ran with.
+    let r = run_in(dir.path(), &["deploy", "alpha"], &[]);
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr
+            .contains("run `brokercert issue --name alpha --config brokercert.toml` first"),
+        "{}",
+        r.stderr
+    );
+
+    // BROKERCERT_CONFIG comes before ./brokercert.toml.
+    let other = dir.path().join("other.toml");
+    write(&other, &["delta"]);
+    let r = run_in(
+        dir.path(),
+        &["-v", "deploy", "gamma"],
+        &[("BROKERCERT_CONFIG", other.to_str().unwrap())],
+    );
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains("(BROKERCERT_CONFIG)") && r.stderr.contains("names `delta`"),
+        "{}",
+        r.stderr
+    );
+}

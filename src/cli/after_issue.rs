@@ -30,11 +30,11 @@ pub async fn deploy_and_verify(
     let started = Instant::now();
     let fail = |e: Error| {
         output::error(&format!(
-            "`{}`: {e}. The {} certificate is stored in {}; after fixing this, run `brokercert deploy {}`",
+            "`{}`: {e}. The {} certificate is stored in {}; after fixing this, run `{}`",
             spec.name,
             if kept { "current" } else { "new" },
             live_dir.display(),
-            spec.name
+            crate::hint::command(&format!("deploy {}", spec.name))
         ));
         e.exit_code()
     };
@@ -95,8 +95,9 @@ pub async fn deploy_and_verify(
         }
         Err(e) => {
             output::error(&format!(
-                "`{}` was deployed but verification failed: {e}. Check the broker and DNS, then run `brokercert verify {}`",
-                spec.name, spec.name
+                "`{}` was deployed but verification failed: {e}. Check the broker and DNS, then run `{}`",
+                spec.name,
+                crate::hint::command(&format!("verify {}", spec.name))
             ));
             e.exit_code()
         }

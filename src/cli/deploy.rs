@@ -91,9 +91,11 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
         .unwrap_or_else(|| store.live_dir(&spec.name));
     if args.from.is_none() && !dir.exists() {
         output::error(&format!(
-            "no stored certificate `{}` in {}: run `brokercert issue --name {0}` first, or deploy existing files with `brokercert deploy {0} --from DIR`",
+            "no stored certificate `{}` in {}: run `{}` first, or deploy existing files with `{}`",
             spec.name,
-            settings.state_dir.display()
+            settings.state_dir.display(),
+            crate::hint::command(&format!("issue --name {}", spec.name)),
+            crate::hint::command(&format!("deploy {} --from DIR", spec.name)),
         ));
         return exit::CONFIG;
     }
@@ -140,8 +142,9 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
                 }
                 Err(e) => {
                     output::error(&format!(
-                        "`{}` was deployed but verification failed: {e}. Check the broker, then run `brokercert verify {}`",
-                        spec.name, spec.name
+                        "`{}` was deployed but verification failed: {e}. Check the broker, then run `{}`",
+                        spec.name,
+                        crate::hint::command(&format!("verify {}", spec.name))
                     ));
                     e.exit_code()
                 }

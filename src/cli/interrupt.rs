@@ -43,8 +43,8 @@ pub fn after_deploy(name: &str, live_dir: &std::path::Path) -> String {
         "Nothing is undone: a deployment already sent finishes on its own, and the certificate \
          stays stored in {}. Check it later with `{}`, or send it again with `{}`",
         live_dir.display(),
-        super::hint::command(&format!("verify {name}")),
-        super::hint::command(&format!("deploy {name}")),
+        crate::hint::command(&format!("verify {name}")),
+        crate::hint::command(&format!("deploy {name}")),
     )
 }
 

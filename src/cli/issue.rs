@@ -318,7 +318,7 @@ async fn keep_stored(
         output::date(leaf.not_after()),
         (leaf.not_after() - now).whole_days(),
         live_dir.display(),
-        super::hint::command(&format!("issue --name {} --force-renewal", spec.name))
+        crate::hint::command(&format!("issue --name {} --force-renewal", spec.name))
     ));
     let progress = renderer.certificate(&spec.name);
     let mut timings = Vec::new();

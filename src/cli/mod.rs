@@ -8,7 +8,6 @@ mod check;
 mod client_pki;
 mod completions;
 mod deploy;
-pub mod hint;
 mod iam_policy;
 mod init;
 mod interrupt;
@@ -36,7 +35,9 @@ use crate::error::exit;
 #[derive(Debug, Parser)]
 #[command(name = "brokercert", version, about, long_about = None)]
 pub struct Cli {
-    /// Configuration file (TOML).
+    /// Configuration file (TOML). Without it: $BROKERCERT_CONFIG, else ./brokercert.toml,
+    /// else /etc/brokercert/brokercert.toml (root) or
+    /// $XDG_CONFIG_HOME/brokercert/brokercert.toml (~/.config/…); `-v` says which is used.
     #[arg(
         long,
         short = 'c',
@@ -419,11 +420,48 @@ fn parse_serial(text: &str) -> Result<String, String> {
     Ok(hex.to_ascii_lowercase())
 }
 
+/// Fills in `--config` from the documented search order (`config::discover`) for the
+/// commands that read a configuration, says which file is used (`-v`), and makes the
+/// "run `brokercert …`" hints name it.
+fn find_config(cli: &mut Cli, matches: &clap::ArgMatches) {
+    use crate::config::discover::{self, Source};
+    if matches!(
+        cli.command,
+        Command::Init(_) | Command::Completions(_) | Command::Man(_) | Command::Split(_)
+    ) {
+        return;
+    }
+    let from_env = matches.value_source("config") == Some(clap::parser::ValueSource::EnvVariable);
+    let given = cli
+        .config
+        .clone()
+        .map(|p| (p, if from_env { Source::Env } else { Source::Flag }));
+    let is_root = discover::is_root();
+    let env = |k: &str| std::env::var(k).ok();
+    match discover::discover(given, is_root, &env, &|p| p.is_file()) {
+        Some((path, source)) => {
+            tracing::info!("configuration: {} ({source})", path.display());
+            cli.config = Some(path);
+        }
+        None => tracing::info!(
+            "no configuration file (looked for {}); using flags and defaults",
+            discover::candidates(is_root, &env)
+                .iter()
+                .map(|(p, _)| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+    crate::hint::set_config(cli.config.as_deref());
+}
+
 /// Runs the command line; returns the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(cli.verbose, cli.quiet);
-    hint::set_config(cli.config.as_deref());
+    find_config(&mut cli, &matches);
     // Commands that need neither the runtime nor the network.
     match &cli.command {
         Command::Init(args) => return init::run(args),

@@ -137,12 +137,12 @@ fn render(spec: &CertificateSpec, steps: &[Step]) -> String {
     }
     let writes = steps.iter().filter(|s| s.kind == "write").count();
     out.push_str(&format!(
-        "{writes} write(s) planned; run `brokercert issue{}` to make them",
-        if spec.name.is_empty() {
-            String::new()
+        "{writes} write(s) planned; run `{}` to make them",
+        crate::hint::command(&if spec.name.is_empty() {
+            "issue".to_string()
         } else {
-            format!(" --name {}", spec.name)
-        }
+            format!("issue --name {}", spec.name)
+        })
     ));
     out
 }

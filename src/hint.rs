@@ -1,8 +1,10 @@
 //! "Run `brokercert …`" hints that work when copied: each names the configuration file the
 //! command ran with (`--config FILE`), so that the hinted command reads the same one.
 //!
-//! Owns: remembering that file for the process and rendering a command line with it. Does
-//! not own where the configuration is found (`config::discover`) or the hints' wording.
+//! Owns: remembering that file for the process (the command line sets it once; a library
+//! caller that never does gets plain `brokercert …` hints) and rendering a command line with
+//! it. Does not own where the configuration is found (`config::discover`) or the hints'
+//! wording.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
