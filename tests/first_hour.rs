@@ -350,23 +350,27 @@ fn run_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     }
 }
 
+/// Writes a configuration at `path` with one files-deployed certificate per name (state and
+/// files under `dir`; an unreachable CA: nothing here may order).
+fn names_config(dir: &std::path::Path, path: &std::path::Path, names: &[&str]) {
+    let mut text = format!(
+        "state_dir = \"{}\"\n[acme]\ndirectory = \"https://127.0.0.1:9/dir\"\n",
+        dir.join("state").display()
+    );
+    for n in names {
+        let files = format!(
+            "\n[[certificate.deploy]]\ntype = \"files\"\nfullchain = \"{d}/{n}.pem\"\nkey = \"{d}/{n}.key\"\n",
+            d = dir.display()
+        );
+        text.push_str(&cert_section(n, &[&format!("{n}.example.test")], &files));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
 #[test]
 fn the_configuration_is_found_without_config_and_hints_name_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let write = |path: &std::path::Path, names: &[&str]| {
-        let mut text = format!(
-            "state_dir = \"{}\"\n[acme]\ndirectory = \"https://127.0.0.1:9/dir\"\n",
-            dir.path().join("state").display()
-        );
-        for n in names {
-            let files = format!(
-                "\n[[certificate.deploy]]\ntype = \"files\"\nfullchain = \"{d}/{n}.pem\"\nkey = \"{d}/{n}.key\"\n",
-                d = dir.path().display()
-            );
-            text.push_str(&cert_section(n, &[&format!("{n}.example.test")], &files));
-        }
-        std::fs::write(path, text).unwrap();
-    };
+    let write = |path: &std::path::Path, names: &[&str]| names_config(dir.path(), path, names);
     write(&dir.path().join("brokercert.toml"), &["alpha", "beta"]);
 
     // ./brokercert.toml is found; `-v` says so; a wrong name lists the configured ones.
@@ -405,6 +409,60 @@ fn the_configuration_is_found_without_config_and_hints_name_the_file() {
     r.assert_code(2);
     assert!(
         r.stderr.contains("(BROKERCERT_CONFIG)") && r.stderr.contains("names `delta`"),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn name_is_optional_with_one_certificate_and_every_command_takes_it_both_ways() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("brokercert.toml");
+    names_config(dir.path(), &cfg, &["alpha"]);
+    // One certificate: no name needed; NAME and --name are the same.
+    for args in [
+        &["deploy"][..],
+        &["deploy", "alpha"],
+        &["deploy", "--name", "alpha"],
+        &["deploy", "-n", "alpha"],
+    ] {
+        let r = run_in(dir.path(), args, &[]);
+        assert!(
+            r.stderr.contains("no stored certificate `alpha`"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    for args in [
+        &["status", "alpha", "--offline"][..],
+        &["status", "--name", "alpha", "--offline"],
+    ] {
+        let r = run_in(dir.path(), args, &[]);
+        assert!(r.stdout.contains("alpha"), "{args:?}: {r:?}");
+    }
+    // Two: the name is needed, and the message lists them.
+    names_config(dir.path(), &cfg, &["alpha", "beta"]);
+    let r = run_in(dir.path(), &["verify"], &[]);
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains("which certificate?")
+            && r.stderr.contains("`alpha`, `beta`")
+            && r.stderr
+                .contains("brokercert verify alpha --config brokercert.toml"),
+        "{}",
+        r.stderr
+    );
+    // A flag a command ignores is refused, not silently dropped.
+    let r = run_in(
+        dir.path(),
+        &["split", "bundle.pem", "--config", "x.toml"],
+        &[],
+    );
+    r.assert_code(2);
+    assert!(
+        r.stderr
+            .contains("`brokercert split` reads no configuration")
+            && r.stderr.contains("`--config`"),
         "{}",
         r.stderr
     );

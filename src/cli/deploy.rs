@@ -13,19 +13,48 @@ use crate::store::Store;
 use crate::workflow::deploy::deploy_all;
 use crate::workflow::progress::{Progress, Stage};
 
-/// Loads the settings and selects the certificate `name`.
-pub fn select(cli: &Cli, name: &str) -> Result<(Settings, CertificateSpec), i32> {
+/// Loads the settings and selects the certificate `name`, or the only one configured when
+/// no name is given.
+pub fn select(
+    cli: &Cli,
+    name: Option<&str>,
+    command: &str,
+) -> Result<(Settings, CertificateSpec), i32> {
     let over = Overrides {
         state_dir: cli.state_dir.clone(),
-        name: Some(name.to_string()),
+        name: name.map(str::to_string),
         ..Default::default()
     };
     let settings = Settings::load(cli.config.as_deref(), &over).map_err(|e| {
         output::error(&e.to_string());
         exit::CONFIG
     })?;
-    let spec = settings.certificates.first().cloned().ok_or(exit::CONFIG)?;
-    Ok((settings, spec))
+    match settings.certificates.as_slice() {
+        [spec] => {
+            let spec = spec.clone();
+            Ok((settings, spec))
+        }
+        [] => {
+            output::error(&format!(
+                "no certificate to {command}: the configuration has no `[[certificate]]` section{}. Pass `--config FILE`, or run `brokercert init` to write one",
+                cli.config
+                    .as_deref()
+                    .map(|p| format!(" (`{}`)", p.display()))
+                    .unwrap_or_else(|| " (no configuration file was found)".into())
+            ));
+            Err(exit::CONFIG)
+        }
+        many => {
+            let names: Vec<String> = many.iter().map(|c| format!("`{}`", c.name)).collect();
+            output::error(&format!(
+                "which certificate? The configuration has {}: {}. Name one, e.g. `{}`",
+                many.len(),
+                names.join(", "),
+                crate::hint::command(&format!("{command} {}", many[0].name))
+            ));
+            Err(exit::CONFIG)
+        }
+    }
 }
 
 /// Prints one line per target outcome.
@@ -69,7 +98,7 @@ pub async fn deploy_unless_served(
 }
 
 pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
-    let (settings, spec) = match select(cli, &args.name) {
+    let (settings, spec) = match select(cli, args.name.get(), "deploy") {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -159,7 +188,7 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
 }
 
 pub async fn run_remove(cli: &Cli, args: &RemoveArgs) -> i32 {
-    let (settings, spec) = match select(cli, &args.name) {
+    let (settings, spec) = match select(cli, args.name.get(), "remove") {
         Ok(x) => x,
         Err(code) => return code,
     };

@@ -123,11 +123,37 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
+/// The certificate a command works on: `NAME` or `--name NAME` (the same), optional when the
+/// configuration has one certificate.
+#[derive(Debug, Args, Clone, Default)]
+pub struct NameArg {
+    /// Certificate name (a `[[certificate]]` of the configuration); optional when only one
+    /// is configured.
+    #[arg(value_name = "NAME")]
+    pub positional: Option<String>,
+    /// The same as NAME.
+    #[arg(
+        long = "name",
+        short = 'n',
+        value_name = "NAME",
+        conflicts_with = "positional"
+    )]
+    pub flag: Option<String>,
+}
+
+impl NameArg {
+    /// The name given, either way.
+    pub fn get(&self) -> Option<&str> {
+        self.positional.as_deref().or(self.flag.as_deref())
+    }
+}
+
 /// Flags of `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Certificate name.
-    pub name: String,
+    #[command(flatten)]
+    pub name: NameArg,
     /// Connect to this IP address instead of resolving the host (like curl's --resolve).
     #[arg(long, value_name = "IP")]
     pub connect: Option<std::net::IpAddr>,
@@ -143,7 +169,8 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// Certificate name (a `[[certificate]]` of the configuration).
-    pub name: String,
+    #[command(flatten)]
+    pub name: NameArg,
     /// Deploy the files in this directory instead of the stored ones (a certbot lineage such as
     /// /etc/letsencrypt/live/NAME, or a brokercert live directory).
     #[arg(long, value_name = "DIR")]
@@ -161,7 +188,8 @@ pub struct DeployArgs {
 #[derive(Debug, Args)]
 pub struct RemoveArgs {
     /// Certificate name.
-    pub name: String,
+    #[command(flatten)]
+    pub name: NameArg,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -177,6 +205,9 @@ pub struct IssueArgs {
     /// Certificate name (selects a `[[certificate]]`, or names one defined by `--domain`).
     #[arg(long, short = 'n')]
     pub name: Option<String>,
+    /// The same as `--name` (as `deploy NAME` and `verify NAME` take it).
+    #[arg(value_name = "NAME", conflicts_with = "name")]
+    pub name_positional: Option<String>,
     /// A name the certificate covers (repeatable; the first is the broker's custom domain).
     #[arg(long = "domain", short = 'd', value_name = "NAME")]
     pub domains: Vec<String>,
@@ -264,7 +295,7 @@ impl IssueArgs {
             nameservers: self.nameservers.clone(),
             propagation_timeout: self.propagation_timeout,
             extra_roots: self.trust_roots.clone(),
-            name: self.name.clone(),
+            name: self.name.clone().or(self.name_positional.clone()),
             domains: self.domains.clone(),
             cname_target: self.cname_target.clone(),
             hosted_zone_id: self.hosted_zone_id.clone(),
@@ -420,6 +451,38 @@ fn parse_serial(text: &str) -> Result<String, String> {
     Ok(hex.to_ascii_lowercase())
 }
 
+/// The commands that read neither a configuration nor the state directory.
+const WITHOUT_CONFIG: &[&str] = &["split", "completions", "man", "init"];
+
+/// The command line (`Cli`'s, as clap builds it).
+pub fn command_line() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+}
+
+/// `--config` or `--state-dir` typed on the command line of a command that ignores them (a
+/// variable is fine: it is meant for the other commands): the message saying so.
+fn ignored_global(matches: &clap::ArgMatches) -> Option<String> {
+    let (name, sub) = matches.subcommand()?;
+    if !WITHOUT_CONFIG.contains(&name) {
+        return None;
+    }
+    let typed: Vec<&str> = [("config", "--config"), ("state_dir", "--state-dir")]
+        .into_iter()
+        .filter(|(id, _)| {
+            sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+                || matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .map(|(_, flag)| flag)
+        .collect();
+    (!typed.is_empty()).then(|| {
+        format!(
+            "`brokercert {name}` reads no configuration and no state directory, so `{}` would be ignored; leave it out",
+            typed.join("` and `")
+        )
+    })
+}
+
 /// Fills in `--config` from the documented search order (`config::discover`) for the
 /// commands that read a configuration, says which file is used (`-v`), and makes the
 /// "run `brokercert …`" hints name it.
@@ -457,10 +520,14 @@ fn find_config(cli: &mut Cli, matches: &clap::ArgMatches) {
 
 /// Runs the command line; returns the exit code.
 pub fn main() -> i32 {
-    use clap::{CommandFactory, FromArgMatches};
-    let matches = Cli::command().get_matches();
+    use clap::FromArgMatches;
+    let matches = command_line().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(cli.verbose, cli.quiet);
+    if let Some(m) = ignored_global(&matches) {
+        output::error(&m);
+        return exit::CONFIG;
+    }
     find_config(&mut cli, &matches);
     // Commands that need neither the runtime nor the network.
     match &cli.command {

@@ -45,6 +45,9 @@ pub struct RenewArgs {
     /// Only this certificate (default: every configured one).
     #[arg(long, short = 'n')]
     pub name: Option<String>,
+    /// The same as `--name`.
+    #[arg(value_name = "NAME", conflicts_with = "name")]
+    pub name_positional: Option<String>,
     /// Renew even when not due.
     #[arg(long)]
     pub force: bool,
@@ -260,7 +263,8 @@ pub fn load_settings(cli: &Cli, name: Option<&str>) -> Result<Settings, i32> {
 /// `brokercert renew`.
 pub async fn run(cli: &Cli, args: &RenewArgs) -> i32 {
     output::set_json(args.json);
-    let mut settings = match load_settings(cli, args.name.as_deref()) {
+    let name = args.name.as_deref().or(args.name_positional.as_deref());
+    let mut settings = match load_settings(cli, name) {
         Ok(s) => s,
         Err(code) => return code,
     };
