@@ -911,3 +911,148 @@ async fn ctrl_c_during_the_deployment_wait_says_what_it_stopped_and_exits_130() 
     }
     emu.stop();
 }
+
+// ---------------------------------------------------------------- `init` on a terminal
+
+/// Runs `brokercert init ARGS` on a pseudo-terminal (util-linux `script`) in `dir`, typing
+/// `answers`; returns the exit code and everything the terminal showed.
+fn init_on_pty(dir: &Path, args: &[&str], answers: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut line = format!("{} init", env!("CARGO_BIN_EXE_brokercert"));
+    for a in args {
+        line.push_str(&format!(" '{a}'"));
+    }
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("BROKERCERT_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(answers.as_bytes())
+        .expect("answers");
+    let done = child.wait_with_output().expect("script");
+    (
+        done.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&done.stdout).replace("\r\n", "\n"),
+    )
+}
+
+#[test]
+fn init_asks_again_after_a_bad_answer_takes_pasted_urls_starts_on_staging_and_makes_the_client_ca()
+{
+    let dir = tempfile::tempdir().unwrap();
+    // Each bad answer is followed by a good one.
+    let answers = [
+        "not a domain!",
+        "mqtts://mqtt.example.com:8883",
+        "nope",
+        "ops@example.com",
+        "",
+        "maybe",
+        "y",
+        "bad/id",
+        "ge6a1a75",
+        "mqtts://ge6a1a75.ala.us-east-1.emqxsl.com:8883",
+        "three-way",
+        "two-way",
+        "",
+        "device-1",
+    ]
+    .join("\n")
+        + "\n";
+    let (code, shown) = init_on_pty(dir.path(), &[], &answers);
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(
+        shown.matches("try again").count(),
+        5,
+        "each bad answer is asked again: {shown}"
+    );
+    let cfg = dir.path().join("brokercert.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let settings =
+        brokercert::config::Settings::load(Some(&cfg), &brokercert::config::Overrides::default())
+            .expect("loads");
+    let c = &settings.certificates[0];
+    assert_eq!(c.domains[0].as_str(), "mqtt.example.com");
+    assert_eq!(
+        c.cname_target.as_ref().map(|t| t.as_str().to_string()),
+        Some("ge6a1a75.ala.us-east-1.emqxsl.com".into())
+    );
+    assert!(settings.acme.agree_tos);
+    assert!(
+        text.contains("directory = \"letsencrypt-staging\"")
+            && text.contains("directory = \"letsencrypt\" and run"),
+        "staging, with how to switch: {text}"
+    );
+    assert!(text.contains("username = \"device-1\""), "{text}");
+    assert!(
+        dir.path().join("client-ca/client-ca.crt").exists(),
+        "the client CA was created: {shown}"
+    );
+    assert!(
+        shown.contains("Next: export the secrets it names")
+            && shown.contains("then run `brokercert issue --config brokercert.toml`"),
+        "{shown}"
+    );
+    assert!(!shown.contains("client-ca create --out"), "{shown}");
+
+    // Declining the client CA: the next steps create it before `issue`.
+    let other = tempfile::tempdir().unwrap();
+    let (code, shown) = init_on_pty(
+        other.path(),
+        &[
+            "--domain",
+            "mqtt.example.com",
+            "--deployment-id",
+            "ge6a1a75",
+            "--tls",
+            "two-way",
+        ],
+        "\n\ny\n\nn\n\n",
+    );
+    assert_eq!(code, 0, "{shown}");
+    let create = shown
+        .find("create the client CA with `brokercert client-ca create --out client-ca`")
+        .unwrap_or_else(|| panic!("{shown}"));
+    let issue = shown
+        .find("run `brokercert issue")
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(create < issue, "{shown}");
+    assert!(!other.path().join("client-ca").exists());
+
+    // Every answer has a flag: nothing is asked.
+    let flags = tempfile::tempdir().unwrap();
+    let (code, shown) = init_on_pty(
+        flags.path(),
+        &[
+            "--domain",
+            "mqtt.example.com",
+            "--email",
+            "ops@example.com",
+            "--production",
+            "--agree-tos",
+            "--deployment-id",
+            "ge6a1a75",
+            "--cname-target",
+            "ge6a1a75.emqxsl.com",
+            "--tls",
+            "two-way",
+            "--no-client-ca",
+            "--mqtt-username",
+            "device-1",
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert!(!shown.contains("?"), "no question was asked: {shown}");
+    let text = std::fs::read_to_string(flags.path().join("brokercert.toml")).unwrap();
+    assert!(text.contains("directory = \"letsencrypt\"\n"), "{text}");
+}
