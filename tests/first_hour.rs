@@ -467,3 +467,119 @@ fn name_is_optional_with_one_certificate_and_every_command_takes_it_both_ways() 
         r.stderr
     );
 }
+
+// ---------------------------------------------------------------- messages (item 9)
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_and_check_say_what_is_true_after_an_issue() {
+    let c = Cloud::start().await;
+    let cfg = c.config("");
+    let cfg_s = cfg.to_str().unwrap();
+    c.run(&["issue", "--config", cfg_s]).await.assert_ok();
+
+    // After a successful issue and deploy, the last run is that one, not "never".
+    let st = c.run(&["status", "--config", cfg_s, "--json"]).await;
+    st.assert_ok();
+    let j = json(&st);
+    assert_eq!(j["last_run"]["result"], "ok", "{st:?}");
+
+    // `check NAME` (what the 422 hint says to run) checks the stored files.
+    let ck = c.run(&["check", "mqtt-prod", "--config", cfg_s]).await;
+    assert!(
+        ck.stdout.contains("PASS key-matches") && ck.stdout.contains("live/mqtt-prod"),
+        "{ck:?}"
+    );
+
+    // A deployment id that does not exist is an error, not "no TLS configured".
+    let wrong = c.env.config(&c.section("").replace(
+        &format!("deployment_id = \"{ID}\""),
+        "deployment_id = \"nosuchdep\"",
+    ));
+    let st = c
+        .run(&["status", "--config", wrong.to_str().unwrap()])
+        .await;
+    assert!(
+        st.stdout.contains("no deployment `nosuchdep`") && !st.stdout.contains("serves nothing"),
+        "{st:?}"
+    );
+    c.emu.stop();
+}
+
+#[test]
+fn check_of_a_certificate_alone_asks_for_the_key_without_inventing_a_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["a.example.test".to_string()])
+        .unwrap()
+        .self_signed(&key)
+        .unwrap();
+    let fullchain = dir.path().join("fullchain.pem");
+    std::fs::write(&fullchain, cert.pem()).unwrap();
+    let r = run_in(dir.path(), &["check", "fullchain.pem"], &[]);
+    assert!(
+        r.stdout.contains("FAIL key-matches") && r.stdout.contains("no private key given"),
+        "{r:?}"
+    );
+    assert!(!r.stdout.contains("cannot be read"), "{r:?}");
+    assert!(!r.stdout.contains("fullchain.pem/"), "{r:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_fails_where_issue_would_and_says_what_it_waits_for() {
+    let env = TestEnv::start(SandboxOptions::new().zone("example.test")).await;
+    let cfg = env.config(&cert_section("tos", &["tos.example.test"], ""));
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("agree_tos = true", "agree_tos = false");
+    std::fs::write(&cfg, &text).unwrap();
+    // No account and no agreement: `issue` would stop with exit 2, so does the plan, and it
+    // does not invite to run `issue`.
+    let r = env.run(&["plan", "--config", cfg.to_str().unwrap()]).await;
+    r.assert_code(2);
+    assert!(r.stderr.contains("--agree-tos"), "{r:?}");
+    assert!(!r.stdout.contains("to make them"), "{r:?}");
+    assert!(r.stdout.contains("`issue` would stop here"), "{r:?}");
+
+    // Route 53 unreachable: the plan says what it is waiting for.
+    let unreachable = text.replace(
+        "change_timeout = \"30s\"",
+        "change_timeout = \"30s\"\nmax_attempts = 2",
+    );
+    std::fs::write(&cfg, unreachable).unwrap();
+    env.use_route53_endpoint("http://127.0.0.1:9");
+    let r = env.run(&["plan", "--config", cfg.to_str().unwrap()]).await;
+    r.assert_code(3);
+    assert!(
+        r.stderr.contains("Route 53 ListHostedZones at")
+            && r.stderr.contains("— waiting for an answer"),
+        "{r:?}"
+    );
+    assert!(!r.stdout.contains("to make them"), "{r:?}");
+}
+
+#[test]
+fn status_without_certificates_and_the_exit_codes_in_help_and_man() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("brokercert.toml"),
+        "[acme]\nemail = \"a@b.test\"\n",
+    )
+    .unwrap();
+    let r = run_in(dir.path(), &["status"], &[]);
+    r.assert_code(2);
+    assert!(
+        r.stderr.contains("nothing to show") && !r.stderr.contains("renew"),
+        "{r:?}"
+    );
+    let help = run_in(dir.path(), &["--help"], &[]);
+    assert!(
+        help.stdout.contains("Exit codes:") && help.stdout.contains("130  interrupted"),
+        "{help:?}"
+    );
+    let man = run_in(dir.path(), &["man"], &[]);
+    assert!(
+        man.stdout.contains(".SH \"EXIT STATUS\"") && man.stdout.contains("\\fB130\\fR"),
+        "{}",
+        &man.stdout[man.stdout.len().saturating_sub(600)..]
+    );
+}

@@ -117,10 +117,8 @@ pub fn record_deployed(
     let dir = settings.state_dir.join("renewal");
     let (mut st, _) = state::load(&dir, &spec.name);
     let fingerprint = leaf.sha256_fingerprint().to_string();
-    if st.deployed_fingerprint.as_deref() == Some(fingerprint.as_str()) {
-        return;
-    }
     st.deployed_fingerprint = Some(fingerprint);
+    st.last_success = Some(SystemClock.now());
     if let Err(e) = state::save(&dir, &spec.name, &st) {
         output::warning(&format!("cannot save the renewal state: {e}"));
     }

@@ -360,6 +360,12 @@ fn record_issuer(settings: &Settings, spec: &crate::config::CertificateSpec, fin
         fingerprint: fingerprint.to_string(),
         directory: settings.acme.directory.clone(),
     });
+    // A new certificate is a success `status` shows (LAST RUN) and ends renew's backoff.
+    st.last_success = Some(SystemClock.now());
+    st.failures = 0;
+    st.last_failure = None;
+    st.last_error = None;
+    st.last_code = None;
     if let Err(e) = state::save(&dir, &spec.name, &st) {
         output::warning(&format!("cannot save the renewal state: {e}"));
     }

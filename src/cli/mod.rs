@@ -31,9 +31,47 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Overrides;
 use crate::error::exit;
 
+/// The exit codes (`crate::error::exit`), as `--help` and the manual page list them.
+pub const EXIT_CODES: &[(i32, &str)] = &[
+    (exit::OK, "everything worked (also: nothing was due)"),
+    (exit::INTERNAL, "an unexpected internal failure"),
+    (
+        exit::CONFIG,
+        "bad usage or configuration: nothing was changed",
+    ),
+    (exit::DNS, "the DNS provider (Route 53) refused or failed"),
+    (
+        exit::PROPAGATION,
+        "a DNS record did not reach every nameserver in time",
+    ),
+    (exit::ACME, "the ACME CA refused or failed"),
+    (exit::CERTIFICATE, "the certificate or chain failed a check"),
+    (
+        exit::STORE,
+        "local state unreadable or unwritable, or another command holds it",
+    ),
+    (
+        exit::DEPLOY,
+        "deployment failed (the previous certificate stays served)",
+    ),
+    (exit::VERIFY, "the MQTT-over-TLS verification failed"),
+    (
+        exit::INTERRUPTED,
+        "interrupted (Ctrl-C or SIGTERM); clean-up ran",
+    ),
+];
+
+fn exit_codes_help() -> String {
+    let mut t = String::from("Exit codes:\n");
+    for (code, what) in EXIT_CODES {
+        t.push_str(&format!("  {code:>3}  {what}\n"));
+    }
+    t
+}
+
 /// Let's Encrypt certificates for MQTT brokers: Route 53 DNS-01, deploy, verify.
 #[derive(Debug, Parser)]
-#[command(name = "brokercert", version, about, long_about = None)]
+#[command(name = "brokercert", version, about, long_about = None, after_help = exit_codes_help())]
 pub struct Cli {
     /// Configuration file (TOML). Without it: $BROKERCERT_CONFIG, else ./brokercert.toml,
     /// else /etc/brokercert/brokercert.toml (root) or
@@ -103,7 +141,8 @@ pub enum Command {
 /// Flags of `check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// A certbot lineage or brokercert live directory, or the files (certificate, chain, key).
+    /// A certbot lineage or brokercert live directory, the files (certificate, chain, key),
+    /// or the name of a configured certificate (its stored files).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// A name the certificate must cover (repeatable).

@@ -78,7 +78,23 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
     })
     .await;
     let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver);
-    let view = match DnsView::new(&route53, &lookup).await {
+    // Listing the hosted zones is the first network call; when AWS cannot be reached its
+    // SDK retries for tens of seconds: say what the plan is waiting for meanwhile.
+    let renderer = super::progress_display::Renderer::shared(cli.quiet, cli.verbose);
+    let viewing = {
+        let progress = renderer.certificate("plan");
+        let what = format!(
+            "Route 53 ListHostedZones at {}",
+            settings
+                .dns
+                .route53_endpoint
+                .as_deref()
+                .unwrap_or("AWS (credentials from the standard chain)")
+        );
+        waiting_for(&progress, &what, DnsView::new(&route53, &lookup)).await
+    };
+    renderer.clear();
+    let view = match viewing {
         Ok(v) => v,
         Err(e) => return output::fail(e),
     };
@@ -107,7 +123,7 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
             fields.insert("exit_code".into(), this.into());
             output::emit_json("plan", fields);
         } else {
-            output::say(&render(spec, &steps));
+            output::say(&render(spec, &steps, error.is_some()));
         }
         if let Some(e) = error {
             output::error(&format!("`{}`: {e}", spec.name));
@@ -119,7 +135,33 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
     code
 }
 
-fn render(spec: &CertificateSpec, steps: &[Step]) -> String {
+/// Runs `work`, showing on `progress` that it waits for `what` (at once, then every second).
+async fn waiting_for<T>(
+    progress: &super::progress_display::CertProgress,
+    what: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    use crate::workflow::progress::{Progress, Stage, Waiting};
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            r = &mut work => return r,
+            _ = tick.tick() => progress.waiting(
+                Stage::Zones,
+                &Waiting {
+                    what,
+                    waiting_for: Some("an answer"),
+                    elapsed: started.elapsed(),
+                    next_check: None,
+                },
+            ),
+        }
+    }
+}
+
+fn render(spec: &CertificateSpec, steps: &[Step], failed: bool) -> String {
     let names = spec
         .domains
         .iter()
@@ -136,6 +178,12 @@ fn render(spec: &CertificateSpec, steps: &[Step]) -> String {
         out.push_str(&format!("  {:<6} {}\n", s.kind, s.text));
     }
     let writes = steps.iter().filter(|s| s.kind == "write").count();
+    if failed {
+        out.push_str(
+            "`issue` would stop here, before the rest (the error below says why and what to fix)",
+        );
+        return out;
+    }
     out.push_str(&format!(
         "{writes} write(s) planned; run `{}` to make them",
         crate::hint::command(&if spec.name.is_empty() {
@@ -260,7 +308,7 @@ async fn plan_one(
                 if settings.acme.agree_tos {
                     ", terms of service agreed"
                 } else {
-                    ", terms NOT agreed: pass --agree-tos"
+                    ", terms NOT agreed"
                 },
                 if settings.acme.eab.is_some() {
                     ", with External Account Binding"
@@ -269,6 +317,16 @@ async fn plan_one(
                 }
             ),
         )),
+    }
+    // Without an account and without agreement `issue` stops here (exit 2): so does the plan.
+    if !settings.acme.agree_tos && tryp!(store.load_account(dir)).is_none() {
+        return Err((
+            steps,
+            Error::Acme(crate::acme::AcmeError::TermsNotAgreed {
+                directory: dir.clone(),
+                tos: None,
+            }),
+        ));
     }
     let names = spec
         .domains

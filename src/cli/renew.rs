@@ -192,7 +192,7 @@ impl Outcome {
         match self {
             Outcome::NotDue { next, by, expires } => format!(
                 "{name}: not due — renews from {} ({}); expires {}",
-                date(*next),
+                date_from(*next),
                 match by {
                     Reason::AriWindow => "the CA's renewal window",
                     _ => "1/3 of the lifetime left",
@@ -216,7 +216,7 @@ impl Outcome {
             Outcome::DryRun { plan } => format!("{name}: dry run passed — {}", plan.join("; ")),
             Outcome::BackingOff { message, until, .. } => format!(
                 "{name}: FAILED earlier, waiting before trying again — {message} (next attempt from {})",
-                date(*until)
+                date_from(*until)
             ),
             Outcome::Failed {
                 message,
@@ -225,10 +225,22 @@ impl Outcome {
             } => format!(
                 "{name}: FAILED — {message}{}",
                 next_attempt
-                    .map(|t| format!(" (next attempt from {})", date(t)))
+                    .map(|t| format!(" (next attempt from {})", date_from(t)))
                     .unwrap_or_default()
             ),
         }
+    }
+}
+
+/// A "from" time to the minute, rounded up: 12:01:30 shows as 12:02, so that a run started
+/// at the time shown is never still too early (truncating made retry times a minute early).
+fn date_from(t: OffsetDateTime) -> String {
+    let into_minute = time::Duration::seconds(i64::from(t.second()))
+        + time::Duration::nanoseconds(i64::from(t.nanosecond()));
+    if into_minute.is_zero() {
+        date(t)
+    } else {
+        date(t - into_minute + time::Duration::minutes(1))
     }
 }
 
@@ -241,6 +253,12 @@ fn date(t: OffsetDateTime) -> String {
 
 /// Loads settings for `renew`/`schedule`, keeping only `name` when given.
 pub fn load_settings(cli: &Cli, name: Option<&str>) -> Result<Settings, i32> {
+    load_settings_for(cli, name, "nothing to renew")
+}
+
+/// [`load_settings`] for any command; `nothing` opens the message when no certificate is
+/// configured (`nothing to renew`, `nothing to show`).
+pub fn load_settings_for(cli: &Cli, name: Option<&str>, nothing: &str) -> Result<Settings, i32> {
     let over = Overrides {
         state_dir: cli.state_dir.clone(),
         name: name.map(str::to_string),
@@ -251,10 +269,14 @@ pub fn load_settings(cli: &Cli, name: Option<&str>) -> Result<Settings, i32> {
         exit::CONFIG
     })?;
     if settings.certificates.is_empty() {
-        output::error(
-            "nothing to renew: the configuration has no `[[certificate]]` section. Add one (see \
-             `brokercert issue --help`), or pass `--config FILE`",
-        );
+        output::error(&format!(
+            "{nothing}: {} has no `[[certificate]]` section. Add one (`brokercert init` writes \
+             a commented file; see `brokercert issue --help`), or pass `--config FILE`",
+            cli.config
+                .as_deref()
+                .map(|p| format!("the configuration `{}`", p.display()))
+                .unwrap_or_else(|| "no configuration file was found, so the configuration".into())
+        ));
         return Err(exit::CONFIG);
     }
     Ok(settings)
@@ -1283,4 +1305,33 @@ async fn deploy_and_verify(
         crate::workflow::stall::after("verify");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn a_retry_time_is_never_shown_earlier_than_it_is() {
+        assert_eq!(
+            date_from(datetime!(2026-11-23 12:01:30 UTC)),
+            "2026-11-23 12:02 UTC"
+        );
+        assert_eq!(
+            date_from(datetime!(2026-11-23 12:01:00 UTC)),
+            "2026-11-23 12:01 UTC"
+        );
+        let failed = Outcome::Failed {
+            message: "x".into(),
+            code: 5,
+            next_attempt: Some(datetime!(2026-11-23 12:01:00.5 UTC)),
+        };
+        assert!(
+            failed
+                .line("a")
+                .ends_with("(next attempt from 2026-11-23 12:02 UTC)")
+        );
+    }
 }

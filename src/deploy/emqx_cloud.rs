@@ -459,7 +459,13 @@ impl DeploymentTarget for EmqxCloud {
     }
 
     async fn current(&self) -> Result<Option<DeployedState>, DeployError> {
-        Ok(self.tls_state().await?.map(|st| DeployedState {
+        let st = self.tls_state().await?;
+        if st.is_none() {
+            // `/tls` answers 404 both when no TLS is configured and when the deployment does
+            // not exist: the deployment itself tells them apart (404: an error naming the id).
+            self.deployment_type().await?;
+        }
+        Ok(st.map(|st| DeployedState {
             status: st.status.unwrap_or_default(),
             expire: st.expire.as_deref().and_then(parse_expire),
             tls_type: st.tls_type,
