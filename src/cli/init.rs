@@ -36,6 +36,10 @@ impl TlsMode {
 /// Flags of `init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
+    /// The certificate's name, which `deploy`, `verify`, `remove` … take (default: its first
+    /// domain).
+    #[arg(long, short = 'n', value_name = "NAME")]
+    pub name: Option<String>,
     /// A name the certificate covers (repeatable; the first is the broker's custom domain).
     #[arg(long = "domain", short = 'd', value_name = "NAME")]
     pub domains: Vec<String>,
@@ -97,6 +101,8 @@ pub struct InitArgs {
 /// The answers that shape the file.
 #[derive(Debug, Clone, Default)]
 pub struct Answers {
+    /// The certificate's name (`None`: its first domain).
+    pub name: Option<String>,
     /// Names (first = custom domain).
     pub domains: Vec<String>,
     /// Deployment ID.
@@ -122,6 +128,7 @@ pub struct Answers {
 /// Runs `init`.
 pub fn run(args: &InitArgs) -> i32 {
     let mut answers = Answers {
+        name: args.name.clone(),
         domains: args.domains.clone(),
         deployment_id: args.deployment_id.clone(),
         cname_target: args.cname_target.clone(),
@@ -429,6 +436,13 @@ pub fn render(a: &Answers) -> String {
          propagation_timeout = \"2m\"\n\n",
     );
     t.push_str("[[certificate]]\n");
+    match &a.name {
+        Some(n) => t.push_str(&format!(
+            "# The name other commands take (`brokercert deploy NAME`); also live/NAME/.\nname = {}\n",
+            quote(n)
+        )),
+        None => t.push_str("# name = \"mqtt-prod\"   # default: the first domain\n"),
+    }
     let domains: Vec<String> = a.domains.iter().map(|d| quote(d)).collect();
     t.push_str(&format!(
         "# The first name is the broker's custom domain.\ndomains = [{}]\n",
@@ -553,6 +567,7 @@ mod tests {
         for tls in [None, Some(TlsMode::OneWay), Some(TlsMode::TwoWay)] {
             for id in [None, Some("ge6a1a75".to_string())] {
                 let a = Answers {
+                    name: Some("mqtt-prod".into()),
                     domains: vec!["mqtt.example.com".into(), "*.example.com".into()],
                     deployment_id: id.clone(),
                     cname_target: Some("x.emqxsl.com".into()),
