@@ -149,6 +149,15 @@ async fn issue_keeps_a_certificate_that_is_not_due_and_force_renewal_orders_anyw
         again.stderr
     );
     assert!(again.stderr.contains("Verified mqtts"), "{}", again.stderr);
+    // `plan` (= `issue --dry-run`) says the same: nothing ordered.
+    let plan = c.run(&["plan", "--config", cfg_s]).await;
+    plan.assert_ok();
+    assert!(
+        plan.stdout.contains("`issue` keeps it and orders nothing")
+            && !plan.stdout.contains("newOrder"),
+        "{}",
+        plan.stdout
+    );
 
     // `--force-renewal` orders a new one and deploys it.
     let forced = c

@@ -246,7 +246,7 @@ fn issued_json(i: &crate::workflow::Issued, code: i32, error: Option<String>) ->
 
 /// The stored certificate of `spec` and when it becomes due, when `issue` may keep it (see
 /// `renew::keep`); else why a new one is ordered.
-fn keepable(
+pub(super) fn keepable(
     settings: &Settings,
     spec: &crate::config::CertificateSpec,
     store: &Store,

@@ -11,6 +11,7 @@ use clap::Args;
 
 use super::output;
 use super::{Cli, IssueArgs};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{CertificateSpec, Settings};
 use crate::deploy::from_config;
 use crate::dns::lookup::WireLookup;
@@ -99,8 +100,19 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
         Err(e) => return output::fail(e),
     };
     let mut code = exit::OK;
+    let store = Store::new(&settings.state_dir);
     for spec in &settings.certificates {
-        let (steps, error) = match plan_one(&settings, spec, &view, args.force).await {
+        let keep = (!args.force_renewal && !args.new_key)
+            .then(|| super::issue::keepable(&settings, spec, &store, SystemClock.now()).ok())
+            .flatten()
+            .map(|(leaf, k)| {
+                format!(
+                    "the stored certificate (serial {}) is not due for renewal until {}: `issue` keeps it and orders nothing (`--force-renewal` orders anyway)",
+                    leaf.serial_hex(),
+                    output::date(k.due)
+                )
+            });
+        let (steps, error) = match plan_one(&settings, spec, &view, args.force, keep).await {
             Ok(s) => (s, None),
             Err((s, e)) => (s, Some(e)),
         };
@@ -200,8 +212,14 @@ async fn plan_one(
     spec: &CertificateSpec,
     view: &DnsView<'_>,
     force: bool,
+    keep: Option<String>,
 ) -> Result<Vec<Step>, (Vec<Step>, Error)> {
     let mut steps = Vec::new();
+    // Not due: `issue` orders nothing, touches no DNS, and only deploys where not served.
+    if let Some(why) = keep {
+        steps.push(step("acme", "keep", why));
+        return deploy_and_verify_steps(settings, spec, steps).await;
+    }
     macro_rules! tryp {
         ($e:expr) => {
             match $e {
@@ -378,6 +396,24 @@ async fn plan_one(
         ),
     ));
 
+    deploy_and_verify_steps(settings, spec, steps).await
+}
+
+/// The deployment and verification part of the plan (also all of it when the stored
+/// certificate is kept).
+async fn deploy_and_verify_steps(
+    settings: &Settings,
+    spec: &CertificateSpec,
+    mut steps: Vec<Step>,
+) -> Result<Vec<Step>, (Vec<Step>, Error)> {
+    macro_rules! tryp {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(e) => return Err((steps, e.into())),
+            }
+        };
+    }
     // Deployment.
     let deploy_targets = tryp!(from_config::targets(spec));
     if deploy_targets.is_empty() {
