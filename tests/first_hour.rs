@@ -12,7 +12,7 @@ use brokercert::sandbox::{
     Budgets, DeploymentPorts, DeploymentSpec, EmqxCloudEmulator, SandboxOptions,
 };
 use serde_json::Value;
-use support::{Run, TestEnv, cert_section, certs};
+use support::{Run, TestEnv, cert_section, certs, run_plain_in as run_in};
 
 const KEY: &str = "first-hour-key";
 const SECRET: &str = "first-hour-secret";
@@ -338,25 +338,6 @@ async fn renew_decides_first_and_waits_its_jitter_only_before_an_order() {
     let ordered = run.stderr.find("✓ order").unwrap_or(usize::MAX);
     assert!(waited < ordered, "{run:?}");
     c.emu.stop();
-}
-
-/// Runs `brokercert ARGS` in `dir` with no configuration from the environment except `env`.
-fn run_in(dir: &std::path::Path, args: &[&str], env: &[(&str, &str)]) -> Run {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("BROKERCERT_CONFIG")
-        .env_remove("BROKERCERT_STATE_DIR")
-        .env("NO_COLOR", "1")
-        .envs(env.iter().copied())
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("run brokercert");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
 }
 
 /// Writes a configuration at `path` with one files-deployed certificate per name (state and

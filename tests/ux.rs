@@ -678,15 +678,21 @@ async fn plan_lists_every_call_and_writes_nothing() {
 
 // ---------------------------------------------------------------- progress on a terminal
 
-/// Runs `brokercert ARGS` under util-linux `script`, i.e. on a pseudo-terminal; returns
-/// everything the terminal received (`\r\n` turned back into `\n`).
-fn on_pty(env: &TestEnv, args: &[&str], extra: &[(&str, &str)], no_color: bool) -> (i32, String) {
+/// The shell line `script -c` runs: the binary and `args`, each single-quoted.
+fn script_line(args: &[&str]) -> String {
     let mut line = String::from(env!("CARGO_BIN_EXE_brokercert"));
     for a in args {
         line.push_str(" '");
         line.push_str(a);
         line.push('\'');
     }
+    line
+}
+
+/// Runs `brokercert ARGS` under util-linux `script`, i.e. on a pseudo-terminal; returns
+/// everything the terminal received (`\r\n` turned back into `\n`).
+fn on_pty(env: &TestEnv, args: &[&str], extra: &[(&str, &str)], no_color: bool) -> (i32, String) {
+    let line = script_line(args);
     let mut cmd = Command::new("script");
     cmd.args(["-qefc", &line, "/dev/null"])
         .env_remove("BROKERCERT_CONFIG")
@@ -805,12 +811,7 @@ fn on_pty_interrupted(
     marker: &str,
 ) -> (i32, String) {
     use std::io::{Read, Write};
-    let mut line = String::from(env!("CARGO_BIN_EXE_brokercert"));
-    for a in args {
-        line.push_str(" '");
-        line.push_str(a);
-        line.push('\'');
-    }
+    let line = script_line(args);
     let mut cmd = Command::new("script");
     cmd.args(["-qefc", &line, "/dev/null"])
         .env_remove("BROKERCERT_CONFIG")
@@ -918,10 +919,9 @@ async fn ctrl_c_during_the_deployment_wait_says_what_it_stopped_and_exits_130() 
 /// `answers`; returns the exit code and everything the terminal showed.
 fn init_on_pty(dir: &Path, args: &[&str], answers: &str) -> (i32, String) {
     use std::io::Write;
-    let mut line = format!("{} init", env!("CARGO_BIN_EXE_brokercert"));
-    for a in args {
-        line.push_str(&format!(" '{a}'"));
-    }
+    let mut all = vec!["init"];
+    all.extend_from_slice(args);
+    let line = script_line(&all);
     let mut child = Command::new("script")
         .args(["-qec", &line, "/dev/null"])
         .current_dir(dir)
