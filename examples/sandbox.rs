@@ -87,7 +87,7 @@ nameservers = ["{dns}"]    # the sandbox DNS server, serving moto's records
 extra_roots = ["{roots}"]  # Pebble's issuing root(s)
 
 [[certificate]]
-name = "mqtt-demo"
+name = "mqtt-prod"                  # the name README.md uses throughout
 domains = ["mqtt.example.test"]
 cname_target = "d1a2b3c4.emqx-cloud.test"
 

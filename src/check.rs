@@ -244,6 +244,28 @@ pub fn check(
         source: paths.first().cloned().unwrap_or_default(),
     };
     let mut verdicts = rules::check(&material, names, rules, now);
+    // The rules read a deployment's key from `DIR/privkey.pem`; here the key is whichever
+    // file held one, if any: say so, rather than "unreadable" with a path under a file.
+    if material.key.is_none()
+        && let Some(km) = verdicts.iter_mut().find(|x| x.rule == "key-matches")
+    {
+        *km = match key_block {
+            None => v(
+                "key-matches",
+                false,
+                "no private key given".to_string(),
+                "the unencrypted private key of this leaf (PKCS#1 or PKCS#8)",
+                "pass the private key file too (privkey.pem), e.g. `brokercert check fullchain.pem privkey.pem`",
+            ),
+            Some(_) => v(
+                "key-matches",
+                false,
+                "a private key that cannot be read (encrypted, or not PEM)".to_string(),
+                "the unencrypted private key of this leaf (PKCS#1 or PKCS#8)",
+                "decrypt it: `openssl pkey -in KEY -out KEY.plain`",
+            ),
+        };
+    }
     if leaf_is_ca && let Some(chain) = verdicts.iter_mut().find(|x| x.rule == "chain") {
         *chain = v(
             "chain",

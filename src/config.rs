@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub mod discover;
 mod keys;
 mod redact;
 pub use keys::{KEYS, Key, Kind, UnknownKey};
@@ -949,15 +950,31 @@ impl Settings {
             c.domains = over.domains.clone();
             cert_files = vec![c];
         } else if let Some(sel) = &over.name {
+            let configured: Vec<String> = cert_files
+                .iter()
+                .filter_map(|c| c.name.clone().or_else(|| c.domains.first().cloned()))
+                .map(|n| format!("`{n}`"))
+                .collect();
             cert_files.retain(|c| {
                 c.name.as_ref() == Some(sel) || c.name.is_none() && c.domains.first() == Some(sel)
             });
             if cert_files.is_empty() {
+                let fix = if configured.is_empty() {
+                    "The configuration defines no certificate: pass `--config FILE` (looked for \
+                     in BROKERCERT_CONFIG, ./brokercert.toml and the user's or system's \
+                     configuration), or add `--domain` to define the certificate on the command line."
+                        .to_string()
+                } else {
+                    format!(
+                        "The configuration names {}; use one of them, or add `--domain` to define the certificate on the command line.",
+                        configured.join(", ")
+                    )
+                };
                 return Err(invalid(
                     "--name",
                     format!("`{sel}`"),
                     "the name of a `[[certificate]]` in the configuration",
-                    "Check the names in the configuration file, or add `--domain` to define the certificate on the command line.",
+                    &fix,
                 ));
             }
         }

@@ -33,6 +33,8 @@ pub mod dns;
 #[cfg(feature = "full")]
 pub mod error;
 #[cfg(feature = "full")]
+pub mod hint;
+#[cfg(feature = "full")]
 pub mod iam;
 #[cfg(feature = "full")]
 pub mod names;

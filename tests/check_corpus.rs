@@ -433,7 +433,12 @@ fn validity_problems() {
         &k.serialize_pem(),
         None,
     );
-    assert_fail(&check(&[&d], &[]), "validity-window", &["days left"]);
+    // Expired: said so, never as a negative count of days left.
+    assert_fail(
+        &check(&[&d], &[]),
+        "validity-window",
+        &["expired 10 days ago"],
+    );
     let d = c.lineage(
         &i.leaf_with(&[NAME], &k, (5, 95)),
         &i.pem,

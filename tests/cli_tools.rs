@@ -122,7 +122,10 @@ fn init_asks_on_a_terminal() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn script");
-    let answers = "mqtt.example.com\nops@example.com\ny\nge6a1a75\nge6a1a75.emqxsl.com\ntwo-way\n";
+    // Domain, e-mail, staging (Enter: yes), terms, deployment, CNAME, TLS, create the client
+    // CA (no), MQTT user (none).
+    let answers =
+        "mqtt.example.com\nops@example.com\n\ny\nge6a1a75\nge6a1a75.emqxsl.com\ntwo-way\nn\n\n";
     std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), answers.as_bytes())
         .expect("answers");
     let done = child.wait_with_output().expect("script");

@@ -155,8 +155,16 @@ async fn one_way_issue_deploys_verifies_and_renews_with_put() {
         run.stdout
     );
 
-    // A renewal-like second issue replaces it with PUT, and verify sees the new serial.
-    let run = c.run(&["issue", "--config", cfg.to_str().unwrap()]).await;
+    // A renewal-like second issue (forced: the first is not due) replaces it with PUT, and
+    // verify sees the new serial.
+    let run = c
+        .run(&[
+            "issue",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--force-renewal",
+        ])
+        .await;
     run.assert_ok();
     assert!(
         run.stdout.contains("replaced the previous certificate"),
@@ -329,7 +337,14 @@ async fn refusals_and_failures_keep_the_previous_certificate_served() {
     // 422: the service refuses what our rules allow (here: it takes ECDSA only).
     c.emu
         .set_allowed_key_kinds(vec![brokercert::pki::KeyKind::EcdsaP256]);
-    let run = c.run(&["issue", "--config", cfg.to_str().unwrap()]).await;
+    let run = c
+        .run(&[
+            "issue",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--force-renewal",
+        ])
+        .await;
     run.assert_code(exit::DEPLOY);
     assert!(run.stderr.contains("422"), "{}", run.stderr);
     assert_eq!(c.served_serial("dep5").as_deref(), Some(served.as_str()));
@@ -348,7 +363,14 @@ async fn refusals_and_failures_keep_the_previous_certificate_served() {
 
     // `failed` on apply: the old certificate keeps serving.
     c.emu.fail_next_apply();
-    let run = c.run(&["issue", "--config", cfg.to_str().unwrap()]).await;
+    let run = c
+        .run(&[
+            "issue",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--force-renewal",
+        ])
+        .await;
     run.assert_code(exit::DEPLOY);
     assert!(run.stderr.contains("status `failed`"), "{}", run.stderr);
     c.run(&[

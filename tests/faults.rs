@@ -198,7 +198,9 @@ async fn route53_failing_every_request_fails_clearly_and_the_next_run_cleans_up(
     // The same with `issue`: it keeps the TXT part of the journal too.
     proxy.set_faults(down.clone());
     proxy.hold_changes_pending(Duration::from_secs(3600));
-    let run = env.run(&["issue", "--config", arg(&cfg)]).await;
+    let run = env
+        .run(&["issue", "--config", arg(&cfg), "--force-renewal"])
+        .await;
     run.assert_code(exit::DNS);
     assert!(
         run.stderr.contains("Route 53 GetChange failed")
@@ -208,7 +210,9 @@ async fn route53_failing_every_request_fails_clearly_and_the_next_run_cleans_up(
     assert_eq!(env.challenge_records_left().await.len(), 1);
     proxy.set_faults(FaultPlan::none());
     proxy.release_changes();
-    let run = env.run(&["issue", "--config", arg(&cfg)]).await;
+    let run = env
+        .run(&["issue", "--config", arg(&cfg), "--force-renewal"])
+        .await;
     run.assert_ok();
     assert!(
         run.stderr
@@ -560,7 +564,9 @@ async fn issuance_survives_seconds_of_servfail_and_of_silence() {
 
     env.sb.dns().clear_queries();
     faults.drop_for(Duration::from_secs(3));
-    let run = env.run(&["issue", "--config", arg(&cfg)]).await;
+    let run = env
+        .run(&["issue", "--config", arg(&cfg), "--force-renewal"])
+        .await;
     run.assert_ok();
     assert!(
         env.sb.dns_queries().iter().any(|q| q.rcode.is_none()),

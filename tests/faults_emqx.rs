@@ -160,7 +160,7 @@ async fn failed_timed_out_and_dropped_writes_are_re_read_never_repeated_and_fit_
     tokio::time::sleep(Duration::from_secs(2)).await;
     c.emu.clear_requests();
     c.emu.fail_next_write(502);
-    let run = c.run(&["issue", "--config", cfg]).await;
+    let run = c.run(&["issue", "--config", cfg, "--force-renewal"]).await;
     run.assert_code(exit::DEPLOY);
     assert!(run.stderr.contains("was not repeated"), "{}", run.stderr);
     reread_and_no_second_write(&c.emu.requests());
@@ -196,7 +196,7 @@ async fn failed_timed_out_and_dropped_writes_are_re_read_never_repeated_and_fit_
     tokio::time::sleep(Duration::from_secs(2)).await;
     let before = c.emu.write_count(ID);
     c.emu.stall_next_write(Duration::from_secs(3));
-    let run = c.run(&["issue", "--config", cfg]).await;
+    let run = c.run(&["issue", "--config", cfg, "--force-renewal"]).await;
     run.assert_code(exit::DEPLOY);
     assert!(
         run.stderr.contains("was not repeated") && run.stderr.contains("brokercert deploy"),

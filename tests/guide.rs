@@ -233,7 +233,7 @@ async fn every_command_of_the_guide_runs_in_order_against_the_sandbox() {
             "issue" => {
                 let snap = emu.tls_snapshot(DEPLOYMENT).expect("issue deployed");
                 assert_eq!(snap.tls_type.api_name(), "two-way");
-                let leaf = &certs(&env.live(DOMAIN, "cert.pem"))[0];
+                let leaf = &certs(&env.live("mqtt-prod", "cert.pem"))[0];
                 assert_eq!(snap.leaf_serial_hex, leaf.serial_hex().to_string());
                 assert!(
                     run.stdout.contains("Verified mqtts") && run.stdout.contains("Verified wss"),

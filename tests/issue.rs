@@ -123,8 +123,16 @@ async fn issues_with_cname_and_stores_a_verified_chain() {
         env.challenge_records_left().await
     );
 
-    // A second run reuses the account and the CNAME, and keeps the first version in archive/.
-    let again = env.run(&["issue", "--config", cfg.to_str().unwrap()]).await;
+    // A second run (forced: the first is not due) reuses the account and the CNAME, and
+    // keeps the first version in archive/.
+    let again = env
+        .run(&[
+            "issue",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--force-renewal",
+        ])
+        .await;
     again.assert_ok();
     assert!(
         again.stderr.contains("already in place"),
@@ -275,6 +283,7 @@ async fn preferred_chain_picks_the_alternate_root() {
         cfg.to_str().unwrap(),
         "--preferred-chain",
         &cn,
+        "--force-renewal",
     ])
     .await
     .assert_ok();
@@ -296,9 +305,14 @@ async fn survives_half_of_all_nonces_rejected() {
         "key_type = \"ecdsa-p256\"",
     ));
     for _ in 0..3 {
-        env.run(&["issue", "--config", cfg.to_str().unwrap()])
-            .await
-            .assert_ok();
+        env.run(&[
+            "issue",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--force-renewal",
+        ])
+        .await
+        .assert_ok();
     }
     assert!(env.challenge_records_left().await.is_empty());
 }
@@ -330,7 +344,9 @@ async fn reuse_key_keeps_the_public_key_until_new_key_or_a_type_change() {
         .to_string();
 
     // issue and renew again: a new certificate for the same public key.
-    let again = env.run(&["issue", "--config", cfg_s, "--json"]).await;
+    let again = env
+        .run(&["issue", "--config", cfg_s, "--json", "--force-renewal"])
+        .await;
     again.assert_ok();
     assert!(
         again.stdout.contains("\"key_reused\":true"),
@@ -353,7 +369,9 @@ async fn reuse_key_keeps_the_public_key_until_new_key_or_a_type_change() {
     assert!(rotated.stderr.contains("--new-key"), "{}", rotated.stderr);
     let second = live_spki(&env, "pinned");
     assert_ne!(second, first);
-    env.run(&["issue", "--config", cfg_s]).await.assert_ok();
+    env.run(&["issue", "--config", cfg_s, "--force-renewal"])
+        .await
+        .assert_ok();
     assert_eq!(live_spki(&env, "pinned"), second);
 
     // A changed key_type cannot keep the key: a new one, and the run says why.
@@ -390,7 +408,9 @@ async fn reuse_key_with_an_unreadable_stored_key_stops_before_ordering() {
     )
     .unwrap();
 
-    let run = env.run(&["issue", "--config", cfg_s]).await;
+    let run = env
+        .run(&["issue", "--config", cfg_s, "--force-renewal"])
+        .await;
     assert_ne!(run.code, 0, "{}", run.stderr);
     for part in ["reuse_key", "privkey.pem", "--new-key"] {
         assert!(

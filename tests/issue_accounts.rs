@@ -44,6 +44,7 @@ async fn a_new_account_needs_the_terms_agreed() {
             cfg.to_str().unwrap(),
             "--key-type",
             "ecdsa-p256",
+            "--force-renewal",
         ])
         .await;
     run.assert_ok();

@@ -637,7 +637,7 @@ async fn dry_run_issues_from_the_test_ca_but_writes_no_deployment_and_no_state()
     );
     assert!(
         r.stdout
-            .contains("would deploy to EMQX Cloud deployment dep1"),
+            .contains("would send to EMQX Cloud deployment dep1"),
         "{}",
         r.stdout
     );

@@ -100,7 +100,7 @@ async fn the_account_variable_never_overrides_the_configured_ca() {
     v["directory"] = pebble.replace("https://", "http://").into();
     let r = env
         .run_with_env(
-            &["issue", "--config", s(&cfg)],
+            &["issue", "--config", s(&cfg), "--force-renewal"],
             &[("BROKERCERT_ACME_ACCOUNT", &v.to_string())],
         )
         .await;
@@ -109,7 +109,7 @@ async fn the_account_variable_never_overrides_the_configured_ca() {
 
     // The account for the configured directory is used as before.
     env.run_with_env(
-        &["issue", "--config", s(&cfg)],
+        &["issue", "--config", s(&cfg), "--force-renewal"],
         &[("BROKERCERT_ACME_ACCOUNT", &account)],
     )
     .await

@@ -678,15 +678,21 @@ async fn plan_lists_every_call_and_writes_nothing() {
 
 // ---------------------------------------------------------------- progress on a terminal
 
-/// Runs `brokercert ARGS` under util-linux `script`, i.e. on a pseudo-terminal; returns
-/// everything the terminal received (`\r\n` turned back into `\n`).
-fn on_pty(env: &TestEnv, args: &[&str], extra: &[(&str, &str)], no_color: bool) -> (i32, String) {
+/// The shell line `script -c` runs: the binary and `args`, each single-quoted.
+fn script_line(args: &[&str]) -> String {
     let mut line = String::from(env!("CARGO_BIN_EXE_brokercert"));
     for a in args {
         line.push_str(" '");
         line.push_str(a);
         line.push('\'');
     }
+    line
+}
+
+/// Runs `brokercert ARGS` under util-linux `script`, i.e. on a pseudo-terminal; returns
+/// everything the terminal received (`\r\n` turned back into `\n`).
+fn on_pty(env: &TestEnv, args: &[&str], extra: &[(&str, &str)], no_color: bool) -> (i32, String) {
+    let line = script_line(args);
     let mut cmd = Command::new("script");
     cmd.args(["-qefc", &line, "/dev/null"])
         .env_remove("BROKERCERT_CONFIG")
@@ -757,7 +763,10 @@ async fn progress_rewrites_its_line_on_a_terminal_and_is_plain_elsewhere() {
     }
 
     // A terminal with NO_COLOR: plain lines only.
-    let (code, plain) = tokio::task::block_in_place(|| on_pty(env_ref, &args, &creds, true));
+    // (`--force-renewal`: the certificate just issued is not due, and a run that keeps it
+    // has no waits to show.)
+    let forced = ["issue", "--config", cfg_s.as_str(), "--force-renewal"];
+    let (code, plain) = tokio::task::block_in_place(|| on_pty(env_ref, &forced, &creds, true));
     assert_eq!(code, 0, "{plain}");
     assert_plain("NO_COLOR terminal output", &plain);
     // (`store`: a stage every run has; Pebble 2.4 can reuse the authorization of the run
@@ -773,7 +782,10 @@ async fn progress_rewrites_its_line_on_a_terminal_and_is_plain_elsewhere() {
     let mut with_color = creds.to_vec();
     with_color.push(("NO_COLOR", ""));
     let r = env
-        .run_with_env(&["issue", "--json", "--config", &cfg_s], &with_color)
+        .run_with_env(
+            &["issue", "--json", "--config", &cfg_s, "--force-renewal"],
+            &with_color,
+        )
         .await;
     r.assert_ok();
     assert_plain("piped stderr", &r.stderr);
@@ -786,4 +798,261 @@ async fn progress_rewrites_its_line_on_a_terminal_and_is_plain_elsewhere() {
         "human summary on stderr"
     );
     emu.stop();
+}
+
+// ---------------------------------------------------------------- Ctrl-C on a terminal
+
+/// Runs `brokercert ARGS` on a pseudo-terminal (util-linux `script`), types Ctrl-C once the
+/// terminal shows `marker`, and returns the exit code and everything the terminal received.
+fn on_pty_interrupted(
+    env: &TestEnv,
+    args: &[&str],
+    extra: &[(&str, &str)],
+    marker: &str,
+) -> (i32, String) {
+    use std::io::{Read, Write};
+    let line = script_line(args);
+    let mut cmd = Command::new("script");
+    cmd.args(["-qefc", &line, "/dev/null"])
+        .env_remove("BROKERCERT_CONFIG")
+        .env_remove("BROKERCERT_STATE_DIR")
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm")
+        .env("COLUMNS", "200")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    env.sb.configure_command(&mut cmd);
+    cmd.envs(extra.iter().copied());
+    let mut child = cmd.spawn().expect("script (util-linux) runs");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let reader = {
+        let seen = seen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+            }
+        })
+    };
+    let text = |seen: &std::sync::Mutex<Vec<u8>>| {
+        String::from_utf8_lossy(&seen.lock().unwrap()).replace("\r\n", "\n")
+    };
+    let started = std::time::Instant::now();
+    while !text(&seen).contains(marker) {
+        if started.elapsed() > Duration::from_secs(90) || child.try_wait().unwrap().is_some() {
+            let _ = child.kill();
+            panic!("`{marker}` never showed: {}", text(&seen));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut stdin = child.stdin.take().expect("stdin");
+    stdin.write_all(b"\x03").expect("type Ctrl-C");
+    stdin.flush().unwrap();
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("still running 20 s after Ctrl-C: {}", text(&seen));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    drop(stdin);
+    reader.join().unwrap();
+    (status.code().unwrap_or(-1), text(&seen))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_during_the_deployment_wait_says_what_it_stopped_and_exits_130() {
+    let (env, emu, _ports, cfg) = cloud().await;
+    let cfg_s = cfg.to_str().unwrap().to_string();
+    let creds = [
+        ("EMQX_CLOUD_API_KEY", KEY),
+        ("EMQX_CLOUD_API_SECRET", SECRET),
+    ];
+    // EMQX Cloud stays `pending` for good: only Ctrl-C ends the wait.
+    emu.set_pending_forever();
+    let env_ref = &env;
+    for args in [
+        vec!["issue", "--config", cfg_s.as_str()],
+        vec![
+            "renew",
+            "--config",
+            cfg_s.as_str(),
+            "--force",
+            "--no-jitter",
+        ],
+        vec!["deploy", "mqtt-prod", "--config", cfg_s.as_str()],
+    ] {
+        let (code, tty) = tokio::task::block_in_place(|| {
+            on_pty_interrupted(env_ref, &args, &creds, "EMQX Cloud: pending (")
+        });
+        assert_eq!(code, 130, "{args:?}: {tty}");
+        for part in [
+            "interrupted (Ctrl-C or SIGTERM) while waiting — deploy: EMQX Cloud: pending (",
+            "finishes on its own",
+            &format!("brokercert verify mqtt-prod --config {cfg_s}"),
+        ] {
+            assert!(tty.contains(part), "{args:?}: `{part}` missing: {tty}");
+        }
+        assert!(
+            !tty.contains("Verified mqtts"),
+            "{args:?}: verification did not run after the interruption: {tty}"
+        );
+        assert!(
+            env.live("mqtt-prod", "cert.pem").exists(),
+            "{args:?}: the certificate stays stored"
+        );
+    }
+    emu.stop();
+}
+
+// ---------------------------------------------------------------- `init` on a terminal
+
+/// Runs `brokercert init ARGS` on a pseudo-terminal (util-linux `script`) in `dir`, typing
+/// `answers`; returns the exit code and everything the terminal showed.
+fn init_on_pty(dir: &Path, args: &[&str], answers: &str) -> (i32, String) {
+    use std::io::Write;
+    let mut all = vec!["init"];
+    all.extend_from_slice(args);
+    let line = script_line(&all);
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env_remove("BROKERCERT_CONFIG")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(answers.as_bytes())
+        .expect("answers");
+    let done = child.wait_with_output().expect("script");
+    (
+        done.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&done.stdout).replace("\r\n", "\n"),
+    )
+}
+
+#[test]
+fn init_asks_again_after_a_bad_answer_takes_pasted_urls_starts_on_staging_and_makes_the_client_ca()
+{
+    let dir = tempfile::tempdir().unwrap();
+    // Each bad answer is followed by a good one.
+    let answers = [
+        "not a domain!",
+        "mqtts://mqtt.example.com:8883",
+        "nope",
+        "ops@example.com",
+        "",
+        "maybe",
+        "y",
+        "bad/id",
+        "ge6a1a75",
+        "mqtts://ge6a1a75.ala.us-east-1.emqxsl.com:8883",
+        "three-way",
+        "two-way",
+        "",
+        "device-1",
+    ]
+    .join("\n")
+        + "\n";
+    let (code, shown) = init_on_pty(dir.path(), &[], &answers);
+    assert_eq!(code, 0, "{shown}");
+    assert_eq!(
+        shown.matches("try again").count(),
+        5,
+        "each bad answer is asked again: {shown}"
+    );
+    let cfg = dir.path().join("brokercert.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let settings =
+        brokercert::config::Settings::load(Some(&cfg), &brokercert::config::Overrides::default())
+            .expect("loads");
+    let c = &settings.certificates[0];
+    assert_eq!(c.domains[0].as_str(), "mqtt.example.com");
+    assert_eq!(
+        c.cname_target.as_ref().map(|t| t.as_str().to_string()),
+        Some("ge6a1a75.ala.us-east-1.emqxsl.com".into())
+    );
+    assert!(settings.acme.agree_tos);
+    assert!(
+        text.contains("directory = \"letsencrypt-staging\"")
+            && text.contains("directory = \"letsencrypt\" and run"),
+        "staging, with how to switch: {text}"
+    );
+    assert!(text.contains("username = \"device-1\""), "{text}");
+    assert!(
+        dir.path().join("client-ca/client-ca.crt").exists(),
+        "the client CA was created: {shown}"
+    );
+    assert!(
+        shown.contains("Next: export the secrets it names")
+            && shown.contains("then run `brokercert issue --config brokercert.toml`"),
+        "{shown}"
+    );
+    assert!(!shown.contains("client-ca create --out"), "{shown}");
+
+    // Declining the client CA: the next steps create it before `issue`.
+    let other = tempfile::tempdir().unwrap();
+    let (code, shown) = init_on_pty(
+        other.path(),
+        &[
+            "--domain",
+            "mqtt.example.com",
+            "--deployment-id",
+            "ge6a1a75",
+            "--tls",
+            "two-way",
+        ],
+        "\n\ny\n\nn\n\n",
+    );
+    assert_eq!(code, 0, "{shown}");
+    let create = shown
+        .find("create the client CA with `brokercert client-ca create --out client-ca`")
+        .unwrap_or_else(|| panic!("{shown}"));
+    let issue = shown
+        .find("run `brokercert issue")
+        .unwrap_or_else(|| panic!("{shown}"));
+    assert!(create < issue, "{shown}");
+    assert!(!other.path().join("client-ca").exists());
+
+    // Every answer has a flag: nothing is asked.
+    let flags = tempfile::tempdir().unwrap();
+    let (code, shown) = init_on_pty(
+        flags.path(),
+        &[
+            "--domain",
+            "mqtt.example.com",
+            "--email",
+            "ops@example.com",
+            "--production",
+            "--agree-tos",
+            "--deployment-id",
+            "ge6a1a75",
+            "--cname-target",
+            "ge6a1a75.emqxsl.com",
+            "--tls",
+            "two-way",
+            "--no-client-ca",
+            "--mqtt-username",
+            "device-1",
+        ],
+        "",
+    );
+    assert_eq!(code, 0, "{shown}");
+    assert!(!shown.contains("?"), "no question was asked: {shown}");
+    let text = std::fs::read_to_string(flags.path().join("brokercert.toml")).unwrap();
+    assert!(text.contains("directory = \"letsencrypt\"\n"), "{text}");
 }

@@ -14,13 +14,15 @@ use crate::error::{Error, exit};
 use crate::workflow::deploy::deploy_all;
 
 /// Deploys (and verifies) a freshly stored certificate; returns an exit code. The time
-/// each of the two steps took is pushed to `timings` (for `--timings`).
+/// each of the two steps took is pushed to `timings` (for `--timings`). `kept`: the stored
+/// certificate was kept (not a new one), so a target that already serves it gets no write.
 pub async fn deploy_and_verify(
     settings: &crate::config::Settings,
     spec: &CertificateSpec,
     live_dir: &Path,
     timings: &mut Vec<(&'static str, Duration)>,
     progress: &CertProgress,
+    kept: bool,
 ) -> i32 {
     if spec.deploy.is_empty() {
         return exit::OK;
@@ -28,10 +30,11 @@ pub async fn deploy_and_verify(
     let started = Instant::now();
     let fail = |e: Error| {
         output::error(&format!(
-            "`{}`: {e}. The new certificate is stored in {}; after fixing this, run `brokercert deploy {}`",
+            "`{}`: {e}. The {} certificate is stored in {}; after fixing this, run `{}`",
             spec.name,
+            if kept { "current" } else { "new" },
             live_dir.display(),
-            spec.name
+            crate::hint::command(&format!("deploy {}", spec.name))
         ));
         e.exit_code()
     };
@@ -43,15 +46,27 @@ pub async fn deploy_and_verify(
         Ok(t) => t,
         Err(e) => return fail(e.into()),
     };
-    let deployed = deploy_all(
-        spec,
-        &material,
-        &targets,
-        SystemClock.now(),
-        false,
-        progress,
-    )
-    .await;
+    // Ctrl-C from here on stops waiting, not the deployment already sent.
+    let then = super::interrupt::after_deploy(&spec.name, live_dir);
+    let deploying = async {
+        if kept {
+            super::deploy::deploy_unless_served(settings, spec, &material, &targets, progress).await
+        } else {
+            deploy_all(
+                spec,
+                &material,
+                &targets,
+                SystemClock.now(),
+                false,
+                progress,
+            )
+            .await
+        }
+    };
+    let deployed = match super::interrupt::unless_interrupted(progress, &then, deploying).await {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     progress.renderer().clear();
     match deployed {
         Ok(outcomes) => {
@@ -66,7 +81,11 @@ pub async fn deploy_and_verify(
     }
     let started = Instant::now();
     let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
-    let verified = super::verify::verify_certificate_with(settings, spec, &opts, progress).await;
+    let verifying = super::verify::verify_certificate_with(settings, spec, &opts, progress);
+    let verified = match super::interrupt::unless_interrupted(progress, &then, verifying).await {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
     timings.push(("verify", started.elapsed()));
     progress.renderer().clear();
     match verified {
@@ -76,8 +95,9 @@ pub async fn deploy_and_verify(
         }
         Err(e) => {
             output::error(&format!(
-                "`{}` was deployed but verification failed: {e}. Check the broker and DNS, then run `brokercert verify {}`",
-                spec.name, spec.name
+                "`{}` was deployed but verification failed: {e}. Check the broker and DNS, then run `{}`",
+                spec.name,
+                crate::hint::command(&format!("verify {}", spec.name))
             ));
             e.exit_code()
         }
@@ -97,10 +117,8 @@ pub fn record_deployed(
     let dir = settings.state_dir.join("renewal");
     let (mut st, _) = state::load(&dir, &spec.name);
     let fingerprint = leaf.sha256_fingerprint().to_string();
-    if st.deployed_fingerprint.as_deref() == Some(fingerprint.as_str()) {
-        return;
-    }
     st.deployed_fingerprint = Some(fingerprint);
+    st.last_success = Some(SystemClock.now());
     if let Err(e) = state::save(&dir, &spec.name, &st) {
         output::warning(&format!("cannot save the renewal state: {e}"));
     }

@@ -52,8 +52,31 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> i32 {
             Err(e) => return output::fail(e),
         }
     }
+    // `check NAME`: a configured certificate's stored files (what the 422 hint suggests).
+    let mut paths = args.paths.clone();
+    let mut name = args.name.clone();
+    if let [only] = paths.as_slice()
+        && !only.exists()
+        && only.components().count() == 1
+        && let Some(n) = only.to_str().map(str::to_string)
+    {
+        let over = Overrides {
+            name: Some(n.clone()),
+            state_dir: cli.state_dir.clone(),
+            ..Default::default()
+        };
+        if let Ok(s) = Settings::load(cli.config.as_deref(), &over)
+            && let Some(spec) = s.certificates.first()
+        {
+            paths = vec![crate::store::Store::new(&s.state_dir).live_dir(&spec.name)];
+            if names.is_empty() {
+                names = spec.domains.clone();
+            }
+            name = Some(n);
+        }
+    }
     let anchors = TrustAnchors::bundled().with_system();
-    let report = match check(&args.paths, &names, &rules, &anchors, SystemClock.now()) {
+    let report = match check(&paths, &names, &rules, &anchors, SystemClock.now()) {
         Ok(r) => r,
         Err(e) => {
             output::error(&e.to_string());
@@ -74,7 +97,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> i32 {
             }
         };
         let mut fields = serde_json::Map::new();
-        fields.insert("name".into(), args.name.clone().into());
+        fields.insert("name".into(), name.clone().into());
         fields.insert("ok".into(), report.ok().into());
         fields.insert("report".into(), report_value);
         fields.insert("exit_code".into(), code.into());

@@ -138,7 +138,11 @@ fn absolute(path: &Path) -> PathBuf {
     std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
-fn create(args: &ClientCaCreateArgs, now: OffsetDateTime) -> Result<String, ClientPkiError> {
+/// `client-ca create` (also offered by `init` for two-way TLS); returns the summary.
+pub(super) fn create(
+    args: &ClientCaCreateArgs,
+    now: OffsetDateTime,
+) -> Result<String, ClientPkiError> {
     let subject = CaSubject {
         common_name: args.cn.clone(),
         organization: args.org.clone(),

@@ -13,19 +13,48 @@ use crate::store::Store;
 use crate::workflow::deploy::deploy_all;
 use crate::workflow::progress::{Progress, Stage};
 
-/// Loads the settings and selects the certificate `name`.
-pub fn select(cli: &Cli, name: &str) -> Result<(Settings, CertificateSpec), i32> {
+/// Loads the settings and selects the certificate `name`, or the only one configured when
+/// no name is given.
+pub fn select(
+    cli: &Cli,
+    name: Option<&str>,
+    command: &str,
+) -> Result<(Settings, CertificateSpec), i32> {
     let over = Overrides {
         state_dir: cli.state_dir.clone(),
-        name: Some(name.to_string()),
+        name: name.map(str::to_string),
         ..Default::default()
     };
     let settings = Settings::load(cli.config.as_deref(), &over).map_err(|e| {
         output::error(&e.to_string());
         exit::CONFIG
     })?;
-    let spec = settings.certificates.first().cloned().ok_or(exit::CONFIG)?;
-    Ok((settings, spec))
+    match settings.certificates.as_slice() {
+        [spec] => {
+            let spec = spec.clone();
+            Ok((settings, spec))
+        }
+        [] => {
+            output::error(&format!(
+                "no certificate to {command}: the configuration has no `[[certificate]]` section{}. Pass `--config FILE`, or run `brokercert init` to write one",
+                cli.config
+                    .as_deref()
+                    .map(|p| format!(" (`{}`)", p.display()))
+                    .unwrap_or_else(|| " (no configuration file was found)".into())
+            ));
+            Err(exit::CONFIG)
+        }
+        many => {
+            let names: Vec<String> = many.iter().map(|c| format!("`{}`", c.name)).collect();
+            output::error(&format!(
+                "which certificate? The configuration has {}: {}. Name one, e.g. `{}`",
+                many.len(),
+                names.join(", "),
+                crate::hint::command(&format!("{command} {}", many[0].name))
+            ));
+            Err(exit::CONFIG)
+        }
+    }
 }
 
 /// Prints one line per target outcome.
@@ -69,7 +98,7 @@ pub async fn deploy_unless_served(
 }
 
 pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
-    let (settings, spec) = match select(cli, &args.name) {
+    let (settings, spec) = match select(cli, args.name.get(), "deploy") {
         Ok(x) => x,
         Err(code) => return code,
     };
@@ -91,9 +120,11 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
         .unwrap_or_else(|| store.live_dir(&spec.name));
     if args.from.is_none() && !dir.exists() {
         output::error(&format!(
-            "no stored certificate `{}` in {}: run `brokercert issue --name {0}` first, or deploy existing files with `brokercert deploy {0} --from DIR`",
+            "no stored certificate `{}` in {}: run `{}` first, or deploy existing files with `{}`",
             spec.name,
-            settings.state_dir.display()
+            settings.state_dir.display(),
+            crate::hint::command(&format!("issue --name {}", spec.name)),
+            crate::hint::command(&format!("deploy {} --from DIR", spec.name)),
         ));
         return exit::CONFIG;
     }
@@ -107,7 +138,12 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     };
     let renderer = Renderer::shared(cli.quiet, cli.verbose);
     let progress = renderer.certificate(&spec.name);
-    let deployed = deploy_unless_served(&settings, &spec, &material, &targets, &progress).await;
+    let then = super::interrupt::after_deploy(&spec.name, &dir);
+    let deploying = deploy_unless_served(&settings, &spec, &material, &targets, &progress);
+    let deployed = match super::interrupt::unless_interrupted(&progress, &then, deploying).await {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
     renderer.clear();
     match deployed {
         Ok(outcomes) => {
@@ -120,8 +156,13 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
                 return exit::OK;
             }
             let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
+            let verifying =
+                super::verify::verify_certificate_with(&settings, &spec, &opts, &progress);
             let verified =
-                super::verify::verify_certificate_with(&settings, &spec, &opts, &progress).await;
+                match super::interrupt::unless_interrupted(&progress, &then, verifying).await {
+                    Ok(v) => v,
+                    Err(code) => return code,
+                };
             renderer.clear();
             match verified {
                 Ok(_) => {
@@ -130,8 +171,9 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
                 }
                 Err(e) => {
                     output::error(&format!(
-                        "`{}` was deployed but verification failed: {e}. Check the broker, then run `brokercert verify {}`",
-                        spec.name, spec.name
+                        "`{}` was deployed but verification failed: {e}. Check the broker, then run `{}`",
+                        spec.name,
+                        crate::hint::command(&format!("verify {}", spec.name))
                     ));
                     e.exit_code()
                 }
@@ -146,7 +188,7 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
 }
 
 pub async fn run_remove(cli: &Cli, args: &RemoveArgs) -> i32 {
-    let (settings, spec) = match select(cli, &args.name) {
+    let (settings, spec) = match select(cli, args.name.get(), "remove") {
         Ok(x) => x,
         Err(code) => return code,
     };

@@ -36,6 +36,10 @@ impl TlsMode {
 /// Flags of `init`.
 #[derive(Debug, Args)]
 pub struct InitArgs {
+    /// The certificate's name, which `deploy`, `verify`, `remove` … take (default: its first
+    /// domain).
+    #[arg(long, short = 'n', value_name = "NAME")]
+    pub name: Option<String>,
     /// A name the certificate covers (repeatable; the first is the broker's custom domain).
     #[arg(long = "domain", short = 'd', value_name = "NAME")]
     pub domains: Vec<String>,
@@ -51,6 +55,19 @@ pub struct InitArgs {
     /// Contact e-mail for the ACME account.
     #[arg(long)]
     pub email: Option<String>,
+    /// Start with Let's Encrypt's staging CA (test certificates, generous limits): the
+    /// default, and what a terminal session suggests first.
+    #[arg(long, conflicts_with = "production")]
+    pub staging: bool,
+    /// Use Let's Encrypt's production CA right away.
+    #[arg(long)]
+    pub production: bool,
+    /// Two-way TLS: create the private client CA now, in `client-ca/` next to the file.
+    #[arg(long, conflicts_with = "no_client_ca")]
+    pub create_client_ca: bool,
+    /// Two-way TLS: do not create the client CA (the next steps say how).
+    #[arg(long)]
+    pub no_client_ca: bool,
     /// Write `agree_tos = true` (you agree to the CA's terms of service).
     #[arg(long)]
     pub agree_tos: bool,
@@ -84,6 +101,8 @@ pub struct InitArgs {
 /// The answers that shape the file.
 #[derive(Debug, Clone, Default)]
 pub struct Answers {
+    /// The certificate's name (`None`: its first domain).
+    pub name: Option<String>,
     /// Names (first = custom domain).
     pub domains: Vec<String>,
     /// Deployment ID.
@@ -100,11 +119,16 @@ pub struct Answers {
     pub mqtt_username: Option<String>,
     /// Client certificate and key for the verification (two-way TLS).
     pub client_cert: Option<(PathBuf, PathBuf)>,
+    /// Let's Encrypt production (`Some(true)`) or staging (`Some(false)`, the default).
+    pub production: Option<bool>,
+    /// Two-way TLS: create the client CA (`None`: not decided, not created).
+    pub create_client_ca: Option<bool>,
 }
 
 /// Runs `init`.
 pub fn run(args: &InitArgs) -> i32 {
     let mut answers = Answers {
+        name: args.name.clone(),
         domains: args.domains.clone(),
         deployment_id: args.deployment_id.clone(),
         cname_target: args.cname_target.clone(),
@@ -113,6 +137,16 @@ pub fn run(args: &InitArgs) -> i32 {
         agree_tos: args.agree_tos,
         mqtt_username: args.mqtt_username.clone(),
         client_cert: args.client_cert.clone().zip(args.client_key.clone()),
+        production: match (args.production, args.staging) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
+        create_client_ca: match (args.create_client_ca, args.no_client_ca) {
+            (true, _) => Some(true),
+            (_, true) => Some(false),
+            _ => None,
+        },
     };
     let interactive = !args.no_input && std::io::stdin().is_terminal();
     if interactive && let Err(e) = ask(&mut answers) {
@@ -133,77 +167,225 @@ pub fn run(args: &InitArgs) -> i32 {
         ));
         return exit::CONFIG;
     }
-    match write(&args.output, &text, args.force) {
-        Ok(()) => {
-            println!(
-                "Wrote {}. Next: export the secrets it names{}, then run `brokercert issue --config {}`.",
-                args.output.display(),
-                match (
-                    answers.deployment_id.is_some(),
-                    answers.mqtt_username.is_some()
-                ) {
-                    (true, true) => {
-                        " (EMQX_CLOUD_API_KEY, EMQX_CLOUD_API_SECRET, BROKERCERT_MQTT_PASSWORD)"
-                    }
-                    (true, false) => " (EMQX_CLOUD_API_KEY, EMQX_CLOUD_API_SECRET)",
-                    (false, true) => " (BROKERCERT_MQTT_PASSWORD)",
-                    (false, false) => "",
-                },
-                args.output.display()
-            );
-            exit::OK
+    if let Err(message) = write(&args.output, &text, args.force) {
+        output::error(&message);
+        return exit::CONFIG;
+    }
+    let two_way = answers.deployment_id.is_some() && answers.tls == Some(TlsMode::TwoWay);
+    // `client_ca = "client-ca/client-ca.crt"` in the file is relative to the file.
+    let ca_dir = match args.output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.join("client-ca"),
+        _ => PathBuf::from("client-ca"),
+    };
+    let mut next = Vec::new();
+    let secrets = match (
+        answers.deployment_id.is_some(),
+        answers.mqtt_username.is_some(),
+    ) {
+        (true, true) => "EMQX_CLOUD_API_KEY, EMQX_CLOUD_API_SECRET, BROKERCERT_MQTT_PASSWORD",
+        (true, false) => "EMQX_CLOUD_API_KEY, EMQX_CLOUD_API_SECRET",
+        (false, true) => "BROKERCERT_MQTT_PASSWORD",
+        (false, false) => "",
+    };
+    if !secrets.is_empty() {
+        next.push(format!("export the secrets it names ({secrets})"));
+    }
+    if two_way {
+        if answers.create_client_ca == Some(true) {
+            let create = super::client_pki::ClientCaCreateArgs {
+                out: ca_dir.clone(),
+                key_type: crate::pki::KeyType::Rsa2048,
+                cn: crate::clientpki::ca::DEFAULT_CA_CN.to_string(),
+                org: None,
+                country: None,
+                days: crate::clientpki::ca::DEFAULT_CA_DAYS,
+                force: false,
+            };
+            use crate::clock::Clock;
+            match super::client_pki::create(&create, crate::clock::SystemClock.now()) {
+                Ok(summary) => output::say(summary.trim_end_matches('\n')),
+                Err(e) => {
+                    output::error(&format!(
+                        "wrote {}, but could not create the client CA: {e}",
+                        args.output.display()
+                    ));
+                    return e.exit_code();
+                }
+            }
+        } else if !ca_dir.join("client-ca.crt").exists() {
+            next.push(format!(
+                "create the client CA with `brokercert client-ca create --out {}`",
+                crate::hint::shell_word(&ca_dir.display().to_string())
+            ));
         }
-        Err(message) => {
-            output::error(&message);
-            exit::CONFIG
+    }
+    next.push(format!(
+        "run `brokercert issue --config {}`",
+        crate::hint::shell_word(&args.output.display().to_string())
+    ));
+    if answers.production != Some(true) {
+        next.push(
+            "once it works, switch `directory` to \"letsencrypt\" in the file and run it again with `--force-renewal`"
+                .to_string(),
+        );
+    }
+    println!(
+        "Wrote {}. Next: {}.",
+        args.output.display(),
+        next.join(", then ")
+    );
+    exit::OK
+}
+
+/// A broker address as people paste it (`mqtts://host:8883`, `wss://host:8084/mqtt`,
+/// `host:8883`, `host.`): the host alone.
+pub fn host_of(input: &str) -> &str {
+    let s = input.trim();
+    let s = s.split_once("://").map_or(s, |(_, rest)| rest);
+    let s = s.split(['/', '?', '#']).next().unwrap_or(s);
+    let s = s.rsplit_once('@').map_or(s, |(_, host)| host);
+    let s = match s.rsplit_once(':') {
+        Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host,
+        _ => s,
+    };
+    s.trim_end_matches('.')
+}
+
+fn domain_answer(input: &str) -> Result<String, String> {
+    let host = host_of(input);
+    crate::names::DomainName::parse(host)
+        .map(|d| d.to_string())
+        .map_err(|e| e.to_string())
+}
+
+fn yes_no(input: &str) -> Result<bool, String> {
+    match input.to_ascii_lowercase().as_str() {
+        "y" | "yes" => Ok(true),
+        "n" | "no" => Ok(false),
+        _ => Err("answer y or n".into()),
+    }
+}
+
+/// Reads the answers to questions from a terminal: an empty answer takes the default, a bad
+/// one is explained and asked again; the end of input ends the questions.
+struct Asker<I: Iterator<Item = std::io::Result<String>>> {
+    lines: I,
+}
+
+impl<I: Iterator<Item = std::io::Result<String>>> Asker<I> {
+    /// `None`: no answer (empty, or the end of input).
+    fn ask<T>(
+        &mut self,
+        question: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> std::io::Result<Option<T>> {
+        loop {
+            eprint!("{question}: ");
+            std::io::stderr().flush()?;
+            let Some(line) = self.lines.next().transpose()? else {
+                eprintln!();
+                return Ok(None);
+            };
+            let line = line.trim();
+            if line.is_empty() {
+                return Ok(None);
+            }
+            match parse(line) {
+                Ok(v) => return Ok(Some(v)),
+                Err(why) => eprintln!("  `{line}`: {why}; try again (or press Enter to skip)"),
+            }
         }
     }
 }
 
 fn ask(a: &mut Answers) -> std::io::Result<()> {
     let stdin = std::io::stdin();
-    let mut lines = stdin.lock().lines();
-    let mut prompt = |q: &str| -> std::io::Result<Option<String>> {
-        eprint!("{q}: ");
-        std::io::stderr().flush()?;
-        Ok(lines
-            .next()
-            .transpose()?
-            .map(|l| l.trim().to_string())
-            .filter(|l| !l.is_empty()))
+    let mut q = Asker {
+        lines: stdin.lock().lines(),
     };
-    if a.domains.is_empty()
-        && let Some(d) = prompt("Broker's custom domain (e.g. mqtt.example.com)")?
-    {
-        a.domains = d
-            .split([',', ' '])
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect();
+    while a.domains.is_empty() {
+        let Some(list) = q.ask(
+            "Broker's custom domain (e.g. mqtt.example.com; mqtts://host:8883 works too)",
+            |s| {
+                s.split([',', ' '])
+                    .filter(|p| !p.is_empty())
+                    .map(domain_answer)
+                    .collect::<Result<Vec<_>, _>>()
+            },
+        )?
+        else {
+            break;
+        };
+        a.domains = list;
     }
     if a.email.is_none() {
-        a.email = prompt("Contact e-mail for Let's Encrypt (optional)")?;
+        a.email = q.ask("Contact e-mail for Let's Encrypt (optional)", |s| {
+            if s.contains('@') && !s.contains(char::is_whitespace) {
+                Ok(s.to_string())
+            } else {
+                Err("that is not an e-mail address".into())
+            }
+        })?;
+    }
+    if a.production.is_none() {
+        a.production = q
+            .ask(
+                "Start with Let's Encrypt staging (test certificates, no rate-limit worries; switch to production once it works)? [Y/n]",
+                yes_no,
+            )?
+            .map(|staging| !staging);
     }
     if !a.agree_tos {
-        a.agree_tos = matches!(
-            prompt(
-                "Agree to the CA's terms of service (https://letsencrypt.org/repository/)? [y/N]"
+        a.agree_tos = q
+            .ask(
+                "Agree to the CA's terms of service (https://letsencrypt.org/repository/)? [y/N]",
+                yes_no,
             )?
-            .as_deref(),
-            Some("y" | "Y" | "yes")
-        );
+            .unwrap_or(false);
     }
     if a.deployment_id.is_none() {
-        a.deployment_id = prompt("EMQX Cloud deployment ID (optional, e.g. ge6a1a75)")?;
+        a.deployment_id = q.ask("EMQX Cloud deployment ID (optional, e.g. ge6a1a75)", |s| {
+            crate::config::check_deployment_id(s)
+                .map(|()| s.to_string())
+                .map_err(|expected| format!("expected {expected}"))
+        })?;
     }
     if a.cname_target.is_none() {
-        a.cname_target = prompt("Deployment's connection address for the CNAME (optional)")?;
+        a.cname_target = q.ask(
+            "Deployment's connection address for the CNAME (optional; mqtts://… works too)",
+            domain_answer,
+        )?;
     }
     if a.tls.is_none() && a.deployment_id.is_some() {
-        a.tls = match prompt("TLS mode: one-way or two-way [one-way]")?.as_deref() {
-            Some("two-way") => Some(TlsMode::TwoWay),
-            _ => Some(TlsMode::OneWay),
-        };
+        a.tls = Some(
+            q.ask("TLS mode: one-way or two-way [one-way]", |s| match s {
+                "one-way" | "one" | "1" => Ok(TlsMode::OneWay),
+                "two-way" | "two" | "2" => Ok(TlsMode::TwoWay),
+                _ => Err("expected one-way or two-way".into()),
+            })?
+            .unwrap_or(TlsMode::OneWay),
+        );
+    }
+    if a.tls == Some(TlsMode::TwoWay) && a.create_client_ca.is_none() {
+        a.create_client_ca = Some(
+            q.ask(
+                "Two-way TLS needs a private client CA. Create it now in client-ca/? [Y/n]",
+                yes_no,
+            )?
+            .unwrap_or(true),
+        );
+    }
+    if a.mqtt_username.is_none() {
+        a.mqtt_username = q.ask(
+            "MQTT user name, if the broker requires one (optional; the password is read from BROKERCERT_MQTT_PASSWORD)",
+            |s| {
+                if s.contains(char::is_whitespace) {
+                    Err("a user name has no spaces".into())
+                } else {
+                    Ok(s.to_string())
+                }
+            },
+        )?;
     }
     Ok(())
 }
@@ -223,10 +405,19 @@ pub fn render(a: &Answers) -> String {
          # that hold them. Relative paths are relative to this file.\n\n",
     );
     t.push_str("# state_dir = \"/var/lib/brokercert\"\n\n[acme]\n");
-    t.push_str(
-        "# `letsencrypt`, `letsencrypt-staging` (try this first) or a directory URL.\n\
-         directory = \"letsencrypt\"\n",
-    );
+    if a.production == Some(true) {
+        t.push_str(
+            "# `letsencrypt` (production), `letsencrypt-staging` (for trying) or a directory URL.\n\
+             directory = \"letsencrypt\"\n",
+        );
+    } else {
+        t.push_str(
+            "# Staging first: its certificates are not trusted by clients, but its rate limits\n\
+             # forgive mistakes. Once `brokercert issue` works, switch to production with\n\
+             # directory = \"letsencrypt\" and run `brokercert issue --force-renewal`.\n\
+             directory = \"letsencrypt-staging\"\n",
+        );
+    }
     match &a.email {
         Some(e) => t.push_str(&format!("email = {}\n", quote(e))),
         None => t.push_str("# email = \"ops@example.com\"\n"),
@@ -245,6 +436,13 @@ pub fn render(a: &Answers) -> String {
          propagation_timeout = \"2m\"\n\n",
     );
     t.push_str("[[certificate]]\n");
+    match &a.name {
+        Some(n) => t.push_str(&format!(
+            "# The name other commands take (`brokercert deploy NAME`); also live/NAME/.\nname = {}\n",
+            quote(n)
+        )),
+        None => t.push_str("# name = \"mqtt-prod\"   # default: the first domain\n"),
+    }
     let domains: Vec<String> = a.domains.iter().map(|d| quote(d)).collect();
     t.push_str(&format!(
         "# The first name is the broker's custom domain.\ndomains = [{}]\n",
@@ -355,10 +553,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_pasted_broker_address_gives_its_host() {
+        for (input, host) in [
+            ("mqtts://mqtt.example.com:8883", "mqtt.example.com"),
+            ("wss://mqtt.example.com:8084/mqtt", "mqtt.example.com"),
+            ("mqtt.example.com:8883", "mqtt.example.com"),
+            ("mqtt.example.com.", "mqtt.example.com"),
+            (" mqtt.example.com ", "mqtt.example.com"),
+        ] {
+            assert_eq!(host_of(input), host, "{input}");
+        }
+        assert!(domain_answer("mqtts://bad_host!:8883").is_err());
+    }
+
+    #[test]
     fn every_combination_parses() {
         for tls in [None, Some(TlsMode::OneWay), Some(TlsMode::TwoWay)] {
             for id in [None, Some("ge6a1a75".to_string())] {
                 let a = Answers {
+                    name: Some("mqtt-prod".into()),
                     domains: vec!["mqtt.example.com".into(), "*.example.com".into()],
                     deployment_id: id.clone(),
                     cname_target: Some("x.emqxsl.com".into()),
@@ -367,6 +580,8 @@ mod tests {
                     agree_tos: true,
                     mqtt_username: Some("device-1".into()),
                     client_cert: Some(("clients/d.crt".into(), "clients/d.key".into())),
+                    production: Some(id.is_some()),
+                    create_client_ca: None,
                 };
                 let text = render(&a);
                 validate(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));

@@ -6,11 +6,16 @@ use super::{Cli, IssueArgs};
 use crate::acme::client::AcmeClient;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
+use crate::deploy::from_config;
 use crate::dns::lookup::WireLookup;
 use crate::dns::route53::{Route53, Route53Settings};
 use crate::error::{Error, exit};
 use crate::pki::anchors::TrustAnchors;
+use crate::pki::certificate::Certificate;
 use crate::renew::journal::{Journal, TxtJournal};
+use crate::renew::keep::{Keep, OrderBecause, Wanted};
+use crate::renew::policy::{AriChoice, Reason};
+use crate::renew::state;
 use crate::store::Store;
 use crate::workflow::issue::{IssueOptions, timings_table};
 use crate::workflow::{IssueServices, issue};
@@ -58,6 +63,10 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         );
         return exit::CONFIG;
     }
+    // Everything checkable without the network, before the first side effect.
+    if let Err(code) = super::preflight::check_all(&settings) {
+        return code;
+    }
     let anchors = match load_anchors(&settings) {
         Ok(a) => a,
         Err(e) => {
@@ -80,10 +89,9 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
     .await;
     let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)
         .with_strategy(settings.dns.strategy);
-    let ca = match AcmeClient::connect(&settings.acme, &store).await {
-        Ok(ca) => ca,
-        Err(e) => return output::fail(e),
-    };
+    // The CA is asked only when a certificate is ordered: a run that keeps every stored
+    // certificate makes no ACME request at all.
+    let ca_cell: tokio::sync::OnceCell<AcmeClient> = tokio::sync::OnceCell::new();
     let clock = SystemClock;
     let renderer = Renderer::shared(cli.quiet, cli.verbose);
     let opts = IssueOptions {
@@ -98,6 +106,29 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
     let mut code = exit::OK;
     for spec in &settings.certificates {
         let started = std::time::Instant::now();
+        if !args.force_renewal && !args.new_key {
+            match keepable(&settings, spec, &store, clock.now()) {
+                Ok((leaf, keep)) => {
+                    let this =
+                        keep_stored(&settings, spec, &store, &leaf, &keep, args, &renderer).await;
+                    if this != exit::OK && code == exit::OK {
+                        code = this;
+                    }
+                    continue;
+                }
+                Err(why) => tracing::info!("`{}`: ordering a new certificate: {why}", spec.name),
+            }
+        }
+        let ca = match ca_cell
+            .get_or_try_init(|| AcmeClient::connect(&settings.acme, &store))
+            .await
+        {
+            Ok(ca) => ca,
+            Err(e) => {
+                let failed = output::fail(e);
+                return if code == exit::OK { failed } else { code };
+            }
+        };
         // TXT values only: one a failed clean-up leaves is removed by the next run.
         let journal = match Journal::open(&settings.state_dir.join("renewal"), &spec.name) {
             Ok(j) => j,
@@ -114,7 +145,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         let svc = IssueServices {
             dns: &route53,
             lookup: &lookup,
-            ca: &ca,
+            ca,
             store: &store,
             clock: &clock,
             anchors: &anchors,
@@ -127,6 +158,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                 for w in &issued.cleanup_warnings {
                     output::warning(w);
                 }
+                record_issuer(&settings, spec, &issued.fingerprint);
                 let mut after_timings = Vec::new();
                 let after = super::after_issue::deploy_and_verify(
                     &settings,
@@ -134,6 +166,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                     &issued.paths.live_dir,
                     &mut after_timings,
                     &progress,
+                    false,
                 )
                 .await;
                 if args.timings {
@@ -166,6 +199,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                     "key_type": spec.key_type.to_string(),
                     "key_reused": false,
                     "live_dir": null,
+                    "action": null,
                     "stage": failure.stage.as_str(),
                     "error": failure.error.to_string(),
                     "exit_code": c,
@@ -205,8 +239,136 @@ fn issued_json(i: &crate::workflow::Issued, code: i32, error: Option<String>) ->
         "key_type": i.key_type.to_string(),
         "key_reused": i.key_reused,
         "live_dir": i.paths.live_dir.display().to_string(),
+        "action": "issued",
         "stage": null,
         "error": error.or_else(|| (code != exit::OK).then(|| "deployment or verification failed (see stderr)".to_string())),
         "exit_code": code,
     })
+}
+
+/// The stored certificate of `spec` and when it becomes due, when `issue` may keep it (see
+/// `renew::keep`); else why a new one is ordered.
+pub(super) fn keepable(
+    settings: &Settings,
+    spec: &crate::config::CertificateSpec,
+    store: &Store,
+    now: time::OffsetDateTime,
+) -> Result<(Certificate, Keep), OrderBecause> {
+    let leaf = super::renew::read_live(store, &spec.name).ok().flatten();
+    let Some(leaf) = leaf else {
+        return Err(OrderBecause::NothingStored);
+    };
+    let (st, _) = state::load(&settings.state_dir.join("renewal"), &spec.name);
+    let fp = leaf.sha256_fingerprint();
+    let ari = st
+        .ari
+        .as_ref()
+        .filter(|r| r.fingerprint == fp)
+        .map(|r| AriChoice {
+            start: r.start,
+            end: r.end,
+            chosen: r.chosen,
+        });
+    // Targets whose settings are broken are reported by the deployment (or, before any
+    // order, by the checks); here they only lack an import window.
+    let import_min_days_left = from_config::targets(spec)
+        .ok()
+        .and_then(|t| t.iter().map(|t| t.rules().min_days_left).max());
+    let keep = crate::renew::keep::keep_stored(
+        Some(&leaf),
+        &Wanted {
+            domains: &spec.domains,
+            key_type: spec.key_type,
+            directory: &settings.acme.directory,
+            issued_by: st.issuer_of(fp),
+            now,
+            assumed_lifetime: settings.renew.assumed_lifetime,
+            import_min_days_left,
+            ari,
+        },
+    )?;
+    Ok((leaf, keep))
+}
+
+/// `issue` on a certificate that is not due: no order; the stored certificate is deployed
+/// where it is not served yet (no write where it is) and verified. Returns the exit code.
+async fn keep_stored(
+    settings: &Settings,
+    spec: &crate::config::CertificateSpec,
+    store: &Store,
+    leaf: &Certificate,
+    keep: &Keep,
+    args: &IssueArgs,
+    renderer: &std::sync::Arc<Renderer>,
+) -> i32 {
+    let now = SystemClock.now();
+    let live_dir = store.live_dir(&spec.name);
+    output::say(&format!(
+        "Kept certificate `{}` for {}: not due for renewal until {} ({}); no order placed\n  serial       {}\n  not after    {} ({} days left)\n  files        {}\n  `{}` orders a new one anyway",
+        spec.name,
+        spec.domains
+            .iter()
+            .map(|d| d.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        output::date(keep.due),
+        match keep.by {
+            Reason::AriWindow => "the CA's renewal window",
+            _ => "1/3 of the lifetime left",
+        },
+        leaf.serial_hex(),
+        output::date(leaf.not_after()),
+        (leaf.not_after() - now).whole_days(),
+        live_dir.display(),
+        crate::hint::command(&format!("issue --name {} --force-renewal", spec.name))
+    ));
+    let progress = renderer.certificate(&spec.name);
+    let mut timings = Vec::new();
+    let code = super::after_issue::deploy_and_verify(
+        settings,
+        spec,
+        &live_dir,
+        &mut timings,
+        &progress,
+        true,
+    )
+    .await;
+    emit(
+        args.json,
+        serde_json::json!({
+            "name": spec.name,
+            "ok": code == exit::OK,
+            "domains": leaf.dns_names(),
+            "serial": leaf.serial_hex(),
+            "not_after": output::rfc3339(leaf.not_after()),
+            "key_type": spec.key_type.to_string(),
+            "key_reused": false,
+            "live_dir": live_dir.display().to_string(),
+            "action": "kept",
+            "stage": null,
+            "error": (code != exit::OK).then_some("deployment or verification failed (see stderr)"),
+            "exit_code": code,
+        }),
+    );
+    code
+}
+
+/// Remembers which CA issued the certificate now stored for `spec`, so that a later `issue`
+/// keeps it only for the same CA. Best effort: without it, the next `issue` orders again.
+fn record_issuer(settings: &Settings, spec: &crate::config::CertificateSpec, fingerprint: &str) {
+    let dir = settings.state_dir.join("renewal");
+    let (mut st, _) = state::load(&dir, &spec.name);
+    st.issued_by = Some(state::IssuedBy {
+        fingerprint: fingerprint.to_string(),
+        directory: settings.acme.directory.clone(),
+    });
+    // A new certificate is a success `status` shows (LAST RUN) and ends renew's backoff.
+    st.last_success = Some(SystemClock.now());
+    st.failures = 0;
+    st.last_failure = None;
+    st.last_error = None;
+    st.last_code = None;
+    if let Err(e) = state::save(&dir, &spec.name, &st) {
+        output::warning(&format!("cannot save the renewal state: {e}"));
+    }
 }

@@ -14,9 +14,21 @@ pub struct ManArgs {}
 /// Prints the manual page; a closed pipe ends it quietly with exit 0.
 pub fn run(_args: &ManArgs) -> i32 {
     let mut page = Vec::new();
-    if let Err(e) = clap_mangen::Man::new(Cli::command()).render(&mut page) {
+    // The exit codes get a section of their own (EXIT STATUS), not the --help epilogue.
+    let cmd = Cli::command().after_help("");
+    if let Err(e) = clap_mangen::Man::new(cmd).render(&mut page) {
         eprintln!("error: cannot render the manual page: {e}");
         return exit::INTERNAL;
     }
+    page.extend_from_slice(exit_status_section().as_bytes());
     super::completions::write_stdout(&page)
+}
+
+/// The manual's EXIT STATUS section (roff).
+fn exit_status_section() -> String {
+    let mut t = String::from(".SH \"EXIT STATUS\"\n");
+    for (code, what) in super::EXIT_CODES {
+        t.push_str(&format!(".TP\n\\fB{code}\\fR\n{what}\n"));
+    }
+    t
 }

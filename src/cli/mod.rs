@@ -10,11 +10,13 @@ mod completions;
 mod deploy;
 mod iam_policy;
 mod init;
+mod interrupt;
 mod issue;
 mod man;
 mod notify;
 mod output;
 mod plan;
+mod preflight;
 pub mod progress_display;
 mod renew;
 mod schedule;
@@ -29,11 +31,51 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Overrides;
 use crate::error::exit;
 
+/// The exit codes (`crate::error::exit`), as `--help` and the manual page list them.
+pub const EXIT_CODES: &[(i32, &str)] = &[
+    (exit::OK, "everything worked (also: nothing was due)"),
+    (exit::INTERNAL, "an unexpected internal failure"),
+    (
+        exit::CONFIG,
+        "bad usage or configuration: nothing was changed",
+    ),
+    (exit::DNS, "the DNS provider (Route 53) refused or failed"),
+    (
+        exit::PROPAGATION,
+        "a DNS record did not reach every nameserver in time",
+    ),
+    (exit::ACME, "the ACME CA refused or failed"),
+    (exit::CERTIFICATE, "the certificate or chain failed a check"),
+    (
+        exit::STORE,
+        "local state unreadable or unwritable, or another command holds it",
+    ),
+    (
+        exit::DEPLOY,
+        "deployment failed (the previous certificate stays served)",
+    ),
+    (exit::VERIFY, "the MQTT-over-TLS verification failed"),
+    (
+        exit::INTERRUPTED,
+        "interrupted (Ctrl-C or SIGTERM); clean-up ran",
+    ),
+];
+
+fn exit_codes_help() -> String {
+    let mut t = String::from("Exit codes:\n");
+    for (code, what) in EXIT_CODES {
+        t.push_str(&format!("  {code:>3}  {what}\n"));
+    }
+    t
+}
+
 /// Let's Encrypt certificates for MQTT brokers: Route 53 DNS-01, deploy, verify.
 #[derive(Debug, Parser)]
-#[command(name = "brokercert", version = env!("BROKERCERT_VERSION"), about, long_about = None)]
+#[command(name = "brokercert", version = env!("BROKERCERT_VERSION"), about, long_about = None, after_help = exit_codes_help())]
 pub struct Cli {
-    /// Configuration file (TOML).
+    /// Configuration file (TOML). Without it: $BROKERCERT_CONFIG, else ./brokercert.toml,
+    /// else /etc/brokercert/brokercert.toml (root) or
+    /// $XDG_CONFIG_HOME/brokercert/brokercert.toml (~/.config/…); `-v` says which is used.
     #[arg(
         long,
         short = 'c',
@@ -99,7 +141,8 @@ pub enum Command {
 /// Flags of `check`.
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// A certbot lineage or brokercert live directory, or the files (certificate, chain, key).
+    /// A certbot lineage or brokercert live directory, the files (certificate, chain, key),
+    /// or the name of a configured certificate (its stored files).
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     /// A name the certificate must cover (repeatable).
@@ -119,11 +162,37 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
+/// The certificate a command works on: `NAME` or `--name NAME` (the same), optional when the
+/// configuration has one certificate.
+#[derive(Debug, Args, Clone, Default)]
+pub struct NameArg {
+    /// Certificate name (a `[[certificate]]` of the configuration); optional when only one
+    /// is configured.
+    #[arg(value_name = "NAME")]
+    pub positional: Option<String>,
+    /// The same as NAME.
+    #[arg(
+        long = "name",
+        short = 'n',
+        value_name = "NAME",
+        conflicts_with = "positional"
+    )]
+    pub flag: Option<String>,
+}
+
+impl NameArg {
+    /// The name given, either way.
+    pub fn get(&self) -> Option<&str> {
+        self.positional.as_deref().or(self.flag.as_deref())
+    }
+}
+
 /// Flags of `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// Certificate name.
-    pub name: String,
+    #[command(flatten)]
+    pub name: NameArg,
     /// Connect to this IP address instead of resolving the host (like curl's --resolve).
     #[arg(long, value_name = "IP")]
     pub connect: Option<std::net::IpAddr>,
@@ -139,7 +208,8 @@ pub struct VerifyArgs {
 #[derive(Debug, Args)]
 pub struct DeployArgs {
     /// Certificate name (a `[[certificate]]` of the configuration).
-    pub name: String,
+    #[command(flatten)]
+    pub name: NameArg,
     /// Deploy the files in this directory instead of the stored ones (a certbot lineage such as
     /// /etc/letsencrypt/live/NAME, or a brokercert live directory).
     #[arg(long, value_name = "DIR")]
@@ -157,7 +227,8 @@ pub struct DeployArgs {
 #[derive(Debug, Args)]
 pub struct RemoveArgs {
     /// Certificate name.
-    pub name: String,
+    #[command(flatten)]
+    pub name: NameArg,
     /// Do not ask for confirmation.
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -173,6 +244,9 @@ pub struct IssueArgs {
     /// Certificate name (selects a `[[certificate]]`, or names one defined by `--domain`).
     #[arg(long, short = 'n')]
     pub name: Option<String>,
+    /// The same as `--name` (as `deploy NAME` and `verify NAME` take it).
+    #[arg(value_name = "NAME", conflicts_with = "name")]
+    pub name_positional: Option<String>,
     /// A name the certificate covers (repeatable; the first is the broker's custom domain).
     #[arg(long = "domain", short = 'd', value_name = "NAME")]
     pub domains: Vec<String>,
@@ -225,6 +299,11 @@ pub struct IssueArgs {
     /// Replace a different record at the custom domain.
     #[arg(long)]
     pub force: bool,
+    /// Order a new certificate even when the stored one covers the same names, key type and
+    /// CA and is not due for renewal (by default `issue` keeps it, deploys it where it is not
+    /// served yet, and verifies).
+    #[arg(long)]
+    pub force_renewal: bool,
     /// Print the time each stage took.
     #[arg(long)]
     pub timings: bool,
@@ -255,7 +334,7 @@ impl IssueArgs {
             nameservers: self.nameservers.clone(),
             propagation_timeout: self.propagation_timeout,
             extra_roots: self.trust_roots.clone(),
-            name: self.name.clone(),
+            name: self.name.clone().or(self.name_positional.clone()),
             domains: self.domains.clone(),
             cname_target: self.cname_target.clone(),
             hosted_zone_id: self.hosted_zone_id.clone(),
@@ -411,10 +490,84 @@ fn parse_serial(text: &str) -> Result<String, String> {
     Ok(hex.to_ascii_lowercase())
 }
 
+/// The commands that read neither a configuration nor the state directory.
+const WITHOUT_CONFIG: &[&str] = &["split", "completions", "man", "init"];
+
+/// The command line (`Cli`'s, as clap builds it).
+pub fn command_line() -> clap::Command {
+    use clap::CommandFactory;
+    Cli::command()
+}
+
+/// `--config` or `--state-dir` typed on the command line of a command that ignores them (a
+/// variable is fine: it is meant for the other commands): the message saying so.
+fn ignored_global(matches: &clap::ArgMatches) -> Option<String> {
+    let (name, sub) = matches.subcommand()?;
+    if !WITHOUT_CONFIG.contains(&name) {
+        return None;
+    }
+    let typed: Vec<&str> = [("config", "--config"), ("state_dir", "--state-dir")]
+        .into_iter()
+        .filter(|(id, _)| {
+            sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+                || matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+        })
+        .map(|(_, flag)| flag)
+        .collect();
+    (!typed.is_empty()).then(|| {
+        format!(
+            "`brokercert {name}` reads no configuration and no state directory, so `{}` would be ignored; leave it out",
+            typed.join("` and `")
+        )
+    })
+}
+
+/// Fills in `--config` from the documented search order (`config::discover`) for the
+/// commands that read a configuration, says which file is used (`-v`), and makes the
+/// "run `brokercert …`" hints name it.
+fn find_config(cli: &mut Cli, matches: &clap::ArgMatches) {
+    use crate::config::discover::{self, Source};
+    if matches!(
+        cli.command,
+        Command::Init(_) | Command::Completions(_) | Command::Man(_) | Command::Split(_)
+    ) {
+        return;
+    }
+    let from_env = matches.value_source("config") == Some(clap::parser::ValueSource::EnvVariable);
+    let given = cli
+        .config
+        .clone()
+        .map(|p| (p, if from_env { Source::Env } else { Source::Flag }));
+    let is_root = discover::is_root();
+    let env = |k: &str| std::env::var(k).ok();
+    match discover::discover(given, is_root, &env, &|p| p.is_file()) {
+        Some((path, source)) => {
+            tracing::info!("configuration: {} ({source})", path.display());
+            cli.config = Some(path);
+        }
+        None => tracing::info!(
+            "no configuration file (looked for {}); using flags and defaults",
+            discover::candidates(is_root, &env)
+                .iter()
+                .map(|(p, _)| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+    crate::hint::set_config(cli.config.as_deref());
+}
+
 /// Runs the command line; returns the exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    use clap::FromArgMatches;
+    let matches = command_line().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(cli.verbose, cli.quiet);
+    if let Some(m) = ignored_global(&matches) {
+        output::error(&m);
+        return exit::CONFIG;
+    }
+    find_config(&mut cli, &matches);
     // Commands that need neither the runtime nor the network.
     match &cli.command {
         Command::Init(args) => return init::run(args),

@@ -78,7 +78,8 @@ pub fn warning(message: &str) {
     let _ = writeln!(std::io::stderr(), "warning: {message}");
 }
 
-fn date(t: OffsetDateTime) -> String {
+/// A time for people: `2026-02-21 10:00:00 UTC`.
+pub fn date(t: OffsetDateTime) -> String {
     let fmt =
         time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
     t.format(&fmt).unwrap_or_else(|_| t.to_string())

@@ -11,6 +11,7 @@ use clap::Args;
 
 use super::output;
 use super::{Cli, IssueArgs};
+use crate::clock::{Clock, SystemClock};
 use crate::config::{CertificateSpec, Settings};
 use crate::deploy::from_config;
 use crate::dns::lookup::WireLookup;
@@ -31,12 +32,12 @@ pub struct PlanArgs {
 
 /// One planned call.
 #[derive(Debug, Clone)]
-struct Step {
+pub(super) struct Step {
     /// `dns`, `acme`, `deploy`, `verify`.
-    section: &'static str,
+    pub(super) section: &'static str,
     /// `read`, `write`, `wait`, `call`.
-    kind: &'static str,
-    text: String,
+    pub(super) kind: &'static str,
+    pub(super) text: String,
 }
 
 fn step(section: &'static str, kind: &'static str, text: impl Into<String>) -> Step {
@@ -80,13 +81,40 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
     .await;
     let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)
         .with_strategy(settings.dns.strategy);
-    let view = match DnsView::new(&route53, &lookup).await {
+    // Listing the hosted zones is the first network call; when AWS cannot be reached its
+    // SDK retries for tens of seconds: say what the plan is waiting for meanwhile.
+    let renderer = super::progress_display::Renderer::shared(cli.quiet, cli.verbose);
+    let viewing = {
+        let progress = renderer.certificate("plan");
+        let what = format!(
+            "Route 53 ListHostedZones at {}",
+            settings
+                .dns
+                .route53_endpoint
+                .as_deref()
+                .unwrap_or("AWS (credentials from the standard chain)")
+        );
+        waiting_for(&progress, &what, DnsView::new(&route53, &lookup)).await
+    };
+    renderer.clear();
+    let view = match viewing {
         Ok(v) => v,
         Err(e) => return output::fail(e),
     };
     let mut code = exit::OK;
+    let store = Store::new(&settings.state_dir);
     for spec in &settings.certificates {
-        let (steps, error) = match plan_one(&settings, spec, &view, args.force).await {
+        let keep = (!args.force_renewal && !args.new_key)
+            .then(|| super::issue::keepable(&settings, spec, &store, SystemClock.now()).ok())
+            .flatten()
+            .map(|(leaf, k)| {
+                format!(
+                    "the stored certificate (serial {}) is not due for renewal until {}: `issue` keeps it and orders nothing (`--force-renewal` orders anyway)",
+                    leaf.serial_hex(),
+                    output::date(k.due)
+                )
+            });
+        let (steps, error) = match plan_one(&settings, spec, &view, args.force, keep).await {
             Ok(s) => (s, None),
             Err((s, e)) => (s, Some(e)),
         };
@@ -109,7 +137,7 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
             fields.insert("exit_code".into(), this.into());
             output::emit_json("plan", fields);
         } else {
-            output::say(&render(spec, &steps));
+            output::say(&render(spec, &steps, error.is_some()));
         }
         if let Some(e) = error {
             output::error(&format!("`{}`: {e}", spec.name));
@@ -121,7 +149,33 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
     code
 }
 
-fn render(spec: &CertificateSpec, steps: &[Step]) -> String {
+/// Runs `work`, showing on `progress` that it waits for `what` (at once, then every second).
+async fn waiting_for<T>(
+    progress: &super::progress_display::CertProgress,
+    what: &str,
+    work: impl std::future::Future<Output = T>,
+) -> T {
+    use crate::workflow::progress::{Progress, Stage, Waiting};
+    let started = std::time::Instant::now();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    tokio::pin!(work);
+    loop {
+        tokio::select! {
+            r = &mut work => return r,
+            _ = tick.tick() => progress.waiting(
+                Stage::Zones,
+                &Waiting {
+                    what,
+                    waiting_for: Some("an answer"),
+                    elapsed: started.elapsed(),
+                    next_check: None,
+                },
+            ),
+        }
+    }
+}
+
+fn render(spec: &CertificateSpec, steps: &[Step], failed: bool) -> String {
     let names = spec
         .domains
         .iter()
@@ -138,13 +192,19 @@ fn render(spec: &CertificateSpec, steps: &[Step]) -> String {
         out.push_str(&format!("  {:<6} {}\n", s.kind, s.text));
     }
     let writes = steps.iter().filter(|s| s.kind == "write").count();
+    if failed {
+        out.push_str(
+            "`issue` would stop here, before the rest (the error below says why and what to fix)",
+        );
+        return out;
+    }
     out.push_str(&format!(
-        "{writes} write(s) planned; run `brokercert issue{}` to make them",
-        if spec.name.is_empty() {
-            String::new()
+        "{writes} write(s) planned; run `{}` to make them",
+        crate::hint::command(&if spec.name.is_empty() {
+            "issue".to_string()
         } else {
-            format!(" --name {}", spec.name)
-        }
+            format!("issue --name {}", spec.name)
+        })
     ));
     out
 }
@@ -154,8 +214,14 @@ async fn plan_one(
     spec: &CertificateSpec,
     view: &DnsView<'_>,
     force: bool,
+    keep: Option<String>,
 ) -> Result<Vec<Step>, (Vec<Step>, Error)> {
     let mut steps = Vec::new();
+    // Not due: `issue` orders nothing, touches no DNS, and only deploys where not served.
+    if let Some(why) = keep {
+        steps.push(step("acme", "keep", why));
+        return deploy_and_verify_steps(settings, spec, steps).await;
+    }
     macro_rules! tryp {
         ($e:expr) => {
             match $e {
@@ -167,79 +233,11 @@ async fn plan_one(
     steps.push(step("dns", "read", "ListHostedZones"));
 
     // CNAME.
-    if let Some(target) = &spec.cname_target {
-        let name = &spec.domains[0];
-        let zone = tryp!(view.zone_for(name, spec.hosted_zone_id.as_deref()));
-        let existing = tryp!(
-            view.read_sets(
-                &zone,
-                name.as_str(),
-                &[
-                    RecordType::Cname,
-                    RecordType::A,
-                    RecordType::Aaaa,
-                    RecordType::Txt
-                ],
-            )
-            .await
-        );
-        steps.push(step(
-            "dns",
-            "read",
-            format!(
-                "{name} CNAME/A/AAAA/TXT from the nameservers of {}",
-                zone.name
-            ),
-        ));
-        match plan_cname(
-            name.as_str(),
-            target.as_str(),
-            spec.cname_ttl,
-            &existing,
-            force,
-        ) {
-            CnamePlan::Keep => steps.push(step(
-                "dns",
-                "keep",
-                format!("{name} CNAME {target} is already in place"),
-            )),
-            CnamePlan::Conflict(found) => {
-                return Err((
-                    steps,
-                    Error::Dns(crate::dns::DnsError::Conflict {
-                        name: name.to_string(),
-                        zone: format!("{} ({})", zone.name, zone.id),
-                        found,
-                        wanted: target.to_string(),
-                    }),
-                ));
-            }
-            CnamePlan::Write(changes) => {
-                let list = changes
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{} {} {} {} (TTL {})",
-                            match c.action {
-                                ChangeAction::Create => "CREATE",
-                                ChangeAction::Upsert => "UPSERT",
-                                ChangeAction::Delete => "DELETE",
-                            },
-                            c.set.name.trim_end_matches('.'),
-                            c.set.rtype,
-                            c.set.values.join(" "),
-                            c.set.ttl
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                steps.push(step(
-                    "dns",
-                    "write",
-                    format!("ChangeResourceRecordSets zone {}: {list}", zone.id),
-                ));
-                steps.push(step("dns", "wait", "GetChange until INSYNC"));
-            }
+    match cname_steps(view, spec, force).await {
+        Ok(mut c) => steps.append(&mut c),
+        Err((mut c, e)) => {
+            steps.append(&mut c);
+            return Err((steps, e));
         }
     }
 
@@ -330,7 +328,7 @@ async fn plan_one(
                 if settings.acme.agree_tos {
                     ", terms of service agreed"
                 } else {
-                    ", terms NOT agreed: pass --agree-tos"
+                    ", terms NOT agreed"
                 },
                 if settings.acme.eab.is_some() {
                     ", with External Account Binding"
@@ -339,6 +337,16 @@ async fn plan_one(
                 }
             ),
         )),
+    }
+    // Without an account and without agreement `issue` stops here (exit 2): so does the plan.
+    if !settings.acme.agree_tos && tryp!(store.load_account(dir)).is_none() {
+        return Err((
+            steps,
+            Error::Acme(crate::acme::AcmeError::TermsNotAgreed {
+                directory: dir.clone(),
+                tos: None,
+            }),
+        ));
     }
     let names = spec
         .domains
@@ -390,32 +398,30 @@ async fn plan_one(
         ),
     ));
 
+    deploy_and_verify_steps(settings, spec, steps).await
+}
+
+/// The deployment and verification part of the plan (also all of it when the stored
+/// certificate is kept).
+async fn deploy_and_verify_steps(
+    settings: &Settings,
+    spec: &CertificateSpec,
+    mut steps: Vec<Step>,
+) -> Result<Vec<Step>, (Vec<Step>, Error)> {
+    macro_rules! tryp {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(e) => return Err((steps, e.into())),
+            }
+        };
+    }
     // Deployment.
     let deploy_targets = tryp!(from_config::targets(spec));
     if deploy_targets.is_empty() {
         steps.push(step("deploy", "skip", "no deployment target configured"));
     }
-    for t in &deploy_targets {
-        let current = match t.current().await {
-            Ok(c) => c,
-            Err(e) => {
-                steps.push(step(
-                    "deploy",
-                    "read",
-                    format!("{}: cannot read what it serves now: {e}", t.describe()),
-                ));
-                None
-            }
-        };
-        for line in t.plan(current.as_ref()) {
-            let kind = if line.starts_with("GET") || line.starts_with("read") {
-                "read"
-            } else {
-                "write"
-            };
-            steps.push(step("deploy", kind, format!("{}: {line}", t.describe())));
-        }
-    }
+    steps.extend(deploy_steps(&deploy_targets).await);
 
     // Verification.
     if !deploy_targets.is_empty() && super::verify::wanted_after_deploy(spec) {
@@ -445,4 +451,127 @@ async fn plan_one(
         }
     }
     Ok(steps)
+}
+
+/// The CNAME part of the plan: what is at the custom domain and the change `issue` would
+/// make there (shared with `renew --dry-run`, which only plans the CNAME).
+pub(super) async fn cname_steps(
+    view: &DnsView<'_>,
+    spec: &CertificateSpec,
+    force: bool,
+) -> Result<Vec<Step>, (Vec<Step>, Error)> {
+    let mut steps = Vec::new();
+    macro_rules! tryp {
+        ($e:expr) => {
+            match $e {
+                Ok(v) => v,
+                Err(e) => return Err((steps, e.into())),
+            }
+        };
+    }
+    if let Some(target) = &spec.cname_target {
+        let name = &spec.domains[0];
+        let zone = tryp!(view.zone_for(name, spec.hosted_zone_id.as_deref()));
+        let existing = tryp!(
+            view.read_sets(
+                &zone,
+                name.as_str(),
+                &[
+                    RecordType::Cname,
+                    RecordType::A,
+                    RecordType::Aaaa,
+                    RecordType::Txt
+                ],
+            )
+            .await
+        );
+        steps.push(step(
+            "dns",
+            "read",
+            format!(
+                "{name} CNAME/A/AAAA/TXT from the nameservers of {}",
+                zone.name
+            ),
+        ));
+        match plan_cname(
+            name.as_str(),
+            target.as_str(),
+            spec.cname_ttl,
+            &existing,
+            force,
+        ) {
+            CnamePlan::Keep => steps.push(step(
+                "dns",
+                "keep",
+                format!("{name} CNAME {target} is already in place"),
+            )),
+            CnamePlan::Conflict(found) => {
+                return Err((
+                    steps,
+                    Error::Dns(crate::dns::DnsError::Conflict {
+                        name: name.to_string(),
+                        zone: format!("{} ({})", zone.name, zone.id),
+                        found,
+                        wanted: target.to_string(),
+                    }),
+                ));
+            }
+            CnamePlan::Write(changes) => {
+                let list = changes
+                    .iter()
+                    .map(|c| {
+                        format!(
+                            "{} {} {} {} (TTL {})",
+                            match c.action {
+                                ChangeAction::Create => "CREATE",
+                                ChangeAction::Upsert => "UPSERT",
+                                ChangeAction::Delete => "DELETE",
+                            },
+                            c.set.name.trim_end_matches('.'),
+                            c.set.rtype,
+                            c.set.values.join(" "),
+                            c.set.ttl
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; ");
+                steps.push(step(
+                    "dns",
+                    "write",
+                    format!("ChangeResourceRecordSets zone {}: {list}", zone.id),
+                ));
+                steps.push(step("dns", "wait", "GetChange until INSYNC"));
+            }
+        }
+    }
+    Ok(steps)
+}
+
+/// What each deployment target serves now and the calls a deployment would make there.
+pub(super) async fn deploy_steps(
+    targets: &[Box<dyn crate::deploy::DeploymentTarget>],
+) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for t in targets {
+        let current = match t.current().await {
+            Ok(c) => c,
+            Err(e) => {
+                steps.push(step(
+                    "deploy",
+                    "read",
+                    format!("{}: cannot read what it serves now: {e}", t.describe()),
+                ));
+                None
+            }
+        };
+        for line in t.plan(current.as_ref()) {
+            let kind = if line.starts_with("GET") || line.starts_with("read") {
+                "read"
+            } else {
+                "write"
+            };
+            steps.push(step("deploy", kind, format!("{}: {line}", t.describe())));
+        }
+    }
+    steps
 }

@@ -89,6 +89,16 @@ pub fn clear_shared() {
     }
 }
 
+/// The width of the rewritten line: `COLUMNS` when set, else the terminal's own width, else
+/// 100 (narrower than 20 is not believed).
+pub fn line_width(columns: Option<&str>, tty_columns: Option<u16>) -> usize {
+    columns
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|w| *w >= 20)
+        .or(tty_columns.map(usize::from).filter(|w| *w >= 20))
+        .unwrap_or(100)
+}
+
 /// How often the same wait is repeated in `Lines` mode.
 const LINES_WAIT_EVERY: Duration = Duration::from_secs(10);
 
@@ -96,11 +106,10 @@ impl Renderer {
     /// A renderer writing to stderr in the detected mode.
     pub fn for_cli(quiet: bool, verbose: u8) -> Arc<Renderer> {
         let mode = Mode::detect(quiet, verbose);
-        let width = std::env::var("COLUMNS")
+        let tty_columns = rustix::termios::tcgetwinsize(std::io::stderr())
             .ok()
-            .and_then(|c| c.parse::<usize>().ok())
-            .filter(|w| *w >= 20)
-            .unwrap_or(100);
+            .map(|w| w.ws_col);
+        let width = line_width(std::env::var("COLUMNS").ok().as_deref(), tty_columns);
         Arc::new(Renderer::new(mode, Box::new(std::io::stderr()), width))
     }
 
@@ -137,6 +146,7 @@ impl Renderer {
         CertProgress {
             renderer: Arc::clone(self),
             name: name.to_string(),
+            current: Mutex::new(None),
         }
     }
 
@@ -239,12 +249,26 @@ impl Renderer {
 pub struct CertProgress {
     renderer: Arc<Renderer>,
     name: String,
+    /// The step or wait in progress (`stage: text`), for saying what an interruption
+    /// stopped; `None` once the step is done.
+    current: Mutex<Option<String>>,
 }
 
 impl CertProgress {
     /// The renderer behind it.
     pub fn renderer(&self) -> &Arc<Renderer> {
         &self.renderer
+    }
+
+    /// The step or wait in progress, as last shown (`deploy: EMQX Cloud: pending (…)`).
+    pub fn current(&self) -> Option<String> {
+        self.current.lock().ok().and_then(|c| c.clone())
+    }
+
+    fn set_current(&self, value: Option<String>) {
+        if let Ok(mut c) = self.current.lock() {
+            *c = value;
+        }
     }
 }
 
@@ -256,11 +280,13 @@ impl Drop for CertProgress {
 
 impl Progress for CertProgress {
     fn update(&self, stage: Stage, message: &str) {
+        self.set_current(Some(format!("{}: {message}", stage.as_str())));
         self.renderer
             .event(&self.name, Kind::Update, stage, message);
     }
 
     fn done(&self, stage: Stage, message: &str, took: Duration) {
+        self.set_current(None);
         self.renderer.event(
             &self.name,
             Kind::Done,
@@ -271,6 +297,7 @@ impl Progress for CertProgress {
 
     fn waiting(&self, stage: Stage, wait: &Waiting<'_>) {
         let key = format!("{}\u{0}{}", wait.what, wait.waiting_for.unwrap_or(""));
+        self.set_current(Some(format!("{}: {}", stage.as_str(), wait.text())));
         self.renderer
             .event(&self.name, Kind::Wait(key), stage, &wait.text());
     }
@@ -323,6 +350,14 @@ mod tests {
             elapsed: Duration::from_secs(elapsed),
             next_check: Some(Duration::from_secs(1)),
         }
+    }
+
+    #[test]
+    fn the_line_is_as_wide_as_the_terminal() {
+        assert_eq!(line_width(None, Some(180)), 180, "the terminal's width");
+        assert_eq!(line_width(Some("132"), Some(180)), 132, "COLUMNS wins");
+        assert_eq!(line_width(None, None), 100);
+        assert_eq!(line_width(Some("x"), Some(0)), 100);
     }
 
     #[test]

@@ -45,18 +45,24 @@ pub struct RenewArgs {
     /// Only this certificate (default: every configured one).
     #[arg(long, short = 'n')]
     pub name: Option<String>,
+    /// The same as `--name`.
+    #[arg(value_name = "NAME", conflicts_with = "name")]
+    pub name_positional: Option<String>,
     /// Renew even when not due.
     #[arg(long)]
     pub force: bool,
     /// Make new keys this run even where `reuse_key` is set (e.g. after a key compromise).
     #[arg(long)]
     pub new_key: bool,
-    /// Full workflow against Let's Encrypt staging (or the configured test CA) into a
-    /// throw-away directory, without writing to any deployment; prints the plan.
+    /// Change nothing lasting: validate a real order at Let's Encrypt staging (or the
+    /// configured test CA) into a throw-away directory (its DNS-01 values are its only
+    /// writes, removed afterwards); only plan the CNAME and the deployments, and list what a
+    /// real run would change.
     #[arg(long)]
     pub dry_run: bool,
-    /// Start at once (by default a non-interactive run first waits a random time up to
-    /// `renew.jitter`, so that many machines do not hit the CA at the same second).
+    /// Order at once (by default a non-interactive run waits a random time up to
+    /// `renew.jitter` before its first order, so that many machines do not hit the CA at the
+    /// same second; a run with nothing due never waits).
     #[arg(long)]
     pub no_jitter: bool,
     /// Wait this long for another brokercert command working on the same state directory
@@ -186,7 +192,7 @@ impl Outcome {
         match self {
             Outcome::NotDue { next, by, expires } => format!(
                 "{name}: not due — renews from {} ({}); expires {}",
-                date(*next),
+                date_from(*next),
                 match by {
                     Reason::AriWindow => "the CA's renewal window",
                     _ => "1/3 of the lifetime left",
@@ -210,7 +216,7 @@ impl Outcome {
             Outcome::DryRun { plan } => format!("{name}: dry run passed — {}", plan.join("; ")),
             Outcome::BackingOff { message, until, .. } => format!(
                 "{name}: FAILED earlier, waiting before trying again — {message} (next attempt from {})",
-                date(*until)
+                date_from(*until)
             ),
             Outcome::Failed {
                 message,
@@ -219,10 +225,22 @@ impl Outcome {
             } => format!(
                 "{name}: FAILED — {message}{}",
                 next_attempt
-                    .map(|t| format!(" (next attempt from {})", date(t)))
+                    .map(|t| format!(" (next attempt from {})", date_from(t)))
                     .unwrap_or_default()
             ),
         }
+    }
+}
+
+/// A "from" time to the minute, rounded up: 12:01:30 shows as 12:02, so that a run started
+/// at the time shown is never still too early (truncating made retry times a minute early).
+fn date_from(t: OffsetDateTime) -> String {
+    let into_minute = time::Duration::seconds(i64::from(t.second()))
+        + time::Duration::nanoseconds(i64::from(t.nanosecond()));
+    if into_minute.is_zero() {
+        date(t)
+    } else {
+        date(t - into_minute + time::Duration::minutes(1))
     }
 }
 
@@ -235,6 +253,12 @@ fn date(t: OffsetDateTime) -> String {
 
 /// Loads settings for `renew`/`schedule`, keeping only `name` when given.
 pub fn load_settings(cli: &Cli, name: Option<&str>) -> Result<Settings, i32> {
+    load_settings_for(cli, name, "nothing to renew")
+}
+
+/// [`load_settings`] for any command; `nothing` opens the message when no certificate is
+/// configured (`nothing to renew`, `nothing to show`).
+pub fn load_settings_for(cli: &Cli, name: Option<&str>, nothing: &str) -> Result<Settings, i32> {
     let over = Overrides {
         state_dir: cli.state_dir.clone(),
         name: name.map(str::to_string),
@@ -245,10 +269,14 @@ pub fn load_settings(cli: &Cli, name: Option<&str>) -> Result<Settings, i32> {
         exit::CONFIG
     })?;
     if settings.certificates.is_empty() {
-        output::error(
-            "nothing to renew: the configuration has no `[[certificate]]` section. Add one (see \
-             `brokercert issue --help`), or pass `--config FILE`",
-        );
+        output::error(&format!(
+            "{nothing}: {} has no `[[certificate]]` section. Add one (`brokercert init` writes \
+             a commented file; see `brokercert issue --help`), or pass `--config FILE`",
+            cli.config
+                .as_deref()
+                .map(|p| format!("the configuration `{}`", p.display()))
+                .unwrap_or_else(|| "no configuration file was found, so the configuration".into())
+        ));
         return Err(exit::CONFIG);
     }
     Ok(settings)
@@ -257,7 +285,8 @@ pub fn load_settings(cli: &Cli, name: Option<&str>) -> Result<Settings, i32> {
 /// `brokercert renew`.
 pub async fn run(cli: &Cli, args: &RenewArgs) -> i32 {
     output::set_json(args.json);
-    let mut settings = match load_settings(cli, args.name.as_deref()) {
+    let name = args.name.as_deref().or(args.name_positional.as_deref());
+    let mut settings = match load_settings(cli, name) {
         Ok(s) => s,
         Err(code) => return code,
     };
@@ -265,9 +294,6 @@ pub async fn run(cli: &Cli, args: &RenewArgs) -> i32 {
         settings.acme.directory = crate::config::LETSENCRYPT_STAGING.to_string();
         // An account for production (say from BROKERCERT_ACME_ACCOUNT) is not used on staging.
         settings.acme.foreign_env_account = crate::config::ForeignEnvAccount::Skip;
-    }
-    if !args.no_jitter && !args.dry_run && !std::io::stdin().is_terminal() {
-        jitter(settings.renew.jitter, cli.quiet).await;
     }
     let _lock =
         match super::take_state_lock(&settings.state_dir, args.wait, "renew", cli.quiet).await {
@@ -352,12 +378,23 @@ async fn jitter(max: Duration, quiet: bool) {
     }
     let wait = Duration::from_millis(rand::random_range(0..max.as_millis().max(1) as u64));
     if !quiet {
+        super::progress_display::clear_shared();
         eprintln!(
-            "waiting {} before starting (random jitter for non-interactive runs; `--no-jitter` skips it)",
+            "waiting {} before asking the CA (random jitter for non-interactive runs, so that many machines do not order at the same second; `--no-jitter` skips it)",
             crate::workflow::progress::human_duration(wait)
         );
     }
     tokio::time::sleep(wait).await;
+}
+
+/// The jitter to wait once before the run's first order: `renew.jitter` for a
+/// non-interactive run, nothing with `--no-jitter`, `--dry-run` or on a terminal.
+fn jitter_for(settings: &Settings, args: &RenewArgs) -> Duration {
+    if args.no_jitter || args.dry_run || std::io::stdin().is_terminal() {
+        Duration::ZERO
+    } else {
+        settings.renew.jitter
+    }
 }
 
 fn append_summary(path: &Path, outcomes: &[(String, Outcome)]) -> std::io::Result<()> {
@@ -387,6 +424,9 @@ pub struct Lazy<'a> {
     store: Store,
     ca: OnceCell<AcmeClient>,
     route53: OnceCell<Batching<Route53>>,
+    /// The random wait before the run's first order (zero: none), taken once.
+    jitter: (Duration, bool),
+    jittered: OnceCell<()>,
 }
 
 impl<'a> Lazy<'a> {
@@ -397,6 +437,24 @@ impl<'a> Lazy<'a> {
             store,
             ca: OnceCell::new(),
             route53: OnceCell::new(),
+            jitter: (Duration::ZERO, true),
+            jittered: OnceCell::new(),
+        }
+    }
+
+    /// Waits up to `max` (at random) before the run's first order; `quiet`: silently.
+    pub fn with_jitter(mut self, max: Duration, quiet: bool) -> Self {
+        self.jitter = (max, quiet);
+        self
+    }
+
+    /// The jitter, once per run, before the first work that goes to the CA: a run that
+    /// finds nothing due never waits. Ctrl-C ends the wait.
+    async fn before_ordering(&self, stop: &Stop) -> Result<(), Error> {
+        let (max, quiet) = self.jitter;
+        tokio::select! {
+            _ = self.jittered.get_or_init(|| jitter(max, quiet)) => Ok(()),
+            () = stop.wait() => Err(Error::Interrupted),
         }
     }
 
@@ -467,7 +525,8 @@ pub async fn renew_all(
             .unwrap_or_else(|| settings.state_dir.clone()),
     );
     // The account lives in the real state directory even for a dry run.
-    let lazy = Lazy::new(settings, Store::new(&settings.state_dir));
+    let lazy = Lazy::new(settings, Store::new(&settings.state_dir))
+        .with_jitter(jitter_for(settings, args), cli.quiet);
     let (lazy, store) = (&lazy, &store);
     let turns = &challenge_name_turns(&settings.certificates);
     let runs = futures::stream::iter(&settings.certificates)
@@ -603,13 +662,14 @@ async fn renew_one(
             }
             o
         }
-        Err(Error::Interrupted) => {
-            return Outcome::Failed {
-                message: "interrupted (Ctrl-C or SIGTERM) after removing this run's DNS-01 values; the next run resumes the order".into(),
-                code: exit::INTERRUPTED,
-                next_attempt: None,
-            };
-        }
+        Err(Error::Interrupted) => Outcome::Failed {
+            message: "interrupted (Ctrl-C or SIGTERM); nothing is left half-done: this run's \
+                      DNS-01 values are removed, and the next run resumes the order or deploys \
+                      and verifies the certificate this one stored"
+                .into(),
+            code: exit::INTERRUPTED,
+            next_attempt: None,
+        },
         Err(e) => {
             st.failures = st.failures.saturating_add(1);
             st.last_failure = Some(now);
@@ -760,15 +820,13 @@ async fn attempt(
             // A target seen serving an older certificate gets the write: EMQX Cloud names
             // what it serves only by its expiry (to the second), which cannot tell apart two
             // certificates issued within a second or two of each other.
-            let wrote = deploy_and_verify(
-                settings,
-                spec,
-                &store.live_dir(&spec.name),
-                &targets,
-                !older,
-                &progress,
-            )
-            .await?;
+            let live_dir = store.live_dir(&spec.name);
+            let deploying =
+                deploy_and_verify(settings, spec, &live_dir, &targets, !older, &progress);
+            let wrote = tokio::select! {
+                r = deploying => r?,
+                () = stop.wait() => return Err(interrupted_deploying(spec, &live_dir, &progress)),
+            };
             // The same expiry looked deployed, but the broker served another certificate
             // (one issued in the same second), so it was written after all: say so.
             let reason = if wrote {
@@ -834,7 +892,11 @@ async fn attempt(
         }
     };
 
-    // 5. Issue (journaled), then deploy and verify.
+    // 5. Issue (journaled), then deploy and verify; first everything checkable without
+    //    the network, so that a missing secret or file fails before the order.
+    super::preflight::check_run(settings)?;
+    super::preflight::check(settings, spec)?;
+    lazy.before_ordering(stop).await?;
     let replaces = match (&live, resume.is_none() && settings.renew.ari) {
         (Some(leaf), true) if st.ari.is_some() => replaces_id(leaf.der()).ok(),
         _ => None,
@@ -864,10 +926,22 @@ async fn attempt(
         resume,
         new_key: args.new_key,
     };
+    // A dry run validates for real (its TXT values are its only writes, removed afterwards)
+    // but only plans the CNAME: the order goes without it.
+    let rehearsal;
+    let ordered = if args.dry_run {
+        rehearsal = CertificateSpec {
+            cname_target: None,
+            ..spec.clone()
+        };
+        &rehearsal
+    } else {
+        spec
+    };
     // Taking part in the run's Route 53 batching: this certificate's changes wait for the
     // others' at each step, so a fleet sends one batch per zone for all of them.
     let issued = match route53
-        .participate(issue(&svc, spec, &opts, stop.wait()))
+        .participate(issue(&svc, ordered, &opts, stop.wait()))
         .await
     {
         Ok(i) => i,
@@ -897,11 +971,16 @@ async fn attempt(
     if args.dry_run {
         let material = Material::from_dir(&issued.paths.live_dir)?;
         let mut plan = vec![format!(
-            "issued serial {} (expires {}) from {}",
+            "validated and issued serial {} (expires {}) from {} into a throw-away directory; its DNS-01 values are removed",
             issued.serial,
             date(issued.not_after),
             settings.acme.directory
         )];
+        // What a real run would change, read but not done.
+        let view = DnsView::new(route53, &lookup).await?;
+        let cname = super::plan::cname_steps(&view, spec, false)
+            .await
+            .map_err(|(_, e)| e)?;
         for t in &targets {
             crate::deploy::emqx_cloud::preflight(
                 t.as_ref(),
@@ -909,29 +988,44 @@ async fn attempt(
                 &spec.domains,
                 clock.now(),
             )?;
-            plan.push(format!(
-                "would deploy to {} (import rules pass)",
-                t.describe()
-            ));
+        }
+        let deploy = super::plan::deploy_steps(&targets).await;
+        for s in cname.iter().chain(&deploy) {
+            match s.kind {
+                "write" if s.section == "deploy" => plan.push(format!("would send to {}", s.text)),
+                "write" => plan.push(format!("would send {}", s.text)),
+                "keep" => plan.push(s.text.clone()),
+                _ => {}
+            }
         }
         if targets.is_empty() {
             plan.push("no deployment target configured".into());
+        } else {
+            plan.push(format!(
+                "import rules pass for {}",
+                targets
+                    .iter()
+                    .map(|t| t.describe())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
         }
         return Ok(Outcome::DryRun { plan });
     }
 
+    st.issued_by = Some(state::IssuedBy {
+        fingerprint: issued.fingerprint.clone(),
+        directory: settings.acme.directory.clone(),
+    });
     if !targets.is_empty() {
         // Freshly issued: never "already served" (EMQX Cloud only reports the expiry, which two
         // certificates issued in the same second share).
-        deploy_and_verify(
-            settings,
-            spec,
-            &issued.paths.live_dir,
-            &targets,
-            false,
-            &progress,
-        )
-        .await?;
+        let live_dir = &issued.paths.live_dir;
+        let deploying = deploy_and_verify(settings, spec, live_dir, &targets, false, &progress);
+        tokio::select! {
+            r = deploying => { r?; }
+            () = stop.wait() => return Err(interrupted_deploying(spec, live_dir, &progress)),
+        }
     }
     st.deployed_fingerprint = Some(issued.fingerprint.clone());
     Ok(Outcome::Renewed {
@@ -990,7 +1084,7 @@ fn leaf_current(leaf: &Certificate) -> Option<Current> {
     })
 }
 
-fn read_live(store: &Store, name: &str) -> Result<Option<Certificate>, Error> {
+pub(super) fn read_live(store: &Store, name: &str) -> Result<Option<Certificate>, Error> {
     let Some(text) = store.read_live(name, "cert.pem")? else {
         return Ok(None);
     };
@@ -1172,6 +1266,26 @@ fn choice(r: &AriRecord) -> AriChoice {
     }
 }
 
+/// Says what a Ctrl-C during the deployment or verification of `spec` stopped waiting for,
+/// and what happens now; the error `renew` then records.
+fn interrupted_deploying(
+    spec: &CertificateSpec,
+    live_dir: &Path,
+    progress: &CertProgress,
+) -> Error {
+    progress.renderer().clear();
+    let now = progress
+        .current()
+        .map(|c| format!(" while waiting — {c}"))
+        .unwrap_or_default();
+    output::error(&format!(
+        "`{}`: interrupted (Ctrl-C or SIGTERM){now}. {}",
+        spec.name,
+        super::interrupt::after_deploy(&spec.name, live_dir)
+    ));
+    Error::Interrupted
+}
+
 /// Deploys the certificate in `live_dir` to every target, then verifies over MQTT.
 async fn deploy_and_verify(
     settings: &Settings,
@@ -1206,4 +1320,33 @@ async fn deploy_and_verify(
         crate::workflow::stall::after("verify");
     }
     Ok(wrote)
+}
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+
+    #[test]
+    fn a_retry_time_is_never_shown_earlier_than_it_is() {
+        assert_eq!(
+            date_from(datetime!(2026-11-23 12:01:30 UTC)),
+            "2026-11-23 12:02 UTC"
+        );
+        assert_eq!(
+            date_from(datetime!(2026-11-23 12:01:00 UTC)),
+            "2026-11-23 12:01 UTC"
+        );
+        let failed = Outcome::Failed {
+            message: "x".into(),
+            code: 5,
+            next_attempt: Some(datetime!(2026-11-23 12:01:00.5 UTC)),
+        };
+        assert!(
+            failed
+                .line("a")
+                .ends_with("(next attempt from 2026-11-23 12:02 UTC)")
+        );
+    }
 }

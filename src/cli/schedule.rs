@@ -95,6 +95,7 @@ pub async fn run(cli: &Cli, args: &ScheduleArgs) -> i32 {
     );
     let renew_args = RenewArgs {
         name: None,
+        name_positional: None,
         force: false,
         new_key: false,
         dry_run: false,

@@ -28,6 +28,9 @@ pub struct StatusArgs {
     /// Only this certificate (default: every configured one).
     #[arg(long, short = 'n')]
     pub name: Option<String>,
+    /// The same as `--name`.
+    #[arg(value_name = "NAME", conflicts_with = "name")]
+    pub name_positional: Option<String>,
     /// Machine-readable output: one JSON object per certificate and line (docs/json.md).
     #[arg(long)]
     pub json: bool,
@@ -409,7 +412,8 @@ fn table(rows: &[Row]) -> String {
 /// `brokercert status`.
 pub async fn run(cli: &Cli, args: &StatusArgs) -> i32 {
     output::set_json(args.json);
-    let settings = match super::renew::load_settings(cli, args.name.as_deref()) {
+    let name = args.name.as_deref().or(args.name_positional.as_deref());
+    let settings = match super::renew::load_settings_for(cli, name, "nothing to show") {
         Ok(s) => s,
         Err(code) => return code,
     };

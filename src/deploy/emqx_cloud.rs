@@ -222,15 +222,15 @@ impl EmqxCloud {
                 "no deployment `{id}` (404){detail}. `deployment_id` is the deployment's ID (like ge6a1a75), not its name"
             ),
             422 => format!(
-                "the certificate was refused (422 Wrong Properties){detail}. Run `brokercert check {}` to see which import rule fails",
-                self.s.name
+                "the certificate was refused (422 Wrong Properties){detail}. Run `{}` to see which import rule fails",
+                crate::hint::command(&format!("check {}", self.s.name))
             ),
             429 => format!(
-                "rate limited (429; EMQX Cloud allows 6 writes and 60 reads per hour){detail}. Try again in {} with `brokercert deploy {}` (the certificate stays stored)",
+                "rate limited (429; EMQX Cloud allows 6 writes and 60 reads per hour){detail}. Try again in {} with `{}` (the certificate stays stored)",
                 retry_after
                     .map(|s| human_duration(Duration::from_secs(s)))
                     .unwrap_or_else(|| "an hour".into()),
-                self.s.name,
+                crate::hint::command(&format!("deploy {}", self.s.name)),
             ),
             s if s >= 500 => {
                 format!("the API failed ({s}){detail}; the state is re-read before any new write")
@@ -459,7 +459,13 @@ impl DeploymentTarget for EmqxCloud {
     }
 
     async fn current(&self) -> Result<Option<DeployedState>, DeployError> {
-        Ok(self.tls_state().await?.map(|st| DeployedState {
+        let st = self.tls_state().await?;
+        if st.is_none() {
+            // `/tls` answers 404 both when no TLS is configured and when the deployment does
+            // not exist: the deployment itself tells them apart (404: an error naming the id).
+            self.deployment_type().await?;
+        }
+        Ok(st.map(|st| DeployedState {
             status: st.status.unwrap_or_default(),
             expire: st.expire.as_deref().and_then(parse_expire),
             tls_type: st.tls_type,
@@ -530,8 +536,9 @@ impl DeploymentTarget for EmqxCloud {
                         target: self.target(),
                         status: None,
                         message: format!(
-                            "the {method} got no usable answer, and re-reading the state cannot tell whether it took effect: EMQX Cloud shows only the expiry, and the certificate served before expires at the same second. It was not repeated (EMQX Cloud allows 6 writes per hour). Run `brokercert verify {}` to see which certificate the broker serves, and `brokercert deploy {}` if it is the old one",
-                            self.s.name, self.s.name
+                            "the {method} got no usable answer, and re-reading the state cannot tell whether it took effect: EMQX Cloud shows only the expiry, and the certificate served before expires at the same second. It was not repeated (EMQX Cloud allows 6 writes per hour). Run `{}` to see which certificate the broker serves, and `{}` if it is the old one",
+                            crate::hint::command(&format!("verify {}", self.s.name)),
+                            crate::hint::command(&format!("deploy {}", self.s.name))
                         ),
                     });
                 }
@@ -540,8 +547,8 @@ impl DeploymentTarget for EmqxCloud {
                         target: self.target(),
                         status: None,
                         message: format!(
-                            "the {method} got no usable answer and re-reading the state shows it did not take effect. It was not repeated (EMQX Cloud allows 6 writes per hour); the previous certificate, if any, is still served. Run `brokercert deploy {}` again",
-                            self.s.name
+                            "the {method} got no usable answer and re-reading the state shows it did not take effect. It was not repeated (EMQX Cloud allows 6 writes per hour); the previous certificate, if any, is still served. Run `{}` again",
+                            crate::hint::command(&format!("deploy {}", self.s.name))
                         ),
                     });
                 }

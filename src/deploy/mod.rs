@@ -125,7 +125,9 @@ pub enum DeployError {
     },
     /// The target reports the configuration failed.
     #[error(
-        "{target} reports that applying the certificate failed (status `failed`). The previous certificate, if any, is still served; check the certificate with `brokercert check`, then run `brokercert deploy {name}` again"
+        "{target} reports that applying the certificate failed (status `failed`). The previous certificate, if any, is still served; check the certificate with `{}`, then run `{}` again",
+        crate::hint::command(&format!("check {name}")),
+        crate::hint::command(&format!("deploy {name}"))
     )]
     Failed {
         /// Target.
@@ -134,7 +136,7 @@ pub enum DeployError {
         name: String,
     },
     /// Waiting for the target took too long.
-    #[error("{target} was still `{status}` after {}; it may still finish: run `brokercert verify {name}` later, or raise `poll_timeout`", crate::workflow::progress::human_duration(*waited))]
+    #[error("{target} was still `{status}` after {}; it may still finish: run `{}` later, or raise `poll_timeout`", crate::workflow::progress::human_duration(*waited), crate::hint::command(&format!("verify {name}")))]
     Timeout {
         /// Target.
         target: String,

@@ -256,7 +256,7 @@ pub fn check(
         if not_yet {
             format!("not valid until {}", leaf.not_before())
         } else {
-            format!("{days_left} days left (until {})", leaf.not_after().date())
+            days_left_text(leaf.not_after(), now)
         },
         if rules.min_days_left > 0 {
             format!("at least {} days left ({} import window)", rules.min_days_left, rules.profile)
@@ -273,6 +273,25 @@ pub fn check(
         }),
     ));
     out
+}
+
+/// What is left of a validity ending at `not_after`: `30 days left (until 2026-03-01)`, or
+/// `expired 980 days ago (on 2023-07-01)` (never a negative count).
+pub fn days_left_text(not_after: time::OffsetDateTime, now: time::OffsetDateTime) -> String {
+    if now >= not_after {
+        let ago = (now - not_after).whole_days();
+        match ago {
+            0 => format!("expired today (on {})", not_after.date()),
+            1 => format!("expired 1 day ago (on {})", not_after.date()),
+            n => format!("expired {n} days ago (on {})", not_after.date()),
+        }
+    } else {
+        format!(
+            "{} days left (until {})",
+            (not_after - now).whole_days(),
+            not_after.date()
+        )
+    }
 }
 
 /// The failed verdicts as one paragraph.
@@ -381,6 +400,20 @@ mod tests {
             describe_failures(&v)
                 .unwrap()
                 .contains("remove the repeated leaf")
+        );
+    }
+
+    #[test]
+    fn an_expired_certificate_is_said_to_have_expired_not_to_have_negative_days_left() {
+        use time::macros::datetime;
+        let end = datetime!(2024-01-01 00:00 UTC);
+        assert_eq!(
+            days_left_text(end, datetime!(2026-09-07 12:00 UTC)),
+            "expired 980 days ago (on 2024-01-01)"
+        );
+        assert_eq!(
+            days_left_text(end, datetime!(2023-12-01 00:00 UTC)),
+            "31 days left (until 2024-01-01)"
         );
     }
 

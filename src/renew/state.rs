@@ -62,6 +62,29 @@ pub struct RenewalState {
     /// Fingerprint of the certificate last deployed and verified.
     #[serde(default)]
     pub deployed_fingerprint: Option<String>,
+    /// Which CA issued the stored certificate (so that `issue` can keep it only for the
+    /// same CA); `None` for certificates stored by an older brokercert.
+    #[serde(default)]
+    pub issued_by: Option<IssuedBy>,
+}
+
+/// The ACME directory that issued one stored certificate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IssuedBy {
+    /// SHA-256 fingerprint of the certificate.
+    pub fingerprint: String,
+    /// The ACME directory URL.
+    pub directory: String,
+}
+
+impl RenewalState {
+    /// The directory that issued the certificate with `fingerprint`, when recorded.
+    pub fn issuer_of(&self, fingerprint: &str) -> Option<&str> {
+        self.issued_by
+            .as_ref()
+            .filter(|i| i.fingerprint == fingerprint)
+            .map(|i| i.directory.as_str())
+    }
 }
 
 /// The state file of certificate `name`.

@@ -205,8 +205,14 @@ impl Run {
 /// Runs `brokercert ARGS` without a sandbox: no configuration or state directory from the
 /// environment, no colour, no standard input, plus `env`.
 pub fn run_plain(args: &[&str], env: &[(&str, &str)]) -> Run {
+    run_plain_in(Path::new("."), args, env)
+}
+
+/// [`run_plain`] in the working directory `dir` (where `./brokercert.toml` is looked for).
+pub fn run_plain_in(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Run {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"))
         .args(args)
+        .current_dir(dir)
         .env_remove("BROKERCERT_CONFIG")
         .env_remove("BROKERCERT_STATE_DIR")
         .env("NO_COLOR", "1")
