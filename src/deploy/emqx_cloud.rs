@@ -458,6 +458,38 @@ impl DeploymentTarget for EmqxCloud {
         out
     }
 
+    async fn readiness(&self) -> Vec<super::Readiness> {
+        // Exactly one GET of the TLS configuration: it proves the key, its scope and the
+        // deployment id at once, and spends one of the hour's 60 reads.
+        let get = format!("GET {}", self.url("/tls"));
+        let budget = "1 of the 60 reads EMQX Cloud allows per hour";
+        vec![match self.tls_state().await {
+            Ok(st) => super::Readiness {
+                check: "API key".into(),
+                ok: true,
+                evidence: format!(
+                    "valid, and may read the TLS configuration ({get} → {}; {budget})",
+                    match st {
+                        None => "no TLS configured".to_string(),
+                        Some(st) => format!(
+                            "{} {}, expires {}",
+                            st.tls_type.as_deref().unwrap_or("TLS"),
+                            st.status.as_deref().unwrap_or("(no status)"),
+                            st.expire.as_deref().unwrap_or("(not said)")
+                        ),
+                    }
+                ),
+                fix: None,
+            },
+            Err(e) => super::Readiness {
+                check: "API key".into(),
+                ok: false,
+                evidence: format!("{get} ({budget}): {e}"),
+                fix: None,
+            },
+        }]
+    }
+
     async fn current(&self) -> Result<Option<DeployedState>, DeployError> {
         Ok(self.tls_state().await?.map(|st| DeployedState {
             status: st.status.unwrap_or_default(),
