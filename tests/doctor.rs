@@ -359,6 +359,7 @@ async fn unreachable_nameservers_warn_under_auto_and_fail_under_authoritative() 
         "warn",
         &["`auto` picks `insync` here", "0 of 1"],
     );
+    assert!(fails(&run).is_empty(), "only warnings under auto");
 
     let cfg = d.config(
         "mqtt.example.test",
@@ -379,6 +380,7 @@ async fn unreachable_nameservers_warn_under_auto_and_fail_under_authoritative() 
         &["refused"],
     );
     assert_line(&run, "propagation", "FAIL", &["dns.propagation"]);
+    assert_eq!(fails(&run).len(), 2, "the address and the strategy");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -148,7 +148,21 @@ impl Route53 {
                 .and_then(|rest| rest.split('"').next())
                 .unwrap_or("the AWS SDK's default chain")
                 .to_string()),
-            Err(e) => Err(aws_smithy_types::error::display::DisplayErrorContext(&e).to_string()),
+            // `CredentialsNotLoaded` (the type is not re-exported): no source had any.
+            Err(e) if format!("{e:?}").starts_with("CredentialsNotLoaded") => Err(
+                "none of the AWS SDK's sources has any (environment variables, the shared \
+                 config and credentials files, a web identity token, the ECS container \
+                 endpoint, EC2 instance metadata)"
+                    .into(),
+            ),
+            // A source that has credentials but failed (a broken profile, an expired SSO
+            // session): its own account, on one line.
+            Err(e) => Err(aws_smithy_types::error::display::DisplayErrorContext(&e)
+                .to_string()
+                .lines()
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ")),
         }
     }
 
