@@ -445,3 +445,35 @@ async fn a_closed_mqtt_port_is_named() {
     );
     assert_eq!(fails(&run).len(), 1, "{}", run.stdout);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exhausted_emqx_read_budget_costs_one_request_and_no_wait() {
+    let d = Doctor::start().await;
+    d.emu.set_budgets(Budgets {
+        writes: 1000,
+        reads: 0,
+        window: Duration::from_secs(30),
+    });
+    let cfg = d.config("mqtt.example.test", &[]);
+    d.emu.clear_requests();
+    let started = std::time::Instant::now();
+    let run = d.doctor(&cfg, &[], &[]).await;
+    run.assert_code(DOCTOR_EXIT);
+    assert_line(
+        &run,
+        "EMQX Cloud deployment dep1: API key",
+        "FAIL",
+        &["rate limited (429", "60 reads"],
+    );
+    let gets = d
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .count();
+    assert_eq!(gets, 1, "{:?}", d.emu.requests());
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "doctor waited out Retry-After"
+    );
+}
