@@ -11,8 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use brokercert_sandbox::{
-    Budgets, DeploymentSpec, EmqxCloudEmulator, FaultPlan, Route53Fault, Route53Proxy,
-    SandboxOptions,
+    Budgets, EmqxCloudEmulator, FaultPlan, Route53Fault, Route53Proxy, SandboxOptions,
 };
 use support::golden::{golden, json_lines, normalize};
 use support::{Run, TestEnv, cert_section};
@@ -50,16 +49,7 @@ struct Doctor {
 impl Doctor {
     async fn start() -> Self {
         let env = TestEnv::start(SandboxOptions::new().zone("example.test")).await;
-        let emu = EmqxCloudEmulator::start(env.work.path().join("emqx"))
-            .await
-            .expect("emulator");
-        emu.add_deployment(DeploymentSpec::dedicated(ID, KEY, SECRET))
-            .expect("deployment");
-        emu.set_budgets(Budgets {
-            writes: 1000,
-            reads: 1000,
-            window: Duration::from_secs(3600),
-        });
+        let emu = support::emqx_with_deployment(&env, ID, KEY, SECRET).await;
         let mqtts = TcpListener::bind("127.0.0.1:0").expect("bind mqtts");
         let wss = TcpListener::bind("127.0.0.1:0").expect("bind wss");
         let mqtts_port = mqtts.local_addr().expect("addr").port();

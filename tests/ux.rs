@@ -15,9 +15,7 @@ use std::time::Duration;
 use brokercert::pki::bundle::parse_bundle;
 use brokercert::renew::state::{self, RenewalState};
 use brokercert::store::{CertificateFiles, Store};
-use brokercert_sandbox::{
-    Budgets, DeploymentPorts, DeploymentSpec, EmqxCloudEmulator, SandboxOptions,
-};
+use brokercert_sandbox::{DeploymentPorts, EmqxCloudEmulator, SandboxOptions};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde_json::Value;
 use support::golden::{golden, json_lines, normalize};
@@ -335,16 +333,7 @@ async fn cloud() -> (TestEnv, EmqxCloudEmulator, DeploymentPorts, PathBuf) {
             .zone("emqx-cloud.test"),
     )
     .await;
-    let emu = EmqxCloudEmulator::start(env.work.path().join("emqx"))
-        .await
-        .expect("emulator");
-    emu.add_deployment(DeploymentSpec::dedicated(ID, KEY, SECRET))
-        .expect("deployment");
-    emu.set_budgets(Budgets {
-        writes: 1000,
-        reads: 1000,
-        window: Duration::from_secs(3600),
-    });
+    let emu = support::emqx_with_deployment(&env, ID, KEY, SECRET).await;
     let ports = emu.deployment_ports(ID).expect("ports");
     let section = cert_section(
         "mqtt-prod",
