@@ -284,6 +284,47 @@ async fn a_missing_zone_is_named() {
     );
     assert_line(&run, "ChangeResourceRecordSets", "skip", &[]);
     assert_eq!(fails(&run).len(), 1, "{}", run.stdout);
+
+    // An explicit `hosted_zone_id` is said so.
+    let zone = d.env.sb.zone_id("example.test").expect("zone");
+    let cfg = d.config(
+        "mqtt.example.test",
+        &[(
+            "domains = [\"mqtt.example.test\"]\n".into(),
+            format!("domains = [\"mqtt.example.test\"]\nhosted_zone_id = \"{zone}\"\n"),
+        )],
+    );
+    let run = d.doctor(&cfg, &[], &[]).await;
+    run.assert_ok();
+    assert_line(
+        &run,
+        "hosted zone for mqtt.example.test",
+        "ok",
+        &[&zone, "set by `hosted_zone_id`"],
+    );
+}
+
+#[test]
+fn an_unknown_name_is_a_configuration_error_naming_the_known_ones() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("brokercert.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "state_dir = \"{}\"\n\n{}",
+            dir.path().join("state").display(),
+            cert_section("mqtt-prod", &["mqtt.example.test"], "")
+        ),
+    )
+    .expect("write config");
+    let run = support::run_plain(&["doctor", "--config", arg(&cfg), "--name", "other"], &[]);
+    run.assert_code(2);
+    assert!(
+        run.stderr.contains("no certificate `other`") && run.stderr.contains("`mqtt-prod`"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stdout.is_empty(), "nothing checked: {}", run.stdout);
 }
 
 #[tokio::test(flavor = "multi_thread")]
