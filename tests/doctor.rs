@@ -508,3 +508,41 @@ async fn an_exhausted_emqx_read_budget_costs_one_request_and_no_wait() {
         "doctor waited out Retry-After"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_test_value_leaves_other_values_at_the_challenge_name_alone() {
+    let d = Doctor::start().await;
+    let zone = d.env.sb.zone_id("example.test").expect("zone");
+    let theirs = brokercert::dns::route53::quote_txt("someone-elses-value");
+    d.env
+        .sb
+        .upsert(
+            &zone,
+            "_acme-challenge.mqtt.example.test",
+            "TXT",
+            300,
+            &[&theirs],
+        )
+        .await
+        .expect("other TXT value");
+    let cfg = d.config("mqtt.example.test", &[]);
+    let run = d.doctor(&cfg, &[], &[]).await;
+    run.assert_ok();
+    assert_line(
+        &run,
+        "ChangeResourceRecordSets",
+        "ok",
+        &["other values kept"],
+    );
+    let left: Vec<Vec<String>> = d
+        .env
+        .sb
+        .list_records(&zone)
+        .await
+        .expect("records")
+        .into_iter()
+        .filter(|r| r.name.starts_with("_acme-challenge") && r.rtype == "TXT")
+        .map(|r| r.values)
+        .collect();
+    assert_eq!(left, [vec![theirs]], "exactly the other value is left");
+}
