@@ -436,6 +436,7 @@ async fn a_ca_that_is_down_is_named() {
 async fn a_rejected_emqx_key_is_named_and_costs_one_read() {
     let d = Doctor::start().await;
     let cfg = d.config("mqtt.example.test", &[]);
+    d.emu.clear_requests();
     let run = d
         .doctor(&cfg, &[], &[("EMQX_CLOUD_API_KEY", "not-the-key")])
         .await;
@@ -446,6 +447,15 @@ async fn a_rejected_emqx_key_is_named_and_costs_one_read() {
         "FAIL",
         &["refused (401)", "60 reads"],
     );
+    let gets: Vec<_> = d
+        .emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.path)
+        .collect();
+    assert_eq!(gets.len(), 1, "{gets:?}");
+    assert!(gets[0].ends_with("/deployments/dep1/tls"), "{gets:?}");
     assert_eq!(fails(&run).len(), 1, "{}", run.stdout);
 }
 
