@@ -32,6 +32,8 @@ pub mod exit {
     pub const DEPLOY: i32 = 8;
     /// The MQTT-over-TLS verification failed.
     pub const VERIFY: i32 = 9;
+    /// `doctor`: at least one check that issuance, deployment or verification needs fails.
+    pub const DOCTOR: i32 = 10;
     /// Interrupted (Ctrl-C / SIGTERM); clean-up ran.
     pub const INTERRUPTED: i32 = 130;
 }

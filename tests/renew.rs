@@ -11,9 +11,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use brokercert_sandbox::{
-    Budgets, DeploymentPorts, DeploymentSpec, EmqxCloudEmulator, SandboxOptions,
-};
+use brokercert_sandbox::{DeploymentPorts, EmqxCloudEmulator, SandboxOptions};
 use support::{Run, TestEnv, cert_section, certs};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
@@ -34,17 +32,8 @@ async fn cloud() -> Cloud {
             .zone("emqx-cloud.test"),
     )
     .await;
-    let emu = EmqxCloudEmulator::start(env.work.path().join("emqx"))
-        .await
-        .expect("emulator");
-    emu.add_deployment(DeploymentSpec::dedicated(ID, KEY, SECRET))
-        .expect("deployment");
     // Many renewals in one test: lift the documented 6 writes an hour.
-    emu.set_budgets(Budgets {
-        writes: 1000,
-        reads: 1000,
-        window: Duration::from_secs(3600),
-    });
+    let emu = support::emqx_with_deployment(&env, ID, KEY, SECRET).await;
     let ports = emu.deployment_ports(ID).expect("ports");
     let z = env.sb.zone_id("emqx-cloud.test").unwrap();
     env.sb

@@ -253,6 +253,37 @@ fn foreign(source: Source, found: &str, configured: &str) -> AcmeError {
     ))
 }
 
+/// Where the account for the configured directory would come from (`BROKERCERT_ACME_ACCOUNT`
+/// first, then the store), described for people; `None` when there is none yet (the first
+/// `issue` creates it). Neither asks the CA nor creates anything (`doctor`). `Err`: the
+/// account found is unusable here (damaged, or made on another directory).
+pub fn locate(settings: &AcmeSettings, store: &Store) -> Result<Option<String>, AcmeError> {
+    let configured = settings.directory.as_str();
+    if let Some(json) = std::env::var(ACCOUNT_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+    {
+        return match pin_to_directory(&json, configured, Source::Env)? {
+            Pinned::Ours(_) => Ok(Some(Source::Env.describe())),
+            Pinned::Foreign(found) => Err(foreign(Source::Env, &found, configured)),
+        };
+    }
+    let Some(json) = store
+        .load_account(configured)
+        .map_err(|e| AcmeError::Setup(e.to_string()))?
+    else {
+        return Ok(None);
+    };
+    match pin_to_directory(&json, configured, Source::Store)? {
+        Pinned::Ours(_) => Ok(Some(format!(
+            "{} in {}",
+            Source::Store.describe(),
+            store.root().display()
+        ))),
+        Pinned::Foreign(found) => Err(foreign(Source::Store, &found, configured)),
+    }
+}
+
 /// Loads the account from `BROKERCERT_ACME_ACCOUNT` or the store, or creates one. The
 /// configured directory always decides: an account made on another directory is refused
 /// (or, in a dry run switched to staging, left unused).

@@ -8,6 +8,7 @@ mod check;
 mod client_pki;
 mod completions;
 mod deploy;
+mod doctor;
 mod iam_policy;
 mod init;
 mod interrupt;
@@ -130,6 +131,9 @@ pub enum Command {
     Status(status::StatusArgs),
     /// Print every DNS change, ACME call and deployment call `issue` would make; change nothing.
     Plan(plan::PlanArgs),
+    /// Check from this machine everything a first issuance needs (AWS, DNS, CA, deployment
+    /// targets, MQTT ports); order and deploy nothing. Exit code 10 when a needed check fails.
+    Doctor(doctor::DoctorArgs),
     /// Write a commented brokercert.toml from flags (or questions on a terminal).
     Init(init::InitArgs),
     /// Print the shell completion script (bash, zsh, fish, elvish, powershell).
@@ -600,6 +604,7 @@ pub fn main() -> i32 {
             Command::IamPolicy(args) => iam_policy::run(&cli, args).await,
             Command::Status(args) => status::run(&cli, args).await,
             Command::Plan(args) => plan::run(&cli, args).await,
+            Command::Doctor(args) => doctor::run(&cli, args).await,
             Command::Init(_) | Command::Completions(_) | Command::Man(_) => exit::OK,
         }
     })

@@ -256,6 +256,11 @@ impl EmqxCloud {
 
     /// GET with 429 handling (reads are safe to repeat).
     async fn get(&self, path: &str) -> Result<Answer, DeployError> {
+        self.get_with(path, true).await
+    }
+
+    /// GET; on 429, waits out `Retry-After` and asks again only when `wait_on_429`.
+    async fn get_with(&self, path: &str, wait_on_429: bool) -> Result<Answer, DeployError> {
         let mut waited = Duration::ZERO;
         loop {
             let rsp = self
@@ -275,7 +280,7 @@ impl EmqxCloud {
                 404 if path == "/tls" => return Ok(Answer::NotFound),
                 429 => {
                     let wait = Duration::from_secs(retry.unwrap_or(60));
-                    if waited + wait > self.s.max_retry_after {
+                    if !wait_on_429 || waited + wait > self.s.max_retry_after {
                         return Err(self.api_error(status, &body, retry));
                     }
                     tokio::time::sleep(wait).await;
@@ -308,7 +313,12 @@ impl EmqxCloud {
     }
 
     async fn tls_state(&self) -> Result<Option<TlsState>, DeployError> {
-        match self.get("/tls").await? {
+        self.tls_state_with(true).await
+    }
+
+    /// The TLS configuration; `wait_on_429` as in [`Self::get_with`].
+    async fn tls_state_with(&self, wait_on_429: bool) -> Result<Option<TlsState>, DeployError> {
+        match self.get_with("/tls", wait_on_429).await? {
             Answer::NotFound => Ok(None),
             Answer::Ok(body) => {
                 let st: TlsState = serde_json::from_str(&body).unwrap_or(TlsState {
@@ -456,6 +466,38 @@ impl DeploymentTarget for EmqxCloud {
             human_duration(self.s.poll_timeout)
         ));
         out
+    }
+
+    async fn readiness(&self) -> Vec<super::Readiness> {
+        // Exactly one GET of the TLS configuration: it proves the key, its scope and the
+        // deployment id at once, and spends one of the hour's 60 reads.
+        let get = format!("GET {}", self.url("/tls"));
+        let budget = "1 of the 60 reads EMQX Cloud allows per hour";
+        vec![match self.tls_state_with(false).await {
+            Ok(st) => super::Readiness {
+                check: "API key".into(),
+                ok: true,
+                evidence: format!(
+                    "valid, and may read the TLS configuration ({get} → {}; {budget})",
+                    match st {
+                        None => "no TLS configured".to_string(),
+                        Some(st) => format!(
+                            "{} {}, expires {}",
+                            st.tls_type.as_deref().unwrap_or("TLS"),
+                            st.status.as_deref().unwrap_or("(no status)"),
+                            st.expire.as_deref().unwrap_or("(not said)")
+                        ),
+                    }
+                ),
+                fix: None,
+            },
+            Err(e) => super::Readiness {
+                check: "API key".into(),
+                ok: false,
+                evidence: format!("{get} ({budget}): {e}"),
+                fix: None,
+            },
+        }]
     }
 
     async fn current(&self) -> Result<Option<DeployedState>, DeployError> {

@@ -15,6 +15,7 @@
 //! what is written, nor what was there before (`previous`).
 
 mod previous;
+mod readiness;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -114,19 +115,28 @@ impl FilesTarget {
         Ok(t)
     }
 
-    fn planned_paths(&self) -> Vec<&Path> {
+    /// The configured destinations with the setting naming each.
+    fn named_paths(&self) -> Vec<(&'static str, &Path)> {
         [
-            &self.s.cert,
-            &self.s.chain,
-            &self.s.fullchain,
-            &self.s.key,
-            &self.s.root,
+            ("cert", &self.s.cert),
+            ("chain", &self.s.chain),
+            ("fullchain", &self.s.fullchain),
+            ("key", &self.s.key),
+            ("root", &self.s.root),
         ]
         .into_iter()
-        .flatten()
-        .map(PathBuf::as_path)
-        .chain(self.s.client_ca.as_ref().map(|(p, _)| p.as_path()))
+        .filter_map(|(n, p)| p.as_deref().map(|p| (n, p)))
+        .chain(
+            self.s
+                .client_ca
+                .as_ref()
+                .map(|(p, _)| ("client_ca", p.as_path())),
+        )
         .collect()
+    }
+
+    fn planned_paths(&self) -> Vec<&Path> {
+        self.named_paths().into_iter().map(|(_, p)| p).collect()
     }
 
     fn contents(&self, m: &Material) -> Result<Vec<Planned>, DeployError> {
@@ -234,6 +244,16 @@ impl DeploymentTarget for FilesTarget {
 
     fn rules(&self) -> ImportRules {
         ImportRules::files()
+    }
+
+    async fn readiness(&self) -> Vec<super::Readiness> {
+        let mut out: Vec<super::Readiness> = self
+            .named_paths()
+            .into_iter()
+            .map(|(setting, p)| readiness::writable(setting, p))
+            .collect();
+        out.push(readiness::reload_present(&self.s.reload));
+        out
     }
 
     fn plan(&self, current: Option<&DeployedState>) -> Vec<String> {

@@ -44,6 +44,20 @@ pub struct DeployedState {
     pub cn: Option<String>,
 }
 
+/// One thing `brokercert doctor` checked about a target: what, whether it passed, the
+/// evidence, and (when it failed and the evidence does not already say it) the fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Readiness {
+    /// Short name of the check, e.g. `API key`, `key path`, `reload command`.
+    pub check: String,
+    /// Whether it passed.
+    pub ok: bool,
+    /// What was seen.
+    pub evidence: String,
+    /// What to do about a failure.
+    pub fix: Option<String>,
+}
+
 /// Progress of a deployment (human text).
 pub trait DeployProgress: Send + Sync {
     /// A step.
@@ -78,6 +92,24 @@ pub trait DeploymentTarget: Send + Sync {
     ) -> Result<DeployOutcome, DeployError>;
     /// Removes the TLS configuration.
     async fn remove(&self) -> Result<(), DeployError>;
+    /// Whether a deployment could work from this machine, without writing anything
+    /// (`brokercert doctor`). By default: what it serves now can be read.
+    async fn readiness(&self) -> Vec<Readiness> {
+        vec![match self.current().await {
+            Ok(_) => Readiness {
+                check: "read".into(),
+                ok: true,
+                evidence: "what it serves now can be read".into(),
+                fix: None,
+            },
+            Err(e) => Readiness {
+                check: "read".into(),
+                ok: false,
+                evidence: e.to_string(),
+                fix: None,
+            },
+        }]
+    }
     /// What `deploy` would do, one human line per call or write, given what `current`
     /// reported (`brokercert plan`). Must not write anything.
     fn plan(&self, current: Option<&DeployedState>) -> Vec<String> {

@@ -179,6 +179,38 @@ pub trait DnsLookup: Send + Sync {
     ) -> Result<Answer, DnsError>;
 }
 
+/// What [`probe_53`] saw on each transport of one nameserver address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Probe53 {
+    /// A SOA query over UDP was answered (any rcode); `Err` says what happened instead.
+    pub udp: Result<(), String>,
+    /// A TCP connection was accepted; `Err` says what happened instead.
+    pub tcp: Result<(), String>,
+}
+
+/// Probes `addr` on UDP (a SOA query for `zone`) and TCP (a connection) at once, each
+/// within [`PROBE_TIMEOUT`]: whether this machine can talk DNS to it directly at all.
+pub async fn probe_53(addr: SocketAddr, zone: &str) -> Probe53 {
+    let udp = async {
+        exchange_classified(addr, zone, RecordType::Soa, false, PROBE_TIMEOUT)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.message)
+    };
+    let tcp = async {
+        match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(addr)).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!(
+                "no connection within {} s",
+                PROBE_TIMEOUT.as_secs()
+            )),
+        }
+    };
+    let (udp, tcp) = tokio::join!(udp, tcp);
+    Probe53 { udp, tcp }
+}
+
 /// Real lookups over the network.
 #[derive(Debug, Clone)]
 pub struct WireLookup {
@@ -209,7 +241,8 @@ impl WireLookup {
         self
     }
 
-    fn resolvers(&self) -> Result<Vec<SocketAddr>, String> {
+    /// The recursive resolvers asked: `dns.resolver`, else the system's (`/etc/resolv.conf`).
+    pub fn resolvers(&self) -> Result<Vec<SocketAddr>, String> {
         if let Some(r) = self.resolver {
             return Ok(vec![r]);
         }
@@ -260,27 +293,13 @@ impl DnsLookup for WireLookup {
     }
 
     async fn answers_on_53(&self, server: &Nameserver, zone: &str) -> Result<(), String> {
-        let udp = async {
-            exchange_classified(server.addr, zone, RecordType::Soa, false, PROBE_TIMEOUT)
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("UDP: {}", e.message))
-        };
-        let tcp = async {
-            match tokio::time::timeout(PROBE_TIMEOUT, TcpStream::connect(server.addr)).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(format!("TCP: {e}")),
-                Err(_) => Err(format!(
-                    "TCP: no connection within {} s",
-                    PROBE_TIMEOUT.as_secs()
-                )),
-            }
-        };
         // Either answering is enough; both failing is the evidence.
-        let (u, t) = tokio::join!(udp, tcp);
-        match (u, t) {
-            (Ok(()), _) | (_, Ok(())) => Ok(()),
-            (Err(u), Err(t)) => Err(format!("{u}; {t}")),
+        match probe_53(server.addr, zone).await {
+            Probe53 { udp: Ok(()), .. } | Probe53 { tcp: Ok(()), .. } => Ok(()),
+            Probe53 {
+                udp: Err(u),
+                tcp: Err(t),
+            } => Err(format!("UDP: {u}; TCP: {t}")),
         }
     }
 

@@ -43,6 +43,12 @@ pub trait DnsProvider: Send + Sync {
     ) -> Result<Option<Vec<RecordSet>>, DnsError> {
         Ok(None)
     }
+    /// The status of a batch, always asked of the provider (`GetChange`) even when the
+    /// submission's answer already said INSYNC: `doctor` uses it to prove the identity may
+    /// call the action at all.
+    async fn change_status_asked(&self, change: &ChangeId) -> Result<ChangeStatus, DnsError> {
+        self.change_status(change).await
+    }
     /// The status of a batch when it is known without asking (its submission's answer said
     /// INSYNC), so that callers spend none of the account's request rate on it.
     fn known_status(&self, _change: &ChangeId) -> Option<ChangeStatus> {

@@ -86,8 +86,8 @@ pub struct Route53 {
 }
 
 impl Route53 {
-    /// Builds a client from the standard AWS credential chain and the settings.
-    pub async fn connect(settings: &Route53Settings) -> Self {
+    /// The SDK configuration loader for the settings: region, retries, timeouts, profile.
+    fn loader(settings: &Route53Settings) -> aws_config::ConfigLoader {
         let region = settings
             .region
             .clone()
@@ -109,7 +109,13 @@ impl Route53 {
         if let Some(p) = &settings.profile {
             loader = loader.profile_name(p);
         }
-        let shared = loader.load().await;
+        loader
+    }
+
+    /// Builds a client from the standard AWS credential chain and the settings.
+    pub async fn connect(settings: &Route53Settings) -> Self {
+        let max_attempts = settings.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS).max(1);
+        let shared = Self::loader(settings).load().await;
         let mut conf = aws_sdk_route53::config::Builder::from(&shared);
         if let Some(url) = &settings.endpoint_url {
             conf = conf.endpoint_url(url);
@@ -120,6 +126,43 @@ impl Route53 {
             insync_on_submit: Default::default(),
             read_records: settings.read_records,
             read_denied: Default::default(),
+        }
+    }
+
+    /// Where the standard credential chain finds credentials for these settings, e.g.
+    /// `Environment` (AWS_ACCESS_KEY_ID…), `ProfileFile`, `WebIdentityToken`, `EcsContainer`
+    /// or `IMDSv2` (the SDK's provider name). Resolves them once; never returns them.
+    /// `Err`: no source has credentials, with the SDK's account of each source it tried.
+    pub async fn credentials_source(settings: &Route53Settings) -> Result<String, String> {
+        use aws_sdk_route53::config::ProvideCredentials;
+        let shared = Self::loader(settings).load().await;
+        let Some(provider) = shared.credentials_provider() else {
+            return Err("the AWS SDK has no credentials provider".into());
+        };
+        match provider.provide_credentials().await {
+            // The SDK keeps the provider's name private but shows it in `Debug` (which
+            // redacts the secret); only that name is taken from it.
+            Ok(c) => Ok(format!("{c:?}")
+                .split("provider_name: \"")
+                .nth(1)
+                .and_then(|rest| rest.split('"').next())
+                .unwrap_or("the AWS SDK's default chain")
+                .to_string()),
+            // `CredentialsNotLoaded` (the type is not re-exported): no source had any.
+            Err(e) if format!("{e:?}").starts_with("CredentialsNotLoaded") => Err(
+                "none of the AWS SDK's sources has any (environment variables, the shared \
+                 config and credentials files, a web identity token, the ECS container \
+                 endpoint, EC2 instance metadata)"
+                    .into(),
+            ),
+            // A source that has credentials but failed (a broken profile, an expired SSO
+            // session): its own account, on one line.
+            Err(e) => Err(aws_smithy_types::error::display::DisplayErrorContext(&e)
+                .to_string()
+                .lines()
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ")),
         }
     }
 
@@ -396,6 +439,10 @@ impl DnsProvider for Route53 {
         if let Some(status) = self.known_status(change) {
             return Ok(status);
         }
+        self.change_status_asked(change).await
+    }
+
+    async fn change_status_asked(&self, change: &ChangeId) -> Result<ChangeStatus, DnsError> {
         let out = self
             .client
             .get_change()

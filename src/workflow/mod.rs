@@ -8,6 +8,7 @@ pub mod blocking;
 pub mod challenge_records;
 pub mod cname;
 pub mod deploy;
+pub mod doctor;
 pub mod issue;
 pub mod progress;
 pub mod stall;

@@ -2,6 +2,8 @@
 //! the real `brokercert` binary with a bounded time.
 #![allow(dead_code)]
 
+pub mod golden;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -172,6 +174,29 @@ system_roots = false
         out.sort();
         out
     }
+}
+
+/// The EMQX Cloud emulator (under the scratch directory) with one dedicated deployment `id`
+/// reachable with `key`/`secret`, its hourly budgets lifted to 1000 (tests that make many
+/// calls; a test of the budget sets its own).
+pub async fn emqx_with_deployment(
+    env: &TestEnv,
+    id: &str,
+    key: &str,
+    secret: &str,
+) -> brokercert_sandbox::EmqxCloudEmulator {
+    use brokercert_sandbox::{Budgets, DeploymentSpec, EmqxCloudEmulator};
+    let emu = EmqxCloudEmulator::start(env.work.path().join("emqx"))
+        .await
+        .expect("emulator");
+    emu.add_deployment(DeploymentSpec::dedicated(id, key, secret))
+        .expect("deployment");
+    emu.set_budgets(Budgets {
+        writes: 1000,
+        reads: 1000,
+        window: Duration::from_secs(3600),
+    });
+    emu
 }
 
 /// The outcome of one `brokercert` run.
