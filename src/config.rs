@@ -405,6 +405,10 @@ pub struct EmqxCloudFile {
     pub request_timeout: Option<Duration>,
     /// Refuse to upload with fewer days left (default 60, the guide's import window).
     pub min_days_left: Option<i64>,
+    /// The deployment's type (`dedicated`, `dedicatedFlex`, `byoc`, `serverless`), when
+    /// known: `serverless` is refused before any request. Unset = not asked (reading it
+    /// needs the "Deployment Management" scope).
+    pub deployment_type: Option<String>,
 }
 
 /// `type = "files"`.

@@ -14,12 +14,14 @@ use crate::error::{Error, exit};
 use crate::workflow::deploy::deploy_all;
 
 /// Deploys (and verifies) a freshly stored certificate; returns an exit code. The time
-/// each of the two steps took is pushed to `timings` (for `--timings`).
+/// each of the two steps took is pushed to `timings`, and each target's API requests to
+/// `api_usage` (for `--timings`).
 pub async fn deploy_and_verify(
     settings: &crate::config::Settings,
     spec: &CertificateSpec,
     live_dir: &Path,
     timings: &mut Vec<(&'static str, Duration)>,
+    api_usage: &mut Vec<String>,
     progress: &CertProgress,
 ) -> i32 {
     if spec.deploy.is_empty() {
@@ -52,6 +54,7 @@ pub async fn deploy_and_verify(
         progress,
     )
     .await;
+    api_usage.extend(targets.iter().filter_map(|t| t.api_usage()));
     progress.renderer().clear();
     match deployed {
         Ok(outcomes) => {

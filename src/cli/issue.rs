@@ -126,11 +126,13 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                     output::warning(w);
                 }
                 let mut after_timings = Vec::new();
+                let mut api_usage = Vec::new();
                 let after = super::after_issue::deploy_and_verify(
                     &settings,
                     spec,
                     &issued.paths.live_dir,
                     &mut after_timings,
+                    &mut api_usage,
                     &progress,
                 )
                 .await;
@@ -140,6 +142,9 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                         &after_timings,
                         started.elapsed(),
                     ));
+                    if let Some(t) = super::deploy::api_usage_table(&api_usage) {
+                        output::say(&t);
+                    }
                 }
                 (after, issued_json(&issued, after, None))
             }

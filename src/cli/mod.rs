@@ -147,6 +147,10 @@ pub struct DeployArgs {
     /// Skip the MQTT verification after deploying.
     #[arg(long)]
     pub no_verify: bool,
+    /// Print the time the deployment took and the API requests it spent (EMQX Cloud allows
+    /// 60 reads and 6 writes an hour).
+    #[arg(long)]
+    pub timings: bool,
     /// Wait this long for another brokercert command working on the same state directory
     /// (default: exit at once with code 7).
     #[arg(long, value_name = "DURATION", value_parser = crate::bounds::parse)]

@@ -133,6 +133,7 @@ pub const KEYS: &[Key] = &[
     emqx("certificate.deploy.poll_timeout", Duration),
     emqx("certificate.deploy.request_timeout", Duration),
     emqx("certificate.deploy.min_days_left", Int),
+    emqx("certificate.deploy.deployment_type", Str),
     files("certificate.deploy.cert", Path),
     files("certificate.deploy.chain", Path),
     files("certificate.deploy.fullchain", Path),

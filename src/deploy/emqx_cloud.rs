@@ -3,10 +3,17 @@
 //! Facts (shared/reference/emqx.md): Basic auth with the API key and secret; GET (60/hour),
 //! POST/PUT/DELETE (6/hour); asynchronous — after a write, GET until `running` or `failed`.
 //! Owns: the client, the budgets (poll with a growing interval, honour `Retry-After`, never
-//! blindly repeat a write: re-read the state first), the serverless refusal, and messages for
-//! 401/403/404/422/429. Response bodies are never logged (they may echo keys).
+//! blindly repeat a write: re-read the state first; count the reads and writes of a run),
+//! the serverless refusal, and messages for 401/403/404/422/429. Response bodies are never
+//! logged (they may echo keys).
+//!
+//! Only `/deployments/{id}/tls` is used on the normal path: that is what a key with the
+//! documented scope "TLS Certificate Management" may call. `GET /deployments/{id}` belongs to
+//! "Deployment Management"; it is read only to explain a TLS answer that looks like a
+//! Serverless deployment, and a 403 there means "type unknown", never an error.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -43,6 +50,35 @@ impl TlsMode {
     }
 }
 
+/// `deploymentType` as the console names it, when the configuration states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentType {
+    /// Dedicated: custom certificates supported.
+    Dedicated,
+    /// Dedicated Flex: custom certificates supported.
+    DedicatedFlex,
+    /// BYOC (bring your own cloud): custom certificates supported.
+    Byoc,
+    /// Serverless: no custom certificates.
+    Serverless,
+}
+
+impl DeploymentType {
+    /// Parses the setting `deployment_type` (the API's spelling, case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "dedicated" => Some(Self::Dedicated),
+            "dedicatedflex" | "dedicated-flex" => Some(Self::DedicatedFlex),
+            "byoc" => Some(Self::Byoc),
+            "serverless" => Some(Self::Serverless),
+            _ => None,
+        }
+    }
+}
+
+/// The Serverless refusal (one text for the setting and for the API's answer).
+const SERVERLESS: &str = "is a Serverless deployment, which supports neither custom certificates nor custom-domain CNAMEs. Use a Dedicated deployment, or remove this deploy target";
+
 /// Settings of one EMQX Cloud deployment target.
 #[derive(Debug, Clone)]
 pub struct EmqxCloudSettings {
@@ -73,12 +109,19 @@ pub struct EmqxCloudSettings {
     pub request_timeout: Duration,
     /// The import rules (the validity window is `min_days_left`).
     pub rules: ImportRules,
+    /// The deployment's type when the configuration states it (`deployment_type`): a
+    /// Serverless one is refused before any request.
+    pub deployment_type: Option<DeploymentType>,
 }
 
 /// EMQX Cloud through its Platform API.
 pub struct EmqxCloud {
     s: EmqxCloudSettings,
     http: reqwest::Client,
+    /// GETs sent in this run (each spends one of the 60 reads an hour).
+    reads: AtomicUsize,
+    /// POST/PUT/DELETEs sent in this run (each spends one of the 6 writes an hour).
+    writes: AtomicUsize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -171,7 +214,20 @@ impl EmqxCloud {
                 target,
                 message: format!("cannot set up HTTPS: {e}"),
             })?;
-        Ok(Self { s, http })
+        Ok(Self {
+            s,
+            http,
+            reads: AtomicUsize::new(0),
+            writes: AtomicUsize::new(0),
+        })
+    }
+
+    /// Requests sent so far by this client: (reads, writes).
+    pub fn requests_sent(&self) -> (usize, usize) {
+        (
+            self.reads.load(Ordering::Relaxed),
+            self.writes.load(Ordering::Relaxed),
+        )
     }
 
     fn target(&self) -> String {
@@ -221,6 +277,9 @@ impl EmqxCloud {
             404 => format!(
                 "no deployment `{id}` (404){detail}. `deployment_id` is the deployment's ID (like ge6a1a75), not its name"
             ),
+            400 => format!(
+                "the API refused the request (400){detail}. A Serverless deployment has no custom certificates: if this is one, use a Dedicated deployment (setting `deployment_type = \"serverless\"` makes brokercert refuse it before any request)"
+            ),
             422 => format!(
                 "the certificate was refused (422 Wrong Properties){detail}. Run `brokercert check {}` to see which import rule fails",
                 self.s.name
@@ -258,6 +317,7 @@ impl EmqxCloud {
     async fn get(&self, path: &str) -> Result<Answer, DeployError> {
         let mut waited = Duration::ZERO;
         loop {
+            self.reads.fetch_add(1, Ordering::Relaxed);
             let rsp = self
                 .http
                 .get(self.url(path))
@@ -298,17 +358,53 @@ impl EmqxCloud {
         }
     }
 
-    async fn deployment_type(&self) -> Result<Option<String>, DeployError> {
-        match self.get("").await? {
-            Answer::Ok(body) => Ok(serde_json::from_str::<DeploymentInfo>(&body)
+    /// The deployment's type from `GET /deployments/{id}` ("Deployment Management" scope),
+    /// read only to explain an unexpected TLS answer. `None` = unknown: a key with only the
+    /// TLS scope gets 403 there, which is no error.
+    async fn read_deployment_type(&self) -> Option<String> {
+        match self.get("").await {
+            Ok(Answer::Ok(body)) => serde_json::from_str::<DeploymentInfo>(&body)
                 .ok()
-                .and_then(|d| d.deployment_type)),
-            Answer::NotFound => Ok(None),
+                .and_then(|d| d.deployment_type),
+            Ok(Answer::NotFound) | Err(_) => None,
         }
     }
 
+    fn serverless_error(&self) -> DeployError {
+        DeployError::Config {
+            target: self.target(),
+            message: SERVERLESS.into(),
+        }
+    }
+
+    /// A TLS answer of 400 may mean a Serverless deployment (which has no TLS endpoint to
+    /// manage): ask once what type it is, and say so when it is.
+    async fn explain(&self, e: DeployError) -> DeployError {
+        let bad_request = matches!(
+            e,
+            DeployError::Api {
+                status: Some(400),
+                ..
+            }
+        );
+        if bad_request
+            && self.s.deployment_type.is_none()
+            && self
+                .read_deployment_type()
+                .await
+                .is_some_and(|k| k.eq_ignore_ascii_case("serverless"))
+        {
+            return self.serverless_error();
+        }
+        e
+    }
+
     async fn tls_state(&self) -> Result<Option<TlsState>, DeployError> {
-        match self.get("/tls").await? {
+        let answer = match self.get("/tls").await {
+            Ok(a) => a,
+            Err(e) => return Err(self.explain(e).await),
+        };
+        match answer {
             Answer::NotFound => Ok(None),
             Answer::Ok(body) => {
                 let st: TlsState = serde_json::from_str(&body).unwrap_or(TlsState {
@@ -340,6 +436,7 @@ impl EmqxCloud {
         if let Some(b) = body {
             req = req.json(b);
         }
+        self.writes.fetch_add(1, Ordering::Relaxed);
         let rsp = match req.send().await {
             Ok(r) => r,
             Err(e) if e.is_connect() => return Err(self.transport_error(e)),
@@ -425,24 +522,34 @@ impl DeploymentTarget for EmqxCloud {
         self.s.rules.clone()
     }
 
+    fn api_usage(&self) -> Option<String> {
+        let (reads, writes) = self.requests_sent();
+        Some(format!(
+            "{}: {reads} read{} (of 60 an hour), {writes} write{} (of 6 an hour)",
+            self.target(),
+            if reads == 1 { "" } else { "s" },
+            if writes == 1 { "" } else { "s" },
+        ))
+    }
+
     fn plan(&self, current: Option<&DeployedState>) -> Vec<String> {
-        let mut out = vec![
-            format!("GET {} (deployment type)", self.url("")),
-            format!(
-                "GET {} → {}",
-                self.url("/tls"),
-                match current {
-                    None => "no TLS configured".to_string(),
-                    Some(c) => format!(
-                        "{}{}",
-                        c.status,
-                        c.expire
-                            .map(|e| format!(", certificate expires {e}"))
-                            .unwrap_or_default()
-                    ),
-                }
-            ),
-        ];
+        if self.s.deployment_type == Some(DeploymentType::Serverless) {
+            return vec![format!("nothing: {} {SERVERLESS}", self.target())];
+        }
+        let mut out = vec![format!(
+            "GET {} → {}",
+            self.url("/tls"),
+            match current {
+                None => "no TLS configured".to_string(),
+                Some(c) => format!(
+                    "{}{}",
+                    c.status,
+                    c.expire
+                        .map(|e| format!(", certificate expires {e}"))
+                        .unwrap_or_default()
+                ),
+            }
+        )];
         let method = if current.is_some() { "PUT" } else { "POST" };
         out.push(format!(
             "{method} {} ({}; 1 of the 6 writes EMQX Cloud allows per hour)",
@@ -473,13 +580,8 @@ impl DeploymentTarget for EmqxCloud {
         skip_if_served: bool,
         progress: &dyn DeployProgress,
     ) -> Result<DeployOutcome, DeployError> {
-        if let Some(kind) = self.deployment_type().await?
-            && kind.eq_ignore_ascii_case("serverless")
-        {
-            return Err(DeployError::Config {
-                target: self.target(),
-                message: "is a Serverless deployment, which supports neither custom certificates nor custom-domain CNAMEs. Use a Dedicated deployment, or remove this deploy target".into(),
-            });
+        if self.s.deployment_type == Some(DeploymentType::Serverless) {
+            return Err(self.serverless_error());
         }
         let before = self.tls_state().await?;
         if let Some(st) = &before

@@ -84,6 +84,11 @@ pub trait DeploymentTarget: Send + Sync {
         let _ = current;
         vec![format!("deploy to {}", self.describe())]
     }
+    /// The API requests this target sent so far in this run, against its budget, as one
+    /// human line (`--timings`); `None` for targets without a request budget.
+    fn api_usage(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Deployment failures: one paragraph each, naming the target, what happened, what to run next.

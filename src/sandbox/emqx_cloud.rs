@@ -129,8 +129,11 @@ pub struct DeploymentSpec {
     pub api_key: String,
     /// Its secret (Basic auth password).
     pub api_secret: String,
-    /// Whether the key has the "TLS Certificate Management" scope (else 403).
+    /// Whether the key has the "TLS Certificate Management" scope (else 403 on `…/tls`).
     pub scopes_ok: bool,
+    /// Whether the key also has the "Deployment Management" scope (else 403 on
+    /// `GET /deployments/{id}`). Default false: the key the README tells users to create.
+    pub deployment_scope: bool,
     /// The MQTT user the broker accepts; `None` = anonymous clients allowed.
     pub mqtt_user: Option<MqttUser>,
     /// When set, the leaf must cover this name or IP (the "connection address" rule).
@@ -150,6 +153,7 @@ impl DeploymentSpec {
             api_key: api_key.into(),
             api_secret: api_secret.into(),
             scopes_ok: true,
+            deployment_scope: false,
             mqtt_user: None,
             connection_address: None,
         }
@@ -173,6 +177,12 @@ impl DeploymentSpec {
         self
     }
 
+    /// Whether the key also has the "Deployment Management" scope (`GET /deployments/{id}`).
+    pub fn deployment_scope(mut self, yes: bool) -> Self {
+        self.deployment_scope = yes;
+        self
+    }
+
     /// The broker accepts only this MQTT user.
     pub fn mqtt_user(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
         self.mqtt_user = Some(MqttUser::new(username, password));
@@ -193,6 +203,7 @@ impl fmt::Debug for DeploymentSpec {
             .field("kind", &self.kind)
             .field("api_key", &self.api_key)
             .field("scopes_ok", &self.scopes_ok)
+            .field("deployment_scope", &self.deployment_scope)
             .field("mqtt_user", &self.mqtt_user)
             .field("connection_address", &self.connection_address)
             .finish_non_exhaustive()
@@ -1059,7 +1070,7 @@ async fn route(
     let is_write = *method != Method::GET;
     let kind = {
         let mut state = shared.lock();
-        match authorize(&mut state, &key, &secret, id, is_write) {
+        match authorize(&mut state, &key, &secret, id, endpoint, is_write) {
             Ok(kind) => kind,
             Err(response) => return *response,
         }
@@ -1135,6 +1146,7 @@ fn authorize(
     key: &str,
     secret: &str,
     id: &str,
+    endpoint: Endpoint,
     is_write: bool,
 ) -> Result<DeploymentKind, Box<Response>> {
     let key_known = state
@@ -1148,19 +1160,26 @@ fn authorize(
         .deployments
         .get(id)
         .filter(|d| d.spec.api_key == key && d.spec.api_secret == secret);
+    let scope = |d: &Deployment| match endpoint {
+        Endpoint::Tls => d.spec.scopes_ok,
+        Endpoint::Deployment => d.spec.deployment_scope,
+    };
     let scopes_ok = match target {
-        Some(d) => d.spec.scopes_ok,
+        Some(d) => scope(d),
         None => state
             .deployments
             .values()
             .filter(|d| d.spec.api_key == key)
-            .any(|d| d.spec.scopes_ok),
+            .any(scope),
     };
     if !scopes_ok {
         return Err(Box::new(api_error(
             StatusCode::FORBIDDEN,
             "FORBIDDEN",
-            "this API key lacks the TLS Certificate Management scope",
+            match endpoint {
+                Endpoint::Tls => "this API key lacks the TLS Certificate Management scope",
+                Endpoint::Deployment => "this API key lacks the Deployment Management scope",
+            },
         )));
     }
     let budgets = state.settings.budgets;

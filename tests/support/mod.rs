@@ -2,6 +2,8 @@
 //! the real `brokercert` binary with a bounded time.
 #![allow(dead_code)]
 
+pub mod cloud;
+
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
