@@ -40,6 +40,8 @@ pub mod pki;
 #[cfg(feature = "full")]
 pub mod renew;
 #[cfg(feature = "full")]
+pub mod retry_after;
+#[cfg(feature = "full")]
 pub mod sandbox;
 #[cfg(feature = "full")]
 pub mod secret;

@@ -21,6 +21,7 @@ use crate::acme::CertificateAuthority;
 use crate::acme::client::{AcmeClient, replaces_id};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CertificateSpec, DeployFile, Overrides, Settings};
+use crate::deploy::identity::Expire;
 use crate::deploy::{DeploymentTarget, Material, from_config};
 use crate::dns::batching::Batching;
 use crate::dns::lookup::WireLookup;
@@ -728,8 +729,8 @@ async fn attempt(
         // Served: older (or nothing, or a failed apply) → deploy the stored one; the same →
         // it was deployed but never verified → verify it; newer → someone else deployed a
         // later certificate: leave it, and decide on what is served.
-        let older = served.is_none_or(|c| c.not_after < leaf.not_after());
-        let same = served.is_some_and(|c| c.not_after == leaf.not_after());
+        let same = served.is_some_and(|e| e.matches(leaf.not_after()));
+        let older = !same && served.is_none_or(|e| e.at < leaf.not_after());
         if usable && (older || same) {
             if let Some(until) = backing_off(st) {
                 return Ok(backoff_outcome(st, until));
@@ -753,9 +754,9 @@ async fn attempt(
                 );
                 "verified the certificate an earlier run deployed"
             };
-            // A target seen serving an older certificate gets the write: EMQX Cloud names
-            // what it serves only by its expiry (to the second), which cannot tell apart two
-            // certificates issued within a second or two of each other.
+            // A target seen serving an older certificate gets the write. "The same" is judged
+            // by the expiry EMQX Cloud reports (in a time zone it does not name), so the
+            // target and the broker's served serial check it again before skipping a write.
             deploy_and_verify(
                 settings,
                 spec,
@@ -987,21 +988,19 @@ fn read_live(store: &Store, name: &str) -> Result<Option<Certificate>, Error> {
         .and_then(|b| b.certificates.into_iter().next()))
 }
 
-/// The earliest expiry any target reports (None when no target says).
-async fn observe_targets(targets: &[Box<dyn DeploymentTarget>]) -> Option<Current> {
-    let mut best: Option<Current> = None;
+/// The earliest expiry any target reports (None when no target says). EMQX Cloud's
+/// `expire` names no time zone: the reading carries its slack (see `deploy::identity`).
+async fn observe_targets(targets: &[Box<dyn DeploymentTarget>]) -> Option<Expire> {
+    let mut best: Option<Expire> = None;
     for t in targets {
         match t.current().await {
             // A failed or pending configuration serves nothing reliable: as if none.
             Ok(Some(s)) if !matches!(s.status.as_str(), "running" | "files") => return None,
             Ok(Some(s)) => {
                 if let Some(exp) = s.expire
-                    && best.is_none_or(|b| exp < b.not_after)
+                    && best.is_none_or(|b| exp.earliest() < b.earliest())
                 {
-                    best = Some(Current {
-                        not_before: None,
-                        not_after: exp,
-                    });
+                    best = Some(exp);
                 }
             }
             Ok(None) => return None,
@@ -1032,9 +1031,14 @@ async fn observe(
         };
     }
     if !targets.is_empty() {
-        if let Some(c) = observe_targets(targets).await {
+        if let Some(e) = observe_targets(targets).await {
+            // Never later than the real expiry, whatever time zone it was given in.
+            let c = Current {
+                not_before: None,
+                not_after: e.earliest(),
+            };
             // A files target's file is the certificate itself: ARI can use it.
-            let leaf = files_leaf(spec).filter(|l| l.not_after() == c.not_after);
+            let leaf = files_leaf(spec).filter(|l| e.matches(l.not_after()));
             return Observed {
                 current: leaf.as_ref().and_then(leaf_current).or(Some(c)),
                 leaf,

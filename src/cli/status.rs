@@ -48,8 +48,10 @@ struct Served {
     /// (not contacted or unreadable).
     status: String,
     expire: Option<OffsetDateTime>,
-    /// Whether what it serves is the stored certificate (by expiry: EMQX Cloud reports only
-    /// that); None when unknown.
+    /// Whether the target named the time zone of `expire` (EMQX Cloud may not).
+    expire_zone_known: bool,
+    /// Whether what it serves is the stored certificate (by expiry and CN: EMQX Cloud
+    /// reports only those); None when unknown.
     matches_stored: Option<bool>,
     error: Option<String>,
 }
@@ -155,6 +157,7 @@ async fn probe_served(
                 target: "TLS probe".into(),
                 status: "unknown".into(),
                 expire: None,
+                expire_zone_known: true,
                 matches_stored: None,
                 error: Some(e.to_string()),
             }];
@@ -171,6 +174,7 @@ async fn probe_served(
                     target: format!("TLS probe {} {}", t.transport, t.url),
                     status: if cert.is_some() { "tls" } else { "unknown" }.into(),
                     expire: cert.and_then(|c| c.not_after),
+                    expire_zone_known: true,
                     matches_stored: cert.map(|c| {
                         leaf.is_some_and(|l| c.serial_hex.eq_ignore_ascii_case(l.serial_hex()))
                     }),
@@ -186,6 +190,7 @@ async fn probe_served(
             target: "TLS probe".into(),
             status: "unknown".into(),
             expire: None,
+            expire_zone_known: true,
             matches_stored: None,
             error: Some(e.to_string()),
         }],
@@ -212,19 +217,26 @@ async fn row(
                     target: t.describe(),
                     status: "unknown".into(),
                     expire: None,
+                    expire_zone_known: true,
                     matches_stored: None,
                     error: None,
                 };
                 if !offline {
                     match t.current().await {
                         Ok(Some(c)) => {
-                            s.matches_stored = match (c.expire, &leaf) {
-                                (Some(e), Some(l)) => Some(e == l.not_after()),
-                                (_, None) => Some(false),
-                                (None, Some(_)) => None,
+                            s.matches_stored = match &leaf {
+                                Some(l) => c.names_leaf(l),
+                                None => Some(false),
                             };
+                            // The stored certificate's own expiry when it is the one served
+                            // (the reported one may be in an unnamed time zone).
+                            s.expire = match (&leaf, s.matches_stored) {
+                                (Some(l), Some(true)) => Some(l.not_after()),
+                                _ => c.expire.map(|e| e.at),
+                            };
+                            s.expire_zone_known = s.matches_stored == Some(true)
+                                || c.expire.is_none_or(|e| e.slack.is_zero());
                             s.status = c.status;
-                            s.expire = c.expire;
                         }
                         Ok(None) => {
                             s.status = "none".into();
@@ -240,6 +252,7 @@ async fn row(
             target: "(configuration)".into(),
             status: "unknown".into(),
             expire: None,
+            expire_zone_known: true,
             matches_stored: None,
             error: Some(e.to_string()),
         }),
@@ -303,6 +316,7 @@ fn json(r: &Row) -> serde_json::Value {
             "target": d.target,
             "status": d.status,
             "expire": d.expire.map(output::rfc3339),
+            "expire_zone_known": d.expire_zone_known,
             "matches_stored": d.matches_stored,
             "error": d.error,
         })).collect::<Vec<_>>(),
@@ -391,6 +405,9 @@ fn table(rows: &[Row]) -> String {
                     let mut s = status.to_string();
                     if let Some(e) = d.expire {
                         s.push_str(&format!(", expires {}", date(e)));
+                        if !d.expire_zone_known {
+                            s.push_str(" (if the target's time is UTC: it names no zone)");
+                        }
                     }
                     match d.matches_stored {
                         Some(true) => s.push_str(" — the stored certificate"),

@@ -21,6 +21,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::identity;
 use super::rules::{self, ImportRules};
 use super::{
     DeployError, DeployOutcome, DeployProgress, DeployedState, DeploymentTarget, Material,
@@ -84,7 +85,7 @@ const SERVERLESS: &str = "is a Serverless deployment, which supports neither cus
 pub struct EmqxCloudSettings {
     /// Certificate name (for messages).
     pub name: String,
-    /// API base URL, ending in `/public_api/v1`.
+    /// API base URL: https, normally ending in `/public_api/v1` (see [`EmqxCloud::warnings`]).
     pub base_url: String,
     /// Deployment id (not its name).
     pub deployment_id: String,
@@ -149,19 +150,12 @@ struct TlsBody<'a> {
     cacert: Option<&'a str>,
 }
 
-/// Parses the API's `expire` (`YYYY-MM-DD HH:MM:SS`, taken as UTC).
-/// Whether EMQX Cloud's `expire` names the certificate expiring at `not_after`. The API
-/// identifies what it serves only by this second-precision time, so the match is exact:
-/// a tolerance made two certificates issued a second apart look the same.
+/// Whether EMQX Cloud's `expire` can name the certificate expiring at `not_after` (see
+/// [`identity`]: exact when `expire` names its zone, within any time zone's offset when not).
 pub fn same_expiry(expire: Option<&str>, not_after: OffsetDateTime) -> bool {
-    expire.and_then(parse_expire) == Some(not_after)
-}
-
-pub fn parse_expire(s: &str) -> Option<OffsetDateTime> {
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    time::PrimitiveDateTime::parse(s.trim(), &fmt)
-        .ok()
-        .map(|t| t.assume_utc())
+    expire
+        .and_then(identity::parse_expire)
+        .is_some_and(|e| e.matches(not_after))
 }
 
 enum Answer {
@@ -173,13 +167,15 @@ impl EmqxCloud {
     /// A client for the deployment; fails on bad settings (URL, roots).
     pub fn new(s: EmqxCloudSettings) -> Result<Self, DeployError> {
         let target = format!("EMQX Cloud deployment {}", s.deployment_id);
-        if !s.base_url.starts_with("https://")
-            || !s.base_url.trim_end_matches('/').ends_with("/public_api/v1")
+        let parsed = reqwest::Url::parse(&s.base_url).ok();
+        if parsed
+            .as_ref()
+            .is_none_or(|u| u.scheme() != "https" || u.host().is_none())
         {
             return Err(DeployError::Config {
                 target,
                 message: format!(
-                    "`base_url` is `{}`, expected an https URL ending in /public_api/v1 (e.g. {DEFAULT_BASE_URL})",
+                    "`base_url` is `{}`, expected an https URL such as {DEFAULT_BASE_URL} (the console's Platform API page shows yours; other regions have their own)",
                     s.base_url
                 ),
             });
@@ -220,6 +216,25 @@ impl EmqxCloud {
             reads: AtomicUsize::new(0),
             writes: AtomicUsize::new(0),
         })
+    }
+
+    /// Doubts about the settings worth a warning (not an error): a base URL that does not
+    /// end in `/public_api/v1`, which every documented one does.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self
+            .s
+            .base_url
+            .trim_end_matches('/')
+            .ends_with("/public_api/v1")
+        {
+            out.push(format!(
+                "{}: `base_url` `{}` does not end in /public_api/v1, as the documented Platform API URLs do (e.g. {DEFAULT_BASE_URL}); using it as given",
+                self.target(),
+                self.s.base_url
+            ));
+        }
+        out
     }
 
     /// Requests sent so far by this client: (reads, writes).
@@ -303,14 +318,9 @@ impl EmqxCloud {
         }
     }
 
+    /// `Retry-After` in seconds (given as seconds or as an HTTP date).
     fn retry_after(rsp: &reqwest::Response) -> Option<u64> {
-        rsp.headers()
-            .get("retry-after")?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        crate::retry_after::from_headers(rsp.headers()).map(|d| d.as_secs())
     }
 
     /// GET with 429 handling (reads are safe to repeat).
@@ -454,13 +464,11 @@ impl EmqxCloud {
         }
     }
 
+    /// Whether the state can be `m` served in `mode` (by expiry and CN: see [`identity`]).
     fn serves(st: &TlsState, m: &Material, mode: TlsMode) -> bool {
-        let expire_ok = same_expiry(st.expire.as_deref(), m.leaf.not_after());
-        let cn_ok = st
-            .cn
-            .as_ref()
-            .is_none_or(|cn| Some(cn.clone()) == m.leaf.subject_cn());
-        expire_ok && cn_ok && st.tls_type.as_deref() == Some(mode.as_str())
+        let expire = st.expire.as_deref().and_then(identity::parse_expire);
+        identity::names_leaf(expire.as_ref(), st.cn.as_deref(), &m.leaf) == Some(true)
+            && st.tls_type.as_deref() == Some(mode.as_str())
     }
 
     async fn await_running(
@@ -503,6 +511,15 @@ impl EmqxCloud {
                                 name: self.s.name.clone(),
                             });
                         }
+                        // Known from the Terraform provider, not documented: it sounds final,
+                        // and waiting out `poll_timeout` on it helps nobody.
+                        "terminated" => {
+                            return Err(DeployError::Terminated {
+                                target: self.target(),
+                                name: self.s.name.clone(),
+                            });
+                        }
+                        "" => last = "(no status)".into(),
                         other => last = other.to_string(),
                     }
                 }
@@ -520,6 +537,10 @@ impl DeploymentTarget for EmqxCloud {
 
     fn rules(&self) -> ImportRules {
         self.s.rules.clone()
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        EmqxCloud::warnings(self)
     }
 
     fn api_usage(&self) -> Option<String> {
@@ -568,7 +589,7 @@ impl DeploymentTarget for EmqxCloud {
     async fn current(&self) -> Result<Option<DeployedState>, DeployError> {
         Ok(self.tls_state().await?.map(|st| DeployedState {
             status: st.status.unwrap_or_default(),
-            expire: st.expire.as_deref().and_then(parse_expire),
+            expire: st.expire.as_deref().and_then(identity::parse_expire),
             tls_type: st.tls_type,
             cn: st.cn,
         }))
@@ -619,20 +640,22 @@ impl DeploymentTarget for EmqxCloud {
             Ok(None) => {
                 // The answer was lost or the API failed: re-read before anything else.
                 let now = self.tls_state().await?;
-                let applied = now
-                    .as_ref()
-                    .is_some_and(|st| same_expiry(st.expire.as_deref(), m.leaf.not_after()));
-                // The API shows only the expiry: when the certificate served before expires
-                // at the same second, the re-read cannot tell the two apart.
-                let ambiguous = before
-                    .as_ref()
-                    .is_some_and(|st| same_expiry(st.expire.as_deref(), m.leaf.not_after()));
+                let applied = now.as_ref().is_some_and(|st| {
+                    same_expiry(st.expire.as_deref(), m.leaf.not_after())
+                        && identity::cn_names(st.cn.as_deref(), &m.leaf)
+                });
+                // The API shows only the expiry (and maybe the CN): when the certificate
+                // served before can have the same, the re-read cannot tell the two apart.
+                let ambiguous = before.as_ref().is_some_and(|st| {
+                    same_expiry(st.expire.as_deref(), m.leaf.not_after())
+                        && identity::cn_names(st.cn.as_deref(), &m.leaf)
+                });
                 if applied && ambiguous {
                     return Err(DeployError::Api {
                         target: self.target(),
                         status: None,
                         message: format!(
-                            "the {method} got no usable answer, and re-reading the state cannot tell whether it took effect: EMQX Cloud shows only the expiry, and the certificate served before expires at the same second. It was not repeated (EMQX Cloud allows 6 writes per hour). Run `brokercert verify {}` to see which certificate the broker serves, and `brokercert deploy {}` if it is the old one",
+                            "the {method} got no usable answer, and re-reading the state cannot tell whether it took effect: EMQX Cloud shows only the expiry (in a time zone it does not name), and the certificate served before can have the same one. It was not repeated (EMQX Cloud allows 6 writes per hour). Run `brokercert verify {}` to see which certificate the broker serves, and `brokercert deploy {}` if it is the old one",
                             self.s.name, self.s.name
                         ),
                     });
@@ -707,10 +730,52 @@ fn percent_encode_segment(segment: &str) -> String {
 mod tests {
     use super::*;
 
+    fn settings(base_url: &str) -> EmqxCloudSettings {
+        EmqxCloudSettings {
+            name: "c".into(),
+            base_url: base_url.into(),
+            deployment_id: "dep1".into(),
+            api_key: Secret::new("k"),
+            api_secret: Secret::new("s"),
+            tls: TlsMode::OneWay,
+            client_ca_pem: None,
+            api_roots: Vec::new(),
+            poll_interval: Duration::from_secs(1),
+            poll_timeout: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+            rules: ImportRules::emqx_cloud(),
+            deployment_type: None,
+        }
+    }
+
     #[test]
-    fn expire_parses_as_utc() {
-        let t = parse_expire("2034-05-22 02:43:21").unwrap();
-        assert_eq!(t.unix_timestamp(), 2_031_878_601);
-        assert!(parse_expire("not a date").is_none());
+    fn any_https_base_url_is_used_and_an_unusual_path_warned_about() {
+        let documented = EmqxCloud::new(settings(DEFAULT_BASE_URL)).unwrap();
+        assert!(documented.warnings().is_empty());
+        let other = EmqxCloud::new(settings("https://127.0.0.1:9/api/v2")).unwrap();
+        let w = other.warnings();
+        assert!(
+            w.len() == 1 && w[0].contains("/public_api/v1") && w[0].contains("using it as given"),
+            "{w:?}"
+        );
+        for bad in ["http://127.0.0.1:9/public_api/v1", "not a url", "https://"] {
+            let e = EmqxCloud::new(settings(bad)).err().expect(bad).to_string();
+            assert!(e.contains("expected an https URL"), "{e}");
+        }
+    }
+
+    #[test]
+    fn expire_without_a_zone_is_read_as_utc_with_slack() {
+        let t = identity::parse_expire("2034-05-22 02:43:21").unwrap();
+        assert_eq!(t.at.unix_timestamp(), 2_031_878_601);
+        assert!(same_expiry(
+            Some("2034-05-22 10:43:21"),
+            time::macros::datetime!(2034-05-22 02:43:21 UTC)
+        ));
+        assert!(!same_expiry(
+            Some("not a date"),
+            time::macros::datetime!(2034-05-22 02:43:21 UTC)
+        ));
     }
 }

@@ -194,10 +194,14 @@ pub fn targets(spec: &CertificateSpec) -> Result<Vec<Box<dyn DeploymentTarget>>,
     spec.deploy
         .iter()
         .map(|d| -> Result<Box<dyn DeploymentTarget>, DeployError> {
-            Ok(match d {
+            let target: Box<dyn DeploymentTarget> = match d {
                 DeployFile::EmqxCloud(e) => Box::new(emqx(spec, e)?),
                 DeployFile::Files(f) => Box::new(files(f)?),
-            })
+            };
+            for w in target.warnings() {
+                tracing::warn!("{w}");
+            }
+            Ok(target)
         })
         .collect()
 }
