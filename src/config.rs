@@ -482,6 +482,11 @@ pub struct VerifyFile {
     /// Per-step timeout (default 10s).
     #[serde(default, deserialize_with = "de_duration")]
     pub timeout: Option<Duration>,
+    /// After a deploy: how long to keep probing while the broker still serves the previous
+    /// certificate (default 15s; a broker that re-reads its files on a timer, like
+    /// self-hosted EMQX every 120 s, needs longer).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub settle_timeout: Option<Duration>,
     /// For two-way TLS: where to check that a client without a certificate is refused
     /// (default: every transport; a Mosquitto broker can refuse only on mqtts).
     pub anonymous_check: Option<Vec<String>>,

@@ -68,7 +68,7 @@ pub async fn deploy_and_verify(
         return exit::OK;
     }
     let started = Instant::now();
-    let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
+    let opts = super::verify::VerifyOptions::after_deploy(spec, &material.leaf);
     let verified = super::verify::verify_certificate_with(settings, spec, &opts, progress).await;
     timings.push(("verify", started.elapsed()));
     progress.renderer().clear();

@@ -156,7 +156,7 @@ async fn finish_deploy(
                 super::after_issue::record_deployed(settings, spec, &material.leaf);
                 return exit::OK;
             }
-            let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
+            let opts = super::verify::VerifyOptions::after_deploy(spec, &material.leaf);
             let verified =
                 super::verify::verify_certificate_with(settings, spec, &opts, progress).await;
             renderer.clear();

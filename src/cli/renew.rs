@@ -1184,7 +1184,7 @@ async fn deploy_and_verify(
     crate::workflow::stall::after("deploy");
     super::deploy::print_outcomes(&outcomes);
     if super::verify::wanted_after_deploy(spec) {
-        let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
+        let opts = super::verify::VerifyOptions::after_deploy(spec, &material.leaf);
         super::verify::verify_certificate_with(settings, spec, &opts, progress)
             .await
             .map_err(|e| {

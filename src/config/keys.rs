@@ -163,6 +163,7 @@ pub const KEYS: &[Key] = &[
     k("certificate.verify.client_cert", Path),
     k("certificate.verify.client_key", Path),
     k("certificate.verify.timeout", Duration),
+    k("certificate.verify.settle_timeout", Duration),
     k("certificate.verify.anonymous_check", StrList),
 ];
 
