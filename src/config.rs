@@ -277,6 +277,9 @@ pub struct AcmeFile {
     pub eab_hmac: Option<Secret>,
     /// Prefer the alternate chain whose top certificate is issued by this CN.
     pub preferred_chain: Option<String>,
+    /// Certificate profile to order (the CA's directory lists them in `meta.profiles`;
+    /// Let's Encrypt: `classic`, `tlsserver`, `shortlived`). Unset = the CA's default.
+    pub profile: Option<String>,
     /// How long to wait for validation and issuance.
     #[serde(default, deserialize_with = "de_duration")]
     pub order_timeout: Option<Duration>,
@@ -509,6 +512,8 @@ pub struct Overrides {
     pub eab_kid: Option<String>,
     /// `--preferred-chain`.
     pub preferred_chain: Option<String>,
+    /// `--profile`.
+    pub profile: Option<String>,
     /// `--route53-endpoint`.
     pub route53_endpoint: Option<String>,
     /// `--nameserver` (repeatable).
@@ -549,6 +554,7 @@ impl Overrides {
         fill(&mut self.directory, var("BROKERCERT_DIRECTORY"));
         fill(&mut self.email, var("BROKERCERT_EMAIL"));
         fill(&mut self.eab_kid, var("BROKERCERT_EAB_KID"));
+        fill(&mut self.profile, var("BROKERCERT_PROFILE"));
         fill(&mut self.route53_endpoint, var("AWS_ENDPOINT_URL_ROUTE_53"));
         fill(&mut self.route53_profile, var("AWS_PROFILE"));
         // AWS_REGION is deliberately not read: Route 53 is global and signs in us-east-1,
@@ -572,6 +578,8 @@ pub struct AcmeSettings {
     pub eab: Option<EabSettings>,
     /// Preferred chain issuer CN.
     pub preferred_chain: Option<String>,
+    /// Certificate profile to order (None = the CA's default).
+    pub profile: Option<String>,
     /// Validation + issuance timeout.
     pub order_timeout: Duration,
     /// What to do with an account in `BROKERCERT_ACME_ACCOUNT` made on another directory:
@@ -811,6 +819,12 @@ impl Settings {
                 .preferred_chain
                 .clone()
                 .or(file.acme.preferred_chain.clone()),
+            profile: over
+                .profile
+                .clone()
+                .or(file.acme.profile.clone())
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty()),
             order_timeout: file.acme.order_timeout.unwrap_or(Duration::from_secs(300)),
             foreign_env_account: ForeignEnvAccount::Refuse,
         };

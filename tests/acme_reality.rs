@@ -7,6 +7,8 @@
 //! their keys), so each documented chain is tested from its intermediate up: the links,
 //! the split and the anchor search above the subscriber certificate are what matter here.
 
+mod support;
+
 use std::path::Path;
 
 use brokercert::pki::anchors::{AnchorSource, TrustAnchors};
@@ -14,6 +16,9 @@ use brokercert::pki::bundle::parse_bundle;
 use brokercert::pki::certificate::Certificate;
 use brokercert::pki::chain::{choose_preferred, order_chain, split_chain};
 use brokercert::pki::split_bundle;
+use brokercert::sandbox::{AriProxy, DeploymentSpec, SandboxOptions};
+use support::cloud::{KEY, SECRET, cloud};
+use support::{TestEnv, cert_section};
 
 fn fixture(name: &str) -> Certificate {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -192,4 +197,205 @@ fn the_2024_generation_links_to_x1_and_x2() {
     }
     let x2 = fixture("isrg-root-x2");
     assert!(fixture("gen-y-root-ye-by-x2").verify_signed_by(&x2));
+}
+
+// ---------------------------------------------------------------- profiles (item 8)
+
+const LE_PROFILES: &[(&str, &str)] = &[
+    ("classic", "The same profile you're accustomed to"),
+    (
+        "shortlived",
+        "A short-lived cert profile, without actual enforcement",
+    ),
+    (
+        "tlsserver",
+        "https://letsencrypt.org/docs/profiles#tlsserver",
+    ),
+];
+
+/// A sandbox whose Pebble sits behind the proxy that adds profiles, and a configuration
+/// for one certificate ordered through it.
+async fn behind_proxy() -> (TestEnv, AriProxy, std::path::PathBuf) {
+    let env = TestEnv::start(SandboxOptions::new().zone("example.test")).await;
+    let proxy = AriProxy::in_front_of(env.sb.pebble(), env.sb.dir())
+        .await
+        .expect("proxy starts");
+    let cfg = env.config(&cert_section("prof", &["mqtt.example.test"], ""));
+    let text = std::fs::read_to_string(&cfg)
+        .expect("config")
+        .replace(&env.sb.acme_directory_url(), &proxy.directory_url())
+        .replace(
+            &env.sb.pebble_tls_ca_path().display().to_string(),
+            &proxy.tls_ca_path().display().to_string(),
+        );
+    std::fs::write(&cfg, text).expect("config");
+    (env, proxy, cfg)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn profile_is_ordered_and_an_unknown_one_fails_before_ordering() {
+    let (env, proxy, cfg) = behind_proxy().await;
+    let cfg = cfg.to_str().unwrap();
+    proxy.set_profiles(LE_PROFILES);
+
+    env.run(&["issue", "--profile", "tlsserver", "--config", cfg])
+        .await
+        .assert_ok();
+    let orders = proxy.new_orders();
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    assert_eq!(orders[0].profile.as_deref(), Some("tlsserver"));
+
+    // From the configuration file too; and without one, no profile is sent.
+    let with_key = std::fs::read_to_string(cfg)
+        .unwrap()
+        .replace("[acme]\n", "[acme]\nprofile = \"shortlived\"\n");
+    std::fs::write(cfg, with_key).unwrap();
+    env.run(&["issue", "--config", cfg]).await.assert_ok();
+    assert_eq!(proxy.new_orders()[1].profile.as_deref(), Some("shortlived"));
+
+    let run = env
+        .run(&["issue", "--profile", "tlsclient", "--config", cfg])
+        .await;
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("`acme.profile = \"tlsclient\"`")
+            && run.stderr.contains("classic")
+            && run.stderr.contains("shortlived")
+            && run.stderr.contains("tlsserver")
+            && run.stderr.contains("nothing was ordered"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        proxy.new_orders().len(),
+        2,
+        "no order for an unknown profile"
+    );
+
+    // A CA that lists no profiles (Pebble 2.4 itself).
+    proxy.set_profiles(&[]);
+    let run = env
+        .run(&["issue", "--profile", "classic", "--config", cfg])
+        .await;
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("lists no certificate profiles"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(proxy.new_orders().len(), 2);
+}
+
+/// A certificate without a subject CN (Let's Encrypt's `tlsserver` profile) and its chain:
+/// (leaf PEM, chain PEM, key PEM).
+fn no_cn_lineage(name: &str) -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    let ca_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut ca = CertificateParams::default();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "No-CN Test CA");
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let int_key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut int = CertificateParams::default();
+    int.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    int.distinguished_name
+        .push(DnType::CommonName, "No-CN Test Intermediate");
+    let int_cert = int
+        .signed_by(&int_key, &Issuer::from_params(&ca, &ca_key))
+        .unwrap();
+    let key = KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut leaf = CertificateParams::new(vec![name.to_string()]).unwrap();
+    leaf.distinguished_name = rcgen::DistinguishedName::new();
+    let now = time::OffsetDateTime::now_utc();
+    leaf.not_before = now - time::Duration::hours(1);
+    leaf.not_after = now + time::Duration::days(90);
+    let leaf = leaf
+        .signed_by(&key, &Issuer::from_params(&int, &int_key))
+        .unwrap();
+    (
+        leaf.pem(),
+        format!("{}{}", int_cert.pem(), ca_cert.pem()),
+        key.serialize_pem(),
+    )
+}
+
+/// No-CN certificates work in `check`, `status` and the EMQX Cloud identity check.
+#[tokio::test(flavor = "multi_thread")]
+async fn certificates_without_a_cn_work_everywhere() {
+    let c = cloud(DeploymentSpec::dedicated("nocn1", KEY, SECRET)).await;
+    let cfg = c.config("nocn1", "", "");
+    let cfg = cfg.to_str().unwrap();
+    let (leaf, chain, key) = no_cn_lineage("mqtt.example.test");
+    let dir = c.env.work.path().join("nocn");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cert.pem"), &leaf).unwrap();
+    std::fs::write(dir.join("chain.pem"), &chain).unwrap();
+    let intermediate = &chain[..chain.find("-----END CERTIFICATE-----").unwrap() + 26];
+    std::fs::write(dir.join("fullchain.pem"), format!("{leaf}{intermediate}")).unwrap();
+    std::fs::write(dir.join("privkey.pem"), &key).unwrap();
+
+    // (`check` names the key format it wants, `PRIVATE KEY`: run it outside the helper
+    // that treats that text as a leak.)
+    let run = c
+        .env
+        .run(&[
+            "check",
+            dir.to_str().unwrap(),
+            "--domain",
+            "mqtt.example.test",
+        ])
+        .await;
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("mqtt.example.test (no CN)") && !run.stdout.contains("empty name"),
+        "{}",
+        run.stdout
+    );
+
+    // Deploy it (the test CA is not trusted for the MQTT probe: no verification), then
+    // again: the identity check recognises it without a CN.
+    let run = c
+        .run(&[
+            "deploy",
+            "mqtt-prod",
+            "--from",
+            dir.to_str().unwrap(),
+            "--no-verify",
+            "--config",
+            cfg,
+        ])
+        .await;
+    run.assert_ok();
+    assert_eq!(c.emu.tls_snapshot("nocn1").expect("stored").cn, None);
+    let writes = c.emu.write_count("nocn1");
+    let run = c
+        .run(&[
+            "deploy",
+            "mqtt-prod",
+            "--from",
+            dir.to_str().unwrap(),
+            "--no-verify",
+            "--config",
+            cfg,
+        ])
+        .await;
+    run.assert_ok();
+    assert!(run.stdout.contains("already served"), "{}", run.stdout);
+    assert_eq!(c.emu.write_count("nocn1"), writes);
+
+    // `status` with it stored.
+    let live = c.env.state_dir().join("live").join("mqtt-prod");
+    std::fs::create_dir_all(&live).unwrap();
+    for f in ["cert.pem", "chain.pem", "fullchain.pem", "privkey.pem"] {
+        std::fs::copy(dir.join(f), live.join(f)).unwrap();
+    }
+    let run = c.run(&["status", "--config", cfg]).await;
+    run.assert_ok();
+    assert!(
+        run.stdout.contains("names: mqtt.example.test")
+            && run.stdout.contains("— the stored certificate"),
+        "{}",
+        run.stdout
+    );
 }

@@ -214,6 +214,10 @@ pub struct IssueArgs {
     /// Prefer the chain whose top certificate is issued by this common name.
     #[arg(long, value_name = "CN")]
     pub preferred_chain: Option<String>,
+    /// Certificate profile to order, as the CA's directory lists them (Let's Encrypt:
+    /// classic, tlsserver, shortlived); default: the CA's.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
     /// Route 53 API endpoint (an emulator); default: AWS.
     #[arg(long, value_name = "URL")]
     pub route53_endpoint: Option<String>,
@@ -255,6 +259,7 @@ impl IssueArgs {
             https_roots: self.acme_roots.clone(),
             eab_kid: self.eab_kid.clone(),
             preferred_chain: self.preferred_chain.clone(),
+            profile: self.profile.clone(),
             route53_endpoint: self.route53_endpoint.clone(),
             nameservers: self.nameservers.clone(),
             propagation_timeout: self.propagation_timeout,

@@ -80,6 +80,7 @@ pub const KEYS: &[Key] = &[
     k("acme.eab_hmac_file", Path),
     k("acme.eab_hmac", Secret),
     k("acme.preferred_chain", Str),
+    k("acme.profile", Str),
     k("acme.order_timeout", Duration),
     k("route53", Table),
     k("route53.endpoint_url", Str),

@@ -9,7 +9,10 @@
 //! never see Pebble's own address; and the ARI parts Pebble lacks: `renewalInfo` in the
 //! directory, `GET /renewal-info/{certID}` with windows set by the test, recording the
 //! `replaces` of each new-order and reflecting it in the order objects, and an
-//! `alreadyReplaced` refusal switch.
+//! `alreadyReplaced` refusal switch. Likewise for certificate profiles (Pebble 2.4 has
+//! none): `meta.profiles` in the directory when the test sets some
+//! ([`AriProxy::set_profiles`]), and the `profile` each new-order carried, recorded and
+//! reflected in the order object.
 //!
 //! Does not own: Pebble (start it first, e.g. with [`super::Sandbox`]), its management API
 //! (roots and intermediates are read from Pebble directly), or any validation of
@@ -133,6 +136,8 @@ pub struct SeenOrder {
     pub identifiers: Vec<String>,
     /// The `replaces` field, if the order had one.
     pub replaces: Option<String>,
+    /// The `profile` field, if the order had one.
+    pub profile: Option<String>,
     /// Whether the proxy refused it with `alreadyReplaced` instead of forwarding it.
     pub rejected: bool,
     /// The HTTP status the client got (201 for a created order).
@@ -146,6 +151,8 @@ struct Settings {
     windows: HashMap<String, AriWindow>,
     retry_after: Duration,
     reject_replaces: bool,
+    /// `meta.profiles` to advertise: name → description (none: not advertised).
+    profiles: Vec<(String, String)>,
 }
 
 /// What the proxy saw and remembers.
@@ -233,6 +240,7 @@ impl AriProxy {
                 windows: HashMap::new(),
                 retry_after: DEFAULT_RETRY_AFTER,
                 reject_replaces: false,
+                profiles: Vec::new(),
             }),
             log: Mutex::new(Log::default()),
         });
@@ -308,6 +316,15 @@ impl AriProxy {
     /// as Let's Encrypt does for a certificate already replaced; orders without it pass.
     pub fn reject_replaces(&self, yes: bool) {
         self.shared.settings().reject_replaces = yes;
+    }
+
+    /// Advertises these profiles (name, description) in the directory's `meta.profiles`;
+    /// empty (the default) advertises none, as Pebble 2.4.
+    pub fn set_profiles(&self, profiles: &[(&str, &str)]) {
+        self.shared.settings().profiles = profiles
+            .iter()
+            .map(|(n, d)| ((*n).to_string(), (*d).to_string()))
+            .collect();
     }
 
     /// The certificate ids asked for at `/renewal-info/`, in order.
@@ -554,6 +571,8 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
 
     if parts.method == Method::GET && path == shared.directory_path {
         add_renewal_info(&mut up, host.as_deref());
+        let profiles = shared.settings().profiles.clone();
+        add_profiles(&mut up, &profiles);
     } else if let Some(order) = new_order {
         reflect_new_order(&shared, &mut up, order);
     } else {
@@ -613,6 +632,25 @@ fn add_renewal_info(up: &mut Upstream, host: Option<&str>) {
     }
 }
 
+/// `meta.profiles` in the directory (when any are set).
+fn add_profiles(up: &mut Upstream, profiles: &[(String, String)]) {
+    if profiles.is_empty() {
+        return;
+    }
+    let Some(mut dir) = up.json() else { return };
+    let listed: serde_json::Map<String, serde_json::Value> = profiles
+        .iter()
+        .map(|(n, d)| (n.clone(), serde_json::Value::String(d.clone())))
+        .collect();
+    if let Some(obj) = dir.as_object_mut() {
+        let meta = obj.entry("meta").or_insert_with(|| serde_json::json!({}));
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert("profiles".into(), serde_json::Value::Object(listed));
+        }
+        up.set_json(&dir);
+    }
+}
+
 fn renewal_info(shared: &Shared, id: &str) -> Response {
     if !is_cert_id(id) {
         return problem(
@@ -649,6 +687,7 @@ fn is_cert_id(id: &str) -> bool {
 struct NewOrderRequest {
     identifiers: Vec<String>,
     replaces: Option<String>,
+    profile: Option<String>,
 }
 
 impl NewOrderRequest {
@@ -672,6 +711,7 @@ impl NewOrderRequest {
                 })
                 .unwrap_or_default(),
             replaces: payload["replaces"].as_str().map(str::to_string),
+            profile: payload["profile"].as_str().map(str::to_string),
         }
     }
 }
@@ -692,6 +732,7 @@ async fn already_replaced(shared: &Shared, order: &NewOrderRequest) -> Response 
     shared.log().orders.push(SeenOrder {
         identifiers: order.identifiers.clone(),
         replaces: order.replaces.clone(),
+        profile: order.profile.clone(),
         rejected: true,
         status: StatusCode::CONFLICT.as_u16(),
     });
@@ -726,6 +767,14 @@ fn problem(status: StatusCode, kind: &str, detail: &str, nonce: Option<HeaderVal
 /// (an ARI CA MUST reflect it) and remembers it for later copies of the order.
 fn reflect_new_order(shared: &Shared, up: &mut Upstream, order: NewOrderRequest) {
     if up.status == StatusCode::CREATED
+        && let Some(profile) = &order.profile
+        && let Some(mut state) = up.json()
+        && let Some(obj) = state.as_object_mut()
+    {
+        obj.insert("profile".into(), serde_json::Value::String(profile.clone()));
+        up.set_json(&state);
+    }
+    if up.status == StatusCode::CREATED
         && let Some(replaces) = &order.replaces
         && let Some(mut state) = up.json()
         && let Some(obj) = state.as_object_mut()
@@ -745,6 +794,7 @@ fn reflect_new_order(shared: &Shared, up: &mut Upstream, order: NewOrderRequest)
     shared.log().orders.push(SeenOrder {
         identifiers: order.identifiers,
         replaces: order.replaces,
+        profile: order.profile,
         rejected: false,
         status: up.status.as_u16(),
     });
