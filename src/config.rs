@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub mod cas;
 mod keys;
 mod redact;
+pub use cas::{GOOGLE, GOOGLE_STAGING, ZEROSSL};
 pub use keys::{KEYS, Key, Kind, UnknownKey};
 
 use crate::names::DomainName;
@@ -730,16 +732,20 @@ pub fn check_deployment_id(id: &str) -> Result<(), String> {
 /// `.NAME.journal.json.tmp-PID-N` (40 characters more), and a file name has 255 bytes.
 pub const MAX_NAME_LEN: usize = 200;
 
-/// Expands `letsencrypt` / `letsencrypt-staging` shortcuts; other values must be https URLs.
+/// Expands the shortcuts (`letsencrypt`, `letsencrypt-staging`, and [`cas::SHORTCUTS`]:
+/// `zerossl`, `google`, `google-staging`); other values must be https URLs.
 pub fn directory_url(value: &str) -> Result<String, ConfigError> {
     match value.trim() {
         "letsencrypt" | "production" => Ok(LETSENCRYPT.into()),
         "letsencrypt-staging" | "staging" => Ok(LETSENCRYPT_STAGING.into()),
+        v if let Some((_, url)) = cas::SHORTCUTS.iter().find(|(name, _)| *name == v) => {
+            Ok((*url).into())
+        }
         v if v.starts_with("https://") => Ok(v.into()),
         v => Err(invalid(
             "acme.directory",
             format!("`{v}`"),
-            "`letsencrypt`, `letsencrypt-staging` or an https:// directory URL",
+            "`letsencrypt`, `letsencrypt-staging`, `zerossl`, `google`, `google-staging` or an https:// directory URL",
             "Set it in the configuration or with `--directory`.",
         )),
     }
@@ -791,6 +797,18 @@ impl Settings {
                 .unwrap_or("letsencrypt"),
         )?;
         let eab_kid = over.eab_kid.clone().or(file.acme.eab_kid.clone());
+        if eab_kid.is_none()
+            && let Some((ca, how)) = cas::eab_required(&directory)
+        {
+            return Err(invalid(
+                "acme.eab_kid",
+                format!("none, with `acme.directory` {directory} ({ca})"),
+                &format!("an External Account Binding key id: {ca} requires one for every account"),
+                &format!(
+                    "To get one, {how}. Then set `eab_kid` in `[acme]` (or `--eab-kid` / BROKERCERT_EAB_KID) and the HMAC key in BROKERCERT_EAB_HMAC or `eab_hmac_file`. Nothing was sent to the CA."
+                ),
+            ));
+        }
         let eab = eab_kid.map(|kid| EabSettings {
             kid,
             hmac_env: Some(

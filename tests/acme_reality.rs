@@ -399,3 +399,104 @@ async fn certificates_without_a_cn_work_everywhere() {
         run.stdout
     );
 }
+
+// ------------------------------------------- lifetimes and other CAs (items 9 and 10)
+
+/// The Cloud configuration with `[acme] directory` replaced by `directory` (never
+/// contacted: the commands below read no CA).
+fn with_directory(c: &support::cloud::Cloud, id: &str, directory: &str) -> String {
+    let cfg = c.config(id, "", "");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let start = text.find("directory = ").expect("directory line");
+    let end = start + text[start..].find('\n').unwrap();
+    let text = format!(
+        "{}directory = \"{directory}\"{}",
+        &text[..start],
+        &text[end..]
+    );
+    std::fs::write(&cfg, text).unwrap();
+    cfg.to_str().unwrap().to_string()
+}
+
+/// `status`, `plan` and `check` say what Let's Encrypt's lifetimes leave of EMQX Cloud's
+/// 60-day import window, with the dates and the way out.
+#[tokio::test(flavor = "multi_thread")]
+async fn lifetimes_against_the_import_window_are_shown() {
+    let c = cloud(DeploymentSpec::dedicated("life1", KEY, SECRET)).await;
+    let cfg = with_directory(&c, "life1", "letsencrypt");
+    let expect = |text: &str| {
+        assert!(
+            text.contains("EMQX Cloud deployment life1: a fresh certificate from Let's Encrypt")
+                || text.contains("profile emqx-cloud: a fresh certificate from Let's Encrypt"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2028-02-16") || text.contains("No certificate from this CA"),
+            "{text}"
+        );
+        assert!(text.contains("zerossl"), "the way out: {text}");
+    };
+    let run = c.run(&["status", "--offline", "--config", &cfg]).await;
+    run.assert_ok();
+    expect(&run.stdout);
+    assert!(run.stdout.contains("import window:"), "{}", run.stdout);
+
+    let run = c.run(&["plan", "--config", &cfg]).await;
+    run.assert_ok();
+    expect(&run.stdout);
+
+    let (leaf, chain, key) = no_cn_lineage("mqtt.example.test");
+    let dir = c.env.work.path().join("files");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cert.pem"), &leaf).unwrap();
+    std::fs::write(dir.join("chain.pem"), &chain).unwrap();
+    std::fs::write(dir.join("privkey.pem"), &key).unwrap();
+    let run = c
+        .env
+        .run(&[
+            "check",
+            dir.to_str().unwrap(),
+            "--name",
+            "mqtt-prod",
+            "--config",
+            &cfg,
+        ])
+        .await;
+    expect(&run.stdout);
+
+    // A CA whose lifetimes are not known (Pebble): nothing is claimed.
+    let cfg = c.config("life1", "", "");
+    let run = c
+        .run(&["status", "--offline", "--config", cfg.to_str().unwrap()])
+        .await;
+    assert!(!run.stdout.contains("import window:"), "{}", run.stdout);
+}
+
+/// `zerossl` and `google` need an EAB key id: without one, the configuration is refused
+/// before any request, saying where to get one.
+#[tokio::test(flavor = "multi_thread")]
+async fn eab_cas_without_a_key_id_fail_before_any_request() {
+    let c = cloud(DeploymentSpec::dedicated("eab1", KEY, SECRET)).await;
+    for (shortcut, place) in [
+        ("zerossl", "app.zerossl.com/developer"),
+        ("google", "gcloud publicca external-account-keys create"),
+        ("google-staging", "staging"),
+    ] {
+        let cfg = with_directory(&c, "eab1", shortcut);
+        for args in [
+            vec!["issue", "--config", &cfg],
+            vec!["status", "--offline", "--config", &cfg],
+        ] {
+            let run = c.run(&args).await;
+            run.assert_code(brokercert::error::exit::CONFIG);
+            assert!(
+                run.stderr.contains("acme.eab_kid")
+                    && run.stderr.contains(place)
+                    && run.stderr.contains("Nothing was sent to the CA"),
+                "{shortcut}: {}",
+                run.stderr
+            );
+        }
+    }
+    assert!(c.emu.requests().is_empty());
+}

@@ -9,6 +9,7 @@ pub mod account;
 pub mod alternates;
 pub mod client;
 pub mod http;
+pub mod lifetime;
 pub mod phase_gate;
 
 use async_trait::async_trait;

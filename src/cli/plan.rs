@@ -393,6 +393,14 @@ async fn plan_one(
     if deploy_targets.is_empty() {
         steps.push(step("deploy", "skip", "no deployment target configured"));
     }
+    let windows: Vec<(String, i64)> = deploy_targets
+        .iter()
+        .map(|t| (t.describe(), t.rules().min_days_left))
+        .collect();
+    let today = time::OffsetDateTime::now_utc().date();
+    for n in crate::acme::lifetime::notes(&settings.acme, &windows, today) {
+        steps.push(step("deploy", "note", n));
+    }
     for t in &deploy_targets {
         let current = match t.current().await {
             Ok(c) => c,

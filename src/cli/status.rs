@@ -75,6 +75,8 @@ struct Row {
     last_at: Option<OffsetDateTime>,
     last_error: Option<String>,
     failures: u32,
+    /// What fresh certificates from the configured CA leave of each target's import window.
+    import_notes: Vec<String>,
 }
 
 fn reason_word(r: &Reason) -> &'static str {
@@ -209,9 +211,15 @@ async fn row(
     let (st, _warning) = state::load(&settings.state_dir.join("renewal"), &spec.name);
     let mut deployments = Vec::new();
     let mut min_days_left = None;
+    let mut import_notes = Vec::new();
     match from_config::targets(spec) {
         Ok(targets) => {
             min_days_left = targets.iter().map(|t| t.rules().min_days_left).max();
+            let windows: Vec<(String, i64)> = targets
+                .iter()
+                .map(|t| (t.describe(), t.rules().min_days_left))
+                .collect();
+            import_notes = crate::acme::lifetime::notes(&settings.acme, &windows, now.date());
             for t in &targets {
                 let mut s = Served {
                     target: t.describe(),
@@ -291,6 +299,7 @@ async fn row(
             None
         },
         failures: st.failures,
+        import_notes,
     }
 }
 
@@ -326,6 +335,7 @@ fn json(r: &Row) -> serde_json::Value {
             "error": r.last_error,
             "failures": r.failures,
         },
+        "import_outlook": r.import_notes,
     })
 }
 
@@ -418,6 +428,9 @@ fn table(rows: &[Row]) -> String {
                 }
             };
             out.push_str(&format!("  deploy: {}: {what}\n", d.target));
+        }
+        for n in &r.import_notes {
+            out.push_str(&format!("  import window: {n}\n"));
         }
     }
     out
