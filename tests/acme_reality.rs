@@ -500,3 +500,56 @@ async fn eab_cas_without_a_key_id_fail_before_any_request() {
     }
     assert!(c.emu.requests().is_empty());
 }
+
+// ------------------------------------------------------------ rate limits (item 11)
+
+/// A `rateLimited` answer's `Retry-After` is shown by `issue` (until when to wait), stored,
+/// and `renew` does not ask the CA again before then.
+#[tokio::test(flavor = "multi_thread")]
+async fn rate_limit_retry_after_is_shown_stored_and_honoured() {
+    let (env, proxy, cfg) = behind_proxy().await;
+    let cfg = cfg.to_str().unwrap();
+    proxy.rate_limit_next_orders(1, 7200);
+    let run = env.run(&["issue", "--config", cfg]).await;
+    run.assert_code(brokercert::error::exit::ACME);
+    assert!(
+        run.stderr.contains("The CA asks to wait until 20")
+            && run.stderr.contains("do not retry before then"),
+        "{}",
+        run.stderr
+    );
+    let state = std::fs::read_to_string(env.state_dir().join("renewal").join("prof.json"))
+        .expect("renewal state stored");
+    assert!(state.contains("retry_not_before"), "{state}");
+
+    let run = env.run(&["renew", "--no-jitter", "--config", cfg]).await;
+    assert_eq!(
+        proxy.new_orders().len(),
+        1,
+        "no new order before Retry-After"
+    );
+    assert!(
+        run.stdout
+            .contains("the CA asked not to be asked again before then")
+            && run.stdout.contains("next attempt from"),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+
+    // `renew` itself, rate limited: it stores the CA's wait, and its next attempt time is it.
+    std::fs::remove_file(env.state_dir().join("renewal").join("prof.json")).unwrap();
+    proxy.rate_limit_next_orders(1, 7200);
+    let run = env.run(&["renew", "--no-jitter", "--config", cfg]).await;
+    assert_ne!(run.code, 0);
+    let state = std::fs::read_to_string(env.state_dir().join("renewal").join("prof.json"))
+        .expect("renewal state stored");
+    assert!(state.contains("retry_not_before"), "{state}");
+    let orders = proxy.new_orders().len();
+    env.run(&["renew", "--no-jitter", "--config", cfg]).await;
+    assert_eq!(
+        proxy.new_orders().len(),
+        orders,
+        "the backoff is the CA's 2 hours"
+    );
+}

@@ -59,7 +59,10 @@ fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
 /// Maps an instant-acme error into ours, naming the stage.
 pub fn map_error(e: instant_acme::Error, stage: &'static str) -> AcmeError {
     match problem_type(&e) {
-        Some("urn:ietf:params:acme:error:rateLimited") => AcmeError::RateLimited(e.to_string()),
+        Some("urn:ietf:params:acme:error:rateLimited") => AcmeError::RateLimited {
+            detail: e.to_string(),
+            until: None,
+        },
         Some(
             "urn:ietf:params:acme:error:accountDoesNotExist"
             | "urn:ietf:params:acme:error:unauthorized"
@@ -359,7 +362,8 @@ impl CertificateAuthority for AcmeClient {
         .map_err(|step| match step {
             Step::Acme(e) => order_error(e, &names_text),
             Step::Final(e) => e,
-        })?;
+        })
+        .map_err(|e| self.http.with_retry_after(e))?;
 
         let challenges = {
             let _turn = self.gate.enter(Phase::Authorizations).await;
@@ -454,7 +458,10 @@ pub fn replaces_id(leaf_der: &[u8]) -> Result<String, AcmeError> {
 
 fn order_error(e: instant_acme::Error, names: &str) -> AcmeError {
     match problem_type(&e) {
-        Some("urn:ietf:params:acme:error:rateLimited") => AcmeError::RateLimited(e.to_string()),
+        Some("urn:ietf:params:acme:error:rateLimited") => AcmeError::RateLimited {
+            detail: e.to_string(),
+            until: None,
+        },
         Some(_) => AcmeError::Order {
             names: names.to_string(),
             detail: match &e {
@@ -594,7 +601,15 @@ impl CaOrder for AcmeOrder {
             let state = nonce_retry!("refresh order", self.order.refresh().await)
                 .map_err(|e| map_error(e, "refresh order"))?;
             if !matches!(state.status, OrderStatus::Processing | OrderStatus::Valid) {
-                return Err(match &e {
+                return Err(self.http.with_retry_after(match &e {
+                    instant_acme::Error::Api(_)
+                        if problem_type(&e) == Some("urn:ietf:params:acme:error:rateLimited") =>
+                    {
+                        AcmeError::RateLimited {
+                            detail: e.to_string(),
+                            until: None,
+                        }
+                    }
                     instant_acme::Error::Api(p) => AcmeError::Order {
                         names: self
                             .challenges
@@ -608,7 +623,7 @@ impl CaOrder for AcmeOrder {
                         ),
                     },
                     _ => map_error(e, "finalize"),
-                });
+                }));
             }
         }
         let policy = self.policy();

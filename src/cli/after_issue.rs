@@ -87,6 +87,25 @@ pub async fn deploy_and_verify(
     }
 }
 
+/// Remembers in the renewal state (`renewal/<name>.json`) until when the CA asked not to
+/// be asked again (a rate limit's `Retry-After`), so that `renew` waits for it. Best effort.
+pub fn record_rate_limit(
+    settings: &crate::config::Settings,
+    spec: &CertificateSpec,
+    until: time::OffsetDateTime,
+    error: &Error,
+) {
+    use crate::renew::state;
+    let dir = settings.state_dir.join("renewal");
+    let (mut st, _) = state::load(&dir, &spec.name);
+    st.retry_not_before = Some(until);
+    st.last_error = Some(error.to_string());
+    st.last_code = Some(error.exit_code());
+    if let Err(e) = state::save(&dir, &spec.name, &st) {
+        output::warning(&format!("cannot save the renewal state: {e}"));
+    }
+}
+
 /// Remembers in the renewal state (`renewal/<name>.json`) that `leaf` is deployed and
 /// verified, as `renew` does after its own deployments, so that the next `renew` knows it is
 /// done instead of observing the targets and verifying it once more. Best effort: a failure

@@ -150,6 +150,12 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
             }
             Err(failure) => {
                 output::error(&format!("`{}`: {}", spec.name, failure.error));
+                if let Error::Acme(crate::acme::AcmeError::RateLimited {
+                    until: Some(until), ..
+                }) = &failure.error
+                {
+                    super::after_issue::record_rate_limit(&settings, spec, *until, &failure.error);
+                }
                 for c in &failure.cleanup {
                     output::error(&format!("clean-up after the failure also failed: {c}"));
                 }

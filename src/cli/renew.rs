@@ -597,6 +597,7 @@ async fn renew_one(
                 st.last_failure = None;
                 st.last_error = None;
                 st.last_code = None;
+                st.retry_not_before = None;
                 st.last_success = Some(now);
             }
             o
@@ -614,7 +615,18 @@ async fn renew_one(
             let message = e.to_string();
             st.last_error = Some(message.clone());
             st.last_code = Some(e.exit_code());
-            let next = now + policy::backoff(st.failures);
+            // The CA's own Retry-After on a rate limit: stored, and never retried before it.
+            st.retry_not_before = match &e {
+                Error::Acme(crate::acme::AcmeError::RateLimited { until, .. }) => *until,
+                _ => None,
+            };
+            let next = Failures {
+                count: st.failures,
+                last: st.last_failure,
+                not_before: st.retry_not_before,
+            }
+            .wait_until()
+            .unwrap_or(now + policy::backoff(st.failures));
             Outcome::Failed {
                 message,
                 code: e.exit_code(),
@@ -933,18 +945,29 @@ async fn attempt(
 
 /// When an earlier failure means waiting: until when.
 fn backing_off(st: &RenewalState) -> Option<OffsetDateTime> {
-    let last = st.last_failure?;
-    let until = last + policy::backoff(st.failures);
+    let until = Failures {
+        count: st.failures,
+        last: st.last_failure,
+        not_before: st.retry_not_before,
+    }
+    .wait_until()?;
     (SystemClock.now() < until).then_some(until)
 }
 
 fn backoff_outcome(st: &RenewalState, until: OffsetDateTime) -> Outcome {
     Outcome::BackingOff {
-        message: format!(
-            "{} attempt(s) failed, the last with: {}",
-            st.failures,
-            st.last_error.as_deref().unwrap_or("(no message kept)")
-        ),
+        message: if st.failures == 0 && st.retry_not_before.is_some() {
+            format!(
+                "the CA asked not to be asked again before then: {}",
+                st.last_error.as_deref().unwrap_or("(no message kept)")
+            )
+        } else {
+            format!(
+                "{} attempt(s) failed, the last with: {}",
+                st.failures,
+                st.last_error.as_deref().unwrap_or("(no message kept)")
+            )
+        },
         code: st.last_code.unwrap_or(exit::INTERNAL),
         until,
     }
@@ -965,6 +988,7 @@ fn inputs(
         failures: Failures {
             count: st.failures,
             last: st.last_failure,
+            not_before: st.retry_not_before,
         },
         force,
         assumed_lifetime: settings.renew.assumed_lifetime,

@@ -136,6 +136,7 @@ fn decision(
         failures: Failures {
             count: st.failures,
             last: st.last_failure,
+            not_before: st.retry_not_before,
         },
         force: false,
         assumed_lifetime: settings.renew.assumed_lifetime,

@@ -153,6 +153,8 @@ struct Settings {
     reject_replaces: bool,
     /// `meta.profiles` to advertise: name → description (none: not advertised).
     profiles: Vec<(String, String)>,
+    /// Refuse the next new-orders with `rateLimited` and this `Retry-After` (seconds).
+    rate_limit_orders: Option<(u32, u64)>,
 }
 
 /// What the proxy saw and remembers.
@@ -241,6 +243,7 @@ impl AriProxy {
                 retry_after: DEFAULT_RETRY_AFTER,
                 reject_replaces: false,
                 profiles: Vec::new(),
+                rate_limit_orders: None,
             }),
             log: Mutex::new(Log::default()),
         });
@@ -316,6 +319,12 @@ impl AriProxy {
     /// as Let's Encrypt does for a certificate already replaced; orders without it pass.
     pub fn reject_replaces(&self, yes: bool) {
         self.shared.settings().reject_replaces = yes;
+    }
+
+    /// Refuses the next `count` new-orders with 429 `rateLimited` and `Retry-After:
+    /// <retry_after_secs>`, as Let's Encrypt does when a limit is reached.
+    pub fn rate_limit_next_orders(&self, count: u32, retry_after_secs: u64) {
+        self.shared.settings().rate_limit_orders = Some((count, retry_after_secs));
     }
 
     /// Advertises these profiles (name, description) in the directory's `meta.profiles`;
@@ -556,6 +565,21 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
     {
         return already_replaced(&shared, order).await;
     }
+    if let Some(order) = &new_order {
+        let limited = {
+            let mut settings = shared.settings();
+            match settings.rate_limit_orders {
+                Some((n, secs)) if n > 0 => {
+                    settings.rate_limit_orders = (n > 1).then_some((n - 1, secs));
+                    Some(secs)
+                }
+                _ => None,
+            }
+        };
+        if let Some(secs) = limited {
+            return rate_limited(&shared, order, secs).await;
+        }
+    }
 
     let pq = parts
         .uri
@@ -716,10 +740,9 @@ impl NewOrderRequest {
     }
 }
 
-/// Refuses a new-order with `replaces` as Let's Encrypt does for an already replaced
-/// certificate: 409 `alreadyReplaced`, with a fresh nonce from upstream.
-async fn already_replaced(shared: &Shared, order: &NewOrderRequest) -> Response {
-    let nonce = match shared.client.head(&shared.new_nonce_url).send().await {
+/// A fresh nonce from upstream (for answers the proxy makes itself).
+async fn fresh_nonce(shared: &Shared) -> Option<HeaderValue> {
+    match shared.client.head(&shared.new_nonce_url).send().await {
         Ok(rsp) => rsp.headers().get("replay-nonce").cloned(),
         Err(e) => {
             tracing::warn!(
@@ -728,7 +751,35 @@ async fn already_replaced(shared: &Shared, order: &NewOrderRequest) -> Response 
             );
             None
         }
-    };
+    }
+}
+
+/// Refuses a new-order as a rate-limited CA does: 429 `rateLimited` with `Retry-After`.
+async fn rate_limited(shared: &Shared, order: &NewOrderRequest, secs: u64) -> Response {
+    let nonce = fresh_nonce(shared).await;
+    shared.log().orders.push(SeenOrder {
+        identifiers: order.identifiers.clone(),
+        replaces: order.replaces.clone(),
+        profile: order.profile.clone(),
+        rejected: true,
+        status: StatusCode::TOO_MANY_REQUESTS.as_u16(),
+    });
+    let mut rsp = problem(
+        StatusCode::TOO_MANY_REQUESTS,
+        "urn:ietf:params:acme:error:rateLimited",
+        "too many new orders recently (sandbox)",
+        nonce,
+    );
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        rsp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    rsp
+}
+
+/// Refuses a new-order with `replaces` as Let's Encrypt does for an already replaced
+/// certificate: 409 `alreadyReplaced`, with a fresh nonce from upstream.
+async fn already_replaced(shared: &Shared, order: &NewOrderRequest) -> Response {
+    let nonce = fresh_nonce(shared).await;
     shared.log().orders.push(SeenOrder {
         identifiers: order.identifiers.clone(),
         replaces: order.replaces.clone(),
