@@ -355,31 +355,21 @@ async fn certificates_without_a_cn_work_everywhere() {
 
     // Deploy it (the test CA is not trusted for the MQTT probe: no verification), then
     // again: the identity check recognises it without a CN.
-    let run = c
-        .run(&[
-            "deploy",
-            "mqtt-prod",
-            "--from",
-            dir.to_str().unwrap(),
-            "--no-verify",
-            "--config",
-            cfg,
-        ])
-        .await;
-    run.assert_ok();
+    let from = dir.to_str().unwrap();
+    let deploy_args = [
+        "deploy",
+        "mqtt-prod",
+        "--from",
+        from,
+        "--no-verify",
+        "--config",
+        cfg,
+    ];
+    let deploy = || c.run(&deploy_args);
+    deploy().await.assert_ok();
     assert_eq!(c.emu.tls_snapshot("nocn1").expect("stored").cn, None);
     let writes = c.emu.write_count("nocn1");
-    let run = c
-        .run(&[
-            "deploy",
-            "mqtt-prod",
-            "--from",
-            dir.to_str().unwrap(),
-            "--no-verify",
-            "--config",
-            cfg,
-        ])
-        .await;
+    let run = deploy().await;
     run.assert_ok();
     assert!(run.stdout.contains("already served"), "{}", run.stdout);
     assert_eq!(c.emu.write_count("nocn1"), writes);

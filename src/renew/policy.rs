@@ -188,13 +188,12 @@ pub fn decide(i: &Inputs) -> Decision {
             }
             if reason != Reason::Forced
                 && let Some(until) = i.failures.wait_until()
+                && i.now < until
             {
-                if i.now < until {
-                    return Decision::Backoff {
-                        until,
-                        failures: i.failures.count,
-                    };
-                }
+                return Decision::Backoff {
+                    until,
+                    failures: i.failures.count,
+                };
             }
             Decision::Renew(reason)
         }

@@ -740,9 +740,16 @@ impl NewOrderRequest {
     }
 }
 
-/// A fresh nonce from upstream (for answers the proxy makes itself).
-async fn fresh_nonce(shared: &Shared) -> Option<HeaderValue> {
-    match shared.client.head(&shared.new_nonce_url).send().await {
+/// Refuses a new-order itself (Pebble never sees it): records it as rejected and answers
+/// the problem `kind` with a fresh nonce from upstream, as the client needs one to go on.
+async fn refuse_order(
+    shared: &Shared,
+    order: &NewOrderRequest,
+    status: StatusCode,
+    kind: &str,
+    detail: &str,
+) -> Response {
+    let nonce = match shared.client.head(&shared.new_nonce_url).send().await {
         Ok(rsp) => rsp.headers().get("replay-nonce").cloned(),
         Err(e) => {
             tracing::warn!(
@@ -751,25 +758,27 @@ async fn fresh_nonce(shared: &Shared) -> Option<HeaderValue> {
             );
             None
         }
-    }
-}
-
-/// Refuses a new-order as a rate-limited CA does: 429 `rateLimited` with `Retry-After`.
-async fn rate_limited(shared: &Shared, order: &NewOrderRequest, secs: u64) -> Response {
-    let nonce = fresh_nonce(shared).await;
+    };
     shared.log().orders.push(SeenOrder {
         identifiers: order.identifiers.clone(),
         replaces: order.replaces.clone(),
         profile: order.profile.clone(),
         rejected: true,
-        status: StatusCode::TOO_MANY_REQUESTS.as_u16(),
+        status: status.as_u16(),
     });
-    let mut rsp = problem(
+    problem(status, kind, detail, nonce)
+}
+
+/// Refuses a new-order as a rate-limited CA does: 429 `rateLimited` with `Retry-After`.
+async fn rate_limited(shared: &Shared, order: &NewOrderRequest, secs: u64) -> Response {
+    let mut rsp = refuse_order(
+        shared,
+        order,
         StatusCode::TOO_MANY_REQUESTS,
         "urn:ietf:params:acme:error:rateLimited",
         "too many new orders recently (sandbox)",
-        nonce,
-    );
+    )
+    .await;
     if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
         rsp.headers_mut().insert(header::RETRY_AFTER, v);
     }
@@ -777,25 +786,20 @@ async fn rate_limited(shared: &Shared, order: &NewOrderRequest, secs: u64) -> Re
 }
 
 /// Refuses a new-order with `replaces` as Let's Encrypt does for an already replaced
-/// certificate: 409 `alreadyReplaced`, with a fresh nonce from upstream.
+/// certificate: 409 `alreadyReplaced`.
 async fn already_replaced(shared: &Shared, order: &NewOrderRequest) -> Response {
-    let nonce = fresh_nonce(shared).await;
-    shared.log().orders.push(SeenOrder {
-        identifiers: order.identifiers.clone(),
-        replaces: order.replaces.clone(),
-        profile: order.profile.clone(),
-        rejected: true,
-        status: StatusCode::CONFLICT.as_u16(),
-    });
-    problem(
+    let detail = format!(
+        "the certificate {} has already been replaced",
+        order.replaces.as_deref().unwrap_or_default()
+    );
+    refuse_order(
+        shared,
+        order,
         StatusCode::CONFLICT,
         ALREADY_REPLACED,
-        &format!(
-            "the certificate {} has already been replaced",
-            order.replaces.as_deref().unwrap_or_default()
-        ),
-        nonce,
+        &detail,
     )
+    .await
 }
 
 fn problem(status: StatusCode, kind: &str, detail: &str, nonce: Option<HeaderValue>) -> Response {
