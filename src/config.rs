@@ -11,9 +11,11 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 
+pub mod cas;
 pub mod discover;
 mod keys;
 mod redact;
+pub use cas::{GOOGLE, GOOGLE_STAGING, ZEROSSL};
 pub use keys::{KEYS, Key, Kind, UnknownKey};
 
 use crate::names::DomainName;
@@ -281,6 +283,9 @@ pub struct AcmeFile {
     pub eab_hmac: Option<Secret>,
     /// Prefer the alternate chain whose top certificate is issued by this CN.
     pub preferred_chain: Option<String>,
+    /// Certificate profile to order (the CA's directory lists them in `meta.profiles`;
+    /// Let's Encrypt: `classic`, `tlsserver`, `shortlived`). Unset = the CA's default.
+    pub profile: Option<String>,
     /// How long to wait for validation and issuance.
     #[serde(default, deserialize_with = "de_duration")]
     pub order_timeout: Option<Duration>,
@@ -416,6 +421,10 @@ pub struct EmqxCloudFile {
     pub request_timeout: Option<Duration>,
     /// Refuse to upload with fewer days left (default 60, the guide's import window).
     pub min_days_left: Option<i64>,
+    /// The deployment's type (`dedicated`, `dedicatedFlex`, `byoc`, `serverless`), when
+    /// known: `serverless` is refused before any request. Unset = not asked (reading it
+    /// needs the "Deployment Management" scope).
+    pub deployment_type: Option<String>,
 }
 
 /// `type = "files"`.
@@ -489,6 +498,11 @@ pub struct VerifyFile {
     /// Per-step timeout (default 10s).
     #[serde(default, deserialize_with = "de_duration")]
     pub timeout: Option<Duration>,
+    /// After a deploy: how long to keep probing while the broker still serves the previous
+    /// certificate (default 15s; a broker that re-reads its files on a timer, like
+    /// self-hosted EMQX every 120 s, needs longer).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub settle_timeout: Option<Duration>,
     /// For two-way TLS: where to check that a client without a certificate is refused
     /// (default: every transport; a Mosquitto broker can refuse only on mqtts).
     pub anonymous_check: Option<Vec<String>>,
@@ -511,6 +525,8 @@ pub struct Overrides {
     pub eab_kid: Option<String>,
     /// `--preferred-chain`.
     pub preferred_chain: Option<String>,
+    /// `--profile`.
+    pub profile: Option<String>,
     /// `--route53-endpoint`.
     pub route53_endpoint: Option<String>,
     /// `--nameserver` (repeatable).
@@ -551,6 +567,7 @@ impl Overrides {
         fill(&mut self.directory, var("BROKERCERT_DIRECTORY"));
         fill(&mut self.email, var("BROKERCERT_EMAIL"));
         fill(&mut self.eab_kid, var("BROKERCERT_EAB_KID"));
+        fill(&mut self.profile, var("BROKERCERT_PROFILE"));
         fill(&mut self.route53_endpoint, var("AWS_ENDPOINT_URL_ROUTE_53"));
         fill(&mut self.route53_profile, var("AWS_PROFILE"));
         // AWS_REGION is deliberately not read: Route 53 is global and signs in us-east-1,
@@ -574,6 +591,8 @@ pub struct AcmeSettings {
     pub eab: Option<EabSettings>,
     /// Preferred chain issuer CN.
     pub preferred_chain: Option<String>,
+    /// Certificate profile to order (None = the CA's default).
+    pub profile: Option<String>,
     /// Validation + issuance timeout.
     pub order_timeout: Duration,
     /// What to do with an account in `BROKERCERT_ACME_ACCOUNT` made on another directory:
@@ -728,16 +747,20 @@ pub fn check_deployment_id(id: &str) -> Result<(), String> {
 /// `.NAME.journal.json.tmp-PID-N` (40 characters more), and a file name has 255 bytes.
 pub const MAX_NAME_LEN: usize = 200;
 
-/// Expands `letsencrypt` / `letsencrypt-staging` shortcuts; other values must be https URLs.
+/// Expands the shortcuts (`letsencrypt`, `letsencrypt-staging`, and [`cas::SHORTCUTS`]:
+/// `zerossl`, `google`, `google-staging`); other values must be https URLs.
 pub fn directory_url(value: &str) -> Result<String, ConfigError> {
     match value.trim() {
         "letsencrypt" | "production" => Ok(LETSENCRYPT.into()),
         "letsencrypt-staging" | "staging" => Ok(LETSENCRYPT_STAGING.into()),
+        v if let Some((_, url)) = cas::SHORTCUTS.iter().find(|(name, _)| *name == v) => {
+            Ok((*url).into())
+        }
         v if v.starts_with("https://") => Ok(v.into()),
         v => Err(invalid(
             "acme.directory",
             format!("`{v}`"),
-            "`letsencrypt`, `letsencrypt-staging` or an https:// directory URL",
+            "`letsencrypt`, `letsencrypt-staging`, `zerossl`, `google`, `google-staging` or an https:// directory URL",
             "Set it in the configuration or with `--directory`.",
         )),
     }
@@ -789,6 +812,18 @@ impl Settings {
                 .unwrap_or("letsencrypt"),
         )?;
         let eab_kid = over.eab_kid.clone().or(file.acme.eab_kid.clone());
+        if eab_kid.is_none()
+            && let Some((ca, how)) = cas::eab_required(&directory)
+        {
+            return Err(invalid(
+                "acme.eab_kid",
+                format!("none, with `acme.directory` {directory} ({ca})"),
+                &format!("an External Account Binding key id: {ca} requires one for every account"),
+                &format!(
+                    "To get one, {how}. Then set `eab_kid` in `[acme]` (or `--eab-kid` / BROKERCERT_EAB_KID) and the HMAC key in BROKERCERT_EAB_HMAC or `eab_hmac_file`. Nothing was sent to the CA."
+                ),
+            ));
+        }
         let eab = eab_kid.map(|kid| EabSettings {
             kid,
             hmac_env: Some(
@@ -817,6 +852,12 @@ impl Settings {
                 .preferred_chain
                 .clone()
                 .or(file.acme.preferred_chain.clone()),
+            profile: over
+                .profile
+                .clone()
+                .or(file.acme.profile.clone())
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty()),
             order_timeout: file.acme.order_timeout.unwrap_or(Duration::from_secs(300)),
             foreign_env_account: ForeignEnvAccount::Refuse,
         };

@@ -42,6 +42,8 @@ pub mod pki;
 #[cfg(feature = "full")]
 pub mod renew;
 #[cfg(feature = "full")]
+pub mod retry_after;
+#[cfg(feature = "full")]
 pub mod secret;
 #[cfg(feature = "full")]
 pub mod store;

@@ -84,6 +84,7 @@ async fn connect(directory: String, root: PathBuf, work: &tempfile::TempDir) -> 
         preferred_chain: None,
         order_timeout: Duration::from_secs(60),
         foreign_env_account: Default::default(),
+        profile: None,
     };
     AcmeClient::connect(&settings, &Store::new(work.path().join("state")))
         .await

@@ -7,128 +7,13 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use brokercert::error::exit;
-use brokercert_sandbox::{
-    Budgets, DeploymentPorts, DeploymentSpec, EmqxCloudEmulator, SandboxOptions,
-};
+use brokercert_sandbox::{Budgets, DeploymentSpec};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use support::{Run, TestEnv, cert_section, certs};
-
-const KEY: &str = "test-api-key";
-const SECRET: &str = "test-api-secret-do-not-print";
-const MQTT_PASSWORD: &str = "mqtt-password-do-not-print";
-
-struct Cloud {
-    env: TestEnv,
-    emu: EmqxCloudEmulator,
-    ports: DeploymentPorts,
-}
-
-async fn cloud(spec: DeploymentSpec) -> Cloud {
-    let env = TestEnv::start(
-        SandboxOptions::new()
-            .zone("example.test")
-            .zone("emqx-cloud.test"),
-    )
-    .await;
-    let emu = EmqxCloudEmulator::start(env.work.path().join("emqx"))
-        .await
-        .expect("emulator");
-    let id = spec.id.clone();
-    emu.add_deployment(spec).expect("deployment");
-    let ports = emu
-        .deployment_ports(&id)
-        .unwrap_or(DeploymentPorts { mqtts: 1, wss: 1 });
-    let z = env.sb.zone_id("emqx-cloud.test").unwrap();
-    env.sb
-        .upsert(
-            &z,
-            &format!("{id}.emqx-cloud.test"),
-            "A",
-            60,
-            &["127.0.0.1"],
-        )
-        .await
-        .unwrap();
-    Cloud { env, emu, ports }
-}
-
-impl Cloud {
-    /// A configuration: one certificate, CNAME to the deployment, deploy + verify sections.
-    fn config(&self, id: &str, deploy_extra: &str, verify_extra: &str) -> PathBuf {
-        self.env
-            .config(&self.section(id, deploy_extra, verify_extra))
-    }
-
-    /// The `[[certificate]]` section of [`Cloud::config`].
-    fn section(&self, id: &str, deploy_extra: &str, verify_extra: &str) -> String {
-        cert_section(
-            "mqtt-prod",
-            &["mqtt.example.test"],
-            &format!(
-                r#"cname_target = "{id}.emqx-cloud.test"
-
-
-[[certificate.deploy]]
-type = "emqx-cloud"
-deployment_id = "{id}"
-base_url = "{base}"
-api_roots = ["{ca}"]
-poll_interval = "50ms"
-poll_timeout = "20s"
-{deploy_extra}
-
-[certificate.verify]
-mqtts_port = {mqtts}
-wss_port = {wss}
-timeout = "5s"
-{verify_extra}
-"#,
-                base = self.emu.base_url(),
-                ca = self.emu.ca_pem_path().display(),
-                mqtts = self.ports.mqtts,
-                wss = self.ports.wss,
-            ),
-        )
-    }
-
-    async fn run(&self, args: &[&str]) -> Run {
-        self.run_env(args, &[]).await
-    }
-
-    /// Runs with the API credentials (and `extra` variables); nothing secret may be printed.
-    async fn run_env(&self, args: &[&str], extra: &[(&str, &str)]) -> Run {
-        let mut env = vec![
-            ("EMQX_CLOUD_API_KEY", KEY),
-            ("EMQX_CLOUD_API_SECRET", SECRET),
-        ];
-        env.extend_from_slice(extra);
-        let r = self.env.run_with_env(args, &env).await;
-        for (_, v) in &env[1..] {
-            assert!(
-                !r.stdout.contains(v) && !r.stderr.contains(v),
-                "a secret leaked"
-            );
-        }
-        assert!(
-            !r.stdout.contains("PRIVATE KEY") && !r.stderr.contains("PRIVATE KEY"),
-            "key material leaked"
-        );
-        r
-    }
-
-    fn live_serial(&self) -> String {
-        certs(&self.env.live("mqtt-prod", "cert.pem"))[0]
-            .serial_hex()
-            .to_string()
-    }
-
-    fn served_serial(&self, id: &str) -> Option<String> {
-        self.emu.tls_snapshot(id).map(|s| s.leaf_serial_hex)
-    }
-}
+use support::cloud::{KEY, MQTT_PASSWORD, SECRET, cloud};
+use support::{cert_section, certs};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_way_issue_deploys_verifies_and_renews_with_put() {
@@ -314,7 +199,7 @@ async fn forbidden_scope_and_serverless_are_refused() {
     );
 
     c.emu
-        .add_deployment(DeploymentSpec::serverless("sls1", KEY, SECRET))
+        .add_deployment(DeploymentSpec::serverless("sls1", KEY, SECRET).deployment_scope(true))
         .unwrap();
     let cfg = c.config("sls1", "", "");
     let run = c

@@ -272,6 +272,41 @@ fn bad_inputs_are_refused_with_the_file_named() {
 /// that): brokers serving wss need a restart as their reload command, so this checks mqtts.
 #[tokio::test(flavor = "multi_thread")]
 async fn files_target_reloads_a_real_mosquitto_and_verify_sees_the_new_certificate() {
+    let (code, stdout, stderr, want) = deploy_to_mosquitto(None, "").await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains("Verified mqtts"), "{stdout}");
+    assert!(
+        stdout.contains(&want),
+        "the new serial {want} is served: {stdout}"
+    );
+}
+
+/// A broker that switches over only seconds after the reload (as self-hosted EMQX re-reads
+/// its files on a timer) passes when `verify.settle_timeout` covers the delay, and fails
+/// with the default-sized wait when it does not.
+#[tokio::test(flavor = "multi_thread")]
+async fn settle_timeout_waits_for_a_broker_that_reloads_late() {
+    let (code, stdout, stderr, want) =
+        deploy_to_mosquitto(Some(4), "settle_timeout = \"1s\"").await;
+    assert_ne!(
+        code,
+        Some(0),
+        "1 s is too short for a 4 s reload\n{stdout}\n{stderr}"
+    );
+    let (code, stdout, stderr, want2) =
+        deploy_to_mosquitto(Some(4), "settle_timeout = \"30s\"").await;
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.contains(&want2), "{stdout}");
+    assert_ne!(want, want2);
+}
+
+/// Deploys a new certificate to a real Mosquitto through a files target whose reload sends
+/// SIGHUP after `reload_delay` seconds (at once when `None`), then verifies; `verify_extra`
+/// goes into `[certificate.verify]`. Returns the exit code, stdout, stderr and the new serial.
+async fn deploy_to_mosquitto(
+    reload_delay: Option<u64>,
+    verify_extra: &str,
+) -> (Option<i32>, String, String, String) {
     use brokercert_sandbox::{Mosquitto, MosquittoConfig};
     let dir = tempfile::tempdir().unwrap();
     let old = lineage_with_root("mqtt.example.test");
@@ -310,7 +345,7 @@ domains = ["mqtt.example.test"]
 type = "files"
 fullchain = "{gen}/cert.pem"
 key = "{gen}/key.pem"
-reload = ["kill", "-HUP", "{pid}"]
+reload = {reload}
 
 [certificate.verify]
 connect = "127.0.0.1"
@@ -319,7 +354,14 @@ mqtts_port = {mqtts}
 wss_port = {wss}
 ca_file = "{root}"
 timeout = "5s"
+{verify_extra}
 "#,
+            reload = match reload_delay {
+                None => format!("[\"kill\", \"-HUP\", \"{pid}\"]"),
+                Some(d) => format!(
+                    "[\"sh\", \"-c\", \"(sleep {d}; kill -HUP {pid}) >/dev/null 2>&1 </dev/null &\"]"
+                ),
+            },
             state = dir.path().join("state").display(),
             gen = gen_dir.display(),
             mqtts = broker.mqtts_port(),
@@ -345,21 +387,22 @@ timeout = "5s"
     })
     .await
     .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{stdout}\n{stderr}\n{}",
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
         broker.log_tail(2000)
     );
-    assert!(stdout.contains("Verified mqtts"), "{stdout}");
-    let want = certs_serial(&new.0.cert);
-    assert!(
-        stdout.contains(&want),
-        "the new serial {want} is served: {stdout}"
-    );
-    assert_eq!(broker.pid(), Some(pid), "reloaded in place, not restarted");
+    if reload_delay.is_none() {
+        assert_eq!(broker.pid(), Some(pid), "reloaded in place, not restarted");
+    } else {
+        // Let the late reload happen before the broker is stopped.
+        tokio::time::sleep(std::time::Duration::from_secs(
+            reload_delay.unwrap_or(0) + 1,
+        ))
+        .await;
+    }
+    (out.status.code(), stdout, stderr, certs_serial(&new.0.cert))
 }
 
 /// A lineage plus its self-signed root (PEM).

@@ -348,9 +348,11 @@ async fn wss_connect(
 #[tokio::test]
 async fn auth_scope_lookup_and_serverless_errors() {
     let env = Env::start().await;
-    env.dedicated("ded1");
     env.emu
-        .add_deployment(DeploymentSpec::serverless("srv1", KEY, SECRET))
+        .add_deployment(DeploymentSpec::dedicated("ded1", KEY, SECRET).deployment_scope(true))
+        .expect("add deployment");
+    env.emu
+        .add_deployment(DeploymentSpec::serverless("srv1", KEY, SECRET).deployment_scope(true))
         .expect("serverless");
     env.emu
         .add_deployment(DeploymentSpec::dedicated("ded2", "ak-noscope", "sk2").scopes_ok(false))
@@ -702,7 +704,7 @@ async fn the_seventh_write_in_an_hour_gets_429_with_retry_after() {
         reads: 2,
         window: Duration::from_millis(600),
     });
-    env.call(Method::GET, "/deployments/d1", None).await;
+    env.call(Method::GET, path, None).await;
     let (status, headers, _) = env
         .send(Method::GET, path, Some((KEY, SECRET)), None)
         .await
@@ -882,7 +884,7 @@ async fn the_sandbox_can_start_the_emulator_with_its_other_servers() {
     let emu = sb.emqx_cloud().expect("emulator started");
     assert!(emu.ca_pem_path().starts_with(sb.dir()));
     assert!(emu.base_url().ends_with("/public_api/v1"));
-    emu.add_deployment(DeploymentSpec::dedicated("d1", KEY, SECRET))
+    emu.add_deployment(DeploymentSpec::dedicated("d1", KEY, SECRET).deployment_scope(true))
         .expect("add");
     let resp = emu
         .http_client()

@@ -126,7 +126,7 @@ pub async fn create(
                 });
             }
             Err(e) if super::client::is_bad_nonce(&e) => last = Some(e),
-            Err(e) => return Err(super::client::map_error(e, "account")),
+            Err(e) => return Err(http.with_retry_after(super::client::map_error(e, "account"))),
         }
     }
     Err(AcmeError::Account(format!(

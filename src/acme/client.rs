@@ -59,7 +59,10 @@ fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
 /// Maps an instant-acme error into ours, naming the stage.
 pub fn map_error(e: instant_acme::Error, stage: &'static str) -> AcmeError {
     match problem_type(&e) {
-        Some("urn:ietf:params:acme:error:rateLimited") => AcmeError::RateLimited(e.to_string()),
+        Some("urn:ietf:params:acme:error:rateLimited") => AcmeError::RateLimited {
+            detail: e.to_string(),
+            until: None,
+        },
         Some(
             "urn:ietf:params:acme:error:accountDoesNotExist"
             | "urn:ietf:params:acme:error:unauthorized"
@@ -76,6 +79,29 @@ pub fn map_error(e: instant_acme::Error, stage: &'static str) -> AcmeError {
             other => AcmeError::Protocol(format!("{stage}: {other}")),
         },
     }
+}
+
+/// Why `wanted` cannot be ordered from the CA at `directory`, which lists `offered`.
+pub fn profile_refusal(wanted: &str, directory: &str, offered: &[(String, String)]) -> String {
+    if offered.is_empty() {
+        return format!(
+            "`acme.profile = \"{wanted}\"`: the CA at {directory} lists no certificate profiles (its directory has no `meta.profiles`), so it cannot be asked for one. Remove `acme.profile` (or `--profile`) to get the CA's default certificates; nothing was ordered"
+        );
+    }
+    let list = offered
+        .iter()
+        .map(|(n, d)| {
+            if d.is_empty() {
+                n.clone()
+            } else {
+                format!("{n} ({d})")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "`acme.profile = \"{wanted}\"`: the CA at {directory} offers no such profile; it offers: {list}. Set `acme.profile` (or `--profile`) to one of those, or remove it for the CA's default; nothing was ordered"
+    )
 }
 
 /// Retries an instant-acme call while the CA rejects nonces.
@@ -204,6 +230,34 @@ impl AcmeClient {
         })
     }
 
+    /// The profiles the CA's directory lists (`meta.profiles`): name and description.
+    pub async fn profiles(&self) -> Vec<(String, String)> {
+        let acct = self.account.read().await;
+        let mut out: Vec<(String, String)> = acct
+            .account
+            .profiles()
+            .map(|p| (p.name.to_string(), p.description.to_string()))
+            .collect();
+        out.sort();
+        out
+    }
+
+    /// The configured profile, checked against the CA's list before anything is ordered.
+    async fn check_profile(&self) -> Result<(), AcmeError> {
+        let Some(wanted) = &self.settings.profile else {
+            return Ok(());
+        };
+        let offered = self.profiles().await;
+        if offered.iter().any(|(name, _)| name == wanted) {
+            return Ok(());
+        }
+        Err(AcmeError::Setup(profile_refusal(
+            wanted,
+            &self.settings.directory,
+            &offered,
+        )))
+    }
+
     /// Whether this run created the account.
     pub async fn account_created(&self) -> bool {
         self.account.read().await.created
@@ -218,6 +272,9 @@ impl AcmeClient {
         let mut new = NewOrder::new(ids);
         if let Some(r) = replaces {
             new = new.replaces(r.clone());
+        }
+        if let Some(p) = &self.settings.profile {
+            new = new.profile(p);
         }
         let _turn = self.gate.enter(Phase::NewOrder).await;
         let order = nonce_retry!("new order", acct.account.new_order(&new).await)?;
@@ -274,6 +331,7 @@ impl CertificateAuthority for AcmeClient {
         replaces: Option<&str>,
     ) -> Result<Box<dyn CaOrder>, AcmeError> {
         let replaces = replaces.map(parse_cert_id).transpose()?;
+        self.check_profile().await?;
         let ids: Vec<Identifier> = names
             .iter()
             .map(|n| Identifier::Dns(n.to_string()))
@@ -304,7 +362,8 @@ impl CertificateAuthority for AcmeClient {
         .map_err(|step| match step {
             Step::Acme(e) => order_error(e, &names_text),
             Step::Final(e) => e,
-        })?;
+        })
+        .map_err(|e| self.http.with_retry_after(e))?;
 
         let challenges = {
             let _turn = self.gate.enter(Phase::Authorizations).await;
@@ -399,7 +458,10 @@ pub fn replaces_id(leaf_der: &[u8]) -> Result<String, AcmeError> {
 
 fn order_error(e: instant_acme::Error, names: &str) -> AcmeError {
     match problem_type(&e) {
-        Some("urn:ietf:params:acme:error:rateLimited") => AcmeError::RateLimited(e.to_string()),
+        Some("urn:ietf:params:acme:error:rateLimited") => AcmeError::RateLimited {
+            detail: e.to_string(),
+            until: None,
+        },
         Some(_) => AcmeError::Order {
             names: names.to_string(),
             detail: match &e {
@@ -539,7 +601,15 @@ impl CaOrder for AcmeOrder {
             let state = nonce_retry!("refresh order", self.order.refresh().await)
                 .map_err(|e| map_error(e, "refresh order"))?;
             if !matches!(state.status, OrderStatus::Processing | OrderStatus::Valid) {
-                return Err(match &e {
+                return Err(self.http.with_retry_after(match &e {
+                    instant_acme::Error::Api(_)
+                        if problem_type(&e) == Some("urn:ietf:params:acme:error:rateLimited") =>
+                    {
+                        AcmeError::RateLimited {
+                            detail: e.to_string(),
+                            until: None,
+                        }
+                    }
                     instant_acme::Error::Api(p) => AcmeError::Order {
                         names: self
                             .challenges
@@ -553,7 +623,7 @@ impl CaOrder for AcmeOrder {
                         ),
                     },
                     _ => map_error(e, "finalize"),
-                });
+                }));
             }
         }
         let policy = self.policy();

@@ -23,6 +23,8 @@ use super::AcmeError;
 pub struct AcmeHttp {
     client: reqwest::Client,
     alternates: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    /// Until when the last 429 asked to wait (its `Retry-After`).
+    rate_limited_until: Arc<Mutex<Option<time::OffsetDateTime>>>,
 }
 
 impl AcmeHttp {
@@ -61,6 +63,7 @@ impl AcmeHttp {
         Ok(Self {
             client,
             alternates: Arc::new(Mutex::new(HashMap::new())),
+            rate_limited_until: Arc::new(Mutex::new(None)),
         })
     }
 
@@ -75,6 +78,25 @@ impl AcmeHttp {
             .lock()
             .map(|m| m.get(url).cloned().unwrap_or_default())
             .unwrap_or_default()
+    }
+
+    /// `e` with the wait the CA's last 429 asked for (its `Retry-After`), when `e` is a
+    /// rate limit that does not carry it yet.
+    pub fn with_retry_after(&self, e: AcmeError) -> AcmeError {
+        match e {
+            AcmeError::RateLimited {
+                detail,
+                until: None,
+            } => AcmeError::RateLimited {
+                detail,
+                until: self
+                    .rate_limited_until
+                    .lock()
+                    .ok()
+                    .and_then(|mut s| s.take()),
+            },
+            other => other,
+        }
     }
 
     /// Records the `Link: <…>;rel="alternate"` targets of a response to `url`.
@@ -158,6 +180,12 @@ impl HttpClient for AcmeHttp {
             };
             tracing::trace!(method = %parts.method, %url, status = %rsp.status(), took = ?asked.elapsed(), "ACME request");
             this.remember_links(&url, rsp.headers());
+            if rsp.status() == reqwest::StatusCode::TOO_MANY_REQUESTS
+                && let Some(wait) = crate::retry_after::from_headers(rsp.headers())
+                && let Ok(mut slot) = this.rate_limited_until.lock()
+            {
+                *slot = Some(time::OffsetDateTime::now_utc() + wait);
+            }
             let status = rsp.status();
             let headers = rsp.headers().clone();
             let bytes = crate::bounded_read::read_body(rsp, crate::bounded_read::MAX_RESPONSE)

@@ -9,6 +9,7 @@ pub mod account;
 pub mod alternates;
 pub mod client;
 pub mod http;
+pub mod lifetime;
 pub mod phase_gate;
 
 use async_trait::async_trait;
@@ -33,6 +34,21 @@ pub struct IssuedChains {
     pub default: String,
     /// PEMs of alternate chains (may be empty).
     pub alternates: Vec<String>,
+}
+
+/// The text of [`AcmeError::RateLimited`]: until when to wait, when the CA said.
+fn rate_limited_message(detail: &str, until: &Option<time::OffsetDateTime>) -> String {
+    match until {
+        Some(t) => format!(
+            "the ACME CA's rate limit was hit: {detail}. The CA asks to wait until {} (its Retry-After): do not retry before then (`brokercert renew` waits for it on its own); test with `--directory letsencrypt-staging`",
+            t.to_offset(time::UtcOffset::UTC)
+                .format(&time::format_description::well_known::Rfc3339)
+                .unwrap_or_else(|_| t.to_string())
+        ),
+        None => format!(
+            "the ACME CA's rate limit was hit: {detail}. Wait before retrying (Let's Encrypt: 5 duplicate certificates per week, 5 failed validations per name per hour); test with `--directory letsencrypt-staging`"
+        ),
+    }
 }
 
 /// Failures talking to the ACME CA. One paragraph each, naming what to do.
@@ -72,10 +88,13 @@ pub enum AcmeError {
         failures: Vec<(String, String)>,
     },
     /// The CA is rate limiting this account or these names.
-    #[error(
-        "the ACME CA's rate limit was hit: {0}. Wait before retrying (Let's Encrypt: 5 duplicate certificates per week, 5 failed validations per name per hour); test with `--directory letsencrypt-staging`"
-    )]
-    RateLimited(String),
+    #[error("{}", rate_limited_message(.detail, .until))]
+    RateLimited {
+        /// The CA's explanation.
+        detail: String,
+        /// Until when the CA asks to wait (its `Retry-After`), when it said.
+        until: Option<time::OffsetDateTime>,
+    },
     /// Waiting for the CA took too long.
     #[error(
         "the ACME CA did not finish {stage} within {secs} s; raise `acme.order_timeout` or try again later"

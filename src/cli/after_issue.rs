@@ -14,13 +14,15 @@ use crate::error::{Error, exit};
 use crate::workflow::deploy::deploy_all;
 
 /// Deploys (and verifies) a freshly stored certificate; returns an exit code. The time
-/// each of the two steps took is pushed to `timings` (for `--timings`). `kept`: the stored
-/// certificate was kept (not a new one), so a target that already serves it gets no write.
+/// each of the two steps took is pushed to `timings`, and each target's API requests to
+/// `api_usage` (for `--timings`). `kept`: the stored certificate was kept (not a new one), so
+/// a target that already serves it gets no write.
 pub async fn deploy_and_verify(
     settings: &crate::config::Settings,
     spec: &CertificateSpec,
     live_dir: &Path,
     timings: &mut Vec<(&'static str, Duration)>,
+    api_usage: &mut Vec<String>,
     progress: &CertProgress,
     kept: bool,
 ) -> i32 {
@@ -67,6 +69,7 @@ pub async fn deploy_and_verify(
         Ok(d) => d,
         Err(code) => return code,
     };
+    api_usage.extend(targets.iter().filter_map(|t| t.api_usage()));
     progress.renderer().clear();
     match deployed {
         Ok(outcomes) => {
@@ -80,7 +83,7 @@ pub async fn deploy_and_verify(
         return exit::OK;
     }
     let started = Instant::now();
-    let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
+    let opts = super::verify::VerifyOptions::after_deploy(spec, &material.leaf);
     let verifying = super::verify::verify_certificate_with(settings, spec, &opts, progress);
     let verified = match super::interrupt::unless_interrupted(progress, &then, verifying).await {
         Ok(v) => v,
@@ -101,6 +104,25 @@ pub async fn deploy_and_verify(
             ));
             e.exit_code()
         }
+    }
+}
+
+/// Remembers in the renewal state (`renewal/<name>.json`) until when the CA asked not to
+/// be asked again (a rate limit's `Retry-After`), so that `renew` waits for it. Best effort.
+pub fn record_rate_limit(
+    settings: &crate::config::Settings,
+    spec: &CertificateSpec,
+    until: time::OffsetDateTime,
+    error: &Error,
+) {
+    use crate::renew::state;
+    let dir = settings.state_dir.join("renewal");
+    let (mut st, _) = state::load(&dir, &spec.name);
+    st.retry_not_before = Some(until);
+    st.last_error = Some(error.to_string());
+    st.last_code = Some(error.exit_code());
+    if let Err(e) = state::save(&dir, &spec.name, &st) {
+        output::warning(&format!("cannot save the renewal state: {e}"));
     }
 }
 

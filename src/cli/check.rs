@@ -33,9 +33,9 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> i32 {
             }
         }
     }
-    if names.is_empty()
-        && let Some(name) = &args.name
-    {
+    // What fresh certificates from the configured CA leave of the import window.
+    let mut import_notes = Vec::new();
+    if let Some(name) = &args.name {
         let over = Overrides {
             name: Some(name.clone()),
             state_dir: cli.state_dir.clone(),
@@ -43,11 +43,18 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> i32 {
         };
         match Settings::load(cli.config.as_deref(), &over) {
             Ok(s) => {
-                names = s
-                    .certificates
-                    .first()
-                    .map(|c| c.domains.clone())
-                    .unwrap_or_default()
+                if names.is_empty() {
+                    names = s
+                        .certificates
+                        .first()
+                        .map(|c| c.domains.clone())
+                        .unwrap_or_default();
+                }
+                import_notes = crate::acme::lifetime::notes(
+                    &s.acme,
+                    &[(format!("profile {}", rules.profile), rules.min_days_left)],
+                    SystemClock.now().date(),
+                );
             }
             Err(e) => return output::fail(e),
         }
@@ -101,6 +108,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> i32 {
         fields.insert("ok".into(), report.ok().into());
         fields.insert("report".into(), report_value);
         fields.insert("exit_code".into(), code.into());
+        fields.insert("import_outlook".into(), import_notes.clone().into());
         output::emit_json("check", fields);
     } else {
         output::say(&format!(
@@ -114,7 +122,7 @@ pub fn run(cli: &Cli, args: &CheckArgs) -> i32 {
                 .unwrap_or_default(),
             report.profile
         ));
-        for n in &report.notes {
+        for n in report.notes.iter().chain(&import_notes) {
             output::say(&format!("  note: {n}"));
         }
         for v in &report.verdicts {

@@ -69,6 +69,17 @@ pub fn print_outcomes(outcomes: &[(String, DeployOutcome)]) {
     }
 }
 
+/// The API requests of a run per target (`--timings`), or `None` when no target counts them.
+pub fn api_usage_table(lines: &[String]) -> Option<String> {
+    (!lines.is_empty()).then(|| {
+        let mut out = String::from("API requests this run:");
+        for l in lines {
+            out.push_str(&format!("\n  {l}"));
+        }
+        out
+    })
+}
+
 /// Deploys `material` to every target, skipping a target whose state says it already
 /// serves it, unless the broker presents another certificate: EMQX Cloud names what it
 /// serves only by its expiry, to the second, so a certificate issued in the same second as
@@ -138,6 +149,7 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     };
     let renderer = Renderer::shared(cli.quiet, cli.verbose);
     let progress = renderer.certificate(&spec.name);
+    let started = std::time::Instant::now();
     let then = super::interrupt::after_deploy(&spec.name, &dir);
     let deploying = deploy_unless_served(&settings, &spec, &material, &targets, &progress);
     let deployed = match super::interrupt::unless_interrupted(&progress, &then, deploying).await {
@@ -145,28 +157,56 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
         Err(code) => return code,
     };
     renderer.clear();
+    let code = finish_deploy(
+        args, &settings, &spec, &material, deployed, &progress, &then,
+    )
+    .await;
+    if args.timings {
+        output::say(&crate::workflow::issue::timings_table(
+            &[],
+            &[],
+            started.elapsed(),
+        ));
+        let usage: Vec<String> = targets.iter().filter_map(|t| t.api_usage()).collect();
+        if let Some(t) = api_usage_table(&usage) {
+            output::say(&t);
+        }
+    }
+    code
+}
+
+/// Prints the outcome of a deployment, verifies it unless told not to; the exit code.
+async fn finish_deploy(
+    args: &DeployArgs,
+    settings: &Settings,
+    spec: &CertificateSpec,
+    material: &Material,
+    deployed: Result<Vec<(String, DeployOutcome)>, DeployError>,
+    progress: &CertProgress,
+    then: &str,
+) -> i32 {
+    let renderer = progress.renderer();
     match deployed {
         Ok(outcomes) => {
             print_outcomes(&outcomes);
             if args.no_verify {
                 return exit::OK;
             }
-            if !super::verify::wanted_after_deploy(&spec) {
-                super::after_issue::record_deployed(&settings, &spec, &material.leaf);
+            if !super::verify::wanted_after_deploy(spec) {
+                super::after_issue::record_deployed(settings, spec, &material.leaf);
                 return exit::OK;
             }
-            let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
-            let verifying =
-                super::verify::verify_certificate_with(&settings, &spec, &opts, &progress);
+            let opts = super::verify::VerifyOptions::after_deploy(spec, &material.leaf);
+            let verifying = super::verify::verify_certificate_with(settings, spec, &opts, progress);
             let verified =
-                match super::interrupt::unless_interrupted(&progress, &then, verifying).await {
+                match super::interrupt::unless_interrupted(progress, then, verifying).await {
                     Ok(v) => v,
                     Err(code) => return code,
                 };
             renderer.clear();
             match verified {
                 Ok(_) => {
-                    super::after_issue::record_deployed(&settings, &spec, &material.leaf);
+                    super::after_issue::record_deployed(settings, spec, &material.leaf);
                     exit::OK
                 }
                 Err(e) => {

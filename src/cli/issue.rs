@@ -160,11 +160,13 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                 }
                 record_issuer(&settings, spec, &issued.fingerprint);
                 let mut after_timings = Vec::new();
+                let mut api_usage = Vec::new();
                 let after = super::after_issue::deploy_and_verify(
                     &settings,
                     spec,
                     &issued.paths.live_dir,
                     &mut after_timings,
+                    &mut api_usage,
                     &progress,
                     false,
                 )
@@ -175,11 +177,20 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                         &after_timings,
                         started.elapsed(),
                     ));
+                    if let Some(t) = super::deploy::api_usage_table(&api_usage) {
+                        output::say(&t);
+                    }
                 }
                 (after, issued_json(&issued, after, None))
             }
             Err(failure) => {
                 output::error(&format!("`{}`: {}", spec.name, failure.error));
+                if let Error::Acme(crate::acme::AcmeError::RateLimited {
+                    until: Some(until), ..
+                }) = &failure.error
+                {
+                    super::after_issue::record_rate_limit(&settings, spec, *until, &failure.error);
+                }
                 for c in &failure.cleanup {
                     output::error(&format!("clean-up after the failure also failed: {c}"));
                 }
@@ -324,11 +335,13 @@ async fn keep_stored(
     ));
     let progress = renderer.certificate(&spec.name);
     let mut timings = Vec::new();
+    let mut api_usage = Vec::new();
     let code = super::after_issue::deploy_and_verify(
         settings,
         spec,
         &live_dir,
         &mut timings,
+        &mut api_usage,
         &progress,
         true,
     )

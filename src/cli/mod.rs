@@ -221,6 +221,10 @@ pub struct DeployArgs {
     /// Skip the MQTT verification after deploying.
     #[arg(long)]
     pub no_verify: bool,
+    /// Print the time the deployment took and the API requests it spent (EMQX Cloud allows
+    /// 60 reads and 6 writes an hour).
+    #[arg(long)]
+    pub timings: bool,
     /// Wait this long for another brokercert command working on the same state directory
     /// (default: exit at once with code 7).
     #[arg(long, value_name = "DURATION", value_parser = crate::bounds::parse)]
@@ -288,6 +292,10 @@ pub struct IssueArgs {
     /// Prefer the chain whose top certificate is issued by this common name.
     #[arg(long, value_name = "CN")]
     pub preferred_chain: Option<String>,
+    /// Certificate profile to order, as the CA's directory lists them (Let's Encrypt:
+    /// classic, tlsserver, shortlived); default: the CA's.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
     /// Route 53 API endpoint (an emulator); default: AWS.
     #[arg(long, value_name = "URL")]
     pub route53_endpoint: Option<String>,
@@ -334,6 +342,7 @@ impl IssueArgs {
             https_roots: self.acme_roots.clone(),
             eab_kid: self.eab_kid.clone(),
             preferred_chain: self.preferred_chain.clone(),
+            profile: self.profile.clone(),
             route53_endpoint: self.route53_endpoint.clone(),
             nameservers: self.nameservers.clone(),
             propagation_timeout: self.propagation_timeout,

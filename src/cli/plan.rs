@@ -421,6 +421,14 @@ async fn deploy_and_verify_steps(
     if deploy_targets.is_empty() {
         steps.push(step("deploy", "skip", "no deployment target configured"));
     }
+    let windows: Vec<(String, i64)> = deploy_targets
+        .iter()
+        .map(|t| (t.describe(), t.rules().min_days_left))
+        .collect();
+    let today = time::OffsetDateTime::now_utc().date();
+    for n in crate::acme::lifetime::notes(&settings.acme, &windows, today) {
+        steps.push(step("deploy", "note", n));
+    }
     steps.extend(deploy_steps(&deploy_targets).await);
 
     // Verification.

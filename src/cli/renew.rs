@@ -21,6 +21,7 @@ use crate::acme::CertificateAuthority;
 use crate::acme::client::{AcmeClient, replaces_id};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CertificateSpec, DeployFile, Overrides, Settings};
+use crate::deploy::identity::Expire;
 use crate::deploy::{DeploymentTarget, Material, from_config};
 use crate::dns::batching::Batching;
 use crate::dns::lookup::WireLookup;
@@ -658,6 +659,7 @@ async fn renew_one(
                 st.last_failure = None;
                 st.last_error = None;
                 st.last_code = None;
+                st.retry_not_before = None;
                 st.last_success = Some(now);
             }
             o
@@ -676,7 +678,18 @@ async fn renew_one(
             let message = e.to_string();
             st.last_error = Some(message.clone());
             st.last_code = Some(e.exit_code());
-            let next = now + policy::backoff(st.failures);
+            // The CA's own Retry-After on a rate limit: stored, and never retried before it.
+            st.retry_not_before = match &e {
+                Error::Acme(crate::acme::AcmeError::RateLimited { until, .. }) => *until,
+                _ => None,
+            };
+            let next = Failures {
+                count: st.failures,
+                last: st.last_failure,
+                not_before: st.retry_not_before,
+            }
+            .wait_until()
+            .unwrap_or(now + policy::backoff(st.failures));
             Outcome::Failed {
                 message,
                 code: e.exit_code(),
@@ -792,8 +805,8 @@ async fn attempt(
         // Served: older (or nothing, or a failed apply) → deploy the stored one; the same →
         // it was deployed but never verified → verify it; newer → someone else deployed a
         // later certificate: leave it, and decide on what is served.
-        let older = served.is_none_or(|c| c.not_after < leaf.not_after());
-        let same = served.is_some_and(|c| c.not_after == leaf.not_after());
+        let same = served.is_some_and(|e| e.matches(leaf.not_after()));
+        let older = !same && served.is_none_or(|e| e.at < leaf.not_after());
         if usable && (older || same) {
             if let Some(until) = backing_off(st) {
                 return Ok(backoff_outcome(st, until));
@@ -817,9 +830,9 @@ async fn attempt(
                 );
                 "verified the certificate an earlier run deployed"
             };
-            // A target seen serving an older certificate gets the write: EMQX Cloud names
-            // what it serves only by its expiry (to the second), which cannot tell apart two
-            // certificates issued within a second or two of each other.
+            // A target seen serving an older certificate gets the write. "The same" is judged
+            // by the expiry EMQX Cloud reports (in a time zone it does not name), so the
+            // target and the broker's served serial check it again before skipping a write.
             let live_dir = store.live_dir(&spec.name);
             let deploying =
                 deploy_and_verify(settings, spec, &live_dir, &targets, !older, &progress);
@@ -1038,18 +1051,29 @@ async fn attempt(
 
 /// When an earlier failure means waiting: until when.
 fn backing_off(st: &RenewalState) -> Option<OffsetDateTime> {
-    let last = st.last_failure?;
-    let until = last + policy::backoff(st.failures);
+    let until = Failures {
+        count: st.failures,
+        last: st.last_failure,
+        not_before: st.retry_not_before,
+    }
+    .wait_until()?;
     (SystemClock.now() < until).then_some(until)
 }
 
 fn backoff_outcome(st: &RenewalState, until: OffsetDateTime) -> Outcome {
     Outcome::BackingOff {
-        message: format!(
-            "{} attempt(s) failed, the last with: {}",
-            st.failures,
-            st.last_error.as_deref().unwrap_or("(no message kept)")
-        ),
+        message: if st.failures == 0 && st.retry_not_before.is_some() {
+            format!(
+                "the CA asked not to be asked again before then: {}",
+                st.last_error.as_deref().unwrap_or("(no message kept)")
+            )
+        } else {
+            format!(
+                "{} attempt(s) failed, the last with: {}",
+                st.failures,
+                st.last_error.as_deref().unwrap_or("(no message kept)")
+            )
+        },
         code: st.last_code.unwrap_or(exit::INTERNAL),
         until,
     }
@@ -1070,6 +1094,7 @@ fn inputs(
         failures: Failures {
             count: st.failures,
             last: st.last_failure,
+            not_before: st.retry_not_before,
         },
         force,
         assumed_lifetime: settings.renew.assumed_lifetime,
@@ -1093,21 +1118,19 @@ pub(super) fn read_live(store: &Store, name: &str) -> Result<Option<Certificate>
         .and_then(|b| b.certificates.into_iter().next()))
 }
 
-/// The earliest expiry any target reports (None when no target says).
-async fn observe_targets(targets: &[Box<dyn DeploymentTarget>]) -> Option<Current> {
-    let mut best: Option<Current> = None;
+/// The earliest expiry any target reports (None when no target says). EMQX Cloud's
+/// `expire` names no time zone: the reading carries its slack (see `deploy::identity`).
+async fn observe_targets(targets: &[Box<dyn DeploymentTarget>]) -> Option<Expire> {
+    let mut best: Option<Expire> = None;
     for t in targets {
         match t.current().await {
             // A failed or pending configuration serves nothing reliable: as if none.
             Ok(Some(s)) if !matches!(s.status.as_str(), "running" | "files") => return None,
             Ok(Some(s)) => {
                 if let Some(exp) = s.expire
-                    && best.is_none_or(|b| exp < b.not_after)
+                    && best.is_none_or(|b| exp.earliest() < b.earliest())
                 {
-                    best = Some(Current {
-                        not_before: None,
-                        not_after: exp,
-                    });
+                    best = Some(exp);
                 }
             }
             Ok(None) => return None,
@@ -1138,9 +1161,14 @@ async fn observe(
         };
     }
     if !targets.is_empty() {
-        if let Some(c) = observe_targets(targets).await {
+        if let Some(e) = observe_targets(targets).await {
+            // Never later than the real expiry, whatever time zone it was given in.
+            let c = Current {
+                not_before: None,
+                not_after: e.earliest(),
+            };
             // A files target's file is the certificate itself: ARI can use it.
-            let leaf = files_leaf(spec).filter(|l| l.not_after() == c.not_after);
+            let leaf = files_leaf(spec).filter(|l| e.matches(l.not_after()));
             return Observed {
                 current: leaf.as_ref().and_then(leaf_current).or(Some(c)),
                 leaf,
@@ -1309,7 +1337,7 @@ async fn deploy_and_verify(
     crate::workflow::stall::after("deploy");
     super::deploy::print_outcomes(&outcomes);
     if super::verify::wanted_after_deploy(spec) {
-        let opts = super::verify::VerifyOptions::after_deploy(&material.leaf);
+        let opts = super::verify::VerifyOptions::after_deploy(spec, &material.leaf);
         super::verify::verify_certificate_with(settings, spec, &opts, progress)
             .await
             .map_err(|e| {

@@ -51,8 +51,10 @@ struct Served {
     /// (not contacted or unreadable).
     status: String,
     expire: Option<OffsetDateTime>,
-    /// Whether what it serves is the stored certificate (by expiry: EMQX Cloud reports only
-    /// that); None when unknown.
+    /// Whether the target named the time zone of `expire` (EMQX Cloud may not).
+    expire_zone_known: bool,
+    /// Whether what it serves is the stored certificate (by expiry and CN: EMQX Cloud
+    /// reports only those); None when unknown.
     matches_stored: Option<bool>,
     error: Option<String>,
 }
@@ -76,6 +78,8 @@ struct Row {
     last_at: Option<OffsetDateTime>,
     last_error: Option<String>,
     failures: u32,
+    /// What fresh certificates from the configured CA leave of each target's import window.
+    import_notes: Vec<String>,
 }
 
 fn reason_word(r: &Reason) -> &'static str {
@@ -135,6 +139,7 @@ fn decision(
         failures: Failures {
             count: st.failures,
             last: st.last_failure,
+            not_before: st.retry_not_before,
         },
         force: false,
         assumed_lifetime: settings.renew.assumed_lifetime,
@@ -158,6 +163,7 @@ async fn probe_served(
                 target: "TLS probe".into(),
                 status: "unknown".into(),
                 expire: None,
+                expire_zone_known: true,
                 matches_stored: None,
                 error: Some(e.to_string()),
             }];
@@ -174,6 +180,7 @@ async fn probe_served(
                     target: format!("TLS probe {} {}", t.transport, t.url),
                     status: if cert.is_some() { "tls" } else { "unknown" }.into(),
                     expire: cert.and_then(|c| c.not_after),
+                    expire_zone_known: true,
                     matches_stored: cert.map(|c| {
                         leaf.is_some_and(|l| c.serial_hex.eq_ignore_ascii_case(l.serial_hex()))
                     }),
@@ -189,6 +196,7 @@ async fn probe_served(
             target: "TLS probe".into(),
             status: "unknown".into(),
             expire: None,
+            expire_zone_known: true,
             matches_stored: None,
             error: Some(e.to_string()),
         }],
@@ -207,27 +215,40 @@ async fn row(
     let (st, _warning) = state::load(&settings.state_dir.join("renewal"), &spec.name);
     let mut deployments = Vec::new();
     let mut min_days_left = None;
+    let mut import_notes = Vec::new();
     match from_config::targets(spec) {
         Ok(targets) => {
             min_days_left = targets.iter().map(|t| t.rules().min_days_left).max();
+            let windows: Vec<(String, i64)> = targets
+                .iter()
+                .map(|t| (t.describe(), t.rules().min_days_left))
+                .collect();
+            import_notes = crate::acme::lifetime::notes(&settings.acme, &windows, now.date());
             for t in &targets {
                 let mut s = Served {
                     target: t.describe(),
                     status: "unknown".into(),
                     expire: None,
+                    expire_zone_known: true,
                     matches_stored: None,
                     error: None,
                 };
                 if !offline {
                     match t.current().await {
                         Ok(Some(c)) => {
-                            s.matches_stored = match (c.expire, &leaf) {
-                                (Some(e), Some(l)) => Some(e == l.not_after()),
-                                (_, None) => Some(false),
-                                (None, Some(_)) => None,
+                            s.matches_stored = match &leaf {
+                                Some(l) => c.names_leaf(l),
+                                None => Some(false),
                             };
+                            // The stored certificate's own expiry when it is the one served
+                            // (the reported one may be in an unnamed time zone).
+                            s.expire = match (&leaf, s.matches_stored) {
+                                (Some(l), Some(true)) => Some(l.not_after()),
+                                _ => c.expire.map(|e| e.at),
+                            };
+                            s.expire_zone_known = s.matches_stored == Some(true)
+                                || c.expire.is_none_or(|e| e.slack.is_zero());
                             s.status = c.status;
-                            s.expire = c.expire;
                         }
                         Ok(None) => {
                             s.status = "none".into();
@@ -243,6 +264,7 @@ async fn row(
             target: "(configuration)".into(),
             status: "unknown".into(),
             expire: None,
+            expire_zone_known: true,
             matches_stored: None,
             error: Some(e.to_string()),
         }),
@@ -281,6 +303,7 @@ async fn row(
             None
         },
         failures: st.failures,
+        import_notes,
     }
 }
 
@@ -306,6 +329,7 @@ fn json(r: &Row) -> serde_json::Value {
             "target": d.target,
             "status": d.status,
             "expire": d.expire.map(output::rfc3339),
+            "expire_zone_known": d.expire_zone_known,
             "matches_stored": d.matches_stored,
             "error": d.error,
         })).collect::<Vec<_>>(),
@@ -315,6 +339,7 @@ fn json(r: &Row) -> serde_json::Value {
             "error": r.last_error,
             "failures": r.failures,
         },
+        "import_outlook": r.import_notes,
     })
 }
 
@@ -394,6 +419,9 @@ fn table(rows: &[Row]) -> String {
                     let mut s = status.to_string();
                     if let Some(e) = d.expire {
                         s.push_str(&format!(", expires {}", date(e)));
+                        if !d.expire_zone_known {
+                            s.push_str(" (if the target's time is UTC: it names no zone)");
+                        }
                     }
                     match d.matches_stored {
                         Some(true) => s.push_str(" — the stored certificate"),
@@ -404,6 +432,9 @@ fn table(rows: &[Row]) -> String {
                 }
             };
             out.push_str(&format!("  deploy: {}: {what}\n", d.target));
+        }
+        for n in &r.import_notes {
+            out.push_str(&format!("  import window: {n}\n"));
         }
     }
     out

@@ -18,6 +18,9 @@ use crate::verify::{
 };
 use crate::workflow::progress::{Progress, Stage, Waiting, human_duration};
 
+/// How long verification after a deploy waits for the broker to switch over by default.
+pub const DEFAULT_SETTLE: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// Per-run choices for verification.
 #[derive(Debug, Default, Clone)]
 pub struct VerifyOptions {
@@ -32,12 +35,20 @@ pub struct VerifyOptions {
 }
 
 impl VerifyOptions {
-    /// Verification right after deploying `leaf`: expect exactly it, and give the broker up
-    /// to 15 s to switch over (a reload or an asynchronous apply takes a moment).
-    pub fn after_deploy(leaf: &crate::pki::certificate::Certificate) -> Self {
+    /// Verification right after deploying `leaf`: expect exactly it, and give the broker
+    /// `verify.settle_timeout` (default [`DEFAULT_SETTLE`]) to switch over (a reload or an
+    /// asynchronous apply takes a moment; a broker re-reading files on a timer, longer).
+    pub fn after_deploy(
+        spec: &CertificateSpec,
+        leaf: &crate::pki::certificate::Certificate,
+    ) -> Self {
         Self {
             expect_leaf: Some(leaf.clone()),
-            settle: std::time::Duration::from_secs(15),
+            settle: spec
+                .verify
+                .as_ref()
+                .and_then(|v| v.settle_timeout)
+                .unwrap_or(DEFAULT_SETTLE),
             ..Default::default()
         }
     }

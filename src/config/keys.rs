@@ -80,6 +80,7 @@ pub const KEYS: &[Key] = &[
     k("acme.eab_hmac_file", Path),
     k("acme.eab_hmac", Secret),
     k("acme.preferred_chain", Str),
+    k("acme.profile", Str),
     k("acme.order_timeout", Duration),
     k("route53", Table),
     k("route53.endpoint_url", Str),
@@ -136,6 +137,7 @@ pub const KEYS: &[Key] = &[
     emqx("certificate.deploy.poll_timeout", Duration),
     emqx("certificate.deploy.request_timeout", Duration),
     emqx("certificate.deploy.min_days_left", Int),
+    emqx("certificate.deploy.deployment_type", Str),
     files("certificate.deploy.cert", Path),
     files("certificate.deploy.chain", Path),
     files("certificate.deploy.fullchain", Path),
@@ -165,6 +167,7 @@ pub const KEYS: &[Key] = &[
     k("certificate.verify.client_cert", Path),
     k("certificate.verify.client_key", Path),
     k("certificate.verify.timeout", Duration),
+    k("certificate.verify.settle_timeout", Duration),
     k("certificate.verify.anonymous_check", StrList),
 ];
 

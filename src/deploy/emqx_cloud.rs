@@ -3,10 +3,17 @@
 //! Facts (shared/reference/emqx.md): Basic auth with the API key and secret; GET (60/hour),
 //! POST/PUT/DELETE (6/hour); asynchronous — after a write, GET until `running` or `failed`.
 //! Owns: the client, the budgets (poll with a growing interval, honour `Retry-After`, never
-//! blindly repeat a write: re-read the state first), the serverless refusal, and messages for
-//! 401/403/404/422/429. Response bodies are never logged (they may echo keys).
+//! blindly repeat a write: re-read the state first; count the reads and writes of a run),
+//! the serverless refusal, and messages for 401/403/404/422/429. Response bodies are never
+//! logged (they may echo keys).
+//!
+//! Only `/deployments/{id}/tls` is used on the normal path: that is what a key with the
+//! documented scope "TLS Certificate Management" may call. `GET /deployments/{id}` belongs to
+//! "Deployment Management"; it is read only to explain a TLS answer that looks like a
+//! Serverless deployment, and a 403 there means "type unknown", never an error.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,6 +21,7 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use time::OffsetDateTime;
 
+use super::identity;
 use super::rules::{self, ImportRules};
 use super::{
     DeployError, DeployOutcome, DeployProgress, DeployedState, DeploymentTarget, Material,
@@ -43,12 +51,41 @@ impl TlsMode {
     }
 }
 
+/// `deploymentType` as the console names it, when the configuration states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeploymentType {
+    /// Dedicated: custom certificates supported.
+    Dedicated,
+    /// Dedicated Flex: custom certificates supported.
+    DedicatedFlex,
+    /// BYOC (bring your own cloud): custom certificates supported.
+    Byoc,
+    /// Serverless: no custom certificates.
+    Serverless,
+}
+
+impl DeploymentType {
+    /// Parses the setting `deployment_type` (the API's spelling, case-insensitive).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "dedicated" => Some(Self::Dedicated),
+            "dedicatedflex" | "dedicated-flex" => Some(Self::DedicatedFlex),
+            "byoc" => Some(Self::Byoc),
+            "serverless" => Some(Self::Serverless),
+            _ => None,
+        }
+    }
+}
+
+/// The Serverless refusal (one text for the setting and for the API's answer).
+const SERVERLESS: &str = "is a Serverless deployment, which supports neither custom certificates nor custom-domain CNAMEs. Use a Dedicated deployment, or remove this deploy target";
+
 /// Settings of one EMQX Cloud deployment target.
 #[derive(Debug, Clone)]
 pub struct EmqxCloudSettings {
     /// Certificate name (for messages).
     pub name: String,
-    /// API base URL, ending in `/public_api/v1`.
+    /// API base URL: https, normally ending in `/public_api/v1` (see [`EmqxCloud::warnings`]).
     pub base_url: String,
     /// Deployment id (not its name).
     pub deployment_id: String,
@@ -73,12 +110,19 @@ pub struct EmqxCloudSettings {
     pub request_timeout: Duration,
     /// The import rules (the validity window is `min_days_left`).
     pub rules: ImportRules,
+    /// The deployment's type when the configuration states it (`deployment_type`): a
+    /// Serverless one is refused before any request.
+    pub deployment_type: Option<DeploymentType>,
 }
 
 /// EMQX Cloud through its Platform API.
 pub struct EmqxCloud {
     s: EmqxCloudSettings,
     http: reqwest::Client,
+    /// GETs sent in this run (each spends one of the 60 reads an hour).
+    reads: AtomicUsize,
+    /// POST/PUT/DELETEs sent in this run (each spends one of the 6 writes an hour).
+    writes: AtomicUsize,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,19 +150,12 @@ struct TlsBody<'a> {
     cacert: Option<&'a str>,
 }
 
-/// Parses the API's `expire` (`YYYY-MM-DD HH:MM:SS`, taken as UTC).
-/// Whether EMQX Cloud's `expire` names the certificate expiring at `not_after`. The API
-/// identifies what it serves only by this second-precision time, so the match is exact:
-/// a tolerance made two certificates issued a second apart look the same.
+/// Whether EMQX Cloud's `expire` can name the certificate expiring at `not_after` (see
+/// [`identity`]: exact when `expire` names its zone, within any time zone's offset when not).
 pub fn same_expiry(expire: Option<&str>, not_after: OffsetDateTime) -> bool {
-    expire.and_then(parse_expire) == Some(not_after)
-}
-
-pub fn parse_expire(s: &str) -> Option<OffsetDateTime> {
-    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
-    time::PrimitiveDateTime::parse(s.trim(), &fmt)
-        .ok()
-        .map(|t| t.assume_utc())
+    expire
+        .and_then(identity::parse_expire)
+        .is_some_and(|e| e.matches(not_after))
 }
 
 enum Answer {
@@ -130,13 +167,15 @@ impl EmqxCloud {
     /// A client for the deployment; fails on bad settings (URL, roots).
     pub fn new(s: EmqxCloudSettings) -> Result<Self, DeployError> {
         let target = format!("EMQX Cloud deployment {}", s.deployment_id);
-        if !s.base_url.starts_with("https://")
-            || !s.base_url.trim_end_matches('/').ends_with("/public_api/v1")
+        let parsed = reqwest::Url::parse(&s.base_url).ok();
+        if parsed
+            .as_ref()
+            .is_none_or(|u| u.scheme() != "https" || u.host().is_none())
         {
             return Err(DeployError::Config {
                 target,
                 message: format!(
-                    "`base_url` is `{}`, expected an https URL ending in /public_api/v1 (e.g. {DEFAULT_BASE_URL})",
+                    "`base_url` is `{}`, expected an https URL such as {DEFAULT_BASE_URL} (the console's Platform API page shows yours; other regions have their own)",
                     s.base_url
                 ),
             });
@@ -171,7 +210,39 @@ impl EmqxCloud {
                 target,
                 message: format!("cannot set up HTTPS: {e}"),
             })?;
-        Ok(Self { s, http })
+        Ok(Self {
+            s,
+            http,
+            reads: AtomicUsize::new(0),
+            writes: AtomicUsize::new(0),
+        })
+    }
+
+    /// Doubts about the settings worth a warning (not an error): a base URL that does not
+    /// end in `/public_api/v1`, which every documented one does.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self
+            .s
+            .base_url
+            .trim_end_matches('/')
+            .ends_with("/public_api/v1")
+        {
+            out.push(format!(
+                "{}: `base_url` `{}` does not end in /public_api/v1, as the documented Platform API URLs do (e.g. {DEFAULT_BASE_URL}); using it as given",
+                self.target(),
+                self.s.base_url
+            ));
+        }
+        out
+    }
+
+    /// Requests sent so far by this client: (reads, writes).
+    pub fn requests_sent(&self) -> (usize, usize) {
+        (
+            self.reads.load(Ordering::Relaxed),
+            self.writes.load(Ordering::Relaxed),
+        )
     }
 
     fn target(&self) -> String {
@@ -221,6 +292,9 @@ impl EmqxCloud {
             404 => format!(
                 "no deployment `{id}` (404){detail}. `deployment_id` is the deployment's ID (like ge6a1a75), not its name"
             ),
+            400 => format!(
+                "the API refused the request (400){detail}. A Serverless deployment has no custom certificates: if this is one, use a Dedicated deployment (setting `deployment_type = \"serverless\"` makes brokercert refuse it before any request)"
+            ),
             422 => format!(
                 "the certificate was refused (422 Wrong Properties){detail}. Run `{}` to see which import rule fails",
                 crate::hint::command(&format!("check {}", self.s.name))
@@ -244,14 +318,9 @@ impl EmqxCloud {
         }
     }
 
+    /// `Retry-After` in seconds (given as seconds or as an HTTP date).
     fn retry_after(rsp: &reqwest::Response) -> Option<u64> {
-        rsp.headers()
-            .get("retry-after")?
-            .to_str()
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
+        crate::retry_after::from_headers(rsp.headers()).map(|d| d.as_secs())
     }
 
     /// GET with 429 handling (reads are safe to repeat).
@@ -263,6 +332,7 @@ impl EmqxCloud {
     async fn get_with(&self, path: &str, wait_on_429: bool) -> Result<Answer, DeployError> {
         let mut waited = Duration::ZERO;
         loop {
+            self.reads.fetch_add(1, Ordering::Relaxed);
             let rsp = self
                 .http
                 .get(self.url(path))
@@ -303,13 +373,45 @@ impl EmqxCloud {
         }
     }
 
-    async fn deployment_type(&self) -> Result<Option<String>, DeployError> {
-        match self.get("").await? {
-            Answer::Ok(body) => Ok(serde_json::from_str::<DeploymentInfo>(&body)
+    /// The deployment's type from `GET /deployments/{id}` ("Deployment Management" scope),
+    /// read only to explain an unexpected TLS answer. `None` = unknown: a key with only the
+    /// TLS scope gets 403 there, which is no error.
+    async fn read_deployment_type(&self) -> Option<String> {
+        match self.get("").await {
+            Ok(Answer::Ok(body)) => serde_json::from_str::<DeploymentInfo>(&body)
                 .ok()
-                .and_then(|d| d.deployment_type)),
-            Answer::NotFound => Ok(None),
+                .and_then(|d| d.deployment_type),
+            Ok(Answer::NotFound) | Err(_) => None,
         }
+    }
+
+    fn serverless_error(&self) -> DeployError {
+        DeployError::Config {
+            target: self.target(),
+            message: SERVERLESS.into(),
+        }
+    }
+
+    /// A TLS answer of 400 may mean a Serverless deployment (which has no TLS endpoint to
+    /// manage): ask once what type it is, and say so when it is.
+    async fn explain(&self, e: DeployError) -> DeployError {
+        let bad_request = matches!(
+            e,
+            DeployError::Api {
+                status: Some(400),
+                ..
+            }
+        );
+        if bad_request
+            && self.s.deployment_type.is_none()
+            && self
+                .read_deployment_type()
+                .await
+                .is_some_and(|k| k.eq_ignore_ascii_case("serverless"))
+        {
+            return self.serverless_error();
+        }
+        e
     }
 
     async fn tls_state(&self) -> Result<Option<TlsState>, DeployError> {
@@ -318,7 +420,11 @@ impl EmqxCloud {
 
     /// The TLS configuration; `wait_on_429` as in [`Self::get_with`].
     async fn tls_state_with(&self, wait_on_429: bool) -> Result<Option<TlsState>, DeployError> {
-        match self.get_with("/tls", wait_on_429).await? {
+        let answer = match self.get_with("/tls", wait_on_429).await {
+            Ok(a) => a,
+            Err(e) => return Err(self.explain(e).await),
+        };
+        match answer {
             Answer::NotFound => Ok(None),
             Answer::Ok(body) => {
                 let st: TlsState = serde_json::from_str(&body).unwrap_or(TlsState {
@@ -350,6 +456,7 @@ impl EmqxCloud {
         if let Some(b) = body {
             req = req.json(b);
         }
+        self.writes.fetch_add(1, Ordering::Relaxed);
         let rsp = match req.send().await {
             Ok(r) => r,
             Err(e) if e.is_connect() => return Err(self.transport_error(e)),
@@ -367,13 +474,11 @@ impl EmqxCloud {
         }
     }
 
+    /// Whether the state can be `m` served in `mode` (by expiry and CN: see [`identity`]).
     fn serves(st: &TlsState, m: &Material, mode: TlsMode) -> bool {
-        let expire_ok = same_expiry(st.expire.as_deref(), m.leaf.not_after());
-        let cn_ok = st
-            .cn
-            .as_ref()
-            .is_none_or(|cn| Some(cn.clone()) == m.leaf.subject_cn());
-        expire_ok && cn_ok && st.tls_type.as_deref() == Some(mode.as_str())
+        let expire = st.expire.as_deref().and_then(identity::parse_expire);
+        identity::names_leaf(expire.as_ref(), st.cn.as_deref(), &m.leaf) == Some(true)
+            && st.tls_type.as_deref() == Some(mode.as_str())
     }
 
     async fn await_running(
@@ -416,6 +521,15 @@ impl EmqxCloud {
                                 name: self.s.name.clone(),
                             });
                         }
+                        // Known from the Terraform provider, not documented: it sounds final,
+                        // and waiting out `poll_timeout` on it helps nobody.
+                        "terminated" => {
+                            return Err(DeployError::Terminated {
+                                target: self.target(),
+                                name: self.s.name.clone(),
+                            });
+                        }
+                        "" => last = "(no status)".into(),
                         other => last = other.to_string(),
                     }
                 }
@@ -435,24 +549,38 @@ impl DeploymentTarget for EmqxCloud {
         self.s.rules.clone()
     }
 
+    fn warnings(&self) -> Vec<String> {
+        EmqxCloud::warnings(self)
+    }
+
+    fn api_usage(&self) -> Option<String> {
+        let (reads, writes) = self.requests_sent();
+        Some(format!(
+            "{}: {reads} read{} (of 60 an hour), {writes} write{} (of 6 an hour)",
+            self.target(),
+            if reads == 1 { "" } else { "s" },
+            if writes == 1 { "" } else { "s" },
+        ))
+    }
+
     fn plan(&self, current: Option<&DeployedState>) -> Vec<String> {
-        let mut out = vec![
-            format!("GET {} (deployment type)", self.url("")),
-            format!(
-                "GET {} → {}",
-                self.url("/tls"),
-                match current {
-                    None => "no TLS configured".to_string(),
-                    Some(c) => format!(
-                        "{}{}",
-                        c.status,
-                        c.expire
-                            .map(|e| format!(", certificate expires {e}"))
-                            .unwrap_or_default()
-                    ),
-                }
-            ),
-        ];
+        if self.s.deployment_type == Some(DeploymentType::Serverless) {
+            return vec![format!("nothing: {} {SERVERLESS}", self.target())];
+        }
+        let mut out = vec![format!(
+            "GET {} → {}",
+            self.url("/tls"),
+            match current {
+                None => "no TLS configured".to_string(),
+                Some(c) => format!(
+                    "{}{}",
+                    c.status,
+                    c.expire
+                        .map(|e| format!(", certificate expires {e}"))
+                        .unwrap_or_default()
+                ),
+            }
+        )];
         let method = if current.is_some() { "PUT" } else { "POST" };
         out.push(format!(
             "{method} {} ({}; 1 of the 6 writes EMQX Cloud allows per hour)",
@@ -504,12 +632,21 @@ impl DeploymentTarget for EmqxCloud {
         let st = self.tls_state().await?;
         if st.is_none() {
             // `/tls` answers 404 both when no TLS is configured and when the deployment does
-            // not exist: the deployment itself tells them apart (404: an error naming the id).
-            self.deployment_type().await?;
+            // not exist: the deployment itself tells them apart where the key may read it
+            // (404: an error naming the id). A key with only the TLS scope gets 403 there,
+            // and then "no TLS configured" stands.
+            if let Err(
+                e @ DeployError::Api {
+                    status: Some(404), ..
+                },
+            ) = self.get("").await
+            {
+                return Err(e);
+            }
         }
         Ok(st.map(|st| DeployedState {
             status: st.status.unwrap_or_default(),
-            expire: st.expire.as_deref().and_then(parse_expire),
+            expire: st.expire.as_deref().and_then(identity::parse_expire),
             tls_type: st.tls_type,
             cn: st.cn,
         }))
@@ -521,13 +658,8 @@ impl DeploymentTarget for EmqxCloud {
         skip_if_served: bool,
         progress: &dyn DeployProgress,
     ) -> Result<DeployOutcome, DeployError> {
-        if let Some(kind) = self.deployment_type().await?
-            && kind.eq_ignore_ascii_case("serverless")
-        {
-            return Err(DeployError::Config {
-                target: self.target(),
-                message: "is a Serverless deployment, which supports neither custom certificates nor custom-domain CNAMEs. Use a Dedicated deployment, or remove this deploy target".into(),
-            });
+        if self.s.deployment_type == Some(DeploymentType::Serverless) {
+            return Err(self.serverless_error());
         }
         let before = self.tls_state().await?;
         if let Some(st) = &before
@@ -565,20 +697,22 @@ impl DeploymentTarget for EmqxCloud {
             Ok(None) => {
                 // The answer was lost or the API failed: re-read before anything else.
                 let now = self.tls_state().await?;
-                let applied = now
-                    .as_ref()
-                    .is_some_and(|st| same_expiry(st.expire.as_deref(), m.leaf.not_after()));
-                // The API shows only the expiry: when the certificate served before expires
-                // at the same second, the re-read cannot tell the two apart.
-                let ambiguous = before
-                    .as_ref()
-                    .is_some_and(|st| same_expiry(st.expire.as_deref(), m.leaf.not_after()));
+                let applied = now.as_ref().is_some_and(|st| {
+                    same_expiry(st.expire.as_deref(), m.leaf.not_after())
+                        && identity::cn_names(st.cn.as_deref(), &m.leaf)
+                });
+                // The API shows only the expiry (and maybe the CN): when the certificate
+                // served before can have the same, the re-read cannot tell the two apart.
+                let ambiguous = before.as_ref().is_some_and(|st| {
+                    same_expiry(st.expire.as_deref(), m.leaf.not_after())
+                        && identity::cn_names(st.cn.as_deref(), &m.leaf)
+                });
                 if applied && ambiguous {
                     return Err(DeployError::Api {
                         target: self.target(),
                         status: None,
                         message: format!(
-                            "the {method} got no usable answer, and re-reading the state cannot tell whether it took effect: EMQX Cloud shows only the expiry, and the certificate served before expires at the same second. It was not repeated (EMQX Cloud allows 6 writes per hour). Run `{}` to see which certificate the broker serves, and `{}` if it is the old one",
+                            "the {method} got no usable answer, and re-reading the state cannot tell whether it took effect: EMQX Cloud shows only the expiry (in a time zone it does not name), and the certificate served before can have the same one. It was not repeated (EMQX Cloud allows 6 writes per hour). Run `{}` to see which certificate the broker serves, and `{}` if it is the old one",
                             crate::hint::command(&format!("verify {}", self.s.name)),
                             crate::hint::command(&format!("deploy {}", self.s.name))
                         ),
@@ -654,10 +788,52 @@ fn percent_encode_segment(segment: &str) -> String {
 mod tests {
     use super::*;
 
+    fn settings(base_url: &str) -> EmqxCloudSettings {
+        EmqxCloudSettings {
+            name: "c".into(),
+            base_url: base_url.into(),
+            deployment_id: "dep1".into(),
+            api_key: Secret::new("k"),
+            api_secret: Secret::new("s"),
+            tls: TlsMode::OneWay,
+            client_ca_pem: None,
+            api_roots: Vec::new(),
+            poll_interval: Duration::from_secs(1),
+            poll_timeout: Duration::from_secs(1),
+            max_retry_after: Duration::from_secs(1),
+            request_timeout: Duration::from_secs(1),
+            rules: ImportRules::emqx_cloud(),
+            deployment_type: None,
+        }
+    }
+
     #[test]
-    fn expire_parses_as_utc() {
-        let t = parse_expire("2034-05-22 02:43:21").unwrap();
-        assert_eq!(t.unix_timestamp(), 2_031_878_601);
-        assert!(parse_expire("not a date").is_none());
+    fn any_https_base_url_is_used_and_an_unusual_path_warned_about() {
+        let documented = EmqxCloud::new(settings(DEFAULT_BASE_URL)).unwrap();
+        assert!(documented.warnings().is_empty());
+        let other = EmqxCloud::new(settings("https://127.0.0.1:9/api/v2")).unwrap();
+        let w = other.warnings();
+        assert!(
+            w.len() == 1 && w[0].contains("/public_api/v1") && w[0].contains("using it as given"),
+            "{w:?}"
+        );
+        for bad in ["http://127.0.0.1:9/public_api/v1", "not a url", "https://"] {
+            let e = EmqxCloud::new(settings(bad)).err().expect(bad).to_string();
+            assert!(e.contains("expected an https URL"), "{e}");
+        }
+    }
+
+    #[test]
+    fn expire_without_a_zone_is_read_as_utc_with_slack() {
+        let t = identity::parse_expire("2034-05-22 02:43:21").unwrap();
+        assert_eq!(t.at.unix_timestamp(), 2_031_878_601);
+        assert!(same_expiry(
+            Some("2034-05-22 10:43:21"),
+            time::macros::datetime!(2034-05-22 02:43:21 UTC)
+        ));
+        assert!(!same_expiry(
+            Some("not a date"),
+            time::macros::datetime!(2034-05-22 02:43:21 UTC)
+        ));
     }
 }

@@ -262,7 +262,7 @@ impl DeploymentTarget for FilesTarget {
             out.push(format!(
                 "read: the files hold a certificate expiring {}",
                 c.expire
-                    .map(|e| e.to_string())
+                    .map(|e| e.at.to_string())
                     .unwrap_or_else(|| "(unknown)".into())
             ));
         }
@@ -306,7 +306,7 @@ impl DeploymentTarget for FilesTarget {
             .and_then(|b| b.certificates.into_iter().next());
         Ok(leaf.map(|l| DeployedState {
             status: "files".into(),
-            expire: Some(l.not_after()),
+            expire: Some(super::identity::Expire::exact(l.not_after())),
             tls_type: None,
             cn: l.subject_cn(),
         }))

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use super::emqx_cloud::{DEFAULT_BASE_URL, EmqxCloud, EmqxCloudSettings, TlsMode};
+use super::emqx_cloud::{DEFAULT_BASE_URL, DeploymentType, EmqxCloud, EmqxCloudSettings, TlsMode};
 use super::files::{FilesSettings, FilesTarget};
 use super::rules::ImportRules;
 use super::{DeployError, DeploymentTarget};
@@ -99,6 +99,17 @@ fn emqx(spec: &CertificateSpec, e: &EmqxCloudFile) -> Result<EmqxCloud, DeployEr
         .as_deref()
         .map(|p| read_client_ca(&target, p))
         .transpose()?;
+    let deployment_type = match e.deployment_type.as_deref() {
+        None => None,
+        Some(t) => Some(DeploymentType::parse(t).ok_or_else(|| {
+            config_err(
+                target.clone(),
+                format!(
+                    "`deployment_type = \"{t}\"`: expected \"dedicated\", \"dedicatedFlex\", \"byoc\" or \"serverless\" (the type the console shows on the deployment's overview), or leave it out"
+                ),
+            )
+        })?),
+    };
     let mut rules = ImportRules::emqx_cloud();
     if let Some(d) = e.min_days_left {
         rules.min_days_left = d;
@@ -125,6 +136,7 @@ fn emqx(spec: &CertificateSpec, e: &EmqxCloudFile) -> Result<EmqxCloud, DeployEr
         max_retry_after: Duration::from_secs(120),
         request_timeout: e.request_timeout.unwrap_or(Duration::from_secs(60)),
         rules,
+        deployment_type,
     })
 }
 
@@ -182,10 +194,14 @@ pub fn targets(spec: &CertificateSpec) -> Result<Vec<Box<dyn DeploymentTarget>>,
     spec.deploy
         .iter()
         .map(|d| -> Result<Box<dyn DeploymentTarget>, DeployError> {
-            Ok(match d {
+            let target: Box<dyn DeploymentTarget> = match d {
                 DeployFile::EmqxCloud(e) => Box::new(emqx(spec, e)?),
                 DeployFile::Files(f) => Box::new(files(f)?),
-            })
+            };
+            for w in target.warnings() {
+                tracing::warn!("{w}");
+            }
+            Ok(target)
         })
         .collect()
 }

@@ -8,6 +8,7 @@
 pub mod emqx_cloud;
 pub mod files;
 pub mod from_config;
+pub mod identity;
 pub mod material;
 pub mod rules;
 
@@ -15,7 +16,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use time::OffsetDateTime;
 
 pub use material::Material;
 pub use rules::{ImportRules, Verdict};
@@ -36,8 +36,9 @@ pub enum DeployOutcome {
 pub struct DeployedState {
     /// Target's status word (`running`, `pending`, `failed`, `files`).
     pub status: String,
-    /// Expiry of what is served, when the target says.
-    pub expire: Option<OffsetDateTime>,
+    /// Expiry of what is served, when the target says (with how far off the reading may be:
+    /// EMQX Cloud's `expire` names no time zone).
+    pub expire: Option<identity::Expire>,
     /// `one-way` / `two-way`, when the target says.
     pub tls_type: Option<String>,
     /// Subject CN of what is served, when the target says.
@@ -56,6 +57,15 @@ pub struct Readiness {
     pub evidence: String,
     /// What to do about a failure.
     pub fix: Option<String>,
+}
+
+impl DeployedState {
+    /// Whether what is served can be `leaf`, judged by the reported expiry and CN (None =
+    /// the target reports no expiry). A match within the expiry's slack is not proof: where
+    /// the broker is reachable, its served serial decides.
+    pub fn names_leaf(&self, leaf: &crate::pki::certificate::Certificate) -> Option<bool> {
+        identity::names_leaf(self.expire.as_ref(), self.cn.as_deref(), leaf)
+    }
 }
 
 /// Progress of a deployment (human text).
@@ -116,6 +126,15 @@ pub trait DeploymentTarget: Send + Sync {
         let _ = current;
         vec![format!("deploy to {}", self.describe())]
     }
+    /// The API requests this target sent so far in this run, against its budget, as one
+    /// human line (`--timings`); `None` for targets without a request budget.
+    fn api_usage(&self) -> Option<String> {
+        None
+    }
+    /// Doubts about the target's settings worth a warning (not an error).
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Deployment failures: one paragraph each, naming the target, what happened, what to run next.
@@ -162,6 +181,16 @@ pub enum DeployError {
         crate::hint::command(&format!("deploy {name}"))
     )]
     Failed {
+        /// Target.
+        target: String,
+        /// Certificate name.
+        name: String,
+    },
+    /// The target reports the configuration `terminated`.
+    #[error(
+        "{target} reports the TLS configuration `terminated`: it is not being applied (the deployment may be stopped, or being deleted). The previous certificate, if any, is still served; check the deployment in the EMQX Cloud console, start it if it is stopped, then run `brokercert deploy {name}` again"
+    )]
+    Terminated {
         /// Target.
         target: String,
         /// Certificate name.

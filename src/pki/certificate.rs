@@ -285,7 +285,12 @@ impl Certificate {
 
     /// A short human name for messages: `CN=...` if there is a CN, else the whole subject.
     pub fn display_name(&self) -> String {
-        name_for_display(self.inner.subject_cn.as_deref(), &self.inner.subject)
+        // A leaf without a subject (Let's Encrypt's `tlsserver` profile has no CN) is best
+        // named by its first DNS name.
+        match (self.inner.subject.is_empty(), self.dns_names().first()) {
+            (true, Some(name)) if self.inner.subject_cn.is_none() => format!("{name} (no CN)"),
+            _ => name_for_display(self.inner.subject_cn.as_deref(), &self.inner.subject),
+        }
     }
 
     /// A short human name of the issuer for messages.

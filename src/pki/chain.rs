@@ -594,9 +594,12 @@ pub fn split_chain(
 }
 
 /// certbot's / lego's `--preferred-chain`: the index of the first chain whose
-/// topmost certificate is issued by `preferred_issuer_cn` (or is itself named
-/// so); 0, the CA's default chain, when none matches. Comparison is exact
-/// apart from surrounding whitespace.
+/// topmost certificate is issued by `preferred_issuer_cn`; 0, the CA's default
+/// chain, when none matches. Only the top certificate's *issuer* counts, as in
+/// certbot and lego: for an ECDSA leaf, whose default chain ends in ISRG Root X2
+/// cross-signed by ISRG Root X1, "ISRG Root X2" picks the chain ending in a
+/// certificate X2 issued (not the default one). Comparison is exact apart from
+/// surrounding whitespace.
 pub fn choose_preferred(chains: &[Vec<Certificate>], preferred_issuer_cn: &str) -> usize {
     let wanted = preferred_issuer_cn.trim();
     if wanted.is_empty() {
@@ -605,10 +608,9 @@ pub fn choose_preferred(chains: &[Vec<Certificate>], preferred_issuer_cn: &str) 
     chains
         .iter()
         .position(|chain| {
-            chain.last().is_some_and(|top| {
-                top.issuer_cn().as_deref().map(str::trim) == Some(wanted)
-                    || top.subject_cn().as_deref().map(str::trim) == Some(wanted)
-            })
+            chain
+                .last()
+                .is_some_and(|top| top.issuer_cn().as_deref().map(str::trim) == Some(wanted))
         })
         .unwrap_or(0)
 }
@@ -916,11 +918,13 @@ mod tests {
         let chains = vec![default_chain, short_chain];
 
         assert_eq!(choose_preferred(&chains, "Test Root X1"), 0);
-        assert_eq!(choose_preferred(&chains, "Test Root YR"), 0); // topmost's own CN
+        // The default chain's top is named "Test Root YR" but issued by X1: only the
+        // issuer counts, so the short chain (top YR1, issued by YR) is chosen.
+        assert_eq!(choose_preferred(&chains, "Test Root YR"), 1);
         let reversed: Vec<_> = chains.iter().rev().cloned().collect();
         assert_eq!(choose_preferred(&reversed, "Test Root X1"), 1);
         assert_eq!(choose_preferred(&reversed, " Test Root YR "), 0); // short chain's top is issued by YR
-        assert_eq!(choose_preferred(&chains, "YR1"), 1); // short chain's topmost is YR1 itself
+        assert_eq!(choose_preferred(&chains, "YR1"), 0); // a top's own name never counts
         assert_eq!(choose_preferred(&chains, "Nobody"), 0);
         assert_eq!(choose_preferred(&chains, ""), 0);
         assert_eq!(choose_preferred(&[], "Test Root X1"), 0);

@@ -38,6 +38,23 @@ pub struct Failures {
     pub count: u32,
     /// When the last one ended.
     pub last: Option<OffsetDateTime>,
+    /// Not before this: the CA's `Retry-After` on a rate limit (it beats a shorter backoff).
+    pub not_before: Option<OffsetDateTime>,
+}
+
+impl Failures {
+    /// Until when to wait after these failures: the backoff, or the CA's `Retry-After`
+    /// when later; None when nothing failed.
+    pub fn wait_until(&self) -> Option<OffsetDateTime> {
+        let backoff_end = match (self.count, self.last) {
+            (1.., Some(last)) => Some(last + backoff(self.count)),
+            _ => None,
+        };
+        match (backoff_end, self.not_before) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        }
+    }
 }
 
 /// Everything the decision weighs.
@@ -170,16 +187,13 @@ pub fn decide(i: &Inputs) -> Decision {
                 }
             }
             if reason != Reason::Forced
-                && i.failures.count > 0
-                && let Some(last) = i.failures.last
+                && let Some(until) = i.failures.wait_until()
+                && i.now < until
             {
-                let until = last + backoff(i.failures.count);
-                if i.now < until {
-                    return Decision::Backoff {
-                        until,
-                        failures: i.failures.count,
-                    };
-                }
+                return Decision::Backoff {
+                    until,
+                    failures: i.failures.count,
+                };
             }
             Decision::Renew(reason)
         }
@@ -454,6 +468,7 @@ mod tests {
         i.failures = Failures {
             count: 3,
             last: Some(ISSUED + days(1)),
+            not_before: None,
         };
         assert_eq!(decide(&i), Decision::Renew(Reason::Forced));
     }
@@ -467,6 +482,7 @@ mod tests {
             i.failures = Failures {
                 count,
                 last: Some(last),
+                not_before: None,
             };
             assert_eq!(
                 decide(&i),
@@ -524,5 +540,28 @@ mod tests {
         assert_eq!(pick_in_window(s, e, 0.5), s + days(1));
         assert_eq!(pick_in_window(s, e, 7.0), e);
         assert_eq!(pick_in_window(e, s, 0.5), e, "an inverted window means now");
+    }
+
+    #[test]
+    fn the_cas_retry_after_beats_a_shorter_backoff() {
+        let last = ISSUED + days(1);
+        let f = Failures {
+            count: 1,
+            last: Some(last),
+            not_before: Some(last + days(2)),
+        };
+        assert_eq!(f.wait_until(), Some(last + days(2)));
+        let f = Failures {
+            not_before: Some(last + Duration::from_secs(1)),
+            ..f
+        };
+        assert_eq!(f.wait_until(), Some(last + backoff(1)));
+        let only_ca = Failures {
+            count: 0,
+            last: None,
+            not_before: Some(last),
+        };
+        assert_eq!(only_ca.wait_until(), Some(last));
+        assert_eq!(Failures::default().wait_until(), None);
     }
 }

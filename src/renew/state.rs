@@ -56,6 +56,9 @@ pub struct RenewalState {
     /// Its exit code.
     #[serde(default)]
     pub last_code: Option<i32>,
+    /// Not before this: the CA's `Retry-After` on its last rate limit.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub retry_not_before: Option<OffsetDateTime>,
     /// When the last renewal (or deployment) succeeded.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub last_success: Option<OffsetDateTime>,

@@ -585,11 +585,13 @@ pub fn select_and_split(
     let idx = preferred.map(|p| choose_preferred(&chains, p)).unwrap_or(0);
     if let Some(p) = preferred
         && idx == 0
-        && !chains[0].last().is_some_and(|c| {
-            c.issuer_cn().as_deref() == Some(p) || c.subject_cn().as_deref() == Some(p)
-        })
+        && chains[0]
+            .last()
+            .is_none_or(|c| c.issuer_cn().as_deref().map(str::trim) != Some(p.trim()))
     {
-        tracing::warn!("no chain offered by the CA ends at `{p}`; using the default chain");
+        tracing::warn!(
+            "no chain offered by the CA has a top certificate issued by `{p}` (`preferred_chain` names the issuer of the chain's last certificate, as in certbot and lego); using the default chain"
+        );
     }
     split_chain(chains.swap_remove(idx), anchors).map_err(|e| Error::Certificate(e.to_string()))
 }

@@ -2,6 +2,7 @@
 //! the real `brokercert` binary with a bounded time.
 #![allow(dead_code)]
 
+pub mod cloud;
 pub mod golden;
 
 use std::path::{Path, PathBuf};

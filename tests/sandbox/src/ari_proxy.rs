@@ -9,7 +9,10 @@
 //! never see Pebble's own address; and the ARI parts Pebble lacks: `renewalInfo` in the
 //! directory, `GET /renewal-info/{certID}` with windows set by the test, recording the
 //! `replaces` of each new-order and reflecting it in the order objects, and an
-//! `alreadyReplaced` refusal switch.
+//! `alreadyReplaced` refusal switch. Likewise for certificate profiles (Pebble 2.4 has
+//! none): `meta.profiles` in the directory when the test sets some
+//! ([`AriProxy::set_profiles`]), and the `profile` each new-order carried, recorded and
+//! reflected in the order object.
 //!
 //! Does not own: Pebble (start it first, e.g. with [`super::Sandbox`]), its management API
 //! (roots and intermediates are read from Pebble directly), or any validation of
@@ -133,6 +136,8 @@ pub struct SeenOrder {
     pub identifiers: Vec<String>,
     /// The `replaces` field, if the order had one.
     pub replaces: Option<String>,
+    /// The `profile` field, if the order had one.
+    pub profile: Option<String>,
     /// Whether the proxy refused it with `alreadyReplaced` instead of forwarding it.
     pub rejected: bool,
     /// The HTTP status the client got (201 for a created order).
@@ -146,6 +151,10 @@ struct Settings {
     windows: HashMap<String, AriWindow>,
     retry_after: Duration,
     reject_replaces: bool,
+    /// `meta.profiles` to advertise: name → description (none: not advertised).
+    profiles: Vec<(String, String)>,
+    /// Refuse the next new-orders with `rateLimited` and this `Retry-After` (seconds).
+    rate_limit_orders: Option<(u32, u64)>,
 }
 
 /// What the proxy saw and remembers.
@@ -233,6 +242,8 @@ impl AriProxy {
                 windows: HashMap::new(),
                 retry_after: DEFAULT_RETRY_AFTER,
                 reject_replaces: false,
+                profiles: Vec::new(),
+                rate_limit_orders: None,
             }),
             log: Mutex::new(Log::default()),
         });
@@ -308,6 +319,21 @@ impl AriProxy {
     /// as Let's Encrypt does for a certificate already replaced; orders without it pass.
     pub fn reject_replaces(&self, yes: bool) {
         self.shared.settings().reject_replaces = yes;
+    }
+
+    /// Refuses the next `count` new-orders with 429 `rateLimited` and `Retry-After:
+    /// <retry_after_secs>`, as Let's Encrypt does when a limit is reached.
+    pub fn rate_limit_next_orders(&self, count: u32, retry_after_secs: u64) {
+        self.shared.settings().rate_limit_orders = Some((count, retry_after_secs));
+    }
+
+    /// Advertises these profiles (name, description) in the directory's `meta.profiles`;
+    /// empty (the default) advertises none, as Pebble 2.4.
+    pub fn set_profiles(&self, profiles: &[(&str, &str)]) {
+        self.shared.settings().profiles = profiles
+            .iter()
+            .map(|(n, d)| ((*n).to_string(), (*d).to_string()))
+            .collect();
     }
 
     /// The certificate ids asked for at `/renewal-info/`, in order.
@@ -539,6 +565,21 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
     {
         return already_replaced(&shared, order).await;
     }
+    if let Some(order) = &new_order {
+        let limited = {
+            let mut settings = shared.settings();
+            match settings.rate_limit_orders {
+                Some((n, secs)) if n > 0 => {
+                    settings.rate_limit_orders = (n > 1).then_some((n - 1, secs));
+                    Some(secs)
+                }
+                _ => None,
+            }
+        };
+        if let Some(secs) = limited {
+            return rate_limited(&shared, order, secs).await;
+        }
+    }
 
     let pq = parts
         .uri
@@ -554,6 +595,8 @@ async fn handle(State(shared): State<Arc<Shared>>, req: Request<Body>) -> Respon
 
     if parts.method == Method::GET && path == shared.directory_path {
         add_renewal_info(&mut up, host.as_deref());
+        let profiles = shared.settings().profiles.clone();
+        add_profiles(&mut up, &profiles);
     } else if let Some(order) = new_order {
         reflect_new_order(&shared, &mut up, order);
     } else {
@@ -613,6 +656,25 @@ fn add_renewal_info(up: &mut Upstream, host: Option<&str>) {
     }
 }
 
+/// `meta.profiles` in the directory (when any are set).
+fn add_profiles(up: &mut Upstream, profiles: &[(String, String)]) {
+    if profiles.is_empty() {
+        return;
+    }
+    let Some(mut dir) = up.json() else { return };
+    let listed: serde_json::Map<String, serde_json::Value> = profiles
+        .iter()
+        .map(|(n, d)| (n.clone(), serde_json::Value::String(d.clone())))
+        .collect();
+    if let Some(obj) = dir.as_object_mut() {
+        let meta = obj.entry("meta").or_insert_with(|| serde_json::json!({}));
+        if let Some(meta) = meta.as_object_mut() {
+            meta.insert("profiles".into(), serde_json::Value::Object(listed));
+        }
+        up.set_json(&dir);
+    }
+}
+
 fn renewal_info(shared: &Shared, id: &str) -> Response {
     if !is_cert_id(id) {
         return problem(
@@ -649,6 +711,7 @@ fn is_cert_id(id: &str) -> bool {
 struct NewOrderRequest {
     identifiers: Vec<String>,
     replaces: Option<String>,
+    profile: Option<String>,
 }
 
 impl NewOrderRequest {
@@ -672,13 +735,20 @@ impl NewOrderRequest {
                 })
                 .unwrap_or_default(),
             replaces: payload["replaces"].as_str().map(str::to_string),
+            profile: payload["profile"].as_str().map(str::to_string),
         }
     }
 }
 
-/// Refuses a new-order with `replaces` as Let's Encrypt does for an already replaced
-/// certificate: 409 `alreadyReplaced`, with a fresh nonce from upstream.
-async fn already_replaced(shared: &Shared, order: &NewOrderRequest) -> Response {
+/// Refuses a new-order itself (Pebble never sees it): records it as rejected and answers
+/// the problem `kind` with a fresh nonce from upstream, as the client needs one to go on.
+async fn refuse_order(
+    shared: &Shared,
+    order: &NewOrderRequest,
+    status: StatusCode,
+    kind: &str,
+    detail: &str,
+) -> Response {
     let nonce = match shared.client.head(&shared.new_nonce_url).send().await {
         Ok(rsp) => rsp.headers().get("replay-nonce").cloned(),
         Err(e) => {
@@ -692,18 +762,44 @@ async fn already_replaced(shared: &Shared, order: &NewOrderRequest) -> Response 
     shared.log().orders.push(SeenOrder {
         identifiers: order.identifiers.clone(),
         replaces: order.replaces.clone(),
+        profile: order.profile.clone(),
         rejected: true,
-        status: StatusCode::CONFLICT.as_u16(),
+        status: status.as_u16(),
     });
-    problem(
+    problem(status, kind, detail, nonce)
+}
+
+/// Refuses a new-order as a rate-limited CA does: 429 `rateLimited` with `Retry-After`.
+async fn rate_limited(shared: &Shared, order: &NewOrderRequest, secs: u64) -> Response {
+    let mut rsp = refuse_order(
+        shared,
+        order,
+        StatusCode::TOO_MANY_REQUESTS,
+        "urn:ietf:params:acme:error:rateLimited",
+        "too many new orders recently (sandbox)",
+    )
+    .await;
+    if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
+        rsp.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    rsp
+}
+
+/// Refuses a new-order with `replaces` as Let's Encrypt does for an already replaced
+/// certificate: 409 `alreadyReplaced`.
+async fn already_replaced(shared: &Shared, order: &NewOrderRequest) -> Response {
+    let detail = format!(
+        "the certificate {} has already been replaced",
+        order.replaces.as_deref().unwrap_or_default()
+    );
+    refuse_order(
+        shared,
+        order,
         StatusCode::CONFLICT,
         ALREADY_REPLACED,
-        &format!(
-            "the certificate {} has already been replaced",
-            order.replaces.as_deref().unwrap_or_default()
-        ),
-        nonce,
+        &detail,
     )
+    .await
 }
 
 fn problem(status: StatusCode, kind: &str, detail: &str, nonce: Option<HeaderValue>) -> Response {
@@ -726,6 +822,14 @@ fn problem(status: StatusCode, kind: &str, detail: &str, nonce: Option<HeaderVal
 /// (an ARI CA MUST reflect it) and remembers it for later copies of the order.
 fn reflect_new_order(shared: &Shared, up: &mut Upstream, order: NewOrderRequest) {
     if up.status == StatusCode::CREATED
+        && let Some(profile) = &order.profile
+        && let Some(mut state) = up.json()
+        && let Some(obj) = state.as_object_mut()
+    {
+        obj.insert("profile".into(), serde_json::Value::String(profile.clone()));
+        up.set_json(&state);
+    }
+    if up.status == StatusCode::CREATED
         && let Some(replaces) = &order.replaces
         && let Some(mut state) = up.json()
         && let Some(obj) = state.as_object_mut()
@@ -745,6 +849,7 @@ fn reflect_new_order(shared: &Shared, up: &mut Upstream, order: NewOrderRequest)
     shared.log().orders.push(SeenOrder {
         identifiers: order.identifiers,
         replaces: order.replaces,
+        profile: order.profile,
         rejected: false,
         status: up.status.as_u16(),
     });

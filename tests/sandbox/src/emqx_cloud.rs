@@ -31,6 +31,9 @@
 //! success, `failed` when Mosquitto refuses them — the previous files are then served
 //! again. GET keeps describing the latest upload (also when it `failed`).
 //!
+//! Which of these behaviours are documented and which are assumed (and the switches for the
+//! assumptions: [`EmqxCloudEmulator::set_behaviours`]) is listed in one place: [`BEHAVIOURS`].
+//!
 //! Request and response bodies are never logged (they hold private keys);
 //! [`EmqxCloudEmulator::requests`] records method, path and status only.
 
@@ -61,6 +64,13 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
+
+mod behaviours;
+
+pub use behaviours::{
+    BEHAVIOURS, Behaviour, Behaviours, BudgetScope, CnForm, ErrorBody, ExpireForm, NoTls,
+    PostOverExisting, RetryAfter, Source,
+};
 
 use super::mosquitto::{Mosquitto, MosquittoConfig, MqttUser};
 use super::{Result, SandboxError};
@@ -129,8 +139,11 @@ pub struct DeploymentSpec {
     pub api_key: String,
     /// Its secret (Basic auth password).
     pub api_secret: String,
-    /// Whether the key has the "TLS Certificate Management" scope (else 403).
+    /// Whether the key has the "TLS Certificate Management" scope (else 403 on `…/tls`).
     pub scopes_ok: bool,
+    /// Whether the key also has the "Deployment Management" scope (else 403 on
+    /// `GET /deployments/{id}`). Default false: the key the README tells users to create.
+    pub deployment_scope: bool,
     /// The MQTT user the broker accepts; `None` = anonymous clients allowed.
     pub mqtt_user: Option<MqttUser>,
     /// When set, the leaf must cover this name or IP (the "connection address" rule).
@@ -150,6 +163,7 @@ impl DeploymentSpec {
             api_key: api_key.into(),
             api_secret: api_secret.into(),
             scopes_ok: true,
+            deployment_scope: false,
             mqtt_user: None,
             connection_address: None,
         }
@@ -173,6 +187,12 @@ impl DeploymentSpec {
         self
     }
 
+    /// Whether the key also has the "Deployment Management" scope (`GET /deployments/{id}`).
+    pub fn deployment_scope(mut self, yes: bool) -> Self {
+        self.deployment_scope = yes;
+        self
+    }
+
     /// The broker accepts only this MQTT user.
     pub fn mqtt_user(mut self, username: impl Into<String>, password: impl Into<String>) -> Self {
         self.mqtt_user = Some(MqttUser::new(username, password));
@@ -193,6 +213,7 @@ impl fmt::Debug for DeploymentSpec {
             .field("kind", &self.kind)
             .field("api_key", &self.api_key)
             .field("scopes_ok", &self.scopes_ok)
+            .field("deployment_scope", &self.deployment_scope)
             .field("mqtt_user", &self.mqtt_user)
             .field("connection_address", &self.connection_address)
             .finish_non_exhaustive()
@@ -253,6 +274,9 @@ pub enum TlsStatus {
     Running,
     /// The broker refused it; the previous configuration keeps serving.
     Failed,
+    /// Stopped (the Terraform provider knows this word; its meaning is not documented): the
+    /// previous configuration keeps serving.
+    Terminated,
 }
 
 impl TlsStatus {
@@ -262,6 +286,7 @@ impl TlsStatus {
             TlsStatus::Pending => "pending",
             TlsStatus::Running => "running",
             TlsStatus::Failed => "failed",
+            TlsStatus::Terminated => "terminated",
         }
     }
 }
@@ -273,8 +298,11 @@ pub struct TlsSnapshot {
     pub tls_type: TlsType,
     /// `status`.
     pub status: TlsStatus,
-    /// `expire`: the leaf's notAfter, `YYYY-MM-DD HH:MM:SS` UTC.
+    /// `expire`: the leaf's notAfter, `YYYY-MM-DD HH:MM:SS` UTC (GET shows it in the form
+    /// [`Behaviours::expire_form`] says).
     pub expire: String,
+    /// The leaf's notAfter.
+    pub not_after: OffsetDateTime,
     /// `cn`: the leaf's subject CN.
     pub cn: Option<String>,
     /// The leaf's serial number (lowercase hex).
@@ -336,6 +364,8 @@ struct Settings {
     fail_requests: u32,
     fail_status: u16,
     fail_next_apply: bool,
+    terminate_next_apply: bool,
+    behaviours: Behaviours,
     drop_next_put: Option<DropPoint>,
     fail_next_write: Option<u16>,
     stall_next_write: Option<Duration>,
@@ -353,6 +383,8 @@ impl Default for Settings {
             fail_requests: 0,
             fail_status: 503,
             fail_next_apply: false,
+            terminate_next_apply: false,
+            behaviours: Behaviours::default(),
             drop_next_put: None,
             fail_next_write: None,
             stall_next_write: None,
@@ -372,8 +404,6 @@ struct Deployment {
     broker: Option<Arc<tokio::sync::Mutex<Mosquitto>>>,
     tls: Option<TlsRecord>,
     generation: u64,
-    recent_writes: VecDeque<Instant>,
-    recent_reads: VecDeque<Instant>,
     writes: usize,
     reads: usize,
     applies: usize,
@@ -383,6 +413,8 @@ struct Deployment {
 struct State {
     settings: Settings,
     deployments: BTreeMap<String, Deployment>,
+    /// Rolling windows of (writes, reads), per what [`Behaviours::budget_scope`] counts.
+    windows: BTreeMap<String, (VecDeque<Instant>, VecDeque<Instant>)>,
     log: Vec<ApiRequest>,
 }
 
@@ -549,8 +581,6 @@ impl EmqxCloudEmulator {
             broker,
             tls: None,
             generation: 0,
-            recent_writes: VecDeque::new(),
-            recent_reads: VecDeque::new(),
             writes: 0,
             reads: 0,
             applies: 0,
@@ -686,7 +716,24 @@ impl EmqxCloudEmulator {
         self.shared.lock().settings.fail_next_apply = true;
     }
 
-    /// Per-deployment budgets (default 6 writes / 60 reads an hour).
+    /// The switches for the assumptions (see [`BEHAVIOURS`]); default: [`Behaviours::default`].
+    pub fn set_behaviours(&self, behaviours: Behaviours) {
+        self.shared.lock().settings.behaviours = behaviours;
+    }
+
+    /// The current switches.
+    pub fn behaviours(&self) -> Behaviours {
+        self.shared.lock().settings.behaviours
+    }
+
+    /// The next apply ends `terminated` instead of `running`; the previous files keep
+    /// serving.
+    pub fn terminate_next_apply(&self) {
+        self.shared.lock().settings.terminate_next_apply = true;
+    }
+
+    /// Budgets (default 6 writes / 60 reads an hour), counted per deployment, key or
+    /// account as [`Behaviours::budget_scope`] says.
     pub fn set_budgets(&self, budgets: Budgets) {
         self.shared.lock().settings.budgets = budgets;
     }
@@ -951,6 +998,28 @@ fn api_error(status: StatusCode, code: &str, message: impl Into<String>) -> Resp
     )
 }
 
+/// `{"code": "TEXT", "message": …}` rewritten as `{"code": <status>00, "msg": …}` (the
+/// [`ErrorBody::NumericMsg`] assumption); other fields stay.
+async fn numeric_error(response: Response) -> Response {
+    let (mut parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 1 << 20).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    let Ok(serde_json::Value::Object(mut fields)) = serde_json::from_slice(&bytes) else {
+        return Response::from_parts(parts, axum::body::Body::from(bytes));
+    };
+    fields.insert(
+        "code".into(),
+        serde_json::json!(u32::from(parts.status.as_u16()) * 100),
+    );
+    if let Some(message) = fields.remove("message") {
+        fields.insert("msg".into(), message);
+    }
+    let text = serde_json::Value::Object(fields).to_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(text))
+}
+
 /// A 422 "Wrong Properties": which rule and why.
 #[derive(Debug)]
 struct Wrong {
@@ -996,6 +1065,12 @@ async fn handle(
         tokio::time::sleep(latency).await;
     }
     let response = route(&shared, &conn, &method, &path, &headers, &body).await;
+    let error_body = shared.lock().settings.behaviours.error_body;
+    let response = if error_body == ErrorBody::NumericMsg && response.status().as_u16() >= 400 {
+        numeric_error(response).await
+    } else {
+        response
+    };
     let status = if conn.is_killed() {
         0
     } else {
@@ -1059,7 +1134,7 @@ async fn route(
     let is_write = *method != Method::GET;
     let kind = {
         let mut state = shared.lock();
-        match authorize(&mut state, &key, &secret, id, is_write) {
+        match authorize(&mut state, &key, &secret, id, endpoint, is_write) {
             Ok(kind) => kind,
             Err(response) => return *response,
         }
@@ -1135,6 +1210,7 @@ fn authorize(
     key: &str,
     secret: &str,
     id: &str,
+    endpoint: Endpoint,
     is_write: bool,
 ) -> Result<DeploymentKind, Box<Response>> {
     let key_known = state
@@ -1148,22 +1224,31 @@ fn authorize(
         .deployments
         .get(id)
         .filter(|d| d.spec.api_key == key && d.spec.api_secret == secret);
+    let scope = |d: &Deployment| match endpoint {
+        Endpoint::Tls => d.spec.scopes_ok,
+        Endpoint::Deployment => d.spec.deployment_scope,
+    };
     let scopes_ok = match target {
-        Some(d) => d.spec.scopes_ok,
+        Some(d) => scope(d),
         None => state
             .deployments
             .values()
             .filter(|d| d.spec.api_key == key)
-            .any(|d| d.spec.scopes_ok),
+            .any(scope),
     };
     if !scopes_ok {
         return Err(Box::new(api_error(
             StatusCode::FORBIDDEN,
             "FORBIDDEN",
-            "this API key lacks the TLS Certificate Management scope",
+            match endpoint {
+                Endpoint::Tls => "this API key lacks the TLS Certificate Management scope",
+                Endpoint::Deployment => "this API key lacks the Deployment Management scope",
+            },
         )));
     }
     let budgets = state.settings.budgets;
+    let scope = state.settings.behaviours.budget_scope;
+    let retry_form = state.settings.behaviours.retry_after;
     let Some(d) = state
         .deployments
         .get_mut(id)
@@ -1175,11 +1260,24 @@ fn authorize(
             format!("deployment {id} not found"),
         )));
     };
+    let window_key = match scope {
+        BudgetScope::Deployment => format!("deployment {id}"),
+        BudgetScope::Key => format!("key {key}"),
+        BudgetScope::Account => "account".to_owned(),
+    };
+    let kind = d.spec.kind;
+    if is_write {
+        d.writes += 1;
+    } else {
+        d.reads += 1;
+    }
+    let counted = (id.to_owned(), is_write);
+    let (writes, reads) = state.windows.entry(window_key).or_default();
     let now = Instant::now();
     let (recent, limit) = if is_write {
-        (&mut d.recent_writes, budgets.writes)
+        (writes, budgets.writes)
     } else {
-        (&mut d.recent_reads, budgets.reads)
+        (reads, budgets.reads)
     };
     while recent
         .front()
@@ -1200,35 +1298,80 @@ fn authorize(
             StatusCode::TOO_MANY_REQUESTS,
             "TOO_MANY_REQUESTS",
             format!(
-                "rate limit: {limit} {} per {} s for this deployment",
+                "rate limit: {limit} {} per {} s",
                 if is_write { "writes" } else { "reads" },
                 budgets.window.as_secs()
             ),
         );
-        if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+        let value = match retry_form {
+            RetryAfter::Seconds => retry_after.to_string(),
+            RetryAfter::HttpDate => http_date(
+                OffsetDateTime::now_utc() + time::Duration::seconds(retry_after as i64 + 1),
+            ),
+        };
+        if let Ok(value) = HeaderValue::from_str(&value) {
             response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        // A 429 spends nothing.
+        if let Some(d) = state.deployments.get_mut(&counted.0) {
+            if counted.1 {
+                d.writes -= 1;
+            } else {
+                d.reads -= 1;
+            }
         }
         return Err(Box::new(response));
     }
     recent.push_back(now);
-    if is_write {
-        d.writes += 1;
-    } else {
-        d.reads += 1;
-    }
-    Ok(d.spec.kind)
+    Ok(kind)
 }
 
-fn snapshot_json(snapshot: &TlsSnapshot) -> serde_json::Value {
+/// The GET shape of `snapshot`, with `expire` and `cn` as the switches say.
+fn snapshot_json(snapshot: &TlsSnapshot, b: &Behaviours) -> serde_json::Value {
     let mut value = serde_json::json!({
         "tlsType": snapshot.tls_type.api_name(),
         "status": snapshot.status.api_name(),
-        "expire": snapshot.expire,
+        "expire": expire_text(snapshot.not_after, b.expire_form),
     });
-    if let Some(cn) = &snapshot.cn {
-        value["cn"] = serde_json::json!(cn);
+    match b.cn {
+        CnForm::Subject => {
+            if let Some(cn) = &snapshot.cn {
+                value["cn"] = serde_json::json!(cn);
+            }
+        }
+        CnForm::Empty => value["cn"] = serde_json::json!(""),
+        CnForm::Absent => {}
     }
     value
+}
+
+/// `expire` in `form`.
+fn expire_text(t: OffsetDateTime, form: ExpireForm) -> String {
+    let at = |hours: i8| {
+        time::UtcOffset::from_hms(hours, 0, 0)
+            .map(|o| format_expire_local(t.to_offset(o)))
+            .unwrap_or_else(|_| format_expire(t))
+    };
+    match form {
+        ExpireForm::Utc => format_expire(t),
+        ExpireForm::LocalNoMarker(h) => at(h),
+        ExpireForm::Offset(h) => format!(
+            "{}{}{:02}:00",
+            at(h),
+            if h < 0 { '-' } else { '+' },
+            h.unsigned_abs()
+        ),
+    }
+}
+
+/// An HTTP date (`Sun, 06 Nov 1994 08:49:37 GMT`).
+fn http_date(t: OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!(
+        "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+    );
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .unwrap_or_default()
 }
 
 fn tls_not_found(id: &str) -> Response {
@@ -1241,8 +1384,10 @@ fn tls_not_found(id: &str) -> Response {
 
 fn tls_get(shared: &Shared, id: &str) -> Response {
     let state = shared.lock();
+    let b = state.settings.behaviours;
     match state.deployments.get(id).and_then(|d| d.tls.as_ref()) {
-        Some(tls) => json(StatusCode::OK, snapshot_json(&tls.snapshot)),
+        Some(tls) => json(StatusCode::OK, snapshot_json(&tls.snapshot, &b)),
+        None if b.no_tls == NoTls::EmptyObject => json(StatusCode::OK, serde_json::json!({})),
         None => tls_not_found(id),
     }
 }
@@ -1265,6 +1410,7 @@ fn tls_write(
     body: &[u8],
     create: bool,
 ) -> Response {
+    let mut create = create;
     let parsed: TlsBody = match serde_json::from_slice(body) {
         Ok(b) => b,
         // Only the position: serde's message could quote the body.
@@ -1308,7 +1454,9 @@ fn tls_write(
         let Some(d) = state.deployments.get(id) else {
             return tls_not_found(id);
         };
+        let replace = state.settings.behaviours.post_over_existing == PostOverExisting::Replace;
         match (&d.tls, create) {
+            (Some(_), true) if replace => create = false,
             (Some(_), true) => {
                 return api_error(
                     StatusCode::CONFLICT,
@@ -1351,6 +1499,7 @@ fn tls_write(
         state.settings.drop_next_put = None;
     }
     let delay = state.settings.pending_delay;
+    let behaviours = state.settings.behaviours;
     let Some(d) = state.deployments.get_mut(id) else {
         return tls_not_found(id);
     };
@@ -1364,11 +1513,12 @@ fn tls_write(
         tls_type,
         status: TlsStatus::Pending,
         expire: valid.expire,
+        not_after: valid.not_after,
         cn: valid.cn,
         leaf_serial_hex: valid.serial_hex,
         leaf_sha256: valid.sha256,
     };
-    let response = json(StatusCode::OK, snapshot_json(&snapshot));
+    let response = json(StatusCode::OK, snapshot_json(&snapshot, &behaviours));
     d.tls = Some(TlsRecord {
         snapshot,
         config,
@@ -1429,6 +1579,15 @@ async fn apply(shared: Arc<Shared>, id: String, generation: u64, delay: Duration
         let Some(config) = current else {
             return;
         };
+        if std::mem::take(&mut state.settings.terminate_next_apply) {
+            if let Some(d) = state.deployments.get_mut(&id) {
+                d.applies += 1;
+                if let Some(tls) = d.tls.as_mut() {
+                    tls.snapshot.status = TlsStatus::Terminated;
+                }
+            }
+            return;
+        }
         let sabotage = std::mem::take(&mut state.settings.fail_next_apply);
         (config, sabotage)
     };
@@ -1481,6 +1640,7 @@ struct Valid {
     key_pem: String,
     client_ca_pem: Option<String>,
     expire: String,
+    not_after: OffsetDateTime,
     cn: Option<String>,
     serial_hex: String,
     sha256: String,
@@ -1600,6 +1760,7 @@ fn validate(
         key_pem: key.to_pem(),
         client_ca_pem,
         expire: format_expire(leaf.not_after()),
+        not_after: leaf.not_after(),
         cn: leaf.subject_cn(),
         serial_hex: leaf.serial_hex().to_owned(),
         sha256: leaf.sha256_fingerprint().to_owned(),
@@ -1712,7 +1873,11 @@ fn client_ca(cacert: Option<&str>) -> Result<String, Wrong> {
 
 /// `YYYY-MM-DD HH:MM:SS` in UTC, as the API's `expire`.
 fn format_expire(t: OffsetDateTime) -> String {
-    let t = t.to_offset(time::UtcOffset::UTC);
+    format_expire_local(t.to_offset(time::UtcOffset::UTC))
+}
+
+/// `YYYY-MM-DD HH:MM:SS` in `t`'s own offset.
+fn format_expire_local(t: OffsetDateTime) -> String {
     format!(
         "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
         t.year(),
@@ -1732,6 +1897,20 @@ mod tests {
     fn expire_format() {
         let t = time::macros::datetime!(2034-05-22 02:43:21 UTC);
         assert_eq!(format_expire(t), "2034-05-22 02:43:21");
+        assert_eq!(expire_text(t, ExpireForm::Utc), "2034-05-22 02:43:21");
+        assert_eq!(
+            expire_text(t, ExpireForm::LocalNoMarker(8)),
+            "2034-05-22 10:43:21"
+        );
+        assert_eq!(
+            expire_text(t, ExpireForm::Offset(8)),
+            "2034-05-22 10:43:21+08:00"
+        );
+        assert_eq!(
+            expire_text(t, ExpireForm::Offset(-5)),
+            "2034-05-21 21:43:21-05:00"
+        );
+        assert_eq!(http_date(t), "Mon, 22 May 2034 02:43:21 GMT");
     }
 
     #[test]

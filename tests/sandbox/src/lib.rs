@@ -39,8 +39,9 @@ pub use ari_proxy::{AriProxy, AriWindow, SeenOrder};
 pub use caching_resolver::{CachingResolver, ResolverEvent};
 pub use dns_server::{DnsFault, DnsFaults, DnsServer, DnsServerOptions, LoggedQuery};
 pub use emqx_cloud::{
-    ApiRequest, Budgets, DeploymentKind, DeploymentPorts, DeploymentSpec, DropPoint,
-    EmqxCloudEmulator, TlsSnapshot, TlsStatus, TlsType,
+    ApiRequest, BEHAVIOURS, Behaviours, BudgetScope, Budgets, CnForm, DeploymentKind,
+    DeploymentPorts, DeploymentSpec, DropPoint, EmqxCloudEmulator, ErrorBody, ExpireForm, NoTls,
+    PostOverExisting, RetryAfter, TlsSnapshot, TlsStatus, TlsType,
 };
 pub use mosquitto::{Mosquitto, MosquittoConfig, MqttUser};
 pub use moto::{HostedZoneInfo, MotoServer, RecordSetInfo};
