@@ -38,7 +38,9 @@ impl Cloud {
         let emu = EmqxCloudEmulator::start(env.work.path().join("emqx"))
             .await
             .expect("emulator");
-        emu.add_deployment(DeploymentSpec::dedicated(ID, KEY, SECRET))
+        // A key with the "Deployment Management" scope too, so that a deployment id that does
+        // not exist is told apart from one with no TLS (a TLS-only key cannot tell them).
+        emu.add_deployment(DeploymentSpec::dedicated(ID, KEY, SECRET).deployment_scope(true))
             .expect("deployment");
         emu.set_budgets(Budgets {
             writes: 1000,

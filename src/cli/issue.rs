@@ -292,6 +292,8 @@ pub(super) fn keepable(
             key_type: spec.key_type,
             directory: &settings.acme.directory,
             issued_by: st.issuer_of(fp),
+            profile: settings.acme.profile.as_deref(),
+            issued_profile: st.profile_of(fp),
             now,
             assumed_lifetime: settings.renew.assumed_lifetime,
             import_min_days_left,
@@ -371,10 +373,7 @@ async fn keep_stored(
 fn record_issuer(settings: &Settings, spec: &crate::config::CertificateSpec, fingerprint: &str) {
     let dir = settings.state_dir.join("renewal");
     let (mut st, _) = state::load(&dir, &spec.name);
-    st.issued_by = Some(state::IssuedBy {
-        fingerprint: fingerprint.to_string(),
-        directory: settings.acme.directory.clone(),
-    });
+    st.record_issuer(fingerprint, &settings.acme);
     // A new certificate is a success `status` shows (LAST RUN) and ends renew's backoff.
     st.last_success = Some(SystemClock.now());
     st.failures = 0;

@@ -1026,10 +1026,8 @@ async fn attempt(
         return Ok(Outcome::DryRun { plan });
     }
 
-    st.issued_by = Some(state::IssuedBy {
-        fingerprint: issued.fingerprint.clone(),
-        directory: settings.acme.directory.clone(),
-    });
+    // A later `issue` keeps this certificate only for the same CA and profile.
+    st.record_issuer(&issued.fingerprint, &settings.acme);
     if !targets.is_empty() {
         // Freshly issued: never "already served" (EMQX Cloud only reports the expiry, which two
         // certificates issued in the same second share).

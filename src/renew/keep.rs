@@ -29,6 +29,10 @@ pub struct Wanted<'a> {
     /// The directory that issued the stored leaf, when recorded (`None`: not known, e.g. a
     /// certificate stored by an older brokercert).
     pub issued_by: Option<&'a str>,
+    /// The configured ACME profile (`acme.profile`), if any.
+    pub profile: Option<&'a str>,
+    /// The profile the stored leaf was ordered with, as recorded (`None`: none).
+    pub issued_profile: Option<&'a str>,
     /// Now.
     pub now: OffsetDateTime,
     /// The lifetime assumed when only the expiry is known (`renew.assumed_lifetime`).
@@ -50,6 +54,8 @@ pub enum OrderBecause {
     KeyTypeDiffers,
     /// It came from another CA, or which CA issued it was not recorded.
     OtherCa,
+    /// It was ordered with another profile than the configured one.
+    OtherProfile,
     /// A deployment target would refuse it (too few days left for its import window).
     ImportWindow,
     /// Renewal is due.
@@ -64,6 +70,9 @@ impl std::fmt::Display for OrderBecause {
             OrderBecause::KeyTypeDiffers => "the stored certificate has another key type",
             OrderBecause::OtherCa => {
                 "the stored certificate is not known to come from the configured CA"
+            }
+            OrderBecause::OtherProfile => {
+                "the stored certificate was ordered with another profile than `acme.profile`"
             }
             OrderBecause::ImportWindow => {
                 "the stored certificate has too few days left for a deployment target"
@@ -111,6 +120,9 @@ pub fn keep_stored(leaf: Option<&Certificate>, wanted: &Wanted<'_>) -> Result<Ke
     }
     if wanted.issued_by != Some(wanted.directory) {
         return Err(OrderBecause::OtherCa);
+    }
+    if wanted.issued_profile != wanted.profile {
+        return Err(OrderBecause::OtherProfile);
     }
     if let Some(min) = wanted.import_min_days_left
         && (leaf.not_after() - wanted.now).whole_days() <= min
@@ -179,6 +191,8 @@ mod tests {
             key_type: KeyType::EcdsaP256,
             directory: DIR,
             issued_by: Some(DIR),
+            profile: None,
+            issued_profile: None,
             now,
             assumed_lifetime: Duration::from_secs(90 * 86_400),
             import_min_days_left: None,
@@ -231,6 +245,9 @@ mod tests {
         let mut w = wanted(&d, now);
         w.issued_by = None;
         assert_eq!(keep_stored(Some(&l), &w), Err(OrderBecause::OtherCa));
+        let mut w = wanted(&d, now);
+        w.profile = Some("tlsserver");
+        assert_eq!(keep_stored(Some(&l), &w), Err(OrderBecause::OtherProfile));
         let mut w = wanted(&d, now);
         w.import_min_days_left = Some(85);
         assert_eq!(keep_stored(Some(&l), &w), Err(OrderBecause::ImportWindow));

@@ -78,6 +78,9 @@ pub struct IssuedBy {
     pub fingerprint: String,
     /// The ACME directory URL.
     pub directory: String,
+    /// The profile it was ordered with (`acme.profile`), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
 }
 
 impl RenewalState {
@@ -87,6 +90,23 @@ impl RenewalState {
             .as_ref()
             .filter(|i| i.fingerprint == fingerprint)
             .map(|i| i.directory.as_str())
+    }
+
+    /// The profile the certificate with `fingerprint` was ordered with, when recorded.
+    pub fn profile_of(&self, fingerprint: &str) -> Option<&str> {
+        self.issued_by
+            .as_ref()
+            .filter(|i| i.fingerprint == fingerprint)
+            .and_then(|i| i.profile.as_deref())
+    }
+
+    /// Records that `settings`' CA and profile issued the certificate with `fingerprint`.
+    pub fn record_issuer(&mut self, fingerprint: &str, acme: &crate::config::AcmeSettings) {
+        self.issued_by = Some(IssuedBy {
+            fingerprint: fingerprint.to_string(),
+            directory: acme.directory.clone(),
+            profile: acme.profile.clone(),
+        });
     }
 }
 

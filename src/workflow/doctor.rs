@@ -134,7 +134,7 @@ pub async fn doctor(settings: &Settings, specs: &[&CertificateSpec]) -> Vec<Repo
         )
         .await;
         checks.extend(acme.iter().cloned());
-        deploy_checks(spec, &mut checks).await;
+        deploy_checks(settings, spec, &mut checks).await;
         mqtt_checks(spec, &mut checks).await;
         reports.push(Report {
             name: spec.name.clone(),
@@ -718,7 +718,7 @@ fn clock_check(date: Option<&str>) -> Check {
     }
 }
 
-async fn deploy_checks(spec: &CertificateSpec, out: &mut Vec<Check>) {
+async fn deploy_checks(settings: &Settings, spec: &CertificateSpec, out: &mut Vec<Check>) {
     let targets = match from_config::targets(spec) {
         Ok(t) => t,
         Err(e) => {
@@ -741,6 +741,7 @@ async fn deploy_checks(spec: &CertificateSpec, out: &mut Vec<Check>) {
             None,
         ));
     }
+    let today = time::OffsetDateTime::now_utc().date();
     for t in &targets {
         for r in t.readiness().await {
             out.push(check(
@@ -751,7 +752,41 @@ async fn deploy_checks(spec: &CertificateSpec, out: &mut Vec<Check>) {
                 r.fix,
             ));
         }
+        out.extend(import_window_check(
+            &settings.acme,
+            &t.describe(),
+            t.rules().min_days_left,
+            today,
+        ));
     }
+}
+
+/// How long a fresh certificate from the configured CA and profile can still be imported
+/// into a target that refuses its last `min_days_left` days (EMQX Cloud): a warning while
+/// some days remain, a failure once none do; nothing where the CA's lifetimes are unknown.
+fn import_window_check(
+    acme: &crate::config::AcmeSettings,
+    target: &str,
+    min_days_left: i64,
+    today: time::Date,
+) -> Option<Check> {
+    let o = crate::acme::lifetime::import_outlook(
+        &acme.directory,
+        acme.profile.as_deref(),
+        min_days_left,
+        today,
+    )?;
+    Some(check(
+        "deploy",
+        format!("{target}: import window"),
+        if o.importable_days_today > 0 {
+            Status::Warn
+        } else {
+            Status::Fail
+        },
+        o.message(target, min_days_left),
+        None,
+    ))
 }
 
 /// The broker's MQTT ports (verify settings, default 8883/8084) reachable with a TCP
@@ -873,6 +908,30 @@ async fn mqtt_checks(spec: &CertificateSpec, out: &mut Vec<Check>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_import_window_is_a_warning_while_days_remain_and_a_failure_after() {
+        let mut acme = crate::config::AcmeSettings {
+            directory: crate::config::LETSENCRYPT.into(),
+            email: None,
+            agree_tos: false,
+            https_roots: Vec::new(),
+            eab: None,
+            preferred_chain: None,
+            order_timeout: std::time::Duration::from_secs(60),
+            foreign_env_account: Default::default(),
+            profile: None,
+        };
+        let target = "EMQX Cloud deployment d1";
+        let before = time::macros::date!(2027 - 03 - 01); // 64-day certificates: 4 days
+        let c = import_window_check(&acme, target, 60, before).expect("a known CA");
+        assert_eq!(c.status, Status::Warn, "{c:?}");
+        let after = time::macros::date!(2028 - 03 - 01); // 45-day certificates: none
+        let c = import_window_check(&acme, target, 60, after).expect("a known CA");
+        assert_eq!(c.status, Status::Fail, "{c:?}");
+        acme.directory = "https://127.0.0.1:9/directory".into();
+        assert!(import_window_check(&acme, target, 60, after).is_none());
+    }
 
     #[test]
     fn the_clock_is_judged_against_the_http_date() {
