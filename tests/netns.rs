@@ -2,9 +2,10 @@
 //! the zone's nameservers are discovered through a resolver (no `dns.nameservers`) and asked
 //! on port 53 at 127.0.0.2 and 127.0.0.3, where the sandbox DNS server answers.
 //!
-//! Each `#[test]` here runs the ignored `netns_child` test of this binary inside its own
-//! namespace; `netns_child` dispatches on the scenario. Needs root (CI runs as root): a
-//! machine that cannot create namespaces fails these tests, naming why.
+//! Each `#[test]` here runs itself again inside its own namespace (`netns::in_namespace`):
+//! outside, it starts this binary under `unshare --net` with only itself selected; inside, it
+//! runs the scenario. Needs root (CI runs as root): a machine that cannot create namespaces
+//! fails these tests, naming why.
 
 #[path = "support/netns.rs"]
 mod netns;
@@ -21,42 +22,28 @@ const NS2: &str = "127.0.0.3:53";
 
 #[test]
 fn ipv4_only_runner_with_dual_stack_nameservers_issues() {
-    netns::run_in_namespace("netns_child", "ipv4_only");
+    netns::in_namespace(
+        "ipv4_only_runner_with_dual_stack_nameservers_issues",
+        ipv4_only,
+    );
 }
 
 #[test]
 fn blocked_port_53_auto_falls_back_to_insync() {
-    netns::run_in_namespace("netns_child", "blocked_auto");
+    netns::in_namespace("blocked_port_53_auto_falls_back_to_insync", blocked_auto);
 }
 
 #[test]
 fn blocked_port_53_authoritative_fails_fast_naming_the_setting() {
-    netns::run_in_namespace("netns_child", "blocked_authoritative");
+    netns::in_namespace(
+        "blocked_port_53_authoritative_fails_fast_naming_the_setting",
+        blocked_authoritative,
+    );
 }
 
 #[test]
 fn resolver_mode_waits_out_a_cached_nxdomain() {
-    netns::run_in_namespace("netns_child", "resolver_cache");
-}
-
-#[test]
-#[ignore = "runs only inside the network namespace the other tests of this file create"]
-fn netns_child() {
-    let scenario = netns::scenario();
-    netns::prepare_namespace();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("tokio runtime");
-    rt.block_on(async {
-        match scenario.as_str() {
-            "ipv4_only" => ipv4_only().await,
-            "blocked_auto" => blocked_auto().await,
-            "blocked_authoritative" => blocked_authoritative().await,
-            "resolver_cache" => resolver_cache().await,
-            other => panic!("unknown scenario `{other}`"),
-        }
-    });
+    netns::in_namespace("resolver_mode_waits_out_a_cached_nxdomain", resolver_cache);
 }
 
 /// A sandbox whose DNS server also answers on port 53 at [`NS1`] and [`NS2`], with zone

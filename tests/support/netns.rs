@@ -2,11 +2,11 @@
 //! (`unshare -n`, as root) that has only `lo`, IPv6 switched off, and optional nftables
 //! rules, so the sandbox DNS server can be a zone's "nameservers" on port 53 at 127.0.0.2…
 //!
-//! How: the outer test ([`run_in_namespace`]) starts this same test binary again under
-//! `unshare --net`, running only the `#[ignore]`d child test with [`SCENARIO_ENV`] naming the
-//! scenario; the child calls [`prepare_namespace`], then starts the whole sandbox (Pebble, moto,
-//! the DNS server) inside the namespace, which has its own loopback. Nothing here can reach
-//! the host's network: the namespace has no other interface.
+//! How ([`in_namespace`]): a test starts this same test binary again under `unshare --net`,
+//! selecting only itself, with [`SCENARIO_ENV`] naming it; run that way, the test calls
+//! [`prepare_namespace`] and runs its body, which starts the whole sandbox (Pebble, moto, the
+//! DNS server) inside the namespace, which has its own loopback. No test is left ignored.
+//! Nothing here can reach the host's network: the namespace has no other interface.
 //!
 //! A machine that cannot create namespaces fails these tests with the reason; they never skip.
 #![allow(dead_code)]
@@ -20,9 +20,28 @@ pub const SCENARIO_ENV: &str = "BROKERCERT_NETNS_SCENARIO";
 /// How long one scenario may take in all.
 const SCENARIO_LIMIT: Duration = Duration::from_secs(240);
 
+/// The test `name`'s `body`, run inside a new network namespace: outside one (no
+/// [`SCENARIO_ENV`]), starts this test binary again under `unshare --net` selecting only
+/// `name` and panics with its output unless it passed; inside (the variable names `name`),
+/// prepares the namespace and runs `body` on a runtime.
+pub fn in_namespace<F: std::future::Future<Output = ()>>(name: &str, body: fn() -> F) {
+    match std::env::var(SCENARIO_ENV) {
+        Ok(s) if s == name => {
+            prepare_namespace();
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            rt.block_on(body());
+        }
+        Ok(other) => panic!("`{name}` started in the namespace made for `{other}`"),
+        Err(_) => run_in_namespace(name, name),
+    }
+}
+
 /// Runs `child_test` of this test binary inside a new network namespace with
 /// `SCENARIO_ENV=scenario`, and panics with its output unless it passed.
-pub fn run_in_namespace(child_test: &str, scenario: &str) {
+fn run_in_namespace(child_test: &str, scenario: &str) {
     let probe = Command::new("unshare")
         .args(["--net", "--", "true"])
         .output();
@@ -45,13 +64,7 @@ pub fn run_in_namespace(child_test: &str, scenario: &str) {
         .arg("--net")
         .arg("--")
         .arg(exe)
-        .args([
-            child_test,
-            "--exact",
-            "--ignored",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args([child_test, "--exact", "--nocapture", "--test-threads=1"])
         .env(SCENARIO_ENV, scenario)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -92,16 +105,6 @@ pub fn run_in_namespace(child_test: &str, scenario: &str) {
         "scenario `{scenario}` failed inside its network namespace ({status})\n\
          stdout:\n{out}\nstderr:\n{err}"
     );
-}
-
-/// The scenario this process should run, when it is the child inside a namespace.
-pub fn scenario() -> String {
-    std::env::var(SCENARIO_ENV).unwrap_or_else(|_| {
-        panic!(
-            "this test runs only inside the network namespace that the other tests of this \
-             file create (it needs {SCENARIO_ENV}); run those instead"
-        )
-    })
 }
 
 /// Inside the namespace: `lo` up, IPv6 off (an IPv4-only runner). Panics naming the command
