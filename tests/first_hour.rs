@@ -458,6 +458,59 @@ fn name_is_optional_with_one_certificate_and_every_command_takes_it_both_ways() 
         "{}",
         r.stderr
     );
+    // The same before the command name, and for the state directory.
+    for args in [
+        &["--config", "x.toml", "split", "bundle.pem"][..],
+        &["completions", "bash", "--state-dir", "/tmp/x"],
+    ] {
+        let r = run_in(dir.path(), args, &[]);
+        r.assert_code(2);
+        assert!(
+            r.stderr.contains("would be ignored"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+    // Help offers the flags only where they are read.
+    for cmd in ["split", "completions", "man", "init"] {
+        let r = run_in(dir.path(), &[cmd, "--help"], &[]);
+        r.assert_ok();
+        assert!(
+            !r.stdout.contains("--config") && !r.stdout.contains("--state-dir"),
+            "`{cmd} --help` offers flags it ignores:\n{}",
+            r.stdout
+        );
+    }
+    for cmd in [
+        &["issue"][..],
+        &["renew"],
+        &["client-ca", "create"],
+        &["status"],
+    ] {
+        let mut args = cmd.to_vec();
+        args.push("--help");
+        let r = run_in(dir.path(), &args, &[]);
+        r.assert_ok();
+        assert!(
+            r.stdout.contains("--config") && r.stdout.contains("--state-dir"),
+            "{cmd:?} --help lacks --config/--state-dir:\n{}",
+            r.stdout
+        );
+    }
+    // After the command name, the flag wins over the one before it.
+    let r = run_in(
+        dir.path(),
+        &[
+            "--config",
+            "nowhere.toml",
+            "status",
+            "--offline",
+            "--config",
+            "brokercert.toml",
+        ],
+        &[],
+    );
+    assert!(r.stdout.contains("alpha"), "{r:?}");
 }
 
 // ---------------------------------------------------------------- messages (item 9)

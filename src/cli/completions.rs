@@ -5,10 +5,9 @@
 
 use std::io::Write;
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_complete::Shell;
 
-use super::Cli;
 use crate::error::exit;
 
 /// Flags of `completions`.
@@ -21,7 +20,7 @@ pub struct CompletionsArgs {
 
 /// Prints the completion script; exit 0 also when the reader closed the pipe early.
 pub fn run(args: &CompletionsArgs) -> i32 {
-    let mut cmd = Cli::command();
+    let mut cmd = super::command_line();
     let mut script = Vec::new();
     // `generate` panics when its writer fails (a closed pipe): render to memory first.
     clap_complete::generate(args.shell, &mut cmd, "brokercert", &mut script);

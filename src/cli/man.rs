@@ -2,9 +2,8 @@
 //!
 //! Owns: rendering the page from the command-line definition. Does not own the definition.
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 
-use super::Cli;
 use crate::error::exit;
 
 /// Flags of `man`.
@@ -15,7 +14,7 @@ pub struct ManArgs {}
 pub fn run(_args: &ManArgs) -> i32 {
     let mut page = Vec::new();
     // The exit codes get a section of their own (EXIT STATUS), not the --help epilogue.
-    let cmd = Cli::command().after_help("");
+    let cmd = super::command_line().after_help("");
     if let Err(e) = clap_mangen::Man::new(cmd).render(&mut page) {
         eprintln!("error: cannot render the manual page: {e}");
         return exit::INTERNAL;

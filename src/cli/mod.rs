@@ -77,16 +77,12 @@ pub struct Cli {
     /// Configuration file (TOML). Without it: $BROKERCERT_CONFIG, else ./brokercert.toml,
     /// else /etc/brokercert/brokercert.toml (root) or
     /// $XDG_CONFIG_HOME/brokercert/brokercert.toml (~/.config/…); `-v` says which is used.
-    #[arg(
-        long,
-        short = 'c',
-        global = true,
-        env = "BROKERCERT_CONFIG",
-        value_name = "FILE"
-    )]
+    /// Also accepted after the name of every command that reads a configuration.
+    #[arg(long, short = 'c', env = "BROKERCERT_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// State directory (certificates, account).
-    #[arg(long, global = true, env = "BROKERCERT_STATE_DIR", value_name = "DIR")]
+    /// State directory (certificates, account). Also accepted after the name of every
+    /// command that reads one.
+    #[arg(long, env = "BROKERCERT_STATE_DIR", value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
     /// More log output (-v info, -vv debug, -vvv trace).
     #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
@@ -506,28 +502,93 @@ fn parse_serial(text: &str) -> Result<String, String> {
 /// The commands that read neither a configuration nor the state directory.
 const WITHOUT_CONFIG: &[&str] = &["split", "completions", "man", "init"];
 
-/// The command line (`Cli`'s, as clap builds it).
+/// The command line: `Cli`'s, with `--config` and `--state-dir` added after the name of
+/// every command that reads them (and only those, so `split --help` does not offer flags
+/// it would ignore). Before the command name they are accepted everywhere and refused by
+/// [`ignored_global`] where ignored.
 pub fn command_line() -> clap::Command {
     use clap::CommandFactory;
-    Cli::command()
+    let mut cmd = Cli::command();
+    let names: Vec<String> = cmd
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .filter(|n| !WITHOUT_CONFIG.contains(&n.as_str()))
+        .collect();
+    for name in names {
+        cmd = cmd.mut_subcommand(name, with_location_args);
+    }
+    cmd
+}
+
+/// `sub` and each command under it, with `--config` and `--state-dir`.
+fn with_location_args(sub: clap::Command) -> clap::Command {
+    let names: Vec<String> = sub
+        .get_subcommands()
+        .map(|s| s.get_name().to_owned())
+        .collect();
+    let mut sub = sub.args([
+        clap::Arg::new("config")
+            .long("config")
+            .short('c')
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("Configuration file (TOML); see `brokercert --help` for where it is looked for"),
+        clap::Arg::new("state_dir")
+            .long("state-dir")
+            .value_name("DIR")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("State directory (certificates, account)"),
+    ]);
+    for name in names {
+        sub = sub.mut_subcommand(name, with_location_args);
+    }
+    sub
+}
+
+/// Where `--config` came from once the command line is merged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConfigFrom {
+    CommandLine,
+    Env,
+    Nowhere,
+}
+
+/// Moves `--config` / `--state-dir` typed after a command name (at any depth) into `cli`;
+/// the one nearest the end wins over one before the command name and over the variables.
+fn merge_location_args(cli: &mut Cli, matches: &clap::ArgMatches) -> ConfigFrom {
+    use clap::parser::ValueSource;
+    let mut from = match matches.value_source("config") {
+        Some(ValueSource::CommandLine) => ConfigFrom::CommandLine,
+        Some(ValueSource::EnvVariable) => ConfigFrom::Env,
+        _ => ConfigFrom::Nowhere,
+    };
+    let mut m = matches;
+    while let Some((_, sub)) = m.subcommand() {
+        let typed = |id: &str| {
+            sub.try_get_one::<PathBuf>(id)
+                .ok()
+                .flatten()
+                .filter(|_| sub.value_source(id) == Some(ValueSource::CommandLine))
+                .cloned()
+        };
+        if let Some(p) = typed("config") {
+            cli.config = Some(p);
+            from = ConfigFrom::CommandLine;
+        }
+        if let Some(p) = typed("state_dir") {
+            cli.state_dir = Some(p);
+        }
+        m = sub;
+    }
+    from
 }
 
 /// `--config` or `--state-dir` typed on the command line of a command that ignores them (a
-/// variable is fine: it is meant for the other commands): the message saying so.
-fn ignored_global(matches: &clap::ArgMatches) -> Option<String> {
-    let (name, sub) = matches.subcommand()?;
-    if !WITHOUT_CONFIG.contains(&name) {
-        return None;
-    }
-    let typed: Vec<&str> = [("config", "--config"), ("state_dir", "--state-dir")]
-        .into_iter()
-        .filter(|(id, _)| {
-            sub.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
-                || matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
-        })
-        .map(|(_, flag)| flag)
-        .collect();
-    (!typed.is_empty()).then(|| {
+/// variable is fine: it is meant for the other commands): the message saying so. Before the
+/// command name clap accepts them for every command; after it, only where they are read, so
+/// clap's own refusal there is replaced by this message too (see [`main`]).
+fn ignored_global(name: &str, typed: &[&str]) -> Option<String> {
+    (WITHOUT_CONFIG.contains(&name) && !typed.is_empty()).then(|| {
         format!(
             "`brokercert {name}` reads no configuration and no state directory, so `{}` would be ignored; leave it out",
             typed.join("` and `")
@@ -535,10 +596,39 @@ fn ignored_global(matches: &clap::ArgMatches) -> Option<String> {
     })
 }
 
+/// The location flags typed before the command name.
+fn typed_before_command(matches: &clap::ArgMatches) -> Vec<&'static str> {
+    [("config", "--config"), ("state_dir", "--state-dir")]
+        .into_iter()
+        .filter(|(id, _)| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+        .map(|(_, flag)| flag)
+        .collect()
+}
+
+/// For clap's "unexpected argument" on a command without a configuration: the command and
+/// the location flags among the words typed after it.
+fn typed_after_command(args: &[std::ffi::OsString]) -> Option<(&'static str, Vec<&'static str>)> {
+    let words: Vec<&str> = args.iter().skip(1).filter_map(|a| a.to_str()).collect();
+    let at = words.iter().position(|w| !w.starts_with('-'))?;
+    let name = *WITHOUT_CONFIG.iter().find(|n| **n == words[at])?;
+    let mut typed = Vec::new();
+    for (flag, short) in [("--config", Some("-c")), ("--state-dir", None)] {
+        let hit = words[at + 1..].iter().any(|w| {
+            *w == flag
+                || w.starts_with(&format!("{flag}="))
+                || short.is_some_and(|s| w.starts_with(s) && !w.starts_with("--"))
+        });
+        if hit {
+            typed.push(flag);
+        }
+    }
+    (!typed.is_empty()).then_some((name, typed))
+}
+
 /// Fills in `--config` from the documented search order (`config::discover`) for the
 /// commands that read a configuration, says which file is used (`-v`), and makes the
 /// "run `brokercert …`" hints name it.
-fn find_config(cli: &mut Cli, matches: &clap::ArgMatches) {
+fn find_config(cli: &mut Cli, from: ConfigFrom) {
     use crate::config::discover::{self, Source};
     if matches!(
         cli.command,
@@ -546,7 +636,7 @@ fn find_config(cli: &mut Cli, matches: &clap::ArgMatches) {
     ) {
         return;
     }
-    let from_env = matches.value_source("config") == Some(clap::parser::ValueSource::EnvVariable);
+    let from_env = from == ConfigFrom::Env;
     let given = cli
         .config
         .clone()
@@ -573,14 +663,30 @@ fn find_config(cli: &mut Cli, matches: &clap::ArgMatches) {
 /// Runs the command line; returns the exit code.
 pub fn main() -> i32 {
     use clap::FromArgMatches;
-    let matches = command_line().get_matches();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let matches = match command_line().try_get_matches_from(&args) {
+        Ok(m) => m,
+        Err(e) => {
+            if e.kind() == clap::error::ErrorKind::UnknownArgument
+                && let Some((name, typed)) = typed_after_command(&args)
+                && let Some(m) = ignored_global(name, &typed)
+            {
+                output::error(&m);
+                return exit::CONFIG;
+            }
+            e.exit()
+        }
+    };
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     init_logging(cli.verbose, cli.quiet);
-    if let Some(m) = ignored_global(&matches) {
+    if let Some((name, _)) = matches.subcommand()
+        && let Some(m) = ignored_global(name, &typed_before_command(&matches))
+    {
         output::error(&m);
         return exit::CONFIG;
     }
-    find_config(&mut cli, &matches);
+    let from = merge_location_args(&mut cli, &matches);
+    find_config(&mut cli, from);
     // Commands that need neither the runtime nor the network.
     match &cli.command {
         Command::Init(args) => return init::run(args),
@@ -617,4 +723,34 @@ pub fn main() -> i32 {
             Command::Init(_) | Command::Completions(_) | Command::Man(_) => exit::OK,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent_with_the_location_flags_added() {
+        command_line().debug_assert();
+    }
+
+    #[test]
+    fn location_flags_after_a_command_without_configuration_are_found() {
+        let argv = |w: &[&str]| -> Vec<std::ffi::OsString> {
+            std::iter::once("brokercert")
+                .chain(w.iter().copied())
+                .map(Into::into)
+                .collect()
+        };
+        assert_eq!(
+            typed_after_command(&argv(&["-v", "split", "b.pem", "-cx.toml"])),
+            Some(("split", vec!["--config"]))
+        );
+        assert_eq!(
+            typed_after_command(&argv(&["completions", "--state-dir=/x", "bash"])),
+            Some(("completions", vec!["--state-dir"]))
+        );
+        assert_eq!(typed_after_command(&argv(&["split", "--bogus"])), None);
+        assert_eq!(typed_after_command(&argv(&["issue", "--config", "x"])), None);
+    }
 }
