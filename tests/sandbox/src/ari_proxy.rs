@@ -27,7 +27,7 @@
 //! ```
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -37,16 +37,14 @@ use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::serve::Listener;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::listen::{OnKill, listen};
 use super::pebble::Pebble;
 use super::{Result, SandboxError};
 
@@ -224,12 +222,7 @@ impl AriProxy {
         std::fs::write(&ca_path, &tls.ca_pem)
             .map_err(|e| SandboxError::io(format!("writing {}", ca_path.display()), e))?;
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config(&tls)?));
-        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-            .await
-            .map_err(|e| SandboxError::io("binding 127.0.0.1:0 for the ARI proxy", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| SandboxError::io("reading the ARI proxy's address", e))?;
+        let (addr, incoming, acceptor) = listen("ARI proxy", Some(acceptor), OnKill::Abort).await?;
 
         let shared = Arc::new(Shared {
             upstream: endpoints.origin,
@@ -247,11 +240,9 @@ impl AriProxy {
             }),
             log: Mutex::new(Log::default()),
         });
-        let (tx, rx) = mpsc::channel(64);
-        let acceptor = tokio::spawn(accept_loop(listener, acceptor, tx));
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let server = tokio::spawn(async move {
-            if let Err(e) = axum::serve(TlsIncoming { rx, addr }, app).await {
+            if let Err(e) = axum::serve(incoming, app).await {
                 tracing::warn!(error = %e, "ARI proxy stopped");
             }
         });
@@ -442,59 +433,6 @@ fn server_config(tls: &super::local_tls::LocalTls) -> Result<rustls::ServerConfi
         .map_err(|e| SandboxError::Cert(format!("TLS server config: {e}")))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
-}
-
-/// axum's listener: connections whose TLS handshake finished in [`accept_loop`].
-struct TlsIncoming {
-    rx: mpsc::Receiver<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>,
-    addr: SocketAddr,
-}
-
-impl Listener for TlsIncoming {
-    type Io = tokio_rustls::server::TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(conn) => conn,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.addr)
-    }
-}
-
-/// Accepts TCP connections, each TLS handshake in its own task.
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    tx: mpsc::Sender<(tokio_rustls::server::TlsStream<TcpStream>, SocketAddr)>,
-) {
-    loop {
-        let (tcp, remote) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "ARI proxy: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => {
-                    if tx.send((tls, remote)).await.is_err() {
-                        tracing::debug!("ARI proxy: server gone");
-                    }
-                }
-                Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
-            }
-        });
-    }
 }
 
 // ------------------------------------------------------------------ requests

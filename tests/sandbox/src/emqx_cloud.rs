@@ -41,28 +41,22 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State as AxumState;
-use axum::extract::connect_info::{ConnectInfo, Connected};
+use axum::extract::connect_info::ConnectInfo;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::serve::{IncomingStream, Listener};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rcgen::KeyPair;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::Deserialize;
 use time::OffsetDateTime;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 mod behaviours;
@@ -72,6 +66,7 @@ pub use behaviours::{
     PostOverExisting, RetryAfter, Source,
 };
 
+use super::listen::{Conn, OnKill, listen};
 use super::mosquitto::{Mosquitto, MosquittoConfig, MqttUser};
 use super::{Result, SandboxError};
 use brokercert::pki::{Certificate, KeyKind, PrivateKey, normalise_pem, parse_bundle};
@@ -471,15 +466,8 @@ impl EmqxCloudEmulator {
         std::fs::write(&ca_path, &tls.ca_pem)
             .map_err(|e| SandboxError::io(format!("writing {}", ca_path.display()), e))?;
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls.server_config()?));
-
-        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-            .await
-            .map_err(|e| SandboxError::io("binding 127.0.0.1:0 for the EMQX Cloud API", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| SandboxError::io("reading the EMQX Cloud API's address", e))?;
-        let (tx, rx) = mpsc::channel(64);
-        let acceptor_task = tokio::spawn(accept_loop(listener, acceptor, tx));
+        let (addr, incoming, acceptor_task) =
+            listen("EMQX Cloud emulator", Some(acceptor), OnKill::Abort).await?;
 
         let shared = Arc::new(Shared {
             state: Mutex::new(State::default()),
@@ -487,9 +475,8 @@ impl EmqxCloudEmulator {
             closed: AtomicBool::new(false),
         });
         let app = Router::new().fallback(handle).with_state(shared.clone());
-        let incoming = TlsIncoming { rx, addr };
         let server = tokio::spawn(async move {
-            let make = app.into_make_service_with_connect_info::<ConnInfo>();
+            let make = app.into_make_service_with_connect_info::<Conn>();
             if let Err(e) = axum::serve(incoming, make).await {
                 tracing::warn!(error = %e, "EMQX Cloud emulator stopped");
             }
@@ -843,148 +830,6 @@ impl ApiTls {
     }
 }
 
-/// Per-connection information handed to the handler: the peer and a switch that makes
-/// the connection fail (for [`DropPoint`]).
-#[derive(Debug, Clone)]
-struct ConnInfo {
-    remote: SocketAddr,
-    killed: Arc<AtomicBool>,
-}
-
-impl ConnInfo {
-    fn kill(&self) {
-        self.killed.store(true, Ordering::SeqCst);
-    }
-
-    fn is_killed(&self) -> bool {
-        self.killed.load(Ordering::SeqCst)
-    }
-}
-
-impl Connected<IncomingStream<'_, TlsIncoming>> for ConnInfo {
-    fn connect_info(stream: IncomingStream<'_, TlsIncoming>) -> Self {
-        stream.remote_addr().clone()
-    }
-}
-
-/// A TLS connection that fails every read and write once killed, so hyper drops it
-/// without sending the response.
-struct ApiConn {
-    inner: tokio_rustls::server::TlsStream<TcpStream>,
-    killed: Arc<AtomicBool>,
-}
-
-impl ApiConn {
-    fn check(&self) -> std::io::Result<()> {
-        if self.killed.load(Ordering::SeqCst) {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionAborted,
-                "connection dropped by the emulator's fault injection",
-            ))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl AsyncRead for ApiConn {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        this.check()?;
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for ApiConn {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        this.check()?;
-        Pin::new(&mut this.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        this.check()?;
-        Pin::new(&mut this.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        this.check()?;
-        Pin::new(&mut this.inner).poll_shutdown(cx)
-    }
-}
-
-/// axum's listener: connections whose TLS handshake finished in [`accept_loop`].
-struct TlsIncoming {
-    rx: mpsc::Receiver<(ApiConn, ConnInfo)>,
-    addr: SocketAddr,
-}
-
-impl Listener for TlsIncoming {
-    type Io = ApiConn;
-    type Addr = ConnInfo;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(conn) => conn,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(ConnInfo {
-            remote: self.addr,
-            killed: Arc::new(AtomicBool::new(false)),
-        })
-    }
-}
-
-/// Accepts TCP connections and does each TLS handshake in its own task (a slow client
-/// doesn't hold up the others).
-async fn accept_loop(
-    listener: TcpListener,
-    acceptor: tokio_rustls::TlsAcceptor,
-    tx: mpsc::Sender<(ApiConn, ConnInfo)>,
-) {
-    loop {
-        let (tcp, remote) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "EMQX Cloud emulator: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let acceptor = acceptor.clone();
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(tls)) => {
-                    let killed = Arc::new(AtomicBool::new(false));
-                    let conn = ApiConn {
-                        inner: tls,
-                        killed: killed.clone(),
-                    };
-                    if tx.send((conn, ConnInfo { remote, killed })).await.is_err() {
-                        tracing::debug!("EMQX Cloud emulator: server gone");
-                    }
-                }
-                Ok(Err(e)) => tracing::debug!(%remote, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%remote, "TLS handshake timed out"),
-            }
-        });
-    }
-}
-
 // ------------------------------------------------------------------ the API
 
 fn json(status: StatusCode, value: serde_json::Value) -> Response {
@@ -1049,7 +894,7 @@ impl IntoResponse for Wrong {
 
 async fn handle(
     AxumState(shared): AxumState<Arc<Shared>>,
-    ConnectInfo(conn): ConnectInfo<ConnInfo>,
+    ConnectInfo(conn): ConnectInfo<Conn>,
     method: Method,
     uri: Uri,
     headers: HeaderMap,
@@ -1093,7 +938,7 @@ enum Endpoint {
 
 async fn route(
     shared: &Arc<Shared>,
-    conn: &ConnInfo,
+    conn: &Conn,
     method: &Method,
     path: &str,
     headers: &HeaderMap,
@@ -1403,13 +1248,7 @@ struct TlsBody {
     cacert: Option<String>,
 }
 
-fn tls_write(
-    shared: &Arc<Shared>,
-    conn: &ConnInfo,
-    id: &str,
-    body: &[u8],
-    create: bool,
-) -> Response {
+fn tls_write(shared: &Arc<Shared>, conn: &Conn, id: &str, body: &[u8], create: bool) -> Response {
     let mut create = create;
     let parsed: TlsBody = match serde_json::from_slice(body) {
         Ok(b) => b,

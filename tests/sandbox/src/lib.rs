@@ -23,6 +23,7 @@ pub mod ari_proxy;
 pub mod caching_resolver;
 pub mod dns_server;
 pub mod emqx_cloud;
+mod listen;
 pub mod local_tls;
 pub mod mosquitto;
 pub mod moto;

@@ -24,26 +24,21 @@
 //! assert!(proxy.requests().iter().any(|r| r.fault.is_some()));
 //! ```
 
-use std::net::{Ipv4Addr, SocketAddr};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::extract::connect_info::{ConnectInfo, Connected};
+use axum::extract::connect_info::ConnectInfo;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::serve::{IncomingStream, Listener};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
+use super::listen::{Conn, OnKill, listen};
 use super::{Result, SandboxError};
 
 /// Latency added by [`Route53Fault::Latency`].
@@ -268,12 +263,7 @@ impl Route53Proxy {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| SandboxError::Http(format!("building an HTTP client: {e}")))?;
-        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-            .await
-            .map_err(|e| SandboxError::io("binding 127.0.0.1:0 for the Route 53 proxy", e))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| SandboxError::io("reading the Route 53 proxy's address", e))?;
+        let (addr, incoming, acceptor) = listen("Route 53 proxy", None, OnKill::Reset).await?;
         let plan = FaultPlan::none();
         let shared = Arc::new(Shared {
             upstream: upstream.trim_end_matches('/').to_string(),
@@ -287,12 +277,10 @@ impl Route53Proxy {
             }),
             log: Mutex::new(Vec::new()),
         });
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let acceptor = tokio::spawn(accept_loop(listener, tx));
         let app = Router::new().fallback(handle).with_state(shared.clone());
         let server = tokio::spawn(async move {
             let make = app.into_make_service_with_connect_info::<Conn>();
-            if let Err(e) = axum::serve(Incoming { rx, addr }, make).await {
+            if let Err(e) = axum::serve(incoming, make).await {
                 tracing::warn!(error = %e, "Route 53 proxy stopped");
             }
         });
@@ -591,134 +579,6 @@ async fn rewrite_pending(rsp: Response) -> Response {
     let text = String::from_utf8_lossy(&bytes)
         .replace("<Status>INSYNC</Status>", "<Status>PENDING</Status>");
     Response::from_parts(parts, Body::from(text))
-}
-
-// ------------------------------------------------------------------ connection plumbing
-
-/// Per-connection switch that makes the connection fail, so hyper drops it unanswered.
-#[derive(Debug, Clone)]
-struct Conn {
-    killed: Arc<AtomicBool>,
-}
-
-impl Conn {
-    fn kill(&self) {
-        self.killed.store(true, Ordering::SeqCst);
-    }
-}
-
-impl Connected<IncomingStream<'_, Incoming>> for Conn {
-    fn connect_info(stream: IncomingStream<'_, Incoming>) -> Self {
-        stream.remote_addr().clone()
-    }
-}
-
-/// A TCP connection that fails every read and write once killed; it is closed with a
-/// reset (linger 0), as a crashed peer or a middlebox would.
-struct KillableStream {
-    inner: TcpStream,
-    killed: Arc<AtomicBool>,
-}
-
-impl KillableStream {
-    fn check(&self) -> std::io::Result<()> {
-        if self.killed.load(Ordering::SeqCst) {
-            Err(std::io::Error::new(
-                std::io::ErrorKind::ConnectionReset,
-                "connection reset by the Route 53 proxy's fault injection",
-            ))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-impl AsyncRead for KillableStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        this.check()?;
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for KillableStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let this = self.get_mut();
-        this.check()?;
-        Pin::new(&mut this.inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        this.check()?;
-        Pin::new(&mut this.inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        let this = self.get_mut();
-        this.check()?;
-        Pin::new(&mut this.inner).poll_shutdown(cx)
-    }
-}
-
-struct Incoming {
-    rx: tokio::sync::mpsc::Receiver<(KillableStream, Conn)>,
-    addr: SocketAddr,
-}
-
-impl Listener for Incoming {
-    type Io = KillableStream;
-    type Addr = Conn;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(conn) => conn,
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        let _ = self.addr;
-        Ok(Conn {
-            killed: Arc::new(AtomicBool::new(false)),
-        })
-    }
-}
-
-async fn accept_loop(listener: TcpListener, tx: tokio::sync::mpsc::Sender<(KillableStream, Conn)>) {
-    loop {
-        let (tcp, _) = match listener.accept().await {
-            Ok(conn) => conn,
-            Err(e) => {
-                tracing::warn!(error = %e, "Route 53 proxy: accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        // A killed connection must look like a reset, not an orderly close.
-        let _ = socket_linger_zero(&tcp);
-        let killed = Arc::new(AtomicBool::new(false));
-        let stream = KillableStream {
-            inner: tcp,
-            killed: killed.clone(),
-        };
-        if tx.send((stream, Conn { killed })).await.is_err() {
-            return;
-        }
-    }
-}
-
-#[allow(deprecated)]
-fn socket_linger_zero(tcp: &TcpStream) -> std::io::Result<()> {
-    tcp.set_linger(Some(Duration::ZERO))
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Every behaviour of the EMQX Cloud emulator, with where it comes from: **documented** (the
 //! page that says so) or **assumed** (nothing public says; we picked one). Each assumption
 //! that could plausibly go either way is a switch in [`Behaviours`], and brokercert's tests
-//! run against each setting (tests/emqx_reality.rs).
+//! run against each setting (tests/it/emqx_reality.rs).
 //!
 //! Owns: this list and the switches. The emulator (`super`) reads them; it does not own
 //! which of its behaviours are facts.
