@@ -751,6 +751,9 @@ mod tests {
             Some(("completions", vec!["--state-dir"]))
         );
         assert_eq!(typed_after_command(&argv(&["split", "--bogus"])), None);
-        assert_eq!(typed_after_command(&argv(&["issue", "--config", "x"])), None);
+        assert_eq!(
+            typed_after_command(&argv(&["issue", "--config", "x"])),
+            None
+        );
     }
 }

@@ -7,18 +7,16 @@
 //! their keys), so each documented chain is tested from its intermediate up: the links,
 //! the split and the anchor search above the subscriber certificate are what matter here.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::cloud::{KEY, SECRET, cloud};
+use crate::support::{TestEnv, cert_section};
 use brokercert::pki::anchors::{AnchorSource, TrustAnchors};
 use brokercert::pki::bundle::parse_bundle;
 use brokercert::pki::certificate::Certificate;
 use brokercert::pki::chain::{choose_preferred, order_chain, split_chain};
 use brokercert::pki::split_bundle;
 use brokercert_sandbox::{AriProxy, DeploymentSpec, SandboxOptions};
-use support::cloud::{KEY, SECRET, cloud};
-use support::{TestEnv, cert_section};
 
 fn fixture(name: &str) -> Certificate {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -394,7 +392,7 @@ async fn certificates_without_a_cn_work_everywhere() {
 
 /// The Cloud configuration with `[acme] directory` replaced by `directory` (never
 /// contacted: the commands below read no CA).
-fn with_directory(c: &support::cloud::Cloud, id: &str, directory: &str) -> String {
+fn with_directory(c: &crate::support::cloud::Cloud, id: &str, directory: &str) -> String {
     let cfg = c.config(id, "", "");
     let text = std::fs::read_to_string(&cfg).unwrap();
     let start = text.find("directory = ").expect("directory line");

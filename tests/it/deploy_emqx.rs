@@ -1,19 +1,17 @@
 //! `issue` → deploy to the EMQX Cloud emulator (a real Mosquitto behind it) → verify over
 //! mqtts and wss through the CNAME, and the API's failure paths.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::cloud::{KEY, MQTT_PASSWORD, SECRET, cloud};
+use crate::support::{cert_section, certs};
 use brokercert::error::exit;
 use brokercert_sandbox::{Budgets, DeploymentSpec};
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose,
 };
-use support::cloud::{KEY, MQTT_PASSWORD, SECRET, cloud};
-use support::{cert_section, certs};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_way_issue_deploys_verifies_and_renews_with_put() {

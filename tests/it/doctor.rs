@@ -4,17 +4,15 @@
 //! unreachable, the CA down, the EMQX key rejected, an MQTT port closed; each with its line
 //! and exit code (10 when a needed check fails).
 
-mod support;
-
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::golden::{golden, json_lines, normalize};
+use crate::support::{Run, TestEnv, cert_section};
 use brokercert_sandbox::{
     Budgets, EmqxCloudEmulator, FaultPlan, Route53Fault, Route53Proxy, SandboxOptions,
 };
-use support::golden::{golden, json_lines, normalize};
-use support::{Run, TestEnv, cert_section};
 
 const KEY: &str = "doctor-api-key";
 const SECRET: &str = "doctor-api-secret";
@@ -49,7 +47,7 @@ struct Doctor {
 impl Doctor {
     async fn start() -> Self {
         let env = TestEnv::start(SandboxOptions::new().zone("example.test")).await;
-        let emu = support::emqx_with_deployment(&env, ID, KEY, SECRET).await;
+        let emu = crate::support::emqx_with_deployment(&env, ID, KEY, SECRET).await;
         let mqtts = TcpListener::bind("127.0.0.1:0").expect("bind mqtts");
         let wss = TcpListener::bind("127.0.0.1:0").expect("bind wss");
         let mqtts_port = mqtts.local_addr().expect("addr").port();
@@ -317,7 +315,7 @@ fn an_unknown_name_is_a_configuration_error_naming_the_known_ones() {
         ),
     )
     .expect("write config");
-    let run = support::run_plain(&["doctor", "--config", arg(&cfg), "--name", "other"], &[]);
+    let run = crate::support::run_plain(&["doctor", "--config", arg(&cfg), "--name", "other"], &[]);
     run.assert_code(2);
     assert!(
         run.stderr.contains("no certificate `other`") && run.stderr.contains("`mqtt-prod`"),

@@ -2,16 +2,14 @@
 //! with only the "TLS Certificate Management" scope, `expire` in other time zones, the
 //! statuses beyond `running`, and both settings of every assumption the emulator makes.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::cloud::{KEY, SECRET, cloud};
 use brokercert::error::exit;
 use brokercert_sandbox::{
     Behaviours, BudgetScope, Budgets, CnForm, DeploymentSpec, ErrorBody, ExpireForm, NoTls,
     PostOverExisting, RetryAfter,
 };
-use support::cloud::{KEY, SECRET, cloud};
 
 /// A key made as the README says (TLS scope only) deploys; only `/tls` is called, and
 /// `--timings` counts the requests spent.

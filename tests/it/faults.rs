@@ -6,14 +6,12 @@
 //! Many issuances run as several `[[certificate]]` sections of one `issue` run: one process,
 //! one Route 53 client and one ACME account, like a real multi-certificate configuration.
 
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crate::support::{TestEnv, cert_section};
 use brokercert::error::exit;
 use brokercert_sandbox::{DnsServer, FaultPlan, Route53Fault, Route53Proxy, SandboxOptions};
-use support::{TestEnv, cert_section};
 
 /// `n` certificates, one name each (`c0.zone1.test` …): every one needs its own DNS-01.
 fn many_certificates(n: usize) -> String {

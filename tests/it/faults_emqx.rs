@@ -4,124 +4,32 @@
 //! stay within the documented budget of 6 writes an hour — the whole sequence below runs
 //! on the emulator's default budgets.
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::cloud::{Cloud, KEY, SECRET, cloud};
 use brokercert::error::exit;
-use brokercert_sandbox::{
-    ApiRequest, DeploymentPorts, DeploymentSpec, DropPoint, EmqxCloudEmulator, SandboxOptions,
-};
-use support::{Run, TestEnv, cert_section, certs};
+use brokercert_sandbox::{ApiRequest, DeploymentSpec, DropPoint};
 
 const ID: &str = "faultdep";
-const KEY: &str = "fault-api-key";
-const SECRET: &str = "fault-api-secret-do-not-print";
 
-struct Cloud {
-    env: TestEnv,
-    emu: EmqxCloudEmulator,
-    ports: DeploymentPorts,
+/// The EMQX Cloud fixture on the emulator's documented budgets (6 writes an hour).
+async fn start() -> Cloud {
+    cloud(DeploymentSpec::dedicated(ID, KEY, SECRET)).await
 }
 
-impl Cloud {
-    async fn start() -> Cloud {
-        let env = TestEnv::start(
-            SandboxOptions::new()
-                .zone("example.test")
-                .zone("emqx-cloud.test"),
-        )
-        .await;
-        let emu = EmqxCloudEmulator::start(env.work.path().join("emqx"))
-            .await
-            .expect("emulator");
-        emu.add_deployment(DeploymentSpec::dedicated(ID, KEY, SECRET))
-            .expect("deployment");
-        let ports = emu.deployment_ports(ID).expect("ports");
-        let z = env.sb.zone_id("emqx-cloud.test").unwrap();
-        env.sb
-            .upsert(
-                &z,
-                &format!("{ID}.emqx-cloud.test"),
-                "A",
-                60,
-                &["127.0.0.1"],
-            )
-            .await
-            .unwrap();
-        Cloud { env, emu, ports }
-    }
+/// The configuration: writes time out after 1 s.
+fn config(c: &Cloud) -> PathBuf {
+    c.config(ID, r#"request_timeout = "1s""#, "")
+}
 
-    fn config(&self) -> PathBuf {
-        let section = cert_section(
-            "mqtt-prod",
-            &["mqtt.example.test"],
-            &format!(
-                r#"cname_target = "{ID}.emqx-cloud.test"
-
-[[certificate.deploy]]
-type = "emqx-cloud"
-deployment_id = "{ID}"
-base_url = "{base}"
-api_roots = ["{ca}"]
-poll_interval = "50ms"
-poll_timeout = "20s"
-request_timeout = "1s"
-
-[certificate.verify]
-mqtts_port = {mqtts}
-wss_port = {wss}
-timeout = "5s"
-"#,
-                base = self.emu.base_url(),
-                ca = self.emu.ca_pem_path().display(),
-                mqtts = self.ports.mqtts,
-                wss = self.ports.wss,
-            ),
-        );
-        self.env.config(&section)
-    }
-
-    async fn run(&self, args: &[&str]) -> Run {
-        let r = self
-            .env
-            .run_with_env(
-                args,
-                &[
-                    ("EMQX_CLOUD_API_KEY", KEY),
-                    ("EMQX_CLOUD_API_SECRET", SECRET),
-                ],
-            )
-            .await;
-        assert!(
-            !r.stdout.contains(SECRET) && !r.stderr.contains(SECRET),
-            "a secret leaked"
-        );
-        assert!(
-            !r.stdout.contains("PRIVATE KEY") && !r.stderr.contains("PRIVATE KEY"),
-            "key material leaked"
-        );
-        r
-    }
-
-    fn live_serial(&self) -> String {
-        certs(&self.env.live("mqtt-prod", "cert.pem"))[0]
-            .serial_hex()
-            .to_string()
-    }
-
-    fn served_serial(&self) -> Option<String> {
-        self.emu.tls_snapshot(ID).map(|s| s.leaf_serial_hex)
-    }
-
-    fn writes(&self) -> Vec<ApiRequest> {
-        self.emu
-            .requests()
-            .into_iter()
-            .filter(|r| r.method != "GET")
-            .collect()
-    }
+/// The writes (POST/PUT/DELETE) the emulator received.
+fn writes(c: &Cloud) -> Vec<ApiRequest> {
+    c.emu
+        .requests()
+        .into_iter()
+        .filter(|r| r.method != "GET")
+        .collect()
 }
 
 /// `requests` hold exactly one write, and the request right after it is a GET of the
@@ -143,14 +51,14 @@ fn reread_and_no_second_write(requests: &[ApiRequest]) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn failed_timed_out_and_dropped_writes_are_re_read_never_repeated_and_fit_the_budget() {
-    let c = Cloud::start().await;
-    let cfg = c.config();
+    let c = start().await;
+    let cfg = config(&c);
     let cfg = cfg.to_str().unwrap();
 
     // 1. First certificate: POST (write 1).
     c.run(&["issue", "--config", cfg]).await.assert_ok();
     let first = c.live_serial();
-    assert_eq!(c.served_serial().as_deref(), Some(first.as_str()));
+    assert_eq!(c.served_serial(ID).as_deref(), Some(first.as_str()));
 
     // 2. A new certificate whose PUT is answered 502 (write 2): re-read, not repeated,
     //    the old certificate keeps serving. The API tells certificates apart only by
@@ -166,7 +74,7 @@ async fn failed_timed_out_and_dropped_writes_are_re_read_never_repeated_and_fit_
     reread_and_no_second_write(&c.emu.requests());
     let second = c.live_serial();
     assert_ne!(second, first);
-    assert_eq!(c.served_serial().as_deref(), Some(first.as_str()));
+    assert_eq!(c.served_serial(ID).as_deref(), Some(first.as_str()));
 
     // 3. `deploy` of it, the connection dropped before the PUT is applied (write 3).
     c.emu.clear_requests();
@@ -175,7 +83,7 @@ async fn failed_timed_out_and_dropped_writes_are_re_read_never_repeated_and_fit_
     run.assert_code(exit::DEPLOY);
     assert!(run.stderr.contains("was not repeated"), "{}", run.stderr);
     reread_and_no_second_write(&c.emu.requests());
-    assert_eq!(c.served_serial().as_deref(), Some(first.as_str()));
+    assert_eq!(c.served_serial(ID).as_deref(), Some(first.as_str()));
 
     // 4. Again, dropped after the PUT was applied (write 4): the re-read shows it took
     //    effect, so the deployment completes without another write.
@@ -185,7 +93,7 @@ async fn failed_timed_out_and_dropped_writes_are_re_read_never_repeated_and_fit_
         .await
         .assert_ok();
     reread_and_no_second_write(&c.emu.requests());
-    assert_eq!(c.served_serial().as_deref(), Some(second.as_str()));
+    assert_eq!(c.served_serial(ID).as_deref(), Some(second.as_str()));
 
     // 5. A new certificate whose PUT stalls past `request_timeout` (write 5): the client
     //    gives up, re-reads, and does not repeat it.
@@ -212,7 +120,7 @@ async fn failed_timed_out_and_dropped_writes_are_re_read_never_repeated_and_fit_
     c.run(&["deploy", "mqtt-prod", "--config", cfg])
         .await
         .assert_ok();
-    assert_eq!(c.served_serial().as_deref(), Some(third.as_str()));
+    assert_eq!(c.served_serial(ID).as_deref(), Some(third.as_str()));
 
     let total = c.emu.write_count(ID);
     assert!(
@@ -222,6 +130,6 @@ async fn failed_timed_out_and_dropped_writes_are_re_read_never_repeated_and_fit_
     assert!(
         c.emu.requests().iter().all(|r| r.status != 429),
         "never rate limited: {:?}",
-        c.writes()
+        writes(&c)
     );
 }

@@ -3,105 +3,32 @@
 //! behind, and the hints can be run as printed. Against the sandbox and the EMQX Cloud
 //! emulator (a real Mosquitto behind it).
 
-mod support;
-
 use std::path::PathBuf;
 use std::time::Duration;
 
-use brokercert_sandbox::{
-    Budgets, DeploymentPorts, DeploymentSpec, EmqxCloudEmulator, SandboxOptions,
-};
+use crate::support::cloud::{CONNECT_LOCAL, Cloud, KEY, SECRET, cloud_lifted};
+use crate::support::{Run, TestEnv, cert_section, run_plain_in as run_in};
+use brokercert_sandbox::{DeploymentSpec, SandboxOptions};
 use serde_json::Value;
-use support::{Run, TestEnv, cert_section, certs, run_plain_in as run_in};
 
-const KEY: &str = "first-hour-key";
-const SECRET: &str = "first-hour-secret";
 const ID: &str = "dep1";
 
-/// A sandbox (zones `example.test`, `emqx-cloud.test`), the EMQX Cloud emulator with
-/// deployment `dep1`, and the `[[certificate]]` section `mqtt-prod` deploying there (with
-/// `extra` appended to its deploy section).
-struct Cloud {
-    env: TestEnv,
-    emu: EmqxCloudEmulator,
-    ports: DeploymentPorts,
+/// The EMQX Cloud fixture (budgets lifted), with a key that has the "Deployment Management"
+/// scope too, so that a deployment id that does not exist is told apart from one with no
+/// TLS (a TLS-only key cannot tell them).
+async fn start() -> Cloud {
+    cloud_lifted(DeploymentSpec::dedicated(ID, KEY, SECRET).deployment_scope(true)).await
 }
 
-impl Cloud {
-    async fn start() -> Cloud {
-        let env = TestEnv::start(
-            SandboxOptions::new()
-                .zone("example.test")
-                .zone("emqx-cloud.test"),
-        )
-        .await;
-        let emu = EmqxCloudEmulator::start(env.work.path().join("emqx"))
-            .await
-            .expect("emulator");
-        // A key with the "Deployment Management" scope too, so that a deployment id that does
-        // not exist is told apart from one with no TLS (a TLS-only key cannot tell them).
-        emu.add_deployment(DeploymentSpec::dedicated(ID, KEY, SECRET).deployment_scope(true))
-            .expect("deployment");
-        emu.set_budgets(Budgets {
-            writes: 1000,
-            reads: 1000,
-            window: Duration::from_secs(3600),
-        });
-        let ports = emu.deployment_ports(ID).expect("ports");
-        Cloud { env, emu, ports }
-    }
+/// The configuration, `deploy_extra` appended to its deploy section; verify connects to
+/// 127.0.0.1.
+fn config(c: &Cloud, deploy_extra: &str) -> PathBuf {
+    c.config(ID, deploy_extra, CONNECT_LOCAL)
+}
 
-    fn section(&self, deploy_extra: &str) -> String {
-        cert_section(
-            "mqtt-prod",
-            &["mqtt.example.test"],
-            &format!(
-                r#"cname_target = "{ID}.emqx-cloud.test"
-
-[[certificate.deploy]]
-type = "emqx-cloud"
-deployment_id = "{ID}"
-base_url = "{base}"
-api_roots = ["{ca}"]
-poll_interval = "50ms"
-poll_timeout = "20s"
-{deploy_extra}
-
-[certificate.verify]
-connect = "127.0.0.1"
-mqtts_port = {mqtts}
-wss_port = {wss}
-timeout = "3s"
-"#,
-                base = self.emu.base_url(),
-                ca = self.emu.ca_pem_path().display(),
-                mqtts = self.ports.mqtts,
-                wss = self.ports.wss,
-            ),
-        )
-    }
-
-    fn config(&self, deploy_extra: &str) -> PathBuf {
-        self.env.config(&self.section(deploy_extra))
-    }
-
-    async fn run(&self, args: &[&str]) -> Run {
-        self.env
-            .run_with_env(
-                args,
-                &[
-                    ("EMQX_CLOUD_API_KEY", KEY),
-                    ("EMQX_CLOUD_API_SECRET", SECRET),
-                ],
-            )
-            .await
-    }
-
-    fn live_serial(&self) -> String {
-        certs(&self.env.live("mqtt-prod", "cert.pem"))[0]
-            .serial_hex()
-            .to_string()
-    }
+/// The `[[certificate]]` section of [`config`].
+fn section(c: &Cloud, deploy_extra: &str) -> String {
+    c.section(ID, deploy_extra, CONNECT_LOCAL)
 }
 
 fn json(run: &Run) -> Value {
@@ -115,8 +42,8 @@ fn json(run: &Run) -> Value {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn issue_keeps_a_certificate_that_is_not_due_and_force_renewal_orders_anyway() {
-    let c = Cloud::start().await;
-    let cfg = c.config("");
+    let c = start().await;
+    let cfg = config(&c, "");
     let cfg_s = cfg.to_str().unwrap();
 
     let first = c.run(&["issue", "--config", cfg_s, "--json"]).await;
@@ -173,7 +100,7 @@ async fn issue_keeps_a_certificate_that_is_not_due_and_force_renewal_orders_anyw
     // Another key type is another certificate: ordered without any flag (EMQX Cloud then
     // refuses an ECDSA leaf under Pebble's RSA chain; what matters is the order).
     let before = c.live_serial();
-    let ecdsa = c.env.config(&c.section("").replace(
+    let ecdsa = c.env.config(&section(&c, "").replace(
         "domains = [\"mqtt.example.test\"]",
         "domains = [\"mqtt.example.test\"]\nkey_type = \"ecdsa-p256\"",
     ));
@@ -199,7 +126,7 @@ async fn all_records(env: &TestEnv) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_missing_secret_or_client_ca_fails_before_anything_is_ordered() {
-    let c = Cloud::start().await;
+    let c = start().await;
     let before = all_records(&c.env).await;
     let nothing_changed = |run: &Run, what: &str| {
         run.assert_code(2);
@@ -228,7 +155,7 @@ async fn a_missing_secret_or_client_ca_fails_before_anything_is_ordered() {
     };
 
     // EMQX_CLOUD_API_SECRET unset: `issue` and `renew` stop before the CNAME and the order.
-    let cfg = c.config("");
+    let cfg = config(&c, "");
     let cfg_s = cfg.to_str().unwrap();
     let only_key = [("EMQX_CLOUD_API_KEY", KEY)];
     let run = c
@@ -252,10 +179,10 @@ async fn a_missing_secret_or_client_ca_fails_before_anything_is_ordered() {
 
     // Two-way TLS whose client CA file is missing.
     let missing = c.env.work.path().join("no-such-client-ca.pem");
-    let cfg = c.config(&format!(
-        "tls = \"two-way\"\nclient_ca = \"{}\"",
-        missing.display()
-    ));
+    let cfg = config(
+        &c,
+        &format!("tls = \"two-way\"\nclient_ca = \"{}\"", missing.display()),
+    );
     let run = c.run(&["issue", "--config", cfg.to_str().unwrap()]).await;
     nothing_changed(&run, "issue with a missing client CA");
     assert!(
@@ -269,8 +196,8 @@ async fn a_missing_secret_or_client_ca_fails_before_anything_is_ordered() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn renew_dry_run_validates_for_real_but_only_plans_the_cname_and_the_deployment() {
-    let c = Cloud::start().await;
-    let cfg = c.config("");
+    let c = start().await;
+    let cfg = config(&c, "");
     let cfg_s = cfg.to_str().unwrap();
     let before = all_records(&c.env).await;
 
@@ -310,8 +237,8 @@ async fn renew_dry_run_validates_for_real_but_only_plans_the_cname_and_the_deplo
 
 #[tokio::test(flavor = "multi_thread")]
 async fn renew_decides_first_and_waits_its_jitter_only_before_an_order() {
-    let c = Cloud::start().await;
-    let cfg = c.config("");
+    let c = start().await;
+    let cfg = config(&c, "");
     let cfg_s = cfg.to_str().unwrap();
     c.run(&["issue", "--config", cfg_s]).await.assert_ok();
     let text = std::fs::read_to_string(&cfg).unwrap();
@@ -517,8 +444,8 @@ fn name_is_optional_with_one_certificate_and_every_command_takes_it_both_ways() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn status_and_check_say_what_is_true_after_an_issue() {
-    let c = Cloud::start().await;
-    let cfg = c.config("");
+    let c = start().await;
+    let cfg = config(&c, "");
     let cfg_s = cfg.to_str().unwrap();
     c.run(&["issue", "--config", cfg_s]).await.assert_ok();
 
@@ -536,7 +463,7 @@ async fn status_and_check_say_what_is_true_after_an_issue() {
     );
 
     // A deployment id that does not exist is an error, not "no TLS configured".
-    let wrong = c.env.config(&c.section("").replace(
+    let wrong = c.env.config(&section(&c, "").replace(
         &format!("deployment_id = \"{ID}\""),
         "deployment_id = \"nosuchdep\"",
     ));

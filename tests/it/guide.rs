@@ -5,14 +5,12 @@
 //! `brokercert init` wrote and into the environment. If a command in the guide stops working,
 //! this test fails, so the guide cannot drift from the binary.
 
-mod support;
-
 use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use crate::support::{Run, TestEnv, certs};
 use brokercert_sandbox::{DeploymentSpec, EmqxCloudEmulator, SandboxOptions};
-use support::{Run, TestEnv, certs};
 
 const KEY: &str = "guide-api-key";
 const SECRET: &str = "guide-api-secret-do-not-print";

@@ -1,11 +1,9 @@
 //! `brokercert iam-policy` against the sandbox's Route 53 (moto): zones discovered with
 //! ListHostedZones or taken from `hosted_zone_id`, names from the configured certificates.
 
-mod support;
-
+use crate::support::{TestEnv, cert_section};
 use brokercert_sandbox::SandboxOptions;
 use serde_json::{Value, json};
-use support::{TestEnv, cert_section};
 
 const NAMES: &str = "route53:ChangeResourceRecordSetsNormalizedRecordNames";
 const TYPES: &str = "route53:ChangeResourceRecordSetsRecordTypes";

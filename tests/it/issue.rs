@@ -1,9 +1,8 @@
 //! `brokercert issue` end to end against the sandbox: Pebble, moto, the sandbox DNS server.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 
+use crate::support::{TestEnv, cert_section, certs};
 use brokercert::dns::RecordType;
 use brokercert::dns::lookup::exchange;
 use brokercert::pki::bundle::parse_bundle;
@@ -11,7 +10,6 @@ use brokercert::pki::certificate::Certificate;
 use brokercert::pki::keys::PrivateKey;
 use brokercert::renew::lock::StateLock;
 use brokercert_sandbox::SandboxOptions;
-use support::{TestEnv, cert_section, certs};
 
 fn mode(p: &std::path::Path) -> u32 {
     std::fs::metadata(p).expect("metadata").permissions().mode() & 0o777

@@ -1,10 +1,8 @@
 //! The ACME account: terms must be agreed, External Account Binding, reuse across runs.
 
-mod support;
-
+use crate::support::{TestEnv, cert_section};
 use brokercert::error::exit;
 use brokercert_sandbox::{EabKey, SandboxOptions};
-use support::{TestEnv, cert_section};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_account_needs_the_terms_agreed() {

@@ -1,12 +1,10 @@
 //! `brokercert issue` failure paths: each a clear error and exit code, nothing left behind.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::{TestEnv, cert_section};
 use brokercert::error::exit;
 use brokercert_sandbox::SandboxOptions;
-use support::{TestEnv, cert_section};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn domain_in_no_hosted_zone() {

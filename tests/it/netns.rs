@@ -2,27 +2,23 @@
 //! the zone's nameservers are discovered through a resolver (no `dns.nameservers`) and asked
 //! on port 53 at 127.0.0.2 and 127.0.0.3, where the sandbox DNS server answers.
 //!
-//! Each `#[test]` here runs itself again inside its own namespace (`netns::in_namespace`):
+//! Each `#[test]` here runs itself again inside its own namespace (`crate::support::netns::in_namespace`):
 //! outside, it starts this binary under `unshare --net` with only itself selected; inside, it
 //! runs the scenario. Needs root (CI runs as root): a machine that cannot create namespaces
 //! fails these tests, naming why.
 
-#[path = "support/netns.rs"]
-mod netns;
-mod support;
-
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use crate::support::{TestEnv, cert_section};
 use brokercert_sandbox::SandboxOptions;
-use support::{TestEnv, cert_section};
 
 const NS1: &str = "127.0.0.2:53";
 const NS2: &str = "127.0.0.3:53";
 
 #[test]
 fn ipv4_only_runner_with_dual_stack_nameservers_issues() {
-    netns::in_namespace(
+    crate::support::netns::in_namespace(
         "ipv4_only_runner_with_dual_stack_nameservers_issues",
         ipv4_only,
     );
@@ -30,12 +26,12 @@ fn ipv4_only_runner_with_dual_stack_nameservers_issues() {
 
 #[test]
 fn blocked_port_53_auto_falls_back_to_insync() {
-    netns::in_namespace("blocked_port_53_auto_falls_back_to_insync", blocked_auto);
+    crate::support::netns::in_namespace("blocked_port_53_auto_falls_back_to_insync", blocked_auto);
 }
 
 #[test]
 fn blocked_port_53_authoritative_fails_fast_naming_the_setting() {
-    netns::in_namespace(
+    crate::support::netns::in_namespace(
         "blocked_port_53_authoritative_fails_fast_naming_the_setting",
         blocked_authoritative,
     );
@@ -43,7 +39,10 @@ fn blocked_port_53_authoritative_fails_fast_naming_the_setting() {
 
 #[test]
 fn resolver_mode_waits_out_a_cached_nxdomain() {
-    netns::in_namespace("resolver_mode_waits_out_a_cached_nxdomain", resolver_cache);
+    crate::support::netns::in_namespace(
+        "resolver_mode_waits_out_a_cached_nxdomain",
+        resolver_cache,
+    );
 }
 
 /// A sandbox whose DNS server also answers on port 53 at [`NS1`] and [`NS2`], with zone
@@ -98,7 +97,7 @@ fn discovering_config(env: &TestEnv, certificates: &str, dns_extra: &str) -> std
 
 /// Counts packets to port 53 of the nameserver addresses (proof they were asked there).
 fn count_port_53() {
-    netns::nft(
+    crate::support::netns::nft(
         "table inet probe {\n  chain in {\n    type filter hook input priority 0;\n    \
          ip daddr { 127.0.0.2, 127.0.0.3 } udp dport 53 counter comment \"ns53\"\n  }\n}\n",
     );
@@ -124,7 +123,10 @@ async fn ipv4_only() {
         .await
         .assert_ok();
     let v4_alone = t.elapsed();
-    assert!(netns::nft_counter("ns53") > 0, "port 53 was never asked");
+    assert!(
+        crate::support::netns::nft_counter("ns53") > 0,
+        "port 53 was never asked"
+    );
 
     // Route 53's nameservers also have AAAA addresses, which this machine cannot reach.
     for (host, v6) in [
@@ -159,7 +161,7 @@ async fn ipv4_only() {
 /// timeout), 127.0.0.3 refuses them (ICMP port unreachable, TCP reset). The resolver on the
 /// sandbox DNS server's own port stays reachable.
 fn block_port_53() {
-    netns::nft(
+    crate::support::netns::nft(
         "table inet firewall {\n  chain in {\n    type filter hook input priority 0;\n    \
          ip daddr 127.0.0.2 udp dport 53 drop\n    ip daddr 127.0.0.2 tcp dport 53 drop\n    \
          ip daddr 127.0.0.3 udp dport 53 reject\n    \

@@ -5,111 +5,45 @@
 //! every stage converging on the next run, two concurrent runs, failure backoff with
 //! notifications, `--dry-run`, the Markdown summary and the daemon's SIGTERM.
 
-mod support;
-
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use brokercert_sandbox::{DeploymentPorts, EmqxCloudEmulator, SandboxOptions};
-use support::{Run, TestEnv, cert_section, certs};
+use crate::support::certs;
+use crate::support::cloud::{Cloud, KEY, SECRET, cloud_lifted};
+use crate::support::stall::start_stalled;
+use brokercert_sandbox::DeploymentSpec;
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-const KEY: &str = "renew-api-key";
-const SECRET: &str = "renew-api-secret-do-not-print";
 const ID: &str = "dep1";
+const CREDENTIALS: [(&str, &str); 2] = [
+    ("EMQX_CLOUD_API_KEY", KEY),
+    ("EMQX_CLOUD_API_SECRET", SECRET),
+];
 
-struct Cloud {
-    env: TestEnv,
-    emu: EmqxCloudEmulator,
-    ports: DeploymentPorts,
+/// The EMQX Cloud fixture with budgets lifted: many renewals in one test.
+async fn cloud() -> Cloud {
+    cloud_lifted(DeploymentSpec::dedicated(ID, KEY, SECRET)).await
 }
 
-async fn cloud() -> Cloud {
-    let env = TestEnv::start(
-        SandboxOptions::new()
-            .zone("example.test")
-            .zone("emqx-cloud.test"),
-    )
-    .await;
-    // Many renewals in one test: lift the documented 6 writes an hour.
-    let emu = support::emqx_with_deployment(&env, ID, KEY, SECRET).await;
-    let ports = emu.deployment_ports(ID).expect("ports");
-    let z = env.sb.zone_id("emqx-cloud.test").unwrap();
-    env.sb
-        .upsert(
-            &z,
-            &format!("{ID}.emqx-cloud.test"),
-            "A",
-            60,
-            &["127.0.0.1"],
-        )
-        .await
-        .unwrap();
-    Cloud { env, emu, ports }
+/// The API credentials plus `extra`, for runs started by hand.
+fn env_vars(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
+    let mut v = vec![
+        ("EMQX_CLOUD_API_KEY", KEY.to_string()),
+        ("EMQX_CLOUD_API_SECRET", SECRET.to_string()),
+    ];
+    v.extend(extra.iter().cloned());
+    v
 }
 
 impl Cloud {
-    fn config(&self, renew_section: &str) -> PathBuf {
-        let section = cert_section(
-            "mqtt-prod",
-            &["mqtt.example.test"],
-            &format!(
-                r#"cname_target = "{ID}.emqx-cloud.test"
-
-[[certificate.deploy]]
-type = "emqx-cloud"
-deployment_id = "{ID}"
-base_url = "{base}"
-api_roots = ["{ca}"]
-poll_interval = "50ms"
-poll_timeout = "20s"
-
-[certificate.verify]
-mqtts_port = {mqtts}
-wss_port = {wss}
-timeout = "5s"
-
-{renew_section}
-"#,
-                base = self.emu.base_url(),
-                ca = self.emu.ca_pem_path().display(),
-                mqtts = self.ports.mqtts,
-                wss = self.ports.wss,
-            ),
-        );
-        self.env.config(&section)
+    /// The fixture's configuration with `renew_section` (a `[renew]` table) after it.
+    fn renew_config(&self, renew_section: &str) -> PathBuf {
+        self.config_with(ID, "", "", renew_section)
     }
 
-    fn env_vars(extra: &[(&'static str, String)]) -> Vec<(&'static str, String)> {
-        let mut v = vec![
-            ("EMQX_CLOUD_API_KEY", KEY.to_string()),
-            ("EMQX_CLOUD_API_SECRET", SECRET.to_string()),
-        ];
-        v.extend(extra.iter().cloned());
-        v
-    }
-
-    async fn run(&self, args: &[&str]) -> Run {
-        let env = Self::env_vars(&[]);
-        let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        let r = self.env.run_with_env(args, &pairs).await;
-        assert!(
-            !r.stdout.contains(SECRET) && !r.stderr.contains(SECRET),
-            "a secret leaked"
-        );
-        assert!(
-            !r.stdout.contains("PRIVATE KEY") && !r.stderr.contains("PRIVATE KEY"),
-            "key material leaked"
-        );
-        r
-    }
-
-    fn served_serial(&self) -> Option<String> {
-        self.emu.tls_snapshot(ID).map(|s| s.leaf_serial_hex)
-    }
-
-    fn live_serial(&self) -> Option<String> {
+    /// The stored certificate's serial, if one is stored.
+    fn stored_serial(&self) -> Option<String> {
         let p = self.env.live("mqtt-prod", "cert.pem");
         p.exists().then(|| certs(&p)[0].serial_hex().to_string())
     }
@@ -126,46 +60,15 @@ timeout = "5s"
     /// SIGKILLs it. Returns what it printed, or `Err(output)` when the run never reached
     /// `stage`.
     async fn try_kill_inside(&self, args: &[&str], stage: &str) -> Result<String, String> {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"));
-        cmd.args(args)
-            .env_remove("BROKERCERT_CONFIG")
-            .env_remove("BROKERCERT_STATE_DIR")
-            .env("NO_COLOR", "1")
-            .env("BROKERCERT_STALL_AFTER", stage)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        self.env.sb.configure_command(&mut cmd);
-        for (k, v) in Self::env_vars(&[]) {
-            cmd.env(k, v);
-        }
-        let mut child = tokio::process::Command::from(cmd)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn brokercert");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let mut seen = String::new();
-        let waited = tokio::time::timeout(Duration::from_secs(90), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                seen.push_str(&line);
-                seen.push('\n');
-                if line.contains("stalled after stage") {
-                    return true;
-                }
-            }
-            false
-        })
-        .await;
-        if !matches!(waited, Ok(true)) {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-            return Err(seen);
-        }
-        child.start_kill().expect("SIGKILL");
-        let status = child.wait().await.expect("reap");
-        assert!(!status.success(), "killed");
-        Ok(seen)
+        let held = start_stalled(
+            &self.env,
+            args,
+            stage,
+            &CREDENTIALS,
+            Duration::from_secs(90),
+        )
+        .await?;
+        Ok(held.kill().await)
     }
 }
 
@@ -176,7 +79,7 @@ fn arg(p: &std::path::Path) -> &str {
 #[tokio::test(flavor = "multi_thread")]
 async fn renews_without_local_state_then_does_nothing_until_due() {
     let c = cloud().await;
-    let cfg = c.config("");
+    let cfg = c.renew_config("");
     let summary = c.env.work.path().join("summary.md");
 
     // Nothing deployed, no local state: renew issues, deploys and verifies.
@@ -197,8 +100,8 @@ async fn renews_without_local_state_then_does_nothing_until_due() {
         "{}",
         r.stdout
     );
-    let first = c.live_serial().expect("stored");
-    assert_eq!(c.served_serial().as_deref(), Some(first.as_str()));
+    let first = c.stored_serial().expect("stored");
+    assert_eq!(c.served_serial(ID).as_deref(), Some(first.as_str()));
     assert!(r.stdout.contains("Verified mqtts"), "{}", r.stdout);
     assert!(c.env.challenge_records_left().await.is_empty());
     assert!(!c.journal_exists());
@@ -242,8 +145,8 @@ async fn renews_without_local_state_then_does_nothing_until_due() {
         methods.iter().all(|m| m == "GET") && !methods.is_empty(),
         "{methods:?}"
     );
-    assert!(c.live_serial().is_none(), "no certificate was issued");
-    assert_eq!(c.served_serial().as_deref(), Some(first.as_str()));
+    assert!(c.stored_serial().is_none(), "no certificate was issued");
+    assert_eq!(c.served_serial(ID).as_deref(), Some(first.as_str()));
 
     // --force renews now and replaces it with a PUT, with the account from the variable a
     // CI secret would fill (no new account, nothing written under accounts/).
@@ -272,9 +175,9 @@ async fn renews_without_local_state_then_does_nothing_until_due() {
         "account credentials leaked"
     );
     assert!(r.stdout.contains("renewed (--force)"), "{}", r.stdout);
-    let second = c.live_serial().expect("stored");
+    let second = c.stored_serial().expect("stored");
     assert_ne!(first, second);
-    assert_eq!(c.served_serial().as_deref(), Some(second.as_str()));
+    assert_eq!(c.served_serial(ID).as_deref(), Some(second.as_str()));
     // --json: the object says what was renewed and on how many targets it now runs.
     let obj: serde_json::Value = serde_json::from_str(r.stdout.trim()).expect("one JSON line");
     assert_eq!(obj["result"], "renewed", "{obj}");
@@ -285,7 +188,7 @@ async fn renews_without_local_state_then_does_nothing_until_due() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_run_killed_inside_any_stage_converges_on_the_next_run() {
     let c = cloud().await;
-    let cfg = c.config("");
+    let cfg = c.renew_config("");
     c.run(&["renew", "--no-jitter", "--config", arg(&cfg)])
         .await
         .assert_ok();
@@ -307,7 +210,7 @@ async fn a_run_killed_inside_any_stage_converges_on_the_next_run() {
     for stage in stages {
         let mut attempts = 0;
         let before = loop {
-            let before = c.served_serial().expect("something is served");
+            let before = c.served_serial(ID).expect("something is served");
             match c
                 .try_kill_inside(
                     &["renew", "--no-jitter", "--force", "--config", arg(&cfg)],
@@ -328,7 +231,7 @@ async fn a_run_killed_inside_any_stage_converges_on_the_next_run() {
         // Killed before the deployment: the old certificate is still served and works.
         if !matches!(stage, "deploy" | "verify") {
             assert_eq!(
-                c.served_serial().as_deref(),
+                c.served_serial(ID).as_deref(),
                 Some(before.as_str()),
                 "{stage}: the old certificate must stay served"
             );
@@ -382,9 +285,9 @@ async fn a_run_killed_inside_any_stage_converges_on_the_next_run() {
             }
             _ => assert!(r.stdout.contains("not due"), "{stage}: {}", r.stdout),
         }
-        let live = c.live_serial().expect("stored");
+        let live = c.stored_serial().expect("stored");
         assert_eq!(
-            c.served_serial().as_deref(),
+            c.served_serial(ID).as_deref(),
             Some(live.as_str()),
             "{stage}: the stored certificate is the one served"
         );
@@ -416,31 +319,17 @@ async fn a_run_killed_inside_any_stage_converges_on_the_next_run() {
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_runs_one_works_the_other_exits_or_waits() {
     let c = cloud().await;
-    let cfg = c.config("");
+    let cfg = c.renew_config("");
     // The first run holds the lock (stalled inside the order stage).
     let cfg_s = cfg.to_str().unwrap().to_string();
     let args = ["renew", "--no-jitter", "--config", &cfg_s];
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"));
-    cmd.args(args)
-        .env("BROKERCERT_STALL_AFTER", "order")
-        .env("EMQX_CLOUD_API_KEY", KEY)
-        .env("EMQX_CLOUD_API_SECRET", SECRET)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    c.env.sb.configure_command(&mut cmd);
-    let mut first = tokio::process::Command::from(cmd)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(l)) = lines.next_line().await {
-            if l.contains("stalled after stage") {
-                break;
-            }
-        }
-    })
+    let mut first = start_stalled(
+        &c.env,
+        &args,
+        "order",
+        &CREDENTIALS,
+        Duration::from_secs(60),
+    )
     .await
     .expect("first run stalls");
 
@@ -453,11 +342,11 @@ async fn concurrent_runs_one_works_the_other_exits_or_waits() {
         r.stderr
     );
     assert!(
-        r.stderr.contains(&first.id().unwrap().to_string()),
+        r.stderr.contains(&first.child.id().unwrap().to_string()),
         "{}",
         r.stderr
     );
-    assert!(c.served_serial().is_none(), "the second run did nothing");
+    assert!(c.served_serial(ID).is_none(), "the second run did nothing");
 
     // A third waits for the lock; once the first dies it takes over and finishes the job
     // (resuming the first run's order).
@@ -477,8 +366,8 @@ async fn concurrent_runs_one_works_the_other_exits_or_waits() {
     };
     let killer = async {
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        first.start_kill().unwrap();
-        let _ = first.wait().await;
+        first.child.start_kill().unwrap();
+        let _ = first.child.wait().await;
     };
     let (r, ()) = tokio::join!(waiting, killer);
     r.assert_ok();
@@ -487,7 +376,7 @@ async fn concurrent_runs_one_works_the_other_exits_or_waits() {
         "{}",
         r.stderr
     );
-    assert!(c.served_serial().is_some());
+    assert!(c.served_serial(ID).is_some());
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -541,14 +430,14 @@ async fn failures_are_loud_back_off_and_notify() {
                 .await;
         }
     });
-    let cfg = c.config(&format!(
+    let cfg = c.renew_config(&format!(
         "[renew]\nnotify_command = [\"{}\"]\nnotify_webhook_env = \"TEST_HOOK_URL\"\n\
          notify_webhook_allow_http = true\n",
         script.display()
     ));
     // The deployment's apply fails: the certificate is stored, the run fails loudly.
     c.emu.fail_next_apply();
-    let env = Cloud::env_vars(&[("TEST_HOOK_URL", hook_url.clone())]);
+    let env = env_vars(&[("TEST_HOOK_URL", hook_url.clone())]);
     let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let r = c
         .env
@@ -603,8 +492,8 @@ async fn failures_are_loud_back_off_and_notify() {
         r.stdout
     );
     assert_eq!(
-        c.served_serial(),
-        c.live_serial(),
+        c.served_serial(ID),
+        c.stored_serial(),
         "the stored certificate is served"
     );
     assert_eq!(
@@ -616,7 +505,7 @@ async fn failures_are_loud_back_off_and_notify() {
 #[tokio::test(flavor = "multi_thread")]
 async fn dry_run_issues_from_the_test_ca_but_writes_no_deployment_and_no_state() {
     let c = cloud().await;
-    let cfg = c.config("");
+    let cfg = c.renew_config("");
     let r = c.run(&["renew", "--dry-run", "--config", arg(&cfg)]).await;
     r.assert_ok();
     assert!(
@@ -631,8 +520,8 @@ async fn dry_run_issues_from_the_test_ca_but_writes_no_deployment_and_no_state()
         r.stdout
     );
     assert_eq!(c.emu.write_count(ID), 0);
-    assert!(c.served_serial().is_none());
-    assert!(c.live_serial().is_none(), "no certificate stored");
+    assert!(c.served_serial(ID).is_none());
+    assert!(c.stored_serial().is_none(), "no certificate stored");
     assert!(c.env.challenge_records_left().await.is_empty());
 
     // An import window the CA's lifetime can never satisfy is reported before any order.
@@ -659,7 +548,7 @@ async fn dry_run_issues_from_the_test_ca_but_writes_no_deployment_and_no_state()
 #[tokio::test(flavor = "multi_thread")]
 async fn schedule_renews_what_is_due_and_stops_cleanly_on_sigterm() {
     let c = cloud().await;
-    let cfg = c.config("");
+    let cfg = c.renew_config("");
     let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"));
     cmd.args(["schedule", "--config", arg(&cfg)])
         .env("EMQX_CLOUD_API_KEY", KEY)
@@ -690,7 +579,7 @@ async fn schedule_renews_what_is_due_and_stops_cleanly_on_sigterm() {
         seen.iter().any(|l| l.starts_with("<6>mqtt-prod: renewed")),
         "{seen:?}"
     );
-    assert!(c.served_serial().is_some());
+    assert!(c.served_serial(ID).is_some());
     let pid = child.id().unwrap() as i32;
     // SIGTERM (our own child, by PID): it exits promptly with 0.
     let status = std::process::Command::new("kill")
@@ -839,7 +728,7 @@ async fn run_renew_workflow(
 async fn the_renew_workflow_steps_renew_deploy_and_verify_on_a_stateless_runner() {
     let c = cloud().await;
     // A runner is not a terminal: without this the run would first wait up to 5 min.
-    let cfg = c.config("[renew]\njitter = \"0s\"\n");
+    let cfg = c.renew_config("[renew]\njitter = \"0s\"\n");
     let checkout = tempfile::tempdir().unwrap();
     // The repository holds the configuration; the state directory comes from the workflow.
     let text = std::fs::read_to_string(&cfg)
@@ -872,7 +761,7 @@ async fn the_renew_workflow_steps_renew_deploy_and_verify_on_a_stateless_runner(
     assert_eq!(code, 0, "{out}");
     assert!(summary.contains("| `mqtt-prod` | ✅"), "{summary}\n{out}");
     assert!(out.contains("renewed (nothing deployed yet)"), "{out}");
-    let first = c.served_serial().expect("deployed");
+    let first = c.served_serial(ID).expect("deployed");
     assert!(!out.contains(SECRET), "a secret leaked");
 
     // A later scheduled run on a fresh runner: reads the deployment, nothing to do.
@@ -880,7 +769,7 @@ async fn the_renew_workflow_steps_renew_deploy_and_verify_on_a_stateless_runner(
         run_renew_workflow(&c, checkout.path(), &values(String::new(), "")).await;
     assert_eq!(code, 0, "{out}");
     assert!(summary.contains("not due"), "{summary}");
-    assert_eq!(c.served_serial().as_deref(), Some(first.as_str()));
+    assert_eq!(c.served_serial(ID).as_deref(), Some(first.as_str()));
 
     // A failing run fails the job and the failure step writes the summary.
     c.emu.fail_next_apply();
@@ -901,7 +790,7 @@ async fn ari_decides_when_to_renew_and_the_order_names_the_certificate_it_replac
         .await
         .expect("ARI proxy");
     // The CA is Pebble behind the proxy: same validation, plus renewal information.
-    let cfg = c.config("");
+    let cfg = c.renew_config("");
     let text = std::fs::read_to_string(&cfg)
         .unwrap()
         .replace(&c.env.sb.acme_directory_url(), &proxy.directory_url())
@@ -913,7 +802,7 @@ async fn ari_decides_when_to_renew_and_the_order_names_the_certificate_it_replac
     let renew = ["renew", "--no-jitter", "--config", arg(&cfg)];
 
     c.run(&renew).await.assert_ok();
-    let first = c.live_serial().unwrap();
+    let first = c.stored_serial().unwrap();
     assert_eq!(
         proxy.new_orders()[0].replaces,
         None,
@@ -965,9 +854,9 @@ async fn ari_decides_when_to_renew_and_the_order_names_the_certificate_it_replac
         "{}",
         r.stdout
     );
-    let second = c.live_serial().unwrap();
+    let second = c.stored_serial().unwrap();
     assert_ne!(first, second);
-    assert_eq!(c.served_serial().as_deref(), Some(second.as_str()));
+    assert_eq!(c.served_serial(ID).as_deref(), Some(second.as_str()));
     let order = proxy.new_orders().last().cloned().unwrap();
     assert!(order.replaces.is_some() && !order.rejected, "{order:?}");
 
@@ -990,14 +879,14 @@ async fn ari_decides_when_to_renew_and_the_order_names_the_certificate_it_replac
         !orders[n - 1].rejected && orders[n - 1].replaces.is_none(),
         "{orders:?}"
     );
-    assert_ne!(c.live_serial().unwrap(), second);
+    assert_ne!(c.stored_serial().unwrap(), second);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_during_a_renewal_removes_its_records_and_the_next_run_resumes() {
     use brokercert_sandbox::DnsFault;
     let c = cloud().await;
-    let cfg = c.config("");
+    let cfg = c.renew_config("");
     // The nameserver hides the new TXT values (a stale secondary, an hour behind) from the
     // start: the run waits for propagation however fast it gets there. (Making it fail only
     // after `publish-txt` raced the run: its check could pass in the 8 ms before.)
@@ -1060,7 +949,7 @@ async fn sigterm_during_a_renewal_removes_its_records_and_the_next_run_resumes()
         "{:?}",
         c.env.challenge_records_left().await
     );
-    assert!(c.served_serial().is_none(), "nothing half-deployed");
+    assert!(c.served_serial(ID).is_none(), "nothing half-deployed");
     // The next run picks the same order up.
     let r = c
         .run(&["renew", "--no-jitter", "--config", arg(&cfg)])
@@ -1071,5 +960,5 @@ async fn sigterm_during_a_renewal_removes_its_records_and_the_next_run_resumes()
         "{}",
         r.stderr
     );
-    assert!(c.served_serial().is_some());
+    assert!(c.served_serial(ID).is_some());
 }

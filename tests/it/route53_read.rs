@@ -3,12 +3,10 @@
 //! (`auto`), and a clear error naming the fix when `api` is required but denied. A fault
 //! proxy in front of moto denies the action, as the guide's three-action policy does.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::{TestEnv, cert_section};
 use brokercert_sandbox::{FaultPlan, Route53Fault, Route53Proxy, SandboxOptions};
-use support::{TestEnv, cert_section};
 
 fn arg(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")

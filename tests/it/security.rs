@@ -8,17 +8,15 @@
 //! - TLS verification is on everywhere: an untrusted server is refused by the ACME client,
 //!   the EMQX Cloud API client and the MQTT probe unless its root is named explicitly.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
+use crate::support::{Run, TestEnv, cert_section};
 use base64::Engine;
 use brokercert::error::exit;
 use brokercert_sandbox::{
     DeploymentPorts, DeploymentSpec, EabKey, EmqxCloudEmulator, SandboxOptions,
 };
-use support::{Run, TestEnv, cert_section};
 
 const KEY: &str = "sec-api-key-7f3a";
 const SECRET: &str = "sec-api-secret-c9d1e0b2-never-print";
@@ -393,7 +391,7 @@ async fn no_command_leaks_a_secret_at_trace_level_and_keys_are_private() {
 }
 
 fn plain(args: &[&str]) -> Run {
-    support::run_plain(
+    crate::support::run_plain(
         args,
         &[("EMQX_CLOUD_API_KEY", ""), ("EMQX_CLOUD_API_SECRET", "")],
     )

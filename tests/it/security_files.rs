@@ -8,17 +8,15 @@
 //! - a failed rename part-way through `client-ca create --force` or `client-cert issue`
 //!   leaves the previous CA key and client certificate as they were.
 
-mod support;
-
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::Run;
 use brokercert::error::exit;
 use rcgen::{CertificateParams, DnType, KeyPair};
-use support::Run;
 
 const HOST: &str = "mqtt.example.test";
 

@@ -2,16 +2,14 @@
 //! inputs (the account variable, configuration files, flags, certificates, files and
 //! servers' answers), checked against the real binary. Each test failed before its fix.
 
-mod support;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::{Run, TestEnv, cert_section, run_plain};
 use brokercert::error::exit;
 use brokercert_sandbox::SandboxOptions;
-use support::{Run, TestEnv, cert_section, run_plain};
 
 fn s(p: &Path) -> &str {
     p.to_str().expect("UTF-8 path")
@@ -438,50 +436,16 @@ async fn a_stalled_run_still_ends_on_sigterm() {
         &["stall.example.test"],
         "key_type = \"ecdsa-p256\"",
     ));
-    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_brokercert"));
-    cmd.args(["issue", "--config", s(&cfg)])
-        .env_remove("BROKERCERT_CONFIG")
-        .env("BROKERCERT_STALL_AFTER", "order")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let mut std_cmd = std::process::Command::new("true");
-    env.sb.configure_command(&mut std_cmd);
-    for (k, v) in std_cmd.get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
-    let mut child = cmd.spawn().expect("spawn");
-    let mut stderr = child.stderr.take().expect("stderr");
-    let mut seen = String::new();
-    let stalled = tokio::time::timeout(Duration::from_secs(60), async {
-        use tokio::io::AsyncReadExt;
-        let mut buf = [0u8; 4096];
-        while !seen.contains("stalled after stage") {
-            let n = stderr.read(&mut buf).await.expect("read");
-            if n == 0 {
-                break;
-            }
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
-        }
-    })
-    .await;
-    assert!(
-        stalled.is_ok() && seen.contains("stalled after stage"),
-        "{seen}"
-    );
-    let pid = child.id().expect("pid") as i32;
-    // SAFETY: signalling the child this test started, by its PID.
-    unsafe {
-        libc::kill(pid, libc::SIGTERM);
-    }
-    let status = tokio::time::timeout(Duration::from_secs(10), child.wait())
-        .await
-        .expect("the stalled run ended within 10 s of SIGTERM")
-        .expect("status");
+    let held = crate::support::stall::start_stalled(
+        &env,
+        &["issue", "--config", s(&cfg)],
+        "order",
+        &[],
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap_or_else(|seen| panic!("never stalled: {seen}"));
+    let (status, seen) = held.terminate(Duration::from_secs(10)).await;
     assert_eq!(status.code(), Some(143), "{seen}");
 }
 

@@ -2,18 +2,16 @@
 //! when it is the user's own (no link planted in it is followed, no directory others may
 //! write is written into), and what brokercert creates has its mode whatever the umask.
 
-mod support;
-
 use std::os::unix::fs::{PermissionsExt, symlink};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::support::{TestEnv, cert_section};
 use brokercert::error::exit;
 use brokercert_sandbox::SandboxOptions;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PKCS_ECDSA_P256_SHA256,
 };
-use support::{TestEnv, cert_section};
 
 fn mode(p: &Path) -> u32 {
     std::fs::symlink_metadata(p)

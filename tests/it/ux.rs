@@ -6,20 +6,19 @@
 //! Goldens live in tests/golden/; `UPDATE_GOLDEN=1 cargo test --test ux` rewrites them.
 //! Dates, times, ports, serials, zone ids and the scratch directory are normalised first.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use crate::support::TestEnv;
+use crate::support::cloud::{CONNECT_LOCAL, KEY, SECRET, cloud_lifted};
+use crate::support::golden::{golden, json_lines, normalize};
 use brokercert::pki::bundle::parse_bundle;
 use brokercert::renew::state::{self, RenewalState};
 use brokercert::store::{CertificateFiles, Store};
-use brokercert_sandbox::{DeploymentPorts, EmqxCloudEmulator, SandboxOptions};
+use brokercert_sandbox::{DeploymentPorts, DeploymentSpec, EmqxCloudEmulator};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
 use serde_json::Value;
-use support::golden::{golden, json_lines, normalize};
-use support::{TestEnv, cert_section};
 use time::OffsetDateTime;
 
 // ---------------------------------------------------------------- certificates
@@ -320,49 +319,14 @@ fn status_table_matches_golden_and_json_matches_the_schema() {
 
 // ---------------------------------------------------------------- plan (sandbox)
 
-const KEY: &str = "ux-api-key";
-const SECRET: &str = "ux-api-secret";
 const ID: &str = "dep1";
 
-/// A sandbox with zones `example.test` and `emqx-cloud.test`, the EMQX Cloud emulator with
-/// deployment `dep1` (Mosquitto behind it), and `[[certificate]] mqtt-prod` deploying there.
+/// The EMQX Cloud fixture (budgets lifted) and its configuration, verify connecting to
+/// 127.0.0.1.
 async fn cloud() -> (TestEnv, EmqxCloudEmulator, DeploymentPorts, PathBuf) {
-    let env = TestEnv::start(
-        SandboxOptions::new()
-            .zone("example.test")
-            .zone("emqx-cloud.test"),
-    )
-    .await;
-    let emu = support::emqx_with_deployment(&env, ID, KEY, SECRET).await;
-    let ports = emu.deployment_ports(ID).expect("ports");
-    let section = cert_section(
-        "mqtt-prod",
-        &["mqtt.example.test"],
-        &format!(
-            r#"cname_target = "{ID}.emqx-cloud.test"
-
-[[certificate.deploy]]
-type = "emqx-cloud"
-deployment_id = "{ID}"
-base_url = "{base}"
-api_roots = ["{ca}"]
-poll_interval = "50ms"
-poll_timeout = "20s"
-
-[certificate.verify]
-connect = "127.0.0.1"
-mqtts_port = {mqtts}
-wss_port = {wss}
-timeout = "3s"
-"#,
-            base = emu.base_url(),
-            ca = emu.ca_pem_path().display(),
-            mqtts = ports.mqtts,
-            wss = ports.wss,
-        ),
-    );
-    let cfg = env.config(&section);
-    (env, emu, ports, cfg)
+    let c = cloud_lifted(DeploymentSpec::dedicated(ID, KEY, SECRET)).await;
+    let cfg = c.config(ID, "", CONNECT_LOCAL);
+    (c.env, c.emu, c.ports, cfg)
 }
 
 #[tokio::test(flavor = "multi_thread")]

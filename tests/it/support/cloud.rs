@@ -17,6 +17,9 @@ pub struct Cloud {
     pub ports: DeploymentPorts,
 }
 
+/// The EMQX Cloud fixture: a sandbox with zones `example.test` and `emqx-cloud.test`, the
+/// emulator (with its documented hourly budgets) holding `spec`'s deployment, and an A
+/// record for `<id>.emqx-cloud.test` (the CNAME target) at 127.0.0.1.
 pub async fn cloud(spec: DeploymentSpec) -> Cloud {
     let env = TestEnv::start(
         SandboxOptions::new()
@@ -46,11 +49,36 @@ pub async fn cloud(spec: DeploymentSpec) -> Cloud {
     Cloud { env, emu, ports }
 }
 
+/// [`cloud`] with the hourly budgets lifted to 1000 calls, for tests that make many.
+pub async fn cloud_lifted(spec: DeploymentSpec) -> Cloud {
+    let c = cloud(spec).await;
+    c.emu.set_budgets(super::LIFTED_BUDGETS);
+    c
+}
+
+/// `[certificate.verify]` line that connects to the broker at 127.0.0.1 whatever the names
+/// resolve to.
+pub const CONNECT_LOCAL: &str = r#"connect = "127.0.0.1""#;
+
 impl Cloud {
     /// A configuration: one certificate, CNAME to the deployment, deploy + verify sections.
     pub fn config(&self, id: &str, deploy_extra: &str, verify_extra: &str) -> PathBuf {
         self.env
             .config(&self.section(id, deploy_extra, verify_extra))
+    }
+
+    /// [`Cloud::config`] with `tail` (e.g. a `[renew]` table) after the verify section.
+    pub fn config_with(
+        &self,
+        id: &str,
+        deploy_extra: &str,
+        verify_extra: &str,
+        tail: &str,
+    ) -> PathBuf {
+        self.env.config(&format!(
+            "{}\n{tail}\n",
+            self.section(id, deploy_extra, verify_extra)
+        ))
     }
 
     /// The `[[certificate]]` section of [`Cloud::config`].
@@ -104,7 +132,7 @@ timeout = "5s"
             );
         }
         assert!(
-            !r.stdout.contains("PRIVATE KEY") && !r.stderr.contains("PRIVATE KEY"),
+            !r.stdout.contains("PRIVATE KEY-----") && !r.stderr.contains("PRIVATE KEY-----"),
             "key material leaked"
         );
         r

@@ -35,7 +35,16 @@ pub fn in_namespace<F: std::future::Future<Output = ()>>(name: &str, body: fn() 
             rt.block_on(body());
         }
         Ok(other) => panic!("`{name}` started in the namespace made for `{other}`"),
-        Err(_) => run_in_namespace(name, name),
+        Err(_) => run_in_namespace(&test_path(name), name),
+    }
+}
+
+/// The full name of the running test `name` (`netns::name` in the one test binary), which
+/// libtest gives the thread it runs the test on; `name` itself when that is not known.
+fn test_path(name: &str) -> String {
+    match std::thread::current().name() {
+        Some(t) if t == name || t.ends_with(&format!("::{name}")) => t.to_owned(),
+        _ => name.to_owned(),
     }
 }
 
