@@ -156,6 +156,35 @@ pub struct FileConfig {
     /// `[renew]`.
     #[serde(default)]
     pub renew: RenewFile,
+    /// `[state]`: remote state (`state_dir = "s3://…"`).
+    #[serde(default)]
+    pub state: StateFile,
+}
+
+/// `[state]` as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateFile {
+    /// SSE-KMS key for the objects (default SSE-S3).
+    pub kms_key_id: Option<String>,
+    /// Endpoint override (an emulator).
+    pub endpoint_url: Option<String>,
+    /// The bucket's region (default us-east-1).
+    pub region: Option<String>,
+    /// Attempts per S3 request.
+    pub max_attempts: Option<u32>,
+    /// How long a lease lasts between extensions (default 5m).
+    #[serde(default, deserialize_with = "de_duration")]
+    pub lease_ttl: Option<Duration>,
+}
+
+/// Remote state: where, and how long a lease lasts.
+#[derive(Debug, Clone)]
+pub struct RemoteState {
+    /// The bucket, prefix and connection.
+    pub location: crate::store::s3::S3Location,
+    /// `state.lease_ttl`.
+    pub lease_ttl: Duration,
 }
 
 /// `[renew]` as written.
@@ -681,8 +710,10 @@ pub struct CertificateSpec {
 /// Everything a run needs, validated.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// State directory.
+    /// State directory (for remote state: its local working copy).
     pub state_dir: PathBuf,
+    /// `state_dir = "s3://…"`: the remote state the working copy mirrors.
+    pub state_remote: Option<RemoteState>,
     /// ACME.
     pub acme: AcmeSettings,
     /// DNS.
@@ -778,6 +809,70 @@ fn parse_addr(setting: &str, value: &str, default_port: u16) -> Result<SocketAdd
                 "Fix the value in the configuration or the flag (host names are not resolved here, so that no lookup leaks to an unintended resolver).",
             )
         })
+}
+
+/// The state directory, or for `s3://BUCKET/PREFIX` the remote state and its local working
+/// copy (`<default state directory>/s3-<bucket>-<hash of the URL>`).
+fn state_location(
+    file: &FileConfig,
+    base: &Path,
+    over: &Overrides,
+) -> Result<(PathBuf, Option<RemoteState>), ConfigError> {
+    let (setting, given) = match (&over.state_dir, &file.state_dir) {
+        (Some(p), _) => ("--state-dir", Some(p.clone())),
+        (None, Some(p)) => ("state_dir", Some(p.clone())),
+        (None, None) => ("state_dir", None),
+    };
+    let text = given.as_deref().and_then(Path::to_str).unwrap_or_default();
+    let Some(parsed) = crate::store::s3::S3Location::parse(text) else {
+        let dir = match (&over.state_dir, &file.state_dir) {
+            (Some(p), _) => p.clone(),
+            (None, Some(p)) => resolve(base, p),
+            (None, None) => crate::store::Store::default_root(),
+        };
+        return Ok((dir, None));
+    };
+    let mut location = parsed.map_err(|found| {
+        invalid(
+            setting,
+            found,
+            "`s3://BUCKET/PREFIX` or a directory",
+            "Correct the bucket name or prefix.",
+        )
+    })?;
+    location.kms_key_id = file.state.kms_key_id.clone();
+    location.endpoint_url = file
+        .state
+        .endpoint_url
+        .clone()
+        .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok().filter(|v| !v.is_empty()));
+    location.region = file.state.region.clone();
+    if let Some(n) = file.state.max_attempts {
+        location.max_attempts = n.clamp(1, 20);
+    }
+    let lease_ttl = file
+        .state
+        .lease_ttl
+        .unwrap_or(crate::renew::lease::DEFAULT_TTL);
+    if lease_ttl < Duration::from_secs(10) {
+        return Err(invalid(
+            "state.lease_ttl",
+            humantime::format_duration(lease_ttl).to_string(),
+            "at least 10s",
+            "Raise it: the lease is extended every third of it while a run works.",
+        ));
+    }
+    use sha2::Digest as _;
+    let hash = hex::encode(&sha2::Sha256::digest(location.url().as_bytes())[..4]);
+    let local = crate::store::Store::default_root()
+        .join(format!("s3-{}-{hash}", location.bucket));
+    Ok((
+        local,
+        Some(RemoteState {
+            location,
+            lease_ttl,
+        }),
+    ))
 }
 
 fn resolve(base: &Path, p: &Path) -> PathBuf {
@@ -1068,12 +1163,10 @@ impl Settings {
             }
         }
 
+        let (state_dir, state_remote) = state_location(&file, base, over)?;
         Ok(Settings {
-            state_dir: over
-                .state_dir
-                .clone()
-                .or(file.state_dir.as_deref().map(|p| resolve(base, p)))
-                .unwrap_or_else(crate::store::Store::default_root),
+            state_dir,
+            state_remote,
             acme,
             dns,
             extra_roots,

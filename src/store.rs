@@ -20,6 +20,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+pub mod backend;
+pub mod mirror;
+pub mod s3;
 pub mod strict;
 
 pub use strict::{create_dir_exact, create_dirs, ensure_state_dir, read_state_file};
@@ -50,6 +53,16 @@ pub enum StoreError {
         /// The commands to run.
         fix: String,
     },
+    /// The remote state backend (`state_dir = "s3://…"`) refused or failed a request.
+    #[error("cannot {action} `{url}`: {message}. Check that the bucket exists, that the credentials may use it (`brokercert iam-policy` prints the statements) and `[state] endpoint_url` if set")]
+    Remote {
+        /// What was being done.
+        action: &'static str,
+        /// The object or bucket.
+        url: String,
+        /// The service's answer.
+        message: String,
+    },
     /// A stored file is not what it should be.
     #[error("`{}` is damaged: {message}", path.display())]
     Corrupt {
@@ -69,8 +82,26 @@ pub(crate) fn io(action: &'static str, path: &Path) -> impl FnOnce(std::io::Erro
     }
 }
 
-/// Writes `bytes` to `path` atomically with `mode` (e.g. 0o600), replacing any old file.
+/// Writes `bytes` to `path` atomically with `mode` (e.g. 0o600), replacing any old file;
+/// state written under a remote state's working copy is written through to it
+/// ([`mirror`]) before this returns.
 pub fn atomic_write(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
+    atomic_write_local(path, bytes, mode)?;
+    mirror::wrote(path, bytes)
+}
+
+/// Removes a state file (no error when it is gone), locally and in remote state (whose
+/// working copy has what the remote state has: a file not here needs no request).
+pub fn remove_state_file(path: &Path, action: &'static str) -> Result<(), StoreError> {
+    match fs::remove_file(path) {
+        Ok(()) => mirror::removed(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io(action, path)(e)),
+    }
+}
+
+/// [`atomic_write`] of the local file alone.
+pub(crate) fn atomic_write_local(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
     // A bare file name's parent is "" (the current directory), which cannot be opened.
     let dir = path
         .parent()
@@ -240,6 +271,32 @@ impl Store {
             return Err(e);
         }
 
+        let version = version_dir
+            .file_name()
+            .map(|v| v.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        self.point_live(name, &version)?;
+        mirror::stored_version(
+            &self.root,
+            name,
+            &version_dir,
+            &[
+                ("privkey.pem", &files.privkey),
+                ("cert.pem", &files.cert),
+                ("chain.pem", &files.chain),
+                ("fullchain.pem", &files.fullchain),
+                ("root.pem", &files.root),
+            ],
+        )?;
+        Ok(StoredPaths {
+            live_dir: self.live_dir(name),
+            version_dir,
+        })
+    }
+
+    /// Makes `live/<name>` point at `archive/<name>/<version>` (a symlink swapped
+    /// atomically; the one link brokercert makes).
+    pub(crate) fn point_live(&self, name: &str, version: &str) -> Result<(), StoreError> {
         let live_parent = self.root.join("live");
         ensure_state_dir(&self.root, &live_parent)?;
         let live = live_parent.join(name);
@@ -257,19 +314,12 @@ impl Store {
                     .into(),
             });
         }
-        let target = Path::new("..")
-            .join("archive")
-            .join(name)
-            .join(version_dir.file_name().unwrap_or_default());
+        let target = Path::new("..").join("archive").join(name).join(version);
         let tmp_link = live_parent.join(format!(".{name}.link-{}", std::process::id()));
         let _ = fs::remove_file(&tmp_link);
         std::os::unix::fs::symlink(&target, &tmp_link).map_err(io("create symlink", &tmp_link))?;
         fs::rename(&tmp_link, &live).map_err(io("swap symlink", &live))?;
-        sync_dir(&live_parent)?;
-        Ok(StoredPaths {
-            live_dir: live,
-            version_dir,
-        })
+        sync_dir(&live_parent)
     }
 
     fn account_path(&self, directory_url: &str) -> PathBuf {

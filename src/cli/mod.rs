@@ -22,6 +22,7 @@ pub mod progress_display;
 mod renew;
 mod schedule;
 mod split;
+mod state_backend;
 mod status;
 mod verify;
 

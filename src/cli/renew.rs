@@ -76,6 +76,9 @@ pub struct RenewArgs {
     /// Machine-readable output: one JSON object per certificate and line (docs/json.md).
     #[arg(long)]
     pub json: bool,
+    /// Print the requests made to the state backend (remote state: S3).
+    #[arg(long)]
+    pub timings: bool,
 }
 
 /// What happened to one certificate.
@@ -116,6 +119,11 @@ pub enum Outcome {
         /// Next attempt.
         until: OffsetDateTime,
     },
+    /// Another run holds this certificate's lease (remote state): left to it.
+    Held {
+        /// Who holds it.
+        message: String,
+    },
     /// Failed now.
     Failed {
         /// One paragraph.
@@ -136,7 +144,10 @@ impl Outcome {
     }
 
     fn did_something(&self) -> bool {
-        !matches!(self, Outcome::NotDue { .. } | Outcome::BackingOff { .. })
+        !matches!(
+            self,
+            Outcome::NotDue { .. } | Outcome::BackingOff { .. } | Outcome::Held { .. }
+        )
     }
 
     /// The `renew` JSON object (docs/json.md).
@@ -156,6 +167,7 @@ impl Outcome {
                 serial, expires, ..
             } => ("renewed", Some(serial.clone()), Some(*expires), None, None),
             Outcome::DryRun { .. } => ("dry_run", None, None, None, None),
+            Outcome::Held { .. } => ("held_elsewhere", None, None, None, None),
             Outcome::BackingOff { until, .. } => {
                 ("backing_off", None, None, Some(*until), Some("backoff"))
             }
@@ -215,6 +227,7 @@ impl Outcome {
                 }
             ),
             Outcome::DryRun { plan } => format!("{name}: dry run passed — {}", plan.join("; ")),
+            Outcome::Held { message } => format!("{name}: {message}"),
             Outcome::BackingOff { message, until, .. } => format!(
                 "{name}: FAILED earlier, waiting before trying again — {message} (next attempt from {})",
                 date_from(*until)
@@ -309,9 +322,18 @@ pub async fn run(cli: &Cli, args: &RenewArgs) -> i32 {
                 return exit::STORE;
             }
         };
+    if let Err(code) = super::state_backend::attach(&settings) {
+        return code;
+    }
     let stop = Stop::on_signals();
     let outcomes = renew_all(cli, &settings, args, &stop).await;
-    report(&settings, args, &outcomes).await
+    let code = report(&settings, args, &outcomes).await;
+    if args.timings
+        && let Some(line) = super::state_backend::timings_line()
+    {
+        output::say(&line);
+    }
+    code
 }
 
 /// Set once Ctrl-C or SIGTERM arrives; the work in progress stops at a safe point (the
@@ -404,7 +426,7 @@ fn append_summary(path: &Path, outcomes: &[(String, Outcome)]) -> std::io::Resul
         let icon = match o {
             Outcome::Failed { .. } | Outcome::BackingOff { .. } => "❌",
             Outcome::Renewed { .. } | Outcome::DryRun { .. } => "✅",
-            Outcome::NotDue { .. } => "⏸️",
+            Outcome::NotDue { .. } | Outcome::Held { .. } => "⏸️",
         };
         let line = o.line(name).replace('|', "\\|").replace('\n', " ");
         text.push_str(&format!("| `{name}` | {icon} {line} |\n"));
@@ -745,6 +767,24 @@ async fn attempt(
         renewal_dir.clone()
     };
     let journal = Journal::open(&journal_dir, &spec.name)?;
+    // Remote state: this certificate's leases before any work (see `state_backend`).
+    let mut lease = None;
+    let turn = |lease: &mut Option<_>| -> Result<Option<Outcome>, Error> {
+        use super::state_backend::{Turn, lease_certificate};
+        if lease.is_some() || args.dry_run {
+            return Ok(None);
+        }
+        match lease_certificate(settings, spec, "renew")? {
+            Turn::Go(l) => *lease = l,
+            Turn::Skip(message) => return Ok(Some(Outcome::Held { message })),
+        }
+        Ok(None)
+    };
+    if !journal.data().is_empty()
+        && let Some(o) = turn(&mut lease)?
+    {
+        return Ok(o);
+    }
     let progress = Renderer::shared(cli.quiet, cli.verbose).certificate(&spec.name);
 
     // 1. Whatever an interrupted run left in DNS goes first.
@@ -905,6 +945,9 @@ async fn attempt(
         }
     };
 
+    if let Some(o) = turn(&mut lease)? {
+        return Ok(o);
+    }
     // 5. Issue (journaled), then deploy and verify; first everything checkable without
     //    the network, so that a missing secret or file fails before the order.
     super::preflight::check_run(settings)?;

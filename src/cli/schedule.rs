@@ -58,7 +58,7 @@ pub fn next_wake(
             Outcome::NotDue { next, .. } => *next,
             Outcome::Failed { next_attempt, .. } => next_attempt.unwrap_or(now + max),
             Outcome::BackingOff { until, .. } => *until,
-            Outcome::Renewed { .. } | Outcome::DryRun { .. } => now + min,
+            Outcome::Renewed { .. } | Outcome::DryRun { .. } | Outcome::Held { .. } => now + min,
         };
         wake = wake.min(t);
     }
@@ -103,6 +103,7 @@ pub async fn run(cli: &Cli, args: &ScheduleArgs) -> i32 {
         wait: None,
         summary: None,
         json: false,
+        timings: false,
     };
     loop {
         // The configuration is read each cycle: edits apply without a restart.

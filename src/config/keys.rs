@@ -70,6 +70,12 @@ use Kind::*;
 /// Every key of the configuration file.
 pub const KEYS: &[Key] = &[
     k("state_dir", Path),
+    k("state", Table),
+    k("state.kms_key_id", Str),
+    k("state.endpoint_url", Str),
+    k("state.region", Str),
+    k("state.max_attempts", Int),
+    k("state.lease_ttl", Duration),
     k("acme", Table),
     k("acme.directory", Str),
     k("acme.email", Str),
@@ -395,7 +401,7 @@ mod tests {
             }
         };
         section("", "", None);
-        for s in ["acme", "route53", "dns", "trust", "renew"] {
+        for s in ["acme", "route53", "dns", "trust", "renew", "state"] {
             section(&format!("[{s}]"), &format!("{s}."), None);
         }
         section("[[certificate]]", "certificate.", None);

@@ -153,28 +153,10 @@ impl Journal {
         })?;
         f(&mut guard);
         if !guard.key_saved {
-            match std::fs::remove_file(&self.key_path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => {
-                    return Err(StoreError::Io {
-                        action: "remove the journal's key",
-                        path: self.key_path.clone(),
-                        source: e,
-                    });
-                }
-            }
+            crate::store::remove_state_file(&self.key_path, "remove the journal's key")?;
         }
         if guard.is_empty() && guard.replaces.is_none() {
-            return match std::fs::remove_file(&self.path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(StoreError::Io {
-                    action: "remove the renewal journal",
-                    path: self.path.clone(),
-                    source: e,
-                }),
-            };
+            return crate::store::remove_state_file(&self.path, "remove the renewal journal");
         }
         if let Some(dir) = self.path.parent() {
             ensure_renewal_dir(dir)?;
