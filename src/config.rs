@@ -841,11 +841,11 @@ fn state_location(
         )
     })?;
     location.kms_key_id = file.state.kms_key_id.clone();
-    location.endpoint_url = file
-        .state
-        .endpoint_url
-        .clone()
-        .or_else(|| std::env::var("AWS_ENDPOINT_URL_S3").ok().filter(|v| !v.is_empty()));
+    location.endpoint_url = file.state.endpoint_url.clone().or_else(|| {
+        std::env::var("AWS_ENDPOINT_URL_S3")
+            .ok()
+            .filter(|v| !v.is_empty())
+    });
     location.region = file.state.region.clone();
     if let Some(n) = file.state.max_attempts {
         location.max_attempts = n.clamp(1, 20);
@@ -864,8 +864,7 @@ fn state_location(
     }
     use sha2::Digest as _;
     let hash = hex::encode(&sha2::Sha256::digest(location.url().as_bytes())[..4]);
-    let local = crate::store::Store::default_root()
-        .join(format!("s3-{}-{hash}", location.bucket));
+    let local = crate::store::Store::default_root().join(format!("s3-{}-{hash}", location.bucket));
     Ok((
         local,
         Some(RemoteState {

@@ -54,7 +54,9 @@ pub enum StoreError {
         fix: String,
     },
     /// The remote state backend (`state_dir = "s3://…"`) refused or failed a request.
-    #[error("cannot {action} `{url}`: {message}. Check that the bucket exists, that the credentials may use it (`brokercert iam-policy` prints the statements) and `[state] endpoint_url` if set")]
+    #[error(
+        "cannot {action} `{url}`: {message}. Check that the bucket exists, that the credentials may use it (`brokercert iam-policy` prints the statements) and `[state] endpoint_url` if set"
+    )]
     Remote {
         /// What was being done.
         action: &'static str,

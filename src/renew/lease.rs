@@ -74,7 +74,11 @@ impl Holder {
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| "unknown-host".into());
         Holder {
-            id: format!("{host}/{}/{:08x}", std::process::id(), rand::random::<u32>()),
+            id: format!(
+                "{host}/{}/{:08x}",
+                std::process::id(),
+                rand::random::<u32>()
+            ),
             host,
             command: command.to_string(),
             ttl: ttl.max(Duration::from_secs(3)),
@@ -86,7 +90,9 @@ impl Holder {
             holder: self.id.clone(),
             host: self.host.clone(),
             command: self.command.clone(),
-            expires: OffsetDateTime::now_utc() + self.ttl,
+            expires: (OffsetDateTime::now_utc() + self.ttl)
+                .replace_nanosecond(0)
+                .unwrap_or_else(|_| OffsetDateTime::now_utc() + self.ttl),
         }
     }
 
@@ -100,7 +106,12 @@ impl Holder {
 pub fn keys(certificate: &str, challenge_names: &[String]) -> Vec<String> {
     let mut names: Vec<String> = challenge_names
         .iter()
-        .map(|n| format!("leases/dns/{}", n.trim_end_matches('.').to_ascii_lowercase()))
+        .map(|n| {
+            format!(
+                "leases/dns/{}",
+                n.trim_end_matches('.').to_ascii_lowercase()
+            )
+        })
         .collect();
     names.sort();
     names.dedup();
@@ -324,7 +335,11 @@ mod tests {
             panic!("a live lease must be refused")
         };
         assert_eq!(key, "leases/certificate/mqtt");
-        assert!(h.describe().contains("on host-a (holder a)"), "{}", h.describe());
+        assert!(
+            h.describe().contains("on host-a (holder a)"),
+            "{}",
+            h.describe()
+        );
         // The other certificate sharing the DNS-01 name waits too, and leaves nothing behind.
         let other = super::keys("mqtt-rsa", &["_acme-challenge.mqtt.example.test".into()]);
         assert!(matches!(

@@ -283,7 +283,10 @@ mod tests {
         };
         b.delete("leases/x", Some(&first)).unwrap();
         assert_eq!(b.get("leases/x").unwrap().unwrap().etag, second);
-        assert_eq!(b.list("leases/").unwrap(), vec![("leases/x".into(), second.clone())]);
+        assert_eq!(
+            b.list("leases/").unwrap(),
+            vec![("leases/x".into(), second.clone())]
+        );
         b.delete("leases/x", Some(&second)).unwrap();
         assert!(b.get("leases/x").unwrap().is_none());
         assert_eq!(b.counters().total(), 9);

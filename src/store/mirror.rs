@@ -65,8 +65,7 @@ pub fn attach(local: &Path, backend: Arc<dyn StateBackend>) -> Result<Pulled, St
 
 /// Whether `rel` (a key relative to the state root) holds a secret.
 pub fn sensitivity(rel: &str) -> Sensitivity {
-    if rel.starts_with("accounts/") || rel.ends_with("privkey.pem") || rel.ends_with(".key.pem")
-    {
+    if rel.starts_with("accounts/") || rel.ends_with("privkey.pem") || rel.ends_with(".key.pem") {
         Sensitivity::Secret
     } else {
         Sensitivity::Public

@@ -139,33 +139,33 @@ impl S3Backend {
             .thread_name("brokercert-s3")
             .enable_all()
             .build()
-            .map_err(|e| {
-                remote(
-                    "start the S3 client for",
-                    location.url(),
-                    e.to_string(),
-                )
-            })?;
+            .map_err(|e| remote("start the S3 client for", location.url(), e.to_string()))?;
         let loc = location.clone();
-        let client = futures::executor::block_on(rt.spawn(async move {
-            let region = loc.region.clone().unwrap_or_else(|| "us-east-1".into());
-            let shared = aws_config::defaults(BehaviorVersion::latest())
-                .region(aws_config::Region::new(region))
-                .retry_config(RetryConfig::standard().with_max_attempts(loc.max_attempts.max(1)))
-                .timeout_config(
-                    TimeoutConfig::builder()
-                        .connect_timeout(Duration::from_secs(10))
-                        .operation_attempt_timeout(Duration::from_secs(30))
-                        .build(),
-                )
-                .load()
-                .await;
-            let mut conf = aws_sdk_s3::config::Builder::from(&shared);
-            if let Some(url) = &loc.endpoint_url {
-                conf = conf.endpoint_url(url).force_path_style(true);
-            }
-            Client::from_conf(conf.build())
-        }))
+        let client = {
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            rt.spawn(async move {
+                let region = loc.region.clone().unwrap_or_else(|| "us-east-1".into());
+                let shared = aws_config::defaults(BehaviorVersion::latest())
+                    .region(aws_config::Region::new(region))
+                    .retry_config(
+                        RetryConfig::standard().with_max_attempts(loc.max_attempts.max(1)),
+                    )
+                    .timeout_config(
+                        TimeoutConfig::builder()
+                            .connect_timeout(Duration::from_secs(10))
+                            .operation_attempt_timeout(Duration::from_secs(30))
+                            .build(),
+                    )
+                    .load()
+                    .await;
+                let mut conf = aws_sdk_s3::config::Builder::from(&shared);
+                if let Some(url) = &loc.endpoint_url {
+                    conf = conf.endpoint_url(url).force_path_style(true);
+                }
+                let _ = tx.send(Client::from_conf(conf.build()));
+            });
+            rx.recv()
+        }
         .map_err(|e| remote("start the S3 client for", location.url(), e.to_string()))?;
         Ok(S3Backend {
             location,
@@ -180,13 +180,24 @@ impl S3Backend {
         &self.location
     }
 
-    /// Runs `f` on the backend's runtime and waits for it, from any thread.
+    /// Runs `f` on the backend's runtime and waits for it, from any thread. The answer comes
+    /// back over a plain channel: polling a tokio `JoinHandle` from inside another runtime's
+    /// task would spend that task's cooperative budget and then spin forever.
     fn run<T: Send + 'static>(
         &self,
         f: impl std::future::Future<Output = T> + Send + 'static,
     ) -> Result<T, StoreError> {
-        futures::executor::block_on(self.rt.spawn(f))
-            .map_err(|e| remote("reach", self.location.url(), e.to_string()))
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.rt.spawn(async move {
+            let _ = tx.send(f.await);
+        });
+        rx.recv().map_err(|_| {
+            remote(
+                "reach",
+                self.location.url(),
+                "the S3 request task ended without an answer".into(),
+            )
+        })
     }
 
     fn url(&self, key: &str) -> String {
@@ -198,13 +209,8 @@ impl S3Backend {
     pub fn check_bucket(&self) -> Result<Option<String>, StoreError> {
         Counters::count(&self.counters.other);
         let (client, bucket) = (self.client.clone(), self.location.bucket.clone());
-        let got = self.run(async move {
-            client
-                .get_public_access_block()
-                .bucket(bucket)
-                .send()
-                .await
-        })?;
+        let got =
+            self.run(async move { client.get_public_access_block().bucket(bucket).send().await })?;
         let url = self.location.url();
         let fix = format!(
             "Turn on all four public access block settings: `aws s3api put-public-access-block --bucket {} --public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,RestrictPublicBuckets=true`",
@@ -225,7 +231,9 @@ impl S3Backend {
                     Err(StoreError::Unsafe {
                         path: url.into(),
                         found: "the bucket's public access block is partly off".into(),
-                        expected: "a bucket that can never be made public, since it holds private keys".into(),
+                        expected:
+                            "a bucket that can never be made public, since it holds private keys"
+                                .into(),
                         fix: format!("{fix}. Nothing was written."),
                     })
                 }
@@ -236,7 +244,9 @@ impl S3Backend {
                     Err(StoreError::Unsafe {
                         path: url.into(),
                         found: "the bucket has no public access block".into(),
-                        expected: "a bucket that can never be made public, since it holds private keys".into(),
+                        expected:
+                            "a bucket that can never be made public, since it holds private keys"
+                                .into(),
                         fix: format!("{fix}. Nothing was written."),
                     })
                 } else if text.contains("AccessDenied") || status(&e) == Some(403) {
@@ -318,9 +328,7 @@ impl StateBackend for S3Backend {
             match req.send().await {
                 Ok(out) => Ok(Put::Written(out.e_tag().unwrap_or_default().to_string())),
                 // 412: the condition did not hold; 409: a concurrent conditional write won.
-                Err(e) if matches!(status(&e), Some(412 | 409)) => {
-                    Ok(Put::ConditionFailed)
-                }
+                Err(e) if matches!(status(&e), Some(412 | 409)) => Ok(Put::ConditionFailed),
                 // If-Match on an object that is gone.
                 Err(e) if status(&e) == Some(404) => Ok(Put::ConditionFailed),
                 Err(e) => Err(remote("write", url, describe(&e))),
@@ -410,13 +418,18 @@ mod tests {
         let l = S3Location::parse("s3://my-bucket/brokercert/prod/")
             .unwrap()
             .unwrap();
-        assert_eq!((l.bucket.as_str(), l.prefix.as_str()), ("my-bucket", "brokercert/prod"));
+        assert_eq!(
+            (l.bucket.as_str(), l.prefix.as_str()),
+            ("my-bucket", "brokercert/prod")
+        );
         assert_eq!(l.key("renewal/a.json"), "brokercert/prod/renewal/a.json");
         assert_eq!(l.url(), "s3://my-bucket/brokercert/prod");
         assert!(S3Location::parse("/var/lib/brokercert").is_none());
         let e = S3Location::parse("s3://My_Bucket/x").unwrap().unwrap_err();
         assert!(e.contains("expected an S3 bucket name"), "{e}");
-        let e = S3Location::parse("s3://bucket/a/../b").unwrap().unwrap_err();
+        let e = S3Location::parse("s3://bucket/a/../b")
+            .unwrap()
+            .unwrap_err();
         assert!(e.contains("no `..`"), "{e}");
         let l = S3Location::parse("s3://bucket").unwrap().unwrap();
         assert_eq!(l.key("live/x"), "live/x");
