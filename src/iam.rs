@@ -213,6 +213,69 @@ impl Policy {
     }
 }
 
+/// The statements remote state (`state_dir = "s3://BUCKET/PREFIX"`) needs: the objects
+/// under the prefix (read, write, delete: state, journals, leases), listing the prefix, the
+/// bucket's public access block (checked before anything is written), and with `kms_key_id`
+/// the KMS key (SSE-KMS).
+pub fn state_statements(
+    partition: &str,
+    bucket: &str,
+    prefix: &str,
+    kms_key_id: Option<&str>,
+) -> Vec<Statement> {
+    let objects = if prefix.is_empty() {
+        format!("arn:{partition}:s3:::{bucket}/*")
+    } else {
+        format!("arn:{partition}:s3:::{bucket}/{prefix}/*")
+    };
+    let listed = if prefix.is_empty() {
+        "*".to_string()
+    } else {
+        format!("{prefix}/*")
+    };
+    let mut out = vec![
+        Statement {
+            sid: "BrokercertStateObjects".into(),
+            effect: "Allow",
+            action: vec!["s3:GetObject", "s3:PutObject", "s3:DeleteObject"],
+            resource: vec![objects],
+            condition: BTreeMap::new(),
+        },
+        Statement {
+            sid: "BrokercertStateList".into(),
+            effect: "Allow",
+            action: vec!["s3:ListBucket"],
+            resource: vec![format!("arn:{partition}:s3:::{bucket}")],
+            condition: BTreeMap::from([(
+                "StringLike",
+                BTreeMap::from([("s3:prefix", vec![listed])]),
+            )]),
+        },
+        Statement {
+            sid: "BrokercertStateBucketCheck".into(),
+            effect: "Allow",
+            action: vec!["s3:GetBucketPublicAccessBlock"],
+            resource: vec![format!("arn:{partition}:s3:::{bucket}")],
+            condition: BTreeMap::new(),
+        },
+    ];
+    if let Some(key) = kms_key_id {
+        let arn = if key.starts_with("arn:") {
+            key.to_string()
+        } else {
+            format!("arn:{partition}:kms:*:*:key/{key}")
+        };
+        out.push(Statement {
+            sid: "BrokercertStateKms".into(),
+            effect: "Allow",
+            action: vec!["kms:Decrypt", "kms:GenerateDataKey"],
+            resource: vec![arn],
+            condition: BTreeMap::new(),
+        });
+    }
+    out
+}
+
 fn sid_part(zone: &str) -> String {
     zone.chars().filter(|c| c.is_ascii_alphanumeric()).collect()
 }
@@ -469,6 +532,17 @@ mod tests {
             p.statement[2].condition["ForAllValues:StringLike"][KEY_NAMES],
             ["_acme-challenge.a.example.com"]
         );
+    }
+
+    #[test]
+    fn state_in_s3_adds_the_bucket_prefix_and_kms_statements() {
+        let v = serde_json::to_value(state_statements("aws", "b", "fleet", Some("1234"))).unwrap();
+        assert_eq!(v[0]["Resource"][0], "arn:aws:s3:::b/fleet/*");
+        assert_eq!(v[0]["Action"][1], "s3:PutObject");
+        assert_eq!(v[1]["Condition"]["StringLike"]["s3:prefix"][0], "fleet/*");
+        assert_eq!(v[2]["Action"][0], "s3:GetBucketPublicAccessBlock");
+        assert_eq!(v[3]["Resource"][0], "arn:aws:kms:*:*:key/1234");
+        assert_eq!(state_statements("aws-cn", "b", "", None).len(), 3);
     }
 
     #[test]

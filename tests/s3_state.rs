@@ -580,3 +580,49 @@ async fn a_bucket_without_a_public_access_block_is_refused_before_anything_is_wr
     }
     assert!(e.keys("").await.is_empty(), "{:?}", e.keys("").await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn iam_policy_grants_the_state_prefix_and_doctor_checks_the_bucket() {
+    let e = s3_env(&one_cert(), true).await;
+    let r = e.run_on("a", &["iam-policy"]).await;
+    r.assert_ok();
+    let policy: serde_json::Value = serde_json::from_str(&r.stdout).expect("policy JSON");
+    let statements = policy["Statement"].as_array().unwrap();
+    let resources: Vec<&str> = statements
+        .iter()
+        .flat_map(|s| s["Resource"].as_array().unwrap())
+        .filter_map(|r| r.as_str())
+        .collect();
+    assert!(
+        resources.contains(&"arn:aws:s3:::brokercert-state/fleet/*")
+            && resources.contains(&"arn:aws:s3:::brokercert-state"),
+        "{resources:?}"
+    );
+    assert!(!r.stdout.contains("kms:"), "no KMS statement without a key");
+
+    let r = e.run_on("a", &["doctor"]).await;
+    for part in [
+        "s3://brokercert-state/fleet answers",
+        "all four settings on",
+        "a second create-only write (If-None-Match: *) was refused",
+    ] {
+        assert!(r.stdout.contains(part), "`{part}` missing: {}", r.stdout);
+    }
+    assert!(
+        e.keys("leases/").await.is_empty(),
+        "the probe is deleted again"
+    );
+    // The public access block turned off: doctor says so.
+    e.s3.delete_public_access_block()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .expect("delete public access block");
+    let r = e.run_on("a", &["doctor"]).await;
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stdout.contains("the bucket has no public access block"),
+        "{}",
+        r.stdout
+    );
+}

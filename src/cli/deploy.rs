@@ -124,6 +124,9 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
+    if let Err(code) = super::state_backend::attach(&settings) {
+        return code;
+    }
     let store = Store::new(&settings.state_dir);
     let dir = args
         .from
@@ -267,6 +270,9 @@ pub async fn run_remove(cli: &Cli, args: &RemoveArgs) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
+    if let Err(code) = super::state_backend::attach(&settings) {
+        return code;
+    }
     for t in &targets {
         if let Err(e) = t.remove().await {
             return output::fail(e);

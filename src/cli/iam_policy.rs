@@ -201,6 +201,16 @@ async fn policy(cli: &Cli, args: &IamPolicyArgs) -> Result<(String, Vec<String>)
             ));
         }
     }
-    let policy = grants.policy().map_err(|e| config_error(e.to_string()))?;
+    let mut policy = grants.policy().map_err(|e| config_error(e.to_string()))?;
+    if let Some(remote) = &settings.state_remote {
+        let l = &remote.location;
+        policy.statement.extend(crate::iam::state_statements(
+            grants.partition,
+            &l.bucket,
+            &l.prefix,
+            l.kms_key_id.as_deref(),
+        ));
+        notes.push(format!("iam-policy: state in {}", l.url()));
+    }
     Ok((policy.to_json(), notes))
 }

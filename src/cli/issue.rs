@@ -78,6 +78,9 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         Ok(l) => l,
         Err(code) => return code,
     };
+    if let Err(code) = super::state_backend::attach(&settings) {
+        return code;
+    }
     let store = Store::new(&settings.state_dir);
     let route53 = Route53::connect(&Route53Settings {
         endpoint_url: settings.dns.route53_endpoint.clone(),

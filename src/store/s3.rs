@@ -104,8 +104,18 @@ impl S3Location {
 pub struct S3Backend {
     location: S3Location,
     client: Client,
-    rt: tokio::runtime::Runtime,
+    /// Always `Some` until dropped (then shut down without waiting: dropping a runtime
+    /// inside another one's task would panic).
+    rt: Option<tokio::runtime::Runtime>,
     counters: Counters,
+}
+
+impl Drop for S3Backend {
+    fn drop(&mut self) {
+        if let Some(rt) = self.rt.take() {
+            rt.shutdown_background();
+        }
+    }
 }
 
 fn remote(action: &'static str, url: String, message: String) -> StoreError {
@@ -170,7 +180,7 @@ impl S3Backend {
         Ok(S3Backend {
             location,
             client,
-            rt,
+            rt: Some(rt),
             counters: Counters::default(),
         })
     }
@@ -188,9 +198,11 @@ impl S3Backend {
         f: impl std::future::Future<Output = T> + Send + 'static,
     ) -> Result<T, StoreError> {
         let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        self.rt.spawn(async move {
-            let _ = tx.send(f.await);
-        });
+        if let Some(rt) = &self.rt {
+            rt.spawn(async move {
+                let _ = tx.send(f.await);
+            });
+        }
         rx.recv().map_err(|_| {
             remote(
                 "reach",

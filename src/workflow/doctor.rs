@@ -58,7 +58,7 @@ impl Status {
 /// One check: a line of the report.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Check {
-    /// `aws`, `dns`, `acme`, `deploy` or `mqtt`.
+    /// `aws`, `dns`, `state`, `acme`, `deploy` or `mqtt`.
     pub section: &'static str,
     /// What was checked, e.g. `credentials`, `ChangeResourceRecordSets`.
     pub name: String,
@@ -121,6 +121,7 @@ pub async fn doctor(settings: &Settings, specs: &[&CertificateSpec]) -> Vec<Repo
     let wire = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)
         .with_strategy(settings.dns.strategy);
     let acme = acme_checks(settings).await;
+    let state = crate::workflow::blocking::blocking(|| super::doctor_state::state_checks(settings));
     let mut reports = Vec::new();
     for spec in specs {
         let mut checks = Vec::new();
@@ -133,6 +134,7 @@ pub async fn doctor(settings: &Settings, specs: &[&CertificateSpec]) -> Vec<Repo
             &mut checks,
         )
         .await;
+        checks.extend(state.iter().cloned());
         checks.extend(acme.iter().cloned());
         deploy_checks(settings, spec, &mut checks).await;
         mqtt_checks(spec, &mut checks).await;

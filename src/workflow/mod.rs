@@ -9,6 +9,7 @@ pub mod challenge_records;
 pub mod cname;
 pub mod deploy;
 pub mod doctor;
+pub mod doctor_state;
 pub mod issue;
 pub mod progress;
 pub mod stall;
