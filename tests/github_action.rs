@@ -71,7 +71,7 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
-        let child = Command::new("python3")
+        let mut child = Command::new("python3")
             .args(["-m", "http.server", "--bind", "127.0.0.1"])
             .arg(port.to_string())
             .arg("--directory")
@@ -86,6 +86,8 @@ impl Server {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the HTTP server did not start");
     }
 }
