@@ -4,14 +4,12 @@
 //! release assets served from 127.0.0.1 by a local HTTP server: the test binary packaged as
 //! the release workflow packages it, with its `SHA256SUMS`.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use crate::support::{TestEnv, cert_section};
 use brokercert_sandbox::SandboxOptions;
-use support::{TestEnv, cert_section};
 
 const VERSION: &str = "v9.9.9";
 

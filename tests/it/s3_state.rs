@@ -3,17 +3,14 @@
 //! sharing one bucket. Leases, the journal across machines, the request bound of a no-op
 //! run, and S3 faults through the sandbox's fault proxy.
 
-mod support;
-
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
 
+use crate::support::stall::{Stalled, start_stalled};
+use crate::support::{Run, TestEnv, cert_section};
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use brokercert_sandbox::SandboxOptions;
 use brokercert_sandbox::route53_proxy::{FaultPlan, Route53Fault, Route53Proxy};
-use support::{Run, TestEnv, cert_section};
-use tokio::io::{AsyncBufReadExt, BufReader};
 
 const BUCKET: &str = "brokercert-state";
 const PREFIX: &str = "fleet";
@@ -159,57 +156,19 @@ impl S3Env {
         }
     }
 
-    /// Starts `renew --force` on `machine` stalled after `stage`, waits until it says so,
-    /// and returns the child (still holding its leases) with what it printed.
-    async fn stall_on(
-        &self,
-        machine: &str,
-        stage: &str,
-    ) -> Result<(tokio::process::Child, String), String> {
+    /// Starts `renew --force` on `machine` stalled after `stage` (still holding its
+    /// leases); `Err(output)` when it never got there.
+    async fn stall_on(&self, machine: &str, stage: &str) -> Result<Stalled, String> {
         let home = self.machine(machine);
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_brokercert"));
-        cmd.args(["renew", "--no-jitter", "--force", "--config"])
-            .arg(&self.cfg)
-            .env_remove("BROKERCERT_CONFIG")
-            .env_remove("BROKERCERT_STATE_DIR")
-            .env("NO_COLOR", "1")
-            .env("XDG_STATE_HOME", &home)
-            .env("BROKERCERT_STALL_AFTER", stage)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        self.env.sb.configure_command(&mut cmd);
-        let mut child = tokio::process::Command::from(cmd)
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn brokercert");
-        let stderr = child.stderr.take().expect("stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let mut seen = String::new();
-        let waited = tokio::time::timeout(Duration::from_secs(90), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                seen.push_str(&line);
-                seen.push('\n');
-                if line.contains("stalled after stage") {
-                    return true;
-                }
-            }
-            false
-        })
-        .await;
-        if matches!(waited, Ok(true)) {
-            Ok((child, seen))
-        } else {
-            let _ = child.start_kill();
-            let _ = child.wait().await;
-            Err(seen)
-        }
-    }
-
-    async fn sigkill(mut child: tokio::process::Child) {
-        child.start_kill().expect("SIGKILL");
-        let status = child.wait().await.expect("reap");
-        assert!(!status.success(), "killed");
+        let cfg = self.cfg.to_str().unwrap();
+        start_stalled(
+            &self.env,
+            &["renew", "--no-jitter", "--force", "--config", cfg],
+            stage,
+            &[("XDG_STATE_HOME", home.to_str().unwrap())],
+            Duration::from_secs(90),
+        )
+        .await
     }
 
     /// Nothing half-done anywhere: no TXT value, no journal, no live lease (a vanished
@@ -319,7 +278,7 @@ async fn a_live_lease_is_refused_naming_its_holder_and_an_expired_one_is_taken_o
     let first = e.versions(NAME).await;
 
     // Machine A stalls with the order placed and its TXT value published.
-    let (a, _) = e.stall_on("a", "publish-txt").await.expect("A stalls");
+    let a = e.stall_on("a", "publish-txt").await.expect("A stalls");
     let lease = e
         .object(&format!("leases/certificate/{NAME}"))
         .await
@@ -340,7 +299,7 @@ async fn a_live_lease_is_refused_naming_its_holder_and_an_expired_one_is_taken_o
     assert_eq!(e.versions(NAME).await, first, "B ordered nothing");
 
     // A vanishes; once its lease has expired, B takes it over and finishes A's order.
-    S3Env::sigkill(a).await;
+    a.kill().await;
     let b = e.run_on("b", &["renew", "--no-jitter"]).await;
     assert!(
         b.stdout.contains("is held by"),
@@ -386,8 +345,8 @@ async fn a_runner_killed_after_any_stage_is_finished_by_another_machine() {
         let mut attempts = 0;
         loop {
             match e.stall_on(&format!("killed-{i}-{attempts}"), stage).await {
-                Ok((child, _)) => {
-                    S3Env::sigkill(child).await;
+                Ok(held) => {
+                    held.kill().await;
                     break;
                 }
                 // Pebble may reuse a fresh authorization: no challenge, no stage to stall in.
