@@ -114,6 +114,11 @@ pub async fn run(cli: &Cli, args: &ScheduleArgs) -> i32 {
         let renewal_dir = settings.state_dir.join("renewal");
         let outcomes =
             match StateLock::acquire(&renewal_dir, Duration::from_secs(60), "schedule").await {
+                // State in S3: the working copy is refreshed each cycle (under the lock).
+                Ok(_lock) if super::state_backend::attach(&settings).is_err() => {
+                    log(true, "the remote state is unreachable; trying again later");
+                    Vec::new()
+                }
                 Ok(_lock) => {
                     let o = renew_all(cli, &settings, &renew_args, &stop).await;
                     for (name, outcome) in &o {

@@ -15,18 +15,20 @@ use crate::store::s3::S3Backend;
 use super::{exit, output};
 
 /// For remote state: connects, refuses a bucket that may be public, and fills the working
-/// copy (`settings.state_dir`). Local state: nothing. `Err`: the exit code, already reported.
+/// copy (`settings.state_dir`); called again, fills it again. Local state: nothing. `Err`:
+/// the exit code, already reported.
 pub fn attach(settings: &Settings) -> Result<(), i32> {
     let Some(remote) = &settings.state_remote else {
         return Ok(());
     };
-    if crate::store::mirror::active().is_some() {
-        return Ok(());
-    }
     let fail = |e: crate::store::StoreError| {
         output::error(&e.to_string());
         exit::STORE
     };
+    // A long-running command (`schedule`) refreshes the working copy each cycle.
+    if let Some(m) = crate::store::mirror::active() {
+        return m.pull().map(|_| ()).map_err(fail);
+    }
     let backend = S3Backend::connect(remote.location.clone()).map_err(fail)?;
     if let Some(note) = backend.check_bucket().map_err(fail)? {
         output::warning(&note);

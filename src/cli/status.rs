@@ -448,6 +448,9 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
+    if let Err(code) = super::state_backend::attach(&settings) {
+        return code;
+    }
     let now = SystemClock.now();
     let mut rows = Vec::new();
     for spec in &settings.certificates {

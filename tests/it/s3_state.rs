@@ -267,6 +267,15 @@ async fn two_runners_with_empty_local_dirs_make_one_order_and_the_second_names_t
         c.stdout
     );
     assert_eq!(e.versions(NAME).await.len(), 1);
+
+    // `status` on yet another empty machine reads the state from S3 too.
+    let d = e.run_on("d", &["status", "--offline"]).await;
+    d.assert_ok();
+    assert!(
+        d.stdout.contains(NAME) && !d.stdout.contains("no certificate stored"),
+        "{}",
+        d.stdout
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
