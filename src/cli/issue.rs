@@ -122,6 +122,22 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                 Err(why) => tracing::info!("`{}`: ordering a new certificate: {why}", spec.name),
             }
         }
+        // State in S3: this certificate's leases while it is ordered (see `state_backend`).
+        let _lease = match super::state_backend::lease_certificate(&settings, spec, "issue") {
+            Ok(super::state_backend::Turn::Go(l)) => l,
+            Ok(super::state_backend::Turn::Skip(message)) => {
+                output::error(&format!("{}: {message}", spec.name));
+                code = exit::STORE;
+                continue;
+            }
+            Err(e) => {
+                let failed = output::fail(e);
+                if code == exit::OK {
+                    code = failed;
+                }
+                continue;
+            }
+        };
         let ca = match ca_cell
             .get_or_try_init(|| AcmeClient::connect(&settings.acme, &store))
             .await

@@ -306,6 +306,15 @@ async fn a_live_lease_is_refused_naming_its_holder_and_an_expired_one_is_taken_o
         b.stdout
     );
     assert_eq!(e.versions(NAME).await, first, "B ordered nothing");
+    // `issue` asked for explicitly is refused too (exit 7: this run did nothing).
+    let b = e.run_on("b", &["issue", "--force-renewal"]).await;
+    b.assert_code(7);
+    assert!(
+        b.stderr.contains("is held by brokercert renew on"),
+        "{}",
+        b.stderr
+    );
+    assert_eq!(e.versions(NAME).await, first, "B ordered nothing");
 
     // A vanishes; once its lease has expired, B takes it over and finishes A's order.
     a.kill().await;
@@ -509,15 +518,28 @@ async fn s3_errors_are_retried_and_a_persistent_one_is_reported_clearly() {
     );
     std::fs::write(&e.cfg, text).unwrap();
 
+    // Slow answers (2 s each, a few times): waited for, the run succeeds.
+    proxy.set_faults(
+        FaultPlan::rate(50)
+            .kinds(&[Route53Fault::Latency])
+            .max_faults(3),
+    );
+    let r = e.run_on("slow", &["renew", "--no-jitter"]).await;
+    r.assert_ok();
+    assert!(proxy.faults_injected() > 0, "no latency was injected");
+    assert!(r.stdout.contains("renewed"), "{}", r.stdout);
+    e.assert_settled("after slow answers").await;
+
     // Every other request answers 500 (a few times): retried, the run succeeds.
     proxy.set_faults(
         FaultPlan::rate(50)
             .kinds(&[Route53Fault::InternalError])
             .max_faults(6),
     );
-    let r = e.run_on("a", &["renew", "--no-jitter"]).await;
+    let before = proxy.faults_injected();
+    let r = e.run_on("a", &["renew", "--no-jitter", "--force"]).await;
     r.assert_ok();
-    assert!(proxy.faults_injected() > 0, "no fault was injected");
+    assert!(proxy.faults_injected() > before, "no fault was injected");
     assert!(r.stdout.contains("renewed"), "{}", r.stdout);
     e.assert_settled("after retried faults").await;
 
