@@ -448,7 +448,17 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> i32 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    if let Err(code) = super::state_backend::attach(&settings) {
+    // State in S3: fill the working copy, unless a run on this machine holds it (and keeps
+    // it current).
+    let _lock = match &settings.state_remote {
+        Some(_) => super::take_state_lock(&settings.state_dir, None, "status", true)
+            .await
+            .ok(),
+        None => None,
+    };
+    if _lock.is_some()
+        && let Err(code) = super::state_backend::attach(&settings)
+    {
         return code;
     }
     let now = SystemClock.now();
