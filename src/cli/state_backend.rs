@@ -48,6 +48,9 @@ pub fn timings_line() -> Option<String> {
     ))
 }
 
+/// How often a run waiting for a DNS-01 name's lease asks again.
+const DNS_TURN_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// What [`lease_certificate`] decided.
 #[derive(Debug)]
 pub enum Turn {
@@ -75,7 +78,37 @@ pub fn lease_certificate(
         .collect();
     let keys = lease::keys(&spec.name, &names);
     let holder = Holder::this_process(command, remote.lease_ttl);
-    match lease::acquire(m.backend().clone(), &keys, &holder)? {
+    // A DNS-01 name another certificate's run is using: take turns (wait for it, up to two
+    // lease lifetimes). This certificate itself in another run's hands: leave it to that run.
+    let patience = std::time::Instant::now() + 2 * remote.lease_ttl;
+    let mut said = false;
+    let acquired = loop {
+        match lease::acquire(m.backend().clone(), &keys, &holder)? {
+            Acquired::Busy { key, holder: other }
+                if key.starts_with("leases/dns/") && std::time::Instant::now() < patience =>
+            {
+                if !said {
+                    eprintln!(
+                        "{}: waiting for the DNS-01 name `{}`, in use by {}",
+                        spec.name,
+                        key.trim_start_matches("leases/dns/"),
+                        other.describe()
+                    );
+                    said = true;
+                }
+                crate::workflow::blocking::blocking(|| std::thread::sleep(DNS_TURN_POLL));
+            }
+            other => break other,
+        }
+    };
+    match acquired {
+        Acquired::Busy { key, holder } if key.starts_with("leases/dns/") => {
+            Ok(Turn::Skip(format!(
+                "left to the next run: the DNS-01 name `{}` stayed in use by {}",
+                key.trim_start_matches("leases/dns/"),
+                holder.describe()
+            )))
+        }
         Acquired::Busy { key, holder } => Ok(Turn::Skip(format!(
             "left to another run: `{key}` in {} is held by {}; that run does the work",
             m.backend().describe(),

@@ -616,3 +616,40 @@ async fn iam_policy_grants_the_state_prefix_and_doctor_checks_the_bucket() {
         r.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_certificates_sharing_a_dns01_name_take_turns_across_machines() {
+    let certs =
+        one_cert() + &cert_section("mqtt-rsa", &["mqtt.zone1.test"], "key_type = \"rsa2048\"");
+    let e = s3_env(&certs, true).await;
+    // A works on `mqtt-prod` and stalls holding `_acme-challenge.mqtt.zone1.test`.
+    let home = e.machine("a");
+    let cfg = e.cfg.to_str().unwrap();
+    let a = start_stalled(
+        &e.env,
+        &["renew", "--no-jitter", "--name", NAME, "--config", cfg],
+        "publish-txt",
+        &[("XDG_STATE_HOME", home.to_str().unwrap())],
+        Duration::from_secs(90),
+    )
+    .await
+    .expect("A stalls");
+    // B, for `mqtt-rsa`, waits for the name instead of publishing beside A.
+    let b = e.run_on("b", &["renew", "--no-jitter", "--name", "mqtt-rsa"]);
+    let kill_a = async {
+        tokio::time::sleep(Duration::from_secs(4)).await;
+        assert!(e.versions("mqtt-rsa").await.is_empty(), "B did not wait");
+        a.kill().await
+    };
+    let (b, _) = tokio::join!(b, kill_a);
+    b.assert_ok();
+    assert!(
+        b.stderr
+            .contains("mqtt-rsa: waiting for the DNS-01 name `_acme-challenge.mqtt.zone1.test`, in use by brokercert renew on"),
+        "{}",
+        b.stderr
+    );
+    assert!(b.stderr.contains("taking over the lease"), "{}", b.stderr);
+    assert!(b.stdout.contains("mqtt-rsa: renewed"), "{}", b.stdout);
+    assert_eq!(e.versions("mqtt-rsa").await.len(), 1);
+}
