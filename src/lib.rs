@@ -38,6 +38,8 @@ pub mod hint;
 pub mod iam;
 #[cfg(feature = "full")]
 pub mod names;
+#[cfg(feature = "full")]
+pub mod progress;
 pub mod pki;
 #[cfg(feature = "full")]
 pub mod renew;

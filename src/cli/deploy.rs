@@ -11,7 +11,7 @@ use crate::deploy::{DeployError, DeployOutcome, DeploymentTarget, Material, from
 use crate::error::{Error, exit};
 use crate::store::Store;
 use crate::workflow::deploy::deploy_all;
-use crate::workflow::progress::{Progress, Stage};
+use crate::progress::{Progress, Stage};
 
 /// Loads the settings and selects the certificate `name`, or the only one configured when
 /// no name is given.

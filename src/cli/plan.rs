@@ -155,7 +155,7 @@ async fn waiting_for<T>(
     what: &str,
     work: impl std::future::Future<Output = T>,
 ) -> T {
-    use crate::workflow::progress::{Progress, Stage, Waiting};
+    use crate::progress::{Progress, Stage, Waiting};
     let started = std::time::Instant::now();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tokio::pin!(work);

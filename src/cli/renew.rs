@@ -37,7 +37,7 @@ use crate::workflow::blocking::blocking;
 use crate::workflow::challenge_records::{DnsView, Ledger};
 use crate::workflow::deploy::deploy_all;
 use crate::workflow::issue::{IssueOptions, Resume};
-use crate::workflow::progress::{Progress, Stage};
+use crate::progress::{Progress, Stage};
 use crate::workflow::{IssueServices, issue};
 
 /// Flags of `renew`.
@@ -382,7 +382,7 @@ async fn jitter(max: Duration, quiet: bool) {
         super::progress_display::clear_shared();
         eprintln!(
             "waiting {} before asking the CA (random jitter for non-interactive runs, so that many machines do not order at the same second; `--no-jitter` skips it)",
-            crate::workflow::progress::human_duration(wait)
+            crate::progress::human_duration(wait)
         );
     }
     tokio::time::sleep(wait).await;

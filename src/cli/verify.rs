@@ -16,7 +16,7 @@ use crate::verify::{
     DnsResolver, MqttProbe, ProbeReport, ProbeTarget, Resolver, SystemResolver, TlsMqttProbe,
     Transport,
 };
-use crate::workflow::progress::{Progress, Stage, Waiting, human_duration};
+use crate::progress::{Progress, Stage, Waiting, human_duration};
 
 /// How long verification after a deploy waits for the broker to switch over by default.
 pub const DEFAULT_SETTLE: std::time::Duration = std::time::Duration::from_secs(15);

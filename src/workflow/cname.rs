@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use super::challenge_records::DnsView;
-use super::progress::{Progress, Stage, Waiting};
+use crate::progress::{Progress, Stage, Waiting};
 use crate::config::CertificateSpec;
 use crate::dns::plan::{CnamePlan, plan_cname};
 use crate::dns::provider::await_insync_reporting;

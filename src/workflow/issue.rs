@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 use super::challenge_records::Visibility;
 use super::challenge_records::{DnsView, Ledger};
 use super::cname::{CnameOutcome, ensure_cname};
-use super::progress::{Progress, Stage, Waiting, human_duration};
+use crate::progress::{Progress, Stage, Waiting, human_duration};
 use crate::acme::CertificateAuthority;
 use crate::clock::Clock;
 use crate::config::CertificateSpec;

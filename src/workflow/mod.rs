@@ -10,8 +10,6 @@ pub mod cname;
 pub mod deploy;
 pub mod doctor;
 pub mod issue;
-pub mod progress;
 pub mod stall;
 
 pub use issue::{IssueFailure, IssueServices, Issued, issue};
-pub use progress::{Progress, Stage};
