@@ -38,9 +38,9 @@ pub mod hint;
 pub mod iam;
 #[cfg(feature = "full")]
 pub mod names;
+pub mod pki;
 #[cfg(feature = "full")]
 pub mod progress;
-pub mod pki;
 #[cfg(feature = "full")]
 pub mod renew;
 #[cfg(feature = "full")]

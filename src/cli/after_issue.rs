@@ -3,7 +3,7 @@
 //! target allows; the message says what to run next.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::output;
 use super::progress_display::CertProgress;
@@ -11,7 +11,8 @@ use crate::clock::{Clock, SystemClock};
 use crate::config::CertificateSpec;
 use crate::deploy::{Material, from_config};
 use crate::error::{Error, exit};
-use crate::workflow::deploy::deploy_all;
+use crate::progress::Stage;
+use crate::workflow::deploy::deploy_and_verify as deploy_then_verify;
 
 /// Deploys (and verifies) a freshly stored certificate; returns an exit code. The time
 /// each of the two steps took is pushed to `timings`, and each target's API requests to
@@ -29,7 +30,6 @@ pub async fn deploy_and_verify(
     if spec.deploy.is_empty() {
         return exit::OK;
     }
-    let started = Instant::now();
     let fail = |e: Error| {
         output::error(&format!(
             "`{}`: {e}. The {} certificate is stored in {}; after fixing this, run `{}`",
@@ -50,59 +50,28 @@ pub async fn deploy_and_verify(
     };
     // Ctrl-C from here on stops waiting, not the deployment already sent.
     let then = super::interrupt::after_deploy(&spec.name, live_dir);
-    let deploying = async {
-        if kept {
-            super::deploy::deploy_unless_served(settings, spec, &material, &targets, progress).await
-        } else {
-            deploy_all(
-                spec,
-                &material,
-                &targets,
-                SystemClock.now(),
-                false,
-                progress,
-            )
-            .await
-        }
-    };
-    let deployed = match super::interrupt::unless_interrupted(progress, &then, deploying).await {
+    let deploying = deploy_then_verify(settings, spec, &material, &targets, kept, true, progress);
+    let done = match super::interrupt::unless_interrupted(progress, &then, deploying).await {
         Ok(d) => d,
         Err(code) => return code,
     };
     api_usage.extend(targets.iter().filter_map(|t| t.api_usage()));
-    progress.renderer().clear();
-    match deployed {
-        Ok(outcomes) => {
-            timings.push(("deploy", started.elapsed()));
-            super::deploy::print_outcomes(&outcomes);
-        }
-        Err(e) => return fail(e.into()),
-    }
-    if !super::verify::wanted_after_deploy(spec) {
-        record_deployed(settings, spec, &material.leaf);
-        return exit::OK;
-    }
-    let started = Instant::now();
-    let opts = super::verify::VerifyOptions::after_deploy(spec, &material.leaf);
-    let verifying = super::verify::verify_certificate_with(settings, spec, &opts, progress);
-    let verified = match super::interrupt::unless_interrupted(progress, &then, verifying).await {
-        Ok(v) => v,
-        Err(code) => return code,
-    };
-    timings.push(("verify", started.elapsed()));
-    progress.renderer().clear();
-    match verified {
-        Ok(_) => {
+    match done {
+        Ok(d) => {
+            timings.extend(d.timings);
             record_deployed(settings, spec, &material.leaf);
             exit::OK
         }
-        Err(e) => {
+        Err(f) if f.stage == Stage::Deploy => fail(f.error),
+        Err(f) => {
+            timings.extend(f.timings);
             output::error(&format!(
-                "`{}` was deployed but verification failed: {e}. Check the broker and DNS, then run `{}`",
+                "`{}` was deployed but verification failed: {}. Check the broker and DNS, then run `{}`",
                 spec.name,
+                f.error,
                 crate::hint::command(&format!("verify {}", spec.name))
             ));
-            e.exit_code()
+            f.error.exit_code()
         }
     }
 }

@@ -3,15 +3,14 @@
 use std::io::{IsTerminal, Write};
 
 use super::output;
-use super::progress_display::{CertProgress, Renderer};
+use super::progress_display::Renderer;
 use super::{Cli, DeployArgs, RemoveArgs};
-use crate::clock::{Clock, SystemClock};
 use crate::config::{CertificateSpec, Overrides, Settings};
-use crate::deploy::{DeployError, DeployOutcome, DeploymentTarget, Material, from_config};
-use crate::error::{Error, exit};
+use crate::deploy::{Material, from_config};
+use crate::error::exit;
+use crate::progress::Stage;
 use crate::store::Store;
-use crate::workflow::deploy::deploy_all;
-use crate::progress::{Progress, Stage};
+use crate::workflow::deploy::{DeployFailed, Deployed, deploy_and_verify};
 
 /// Loads the settings and selects the certificate `name`, or the only one configured when
 /// no name is given.
@@ -57,18 +56,6 @@ pub fn select(
     }
 }
 
-/// Prints one line per target outcome.
-pub fn print_outcomes(outcomes: &[(String, DeployOutcome)]) {
-    for (target, o) in outcomes {
-        let what = match o {
-            DeployOutcome::Created => "installed",
-            DeployOutcome::Replaced => "replaced the previous certificate",
-            DeployOutcome::Unchanged => "already served this certificate",
-        };
-        output::say(&format!("Deployed to {target}: {what}"));
-    }
-}
-
 /// The API requests of a run per target (`--timings`), or `None` when no target counts them.
 pub fn api_usage_table(lines: &[String]) -> Option<String> {
     (!lines.is_empty()).then(|| {
@@ -78,34 +65,6 @@ pub fn api_usage_table(lines: &[String]) -> Option<String> {
         }
         out
     })
-}
-
-/// Deploys `material` to every target, skipping a target whose state says it already
-/// serves it, unless the broker presents another certificate: EMQX Cloud names what it
-/// serves only by its expiry, to the second, so a certificate issued in the same second as
-/// the served one looks deployed there. Then it gets the write after all.
-pub async fn deploy_unless_served(
-    settings: &Settings,
-    spec: &CertificateSpec,
-    material: &Material,
-    targets: &[Box<dyn DeploymentTarget>],
-    progress: &CertProgress,
-) -> Result<Vec<(String, DeployOutcome)>, DeployError> {
-    let outcomes = deploy_all(spec, material, targets, SystemClock.now(), true, progress).await?;
-    progress.renderer().clear();
-    if !outcomes.iter().any(|(_, o)| *o == DeployOutcome::Unchanged)
-        || !super::verify::serves_another_certificate(settings, spec, &material.leaf, progress)
-            .await
-    {
-        return Ok(outcomes);
-    }
-    progress.update(
-        Stage::Deploy,
-        "the broker serves another certificate with the same expiry: deploying after all",
-    );
-    let again = deploy_all(spec, material, targets, SystemClock.now(), false, progress).await;
-    progress.renderer().clear();
-    again
 }
 
 pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
@@ -151,16 +110,15 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     let progress = renderer.certificate(&spec.name);
     let started = std::time::Instant::now();
     let then = super::interrupt::after_deploy(&spec.name, &dir);
-    let deploying = deploy_unless_served(&settings, &spec, &material, &targets, &progress);
-    let deployed = match super::interrupt::unless_interrupted(&progress, &then, deploying).await {
+    let verify = !args.no_verify;
+    let deploying = deploy_and_verify(
+        &settings, &spec, &material, &targets, true, verify, &progress,
+    );
+    let done = match super::interrupt::unless_interrupted(&progress, &then, deploying).await {
         Ok(d) => d,
         Err(code) => return code,
     };
-    renderer.clear();
-    let code = finish_deploy(
-        args, &settings, &spec, &material, deployed, &progress, &then,
-    )
-    .await;
+    let code = finish_deploy(args, &settings, &spec, &material, done);
     if args.timings {
         output::say(&crate::workflow::issue::timings_table(
             &[],
@@ -175,54 +133,34 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     code
 }
 
-/// Prints the outcome of a deployment, verifies it unless told not to; the exit code.
-async fn finish_deploy(
+/// Records a deployment that went through (unless `--no-verify` left it unverified), or
+/// says what failed; the exit code.
+fn finish_deploy(
     args: &DeployArgs,
     settings: &Settings,
     spec: &CertificateSpec,
     material: &Material,
-    deployed: Result<Vec<(String, DeployOutcome)>, DeployError>,
-    progress: &CertProgress,
-    then: &str,
+    done: Result<Deployed, DeployFailed>,
 ) -> i32 {
-    let renderer = progress.renderer();
-    match deployed {
-        Ok(outcomes) => {
-            print_outcomes(&outcomes);
-            if args.no_verify {
-                return exit::OK;
-            }
-            if !super::verify::wanted_after_deploy(spec) {
+    match done {
+        Ok(_) => {
+            if !args.no_verify {
                 super::after_issue::record_deployed(settings, spec, &material.leaf);
-                return exit::OK;
             }
-            let opts = super::verify::VerifyOptions::after_deploy(spec, &material.leaf);
-            let verifying = super::verify::verify_certificate_with(settings, spec, &opts, progress);
-            let verified =
-                match super::interrupt::unless_interrupted(progress, then, verifying).await {
-                    Ok(v) => v,
-                    Err(code) => return code,
-                };
-            renderer.clear();
-            match verified {
-                Ok(_) => {
-                    super::after_issue::record_deployed(settings, spec, &material.leaf);
-                    exit::OK
-                }
-                Err(e) => {
-                    output::error(&format!(
-                        "`{}` was deployed but verification failed: {e}. Check the broker, then run `{}`",
-                        spec.name,
-                        crate::hint::command(&format!("verify {}", spec.name))
-                    ));
-                    e.exit_code()
-                }
-            }
+            exit::OK
         }
-        Err(e) => {
-            let e = Error::from(e);
-            output::error(&format!("`{}`: {e}", spec.name));
-            e.exit_code()
+        Err(f) if f.stage == Stage::Verify => {
+            output::error(&format!(
+                "`{}` was deployed but verification failed: {}. Check the broker, then run `{}`",
+                spec.name,
+                f.error,
+                crate::hint::command(&format!("verify {}", spec.name))
+            ));
+            f.error.exit_code()
+        }
+        Err(f) => {
+            output::error(&format!("`{}`: {}", spec.name, f.error));
+            f.error.exit_code()
         }
     }
 }

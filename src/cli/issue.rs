@@ -10,7 +10,6 @@ use crate::deploy::from_config;
 use crate::dns::lookup::WireLookup;
 use crate::dns::route53::{Route53, Route53Settings};
 use crate::error::{Error, exit};
-use crate::pki::anchors::TrustAnchors;
 use crate::pki::certificate::Certificate;
 use crate::renew::journal::{Journal, TxtJournal};
 use crate::renew::keep::{Keep, OrderBecause, Wanted};
@@ -18,30 +17,8 @@ use crate::renew::policy::{AriChoice, Reason};
 use crate::renew::state;
 use crate::store::Store;
 use crate::workflow::issue::{IssueOptions, timings_table};
+use crate::workflow::preflight::load_anchors;
 use crate::workflow::{IssueServices, issue};
-
-/// Builds the trust anchors from settings: bundled, system (optional), extra files.
-pub fn load_anchors(settings: &Settings) -> Result<TrustAnchors, Error> {
-    let mut anchors = TrustAnchors::bundled();
-    if settings.system_roots {
-        anchors = anchors.with_system();
-    }
-    for p in &settings.extra_roots {
-        let text = crate::bounded_read::read_text(p, crate::bounded_read::MAX_PEM_FILE).map_err(|e| {
-            Error::Certificate(format!(
-                "cannot read the extra trust root `{}` (setting `trust.extra_roots`, flag `--trust-root`): {e}",
-                p.display()
-            ))
-        })?;
-        anchors.add_extra_pem(text.as_bytes()).map_err(|e| {
-            Error::Certificate(format!(
-                "`{}` (setting `trust.extra_roots`) is not a PEM root certificate: {e}",
-                p.display()
-            ))
-        })?;
-    }
-    Ok(anchors)
-}
 
 pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
     if args.dry_run {
@@ -265,7 +242,9 @@ pub(super) fn keepable(
     store: &Store,
     now: time::OffsetDateTime,
 ) -> Result<(Certificate, Keep), OrderBecause> {
-    let leaf = super::renew::read_live(store, &spec.name).ok().flatten();
+    let leaf = crate::workflow::renew::observe::read_live(store, &spec.name)
+        .ok()
+        .flatten();
     let Some(leaf) = leaf else {
         return Err(OrderBecause::NothingStored);
     };

@@ -5,31 +5,13 @@
 //! deployment for one of these reasons fails here instead, with nothing ordered, stored or
 //! changed (exit code 2).
 //!
-//! Owns: which checks run. The checks themselves are the ones the stages run later
-//! (`deploy::from_config`, `verify::probe_target`, `issue::load_anchors`), so the two can
-//! never disagree. Does not own `plan`, which walks the same checks while listing calls.
+//! Owns: printing every failure at once (`check_all`, for `issue`). The checks are
+//! `workflow::preflight`'s. Does not own `plan`, which walks the same checks while listing
+//! calls.
 
-use super::verify::{VerifyOptions, probe_target, wanted_after_deploy};
-use crate::config::{CertificateSpec, Settings};
-use crate::deploy::from_config;
+use crate::config::Settings;
 use crate::error::Error;
-
-/// The checks shared by every certificate of a run: trust anchors and the CA's HTTPS roots.
-pub fn check_run(settings: &Settings) -> Result<(), Error> {
-    super::issue::load_anchors(settings)?;
-    crate::acme::http::AcmeHttp::new(&settings.acme.https_roots)?;
-    Ok(())
-}
-
-/// The checks of one certificate: its deployment targets (secrets, client CA, settings)
-/// and, when it is verified after deployment, its verification settings and files.
-pub fn check(settings: &Settings, spec: &CertificateSpec) -> Result<(), Error> {
-    from_config::targets(spec)?;
-    if !spec.deploy.is_empty() && wanted_after_deploy(spec) {
-        probe_target(settings, spec, &VerifyOptions::default())?;
-    }
-    Ok(())
-}
+use crate::workflow::preflight::{check, check_run};
 
 /// Runs every check for every certificate of `settings`; prints each failure as one error
 /// paragraph and returns the first failure's exit code.

@@ -26,8 +26,8 @@ use super::rules::{self, ImportRules};
 use super::{
     DeployError, DeployOutcome, DeployProgress, DeployedState, DeploymentTarget, Material,
 };
-use crate::secret::Secret;
 use crate::progress::human_duration;
+use crate::secret::Secret;
 
 /// The international console's API.
 pub const DEFAULT_BASE_URL: &str = "https://cloud-intl.emqx.com/public_api/v1";

@@ -14,7 +14,6 @@ use time::OffsetDateTime;
 use super::challenge_records::Visibility;
 use super::challenge_records::{DnsView, Ledger};
 use super::cname::{CnameOutcome, ensure_cname};
-use crate::progress::{Progress, Stage, Waiting, human_duration};
 use crate::acme::CertificateAuthority;
 use crate::clock::Clock;
 use crate::config::CertificateSpec;
@@ -27,6 +26,7 @@ use crate::pki::bundle::parse_bundle;
 use crate::pki::certificate::Certificate;
 use crate::pki::chain::{SplitChain, choose_preferred, split_chain};
 use crate::pki::keys::{KeyType, PrivateKey};
+use crate::progress::{Progress, Stage, Waiting, human_duration};
 use crate::renew::journal::IssueJournal;
 use crate::store::{CertificateFiles, Store, StoredPaths};
 

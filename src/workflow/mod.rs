@@ -10,6 +10,12 @@ pub mod cname;
 pub mod deploy;
 pub mod doctor;
 pub mod issue;
+pub mod notify;
+pub mod plan;
+pub mod preflight;
+pub mod renew;
+pub mod services;
 pub mod stall;
+pub mod verify;
 
 pub use issue::{IssueFailure, IssueServices, Issued, issue};

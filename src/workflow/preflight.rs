@@ -1,0 +1,56 @@
+//! The checks a command that orders (`issue`, `renew`) runs before its first side effect:
+//! everything that needs no network. Secrets resolvable, files present and readable (the
+//! client CA, the verification's CA file, client certificate and key, the trust roots, the
+//! CA's HTTPS roots), deployment and verification settings valid. A run that would fail at
+//! deployment for one of these reasons fails here instead, with nothing ordered, stored or
+//! changed (exit code 2).
+//!
+//! Owns: which checks run, and the trust anchors' loading. The checks themselves are the ones
+//! the stages run later (`deploy::from_config`, `verify::probe_target`, [`load_anchors`]), so
+//! the two can never disagree. Does not own printing (`cli::preflight`) nor `plan`.
+
+use crate::config::{CertificateSpec, Settings};
+use crate::deploy::from_config;
+use crate::error::Error;
+use crate::pki::anchors::TrustAnchors;
+use crate::workflow::verify::{VerifyOptions, probe_target, wanted_after_deploy};
+
+/// Builds the trust anchors from settings: bundled, system (optional), extra files.
+pub fn load_anchors(settings: &Settings) -> Result<TrustAnchors, Error> {
+    let mut anchors = TrustAnchors::bundled();
+    if settings.system_roots {
+        anchors = anchors.with_system();
+    }
+    for p in &settings.extra_roots {
+        let text = crate::bounded_read::read_text(p, crate::bounded_read::MAX_PEM_FILE).map_err(|e| {
+            Error::Certificate(format!(
+                "cannot read the extra trust root `{}` (setting `trust.extra_roots`, flag `--trust-root`): {e}",
+                p.display()
+            ))
+        })?;
+        anchors.add_extra_pem(text.as_bytes()).map_err(|e| {
+            Error::Certificate(format!(
+                "`{}` (setting `trust.extra_roots`) is not a PEM root certificate: {e}",
+                p.display()
+            ))
+        })?;
+    }
+    Ok(anchors)
+}
+
+/// The checks shared by every certificate of a run: trust anchors and the CA's HTTPS roots.
+pub fn check_run(settings: &Settings) -> Result<(), Error> {
+    load_anchors(settings)?;
+    crate::acme::http::AcmeHttp::new(&settings.acme.https_roots)?;
+    Ok(())
+}
+
+/// The checks of one certificate: its deployment targets (secrets, client CA, settings)
+/// and, when it is verified after deployment, its verification settings and files.
+pub fn check(settings: &Settings, spec: &CertificateSpec) -> Result<(), Error> {
+    from_config::targets(spec)?;
+    if !spec.deploy.is_empty() && wanted_after_deploy(spec) {
+        probe_target(settings, spec, &VerifyOptions::default())?;
+    }
+    Ok(())
+}
