@@ -36,6 +36,8 @@ pub mod error;
 pub mod hint;
 #[cfg(feature = "full")]
 pub mod iam;
+#[cfg(all(test, feature = "full"))]
+mod layering;
 #[cfg(feature = "full")]
 pub mod names;
 pub mod pki;

@@ -2,70 +2,17 @@
 
 use std::io::{IsTerminal, Write};
 
+use super::common::{record_deployed, select};
 use super::output;
 use super::progress_display::Renderer;
+use super::render::api_usage_table;
 use super::{Cli, DeployArgs, RemoveArgs};
-use crate::config::{CertificateSpec, Overrides, Settings};
+use crate::config::{CertificateSpec, Settings};
 use crate::deploy::{Material, from_config};
 use crate::error::exit;
 use crate::progress::Stage;
 use crate::store::Store;
 use crate::workflow::deploy::{DeployFailed, Deployed, deploy_and_verify};
-
-/// Loads the settings and selects the certificate `name`, or the only one configured when
-/// no name is given.
-pub fn select(
-    cli: &Cli,
-    name: Option<&str>,
-    command: &str,
-) -> Result<(Settings, CertificateSpec), i32> {
-    let over = Overrides {
-        state_dir: cli.state_dir.clone(),
-        name: name.map(str::to_string),
-        ..Default::default()
-    };
-    let settings = Settings::load(cli.config.as_deref(), &over).map_err(|e| {
-        output::error(&e.to_string());
-        exit::CONFIG
-    })?;
-    match settings.certificates.as_slice() {
-        [spec] => {
-            let spec = spec.clone();
-            Ok((settings, spec))
-        }
-        [] => {
-            output::error(&format!(
-                "no certificate to {command}: the configuration has no `[[certificate]]` section{}. Pass `--config FILE`, or run `brokercert init` to write one",
-                cli.config
-                    .as_deref()
-                    .map(|p| format!(" (`{}`)", p.display()))
-                    .unwrap_or_else(|| " (no configuration file was found)".into())
-            ));
-            Err(exit::CONFIG)
-        }
-        many => {
-            let names: Vec<String> = many.iter().map(|c| format!("`{}`", c.name)).collect();
-            output::error(&format!(
-                "which certificate? The configuration has {}: {}. Name one, e.g. `{}`",
-                many.len(),
-                names.join(", "),
-                crate::hint::command(&format!("{command} {}", many[0].name))
-            ));
-            Err(exit::CONFIG)
-        }
-    }
-}
-
-/// The API requests of a run per target (`--timings`), or `None` when no target counts them.
-pub fn api_usage_table(lines: &[String]) -> Option<String> {
-    (!lines.is_empty()).then(|| {
-        let mut out = String::from("API requests this run:");
-        for l in lines {
-            out.push_str(&format!("\n  {l}"));
-        }
-        out
-    })
-}
 
 pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     let (settings, spec) = match select(cli, args.name.get(), "deploy") {
@@ -145,7 +92,7 @@ fn finish_deploy(
     match done {
         Ok(_) => {
             if !args.no_verify {
-                super::after_issue::record_deployed(settings, spec, &material.leaf);
+                record_deployed(settings, spec, &material.leaf);
             }
             exit::OK
         }

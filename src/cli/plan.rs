@@ -86,7 +86,7 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
     let store = Store::new(&settings.state_dir);
     for spec in &settings.certificates {
         let keep = (!args.force_renewal && !args.new_key)
-            .then(|| super::issue::keepable(&settings, spec, &store, SystemClock.now()).ok())
+            .then(|| crate::workflow::keep::keepable(&settings, spec, &store, SystemClock.now()).ok())
             .flatten()
             .map(|(leaf, k)| {
                 format!(

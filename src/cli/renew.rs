@@ -12,13 +12,14 @@ use std::time::Duration;
 use clap::Args;
 
 use super::Cli;
+use super::common::load_settings;
 use super::output;
-use super::progress_display::{CertProgress, Renderer};
-use crate::config::{Overrides, Settings};
+use super::render::CliSink;
+use crate::config::Settings;
 use crate::error::exit;
 use crate::renew::policy::Reason;
 use crate::workflow::notify::notify;
-use crate::workflow::renew::{Outcome, RenewOptions, RenewSink, Stop, renew_all};
+use crate::workflow::renew::{Outcome, RenewOptions, Stop, renew_all};
 use crate::workflow::services::Services;
 
 /// Flags of `renew`.
@@ -106,37 +107,6 @@ pub fn json(o: &Outcome, name: &str) -> serde_json::Value {
         "error": error,
         "exit_code": o.code(),
     })
-}
-
-/// Loads settings for `renew`/`schedule`, keeping only `name` when given.
-pub fn load_settings(cli: &Cli, name: Option<&str>) -> Result<Settings, i32> {
-    load_settings_for(cli, name, "nothing to renew")
-}
-
-/// [`load_settings`] for any command; `nothing` opens the message when no certificate is
-/// configured (`nothing to renew`, `nothing to show`).
-pub fn load_settings_for(cli: &Cli, name: Option<&str>, nothing: &str) -> Result<Settings, i32> {
-    let over = Overrides {
-        state_dir: cli.state_dir.clone(),
-        name: name.map(str::to_string),
-        ..Default::default()
-    };
-    let settings = Settings::load(cli.config.as_deref(), &over).map_err(|e| {
-        output::error(&e.to_string());
-        exit::CONFIG
-    })?;
-    if settings.certificates.is_empty() {
-        output::error(&format!(
-            "{nothing}: {} has no `[[certificate]]` section. Add one (`brokercert init` writes \
-             a commented file; see `brokercert issue --help`), or pass `--config FILE`",
-            cli.config
-                .as_deref()
-                .map(|p| format!("the configuration `{}`", p.display()))
-                .unwrap_or_else(|| "no configuration file was found, so the configuration".into())
-        ));
-        return Err(exit::CONFIG);
-    }
-    Ok(settings)
 }
 
 /// `brokercert renew`.
@@ -238,62 +208,4 @@ fn append_summary(path: &Path, outcomes: &[(String, Outcome)]) -> std::io::Resul
     )
     .open(path)?;
     f.write_all(text.as_bytes())
-}
-
-/// The terminal side of a renewal run: the shared progress renderer, warnings, notices.
-pub struct CliSink {
-    quiet: bool,
-    verbose: u8,
-}
-
-impl CliSink {
-    /// For the global flags of `cli`.
-    pub fn new(cli: &Cli) -> Self {
-        Self {
-            quiet: cli.quiet,
-            verbose: cli.verbose,
-        }
-    }
-}
-
-impl RenewSink for CliSink {
-    type Cert = CertProgress;
-
-    fn certificate(&self, name: &str) -> CertProgress {
-        Renderer::shared(self.quiet, self.verbose).certificate(name)
-    }
-
-    fn warning(&self, text: &str) {
-        output::warning(text);
-    }
-
-    fn jitter(&self, wait: Duration) {
-        if !self.quiet {
-            super::progress_display::clear_shared();
-            eprintln!(
-                "waiting {} before asking the CA (random jitter for non-interactive runs, so that many machines do not order at the same second; `--no-jitter` skips it)",
-                crate::progress::human_duration(wait)
-            );
-        }
-    }
-
-    fn ari_explained(&self, url: &str) {
-        super::progress_display::clear_shared();
-        eprintln!(
-            "  {:<18} the CA explains its renewal window at {url}",
-            "ari"
-        );
-    }
-
-    fn interrupted_deploying(&self, progress: &CertProgress, name: &str, live_dir: &Path) {
-        progress.renderer().clear();
-        let now = progress
-            .current()
-            .map(|c| format!(" while waiting — {c}"))
-            .unwrap_or_default();
-        output::error(&format!(
-            "`{name}`: interrupted (Ctrl-C or SIGTERM){now}. {}",
-            super::interrupt::after_deploy(name, live_dir)
-        ));
-    }
 }

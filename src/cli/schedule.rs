@@ -13,7 +13,8 @@ use clap::Args;
 use time::OffsetDateTime;
 
 use super::Cli;
-use super::renew::{CliSink, load_settings};
+use super::common::load_settings;
+use super::render::CliSink;
 use crate::clock::{Clock, SystemClock};
 use crate::error::exit;
 use crate::renew::lock::StateLock;

@@ -444,7 +444,7 @@ fn table(rows: &[Row]) -> String {
 pub async fn run(cli: &Cli, args: &StatusArgs) -> i32 {
     output::set_json(args.json);
     let name = args.name.as_deref().or(args.name_positional.as_deref());
-    let settings = match super::renew::load_settings_for(cli, name, "nothing to show") {
+    let settings = match super::common::load_settings_for(cli, name, "nothing to show") {
         Ok(s) => s,
         Err(code) => return code,
     };

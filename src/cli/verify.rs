@@ -26,7 +26,7 @@ pub fn transport_json(t: &crate::verify::TransportReport) -> serde_json::Value {
 
 pub async fn run_verify(cli: &Cli, args: &VerifyArgs) -> i32 {
     output::set_json(args.json);
-    let (settings, spec) = match super::deploy::select(cli, args.name.get(), "verify") {
+    let (settings, spec) = match super::common::select(cli, args.name.get(), "verify") {
         Ok(x) => x,
         Err(code) => return code,
     };

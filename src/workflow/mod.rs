@@ -6,10 +6,12 @@
 
 pub mod blocking;
 pub mod challenge_records;
+pub mod client_ca;
 pub mod cname;
 pub mod deploy;
 pub mod doctor;
 pub mod issue;
+pub mod keep;
 pub mod notify;
 pub mod plan;
 pub mod preflight;
