@@ -17,6 +17,7 @@
 mod connection;
 mod dns_resolver;
 mod error;
+mod presented;
 mod probe;
 mod report;
 mod resolve;
