@@ -15,27 +15,10 @@ use crate::error::Error;
 use crate::pki::anchors::TrustAnchors;
 use crate::workflow::verify::{VerifyOptions, probe_target, wanted_after_deploy};
 
-/// Builds the trust anchors from settings: bundled, system (optional), extra files.
+/// Builds the trust anchors from settings: bundled, system (optional), extra files (see
+/// `config::checked`, which checks them at load).
 pub fn load_anchors(settings: &Settings) -> Result<TrustAnchors, Error> {
-    let mut anchors = TrustAnchors::bundled();
-    if settings.system_roots {
-        anchors = anchors.with_system();
-    }
-    for p in &settings.extra_roots {
-        let text = crate::bounded_read::read_text(p, crate::bounded_read::MAX_PEM_FILE).map_err(|e| {
-            Error::Certificate(format!(
-                "cannot read the extra trust root `{}` (setting `trust.extra_roots`, flag `--trust-root`): {e}",
-                p.display()
-            ))
-        })?;
-        anchors.add_extra_pem(text.as_bytes()).map_err(|e| {
-            Error::Certificate(format!(
-                "`{}` (setting `trust.extra_roots`) is not a PEM root certificate: {e}",
-                p.display()
-            ))
-        })?;
-    }
-    Ok(anchors)
+    Ok(crate::config::checked::trust_anchors(settings)?)
 }
 
 /// The checks shared by every certificate of a run: trust anchors and the CA's HTTPS roots.

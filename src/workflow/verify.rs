@@ -56,22 +56,11 @@ impl VerifyOptions {
 
 /// Whether deploying `spec` should be followed by verification.
 pub fn wanted_after_deploy(spec: &CertificateSpec) -> bool {
-    match &spec.verify {
-        Some(v) => v.skip != Some(true),
-        None => spec
-            .deploy
-            .iter()
-            .any(|d| matches!(d, DeployFile::EmqxCloud(_))),
-    }
+    crate::config::checked::verified_after_deploy(spec)
 }
 
 fn cfg_err(spec: &CertificateSpec, msg: String) -> Error {
-    Error::Config(crate::config::ConfigError::Invalid {
-        setting: format!("certificate `{}` verify", spec.name),
-        found: msg,
-        expected: "a usable verification setting".into(),
-        fix: "Fix `[certificate.verify]` in the configuration.".into(),
-    })
+    Error::Config(crate::config::checked::verify_error(spec, msg))
 }
 
 fn parse_transport(s: &str) -> Option<Transport> {
