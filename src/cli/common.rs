@@ -10,6 +10,7 @@ use super::{Cli, output};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CertificateSpec, Overrides, Settings};
 use crate::error::{Error, exit};
+use std::path::Path;
 
 /// Loads the settings and selects the certificate `name`, or the only one configured when
 /// no name is given.
@@ -23,10 +24,7 @@ pub fn select(
         name: name.map(str::to_string),
         ..Default::default()
     };
-    let settings = Settings::load(cli.config.as_deref(), &over).map_err(|e| {
-        output::error(&e.to_string());
-        exit::CONFIG
-    })?;
+    let settings = load(cli.config.as_deref(), &over)?;
     match settings.certificates.as_slice() {
         [spec] => {
             let spec = spec.clone();
@@ -68,10 +66,7 @@ pub fn load_settings_for(cli: &Cli, name: Option<&str>, nothing: &str) -> Result
         name: name.map(str::to_string),
         ..Default::default()
     };
-    let settings = Settings::load(cli.config.as_deref(), &over).map_err(|e| {
-        output::error(&e.to_string());
-        exit::CONFIG
-    })?;
+    let settings = load(cli.config.as_deref(), &over)?;
     if settings.certificates.is_empty() {
         output::error(&format!(
             "{nothing}: {} has no `[[certificate]]` section. Add one (`brokercert init` writes \
@@ -124,4 +119,13 @@ pub fn record_deployed(
     if let Err(e) = saved {
         output::warning(&format!("cannot save the renewal state: {e}"));
     }
+}
+
+/// Loads the settings (`--config` or the discovered file, plus `over`); a problem is
+/// printed and becomes exit code 2.
+pub fn load(config: Option<&Path>, over: &Overrides) -> Result<Settings, i32> {
+    Settings::load(config, over).map_err(|e| {
+        output::error(&e.to_string());
+        exit::CONFIG
+    })
 }

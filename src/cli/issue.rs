@@ -7,14 +7,11 @@ use super::output;
 use super::progress_display::CertProgress;
 use super::progress_display::Renderer;
 use super::{Cli, IssueArgs};
-use crate::acme::client::AcmeClient;
 use crate::clock::{Clock, SystemClock};
 use crate::config::CertificateSpec;
 use crate::config::Settings;
 use crate::deploy::Material;
 use crate::deploy::from_config;
-use crate::dns::lookup::WireLookup;
-use crate::dns::route53::{Route53, Route53Settings};
 use crate::error::{Error, exit};
 use crate::pki::certificate::Certificate;
 use crate::progress::Stage;
@@ -28,6 +25,7 @@ use crate::workflow::issue::{IssueOptions, timings_table};
 use crate::workflow::keep::keepable;
 use crate::workflow::preflight::load_anchors;
 use crate::workflow::preflight::{check, check_run};
+use crate::workflow::services::Services;
 use crate::workflow::{IssueServices, issue};
 use std::path::Path;
 use std::time::Duration;
@@ -35,12 +33,9 @@ use std::time::Duration;
 pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
     output::set_json(args.json);
     let over = args.overrides(cli.state_dir.clone());
-    let settings = match Settings::load(cli.config.as_deref(), &over) {
+    let settings = match super::common::load(cli.config.as_deref(), &over) {
         Ok(s) => s,
-        Err(e) => {
-            output::error(&e.to_string());
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     if settings.certificates.is_empty() {
         output::error(
@@ -65,19 +60,11 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         Err(code) => return code,
     };
     let store = Store::new(&settings.state_dir);
-    let route53 = Route53::connect(&Route53Settings {
-        endpoint_url: settings.dns.route53_endpoint.clone(),
-        profile: settings.dns.route53_profile.clone(),
-        region: settings.dns.route53_region.clone(),
-        max_attempts: settings.dns.route53_max_attempts,
-        read_records: settings.dns.route53_read_records,
-    })
-    .await;
-    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)
-        .with_strategy(settings.dns.strategy);
+    let route53 = crate::workflow::services::route53(&settings).await;
     // The CA is asked only when a certificate is ordered: a run that keeps every stored
     // certificate makes no ACME request at all.
-    let ca_cell: tokio::sync::OnceCell<AcmeClient> = tokio::sync::OnceCell::new();
+    let services = Services::new(&settings);
+    let lookup = services.lookup();
     let clock = SystemClock;
     let renderer = Renderer::shared(cli.quiet, cli.verbose);
     let opts = IssueOptions {
@@ -105,10 +92,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                 Err(why) => tracing::info!("`{}`: ordering a new certificate: {why}", spec.name),
             }
         }
-        let ca = match ca_cell
-            .get_or_try_init(|| AcmeClient::connect(&settings.acme, &store))
-            .await
-        {
+        let ca = match services.ca().await {
             Ok(ca) => ca,
             Err(e) => {
                 let failed = output::fail(e);
@@ -130,7 +114,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         let progress = renderer.certificate(&spec.name);
         let svc = IssueServices {
             dns: &route53,
-            lookup: &lookup,
+            lookup,
             ca,
             store: &store,
             clock: &clock,

@@ -14,8 +14,6 @@ use super::{Cli, IssueArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CertificateSpec, Settings};
 use crate::deploy::from_config;
-use crate::dns::lookup::WireLookup;
-use crate::dns::route53::{Route53, Route53Settings};
 use crate::error::{Error, exit};
 use crate::store::Store;
 use crate::workflow::challenge_records::DnsView;
@@ -38,12 +36,9 @@ pub async fn run(cli: &Cli, args: &PlanArgs) -> i32 {
 pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
     output::set_json(args.json);
     let over = args.overrides(cli.state_dir.clone());
-    let settings = match Settings::load(cli.config.as_deref(), &over) {
+    let settings = match super::common::load(cli.config.as_deref(), &over) {
         Ok(s) => s,
-        Err(e) => {
-            output::error(&e.to_string());
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     if settings.certificates.is_empty() {
         output::error(
@@ -52,16 +47,8 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
         );
         return exit::CONFIG;
     }
-    let route53 = Route53::connect(&Route53Settings {
-        endpoint_url: settings.dns.route53_endpoint.clone(),
-        profile: settings.dns.route53_profile.clone(),
-        region: settings.dns.route53_region.clone(),
-        max_attempts: settings.dns.route53_max_attempts,
-        read_records: settings.dns.route53_read_records,
-    })
-    .await;
-    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)
-        .with_strategy(settings.dns.strategy);
+    let route53 = crate::workflow::services::route53(&settings).await;
+    let lookup = crate::workflow::services::lookup(&settings);
     // Listing the hosted zones is the first network call; when AWS cannot be reached its
     // SDK retries for tens of seconds: say what the plan is waiting for meanwhile.
     let renderer = super::progress_display::Renderer::shared(cli.quiet, cli.verbose);

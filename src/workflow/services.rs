@@ -102,14 +102,18 @@ impl<'a> Services<'a> {
 
 /// Route 53 as `[dns]` configures it (one client; [`Services::route53`] adds the batching).
 pub async fn route53(settings: &Settings) -> Route53 {
-    Route53::connect(&Route53Settings {
+    Route53::connect(&route53_settings(settings)).await
+}
+
+/// The Route 53 client's settings from `[dns]`.
+pub fn route53_settings(settings: &Settings) -> Route53Settings {
+    Route53Settings {
         endpoint_url: settings.dns.route53_endpoint.clone(),
         profile: settings.dns.route53_profile.clone(),
         region: settings.dns.route53_region.clone(),
         max_attempts: settings.dns.route53_max_attempts,
         read_records: settings.dns.route53_read_records,
-    })
-    .await
+    }
 }
 
 /// The DNS lookups as `[dns]` configures them.
