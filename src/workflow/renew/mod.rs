@@ -23,6 +23,9 @@ pub mod outcome;
 pub mod stored;
 mod turns;
 
+#[cfg(test)]
+mod tests;
+
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
