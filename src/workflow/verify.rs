@@ -15,7 +15,7 @@ use crate::secret;
 use crate::store::Store;
 use crate::verify::{
     DnsResolver, MqttProbe, ProbeReport, ProbeTarget, Resolver, SystemResolver, TlsMqttProbe,
-    Transport,
+    Transport, VerifyFailure,
 };
 
 /// How long verification after a deploy waits for the broker to switch over by default.
@@ -218,15 +218,22 @@ pub fn check(r: &ProbeReport, expect_serial: Option<&str>) -> Result<(), Error> 
                 if let (Some(want), Some(c)) = (expect_serial, &t.server_certificate)
                     && !c.serial_hex.eq_ignore_ascii_case(want)
                 {
-                    return Err(Error::Verify(format!(
-                        "{} serves serial {} (not after {}), not the expected serial {want}",
-                        t.url,
-                        c.serial_hex,
-                        c.not_after_text()
-                    )));
+                    return Err(VerifyFailure::WrongSerial {
+                        url: t.url.clone(),
+                        serial: c.serial_hex.clone(),
+                        not_after: c.not_after_text(),
+                        expected: want.to_string(),
+                    }
+                    .into());
                 }
             }
-            Err(e) => return Err(Error::Verify(format!("{} failed: {e}", t.transport))),
+            Err(e) => {
+                return Err(VerifyFailure::Transport {
+                    transport: t.transport,
+                    error: e.clone(),
+                }
+                .into());
+            }
         }
     }
     Ok(())
@@ -255,7 +262,7 @@ pub async fn probe_settled(
         );
         let r = probe.probe(&target).await.map_err(|e| {
             progress.pause();
-            Error::Verify(e.to_string())
+            Error::from(VerifyFailure::Probe(e))
         })?;
         if r.is_ok() || start.elapsed() + delay > opts.settle {
             for t in &r.transports {

@@ -14,8 +14,9 @@ use super::observe::observe;
 use super::{Attempt, Outcome, Phase, RenewSink, Run};
 use crate::config::Settings;
 use crate::deploy::DeploymentTarget;
-use crate::error::{Error, exit};
+use crate::error::exit;
 use crate::pki::certificate::Certificate;
+use crate::pki::issued::CheckError;
 use crate::renew::policy::{self, AriChoice, Current, Decision, Failures, Inputs, Reason};
 use crate::renew::state::{AriRecord, RenewalState};
 
@@ -59,10 +60,12 @@ pub(crate) async fn decide<S: RenewSink>(
             lifetime_days,
             min_days_left,
         } => {
-            return Err(Error::Certificate(format!(
-                "the CA issues certificates valid {lifetime_days} days, but a deployment target of `{}` refuses certificates with {min_days_left} days or fewer left (`min_days_left`), so a renewed certificate could never be uploaded. Check the provider's current import rule and lower `min_days_left` in `[[certificate.deploy]]`, or choose a CA or profile with a longer lifetime",
-                spec.name
-            )));
+            return Err(CheckError::ImportImpossible {
+                name: spec.name.clone(),
+                lifetime_days,
+                min_days_left,
+            }
+            .into());
         }
         Decision::Renew(r) => match r {
             Reason::Forced if opts.dry_run => "dry run",

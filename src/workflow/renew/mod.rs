@@ -394,10 +394,9 @@ impl<S: RenewSink> Attempt<'_, S> {
             )
             .await
             .map_err(|f| match f.stage {
-                crate::progress::Stage::Verify => Error::Verify(format!(
-                    "deployed, but the broker does not pass verification yet: {}",
-                    f.error
-                )),
+                crate::progress::Stage::Verify => {
+                    crate::verify::VerifyFailure::AfterDeploy(f.error.to_string()).into()
+                }
                 _ => f.error,
             })
         };
