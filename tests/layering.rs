@@ -56,6 +56,24 @@ fn issue_and_renew(config: &str) -> (Run, Run) {
     (issue, renew)
 }
 
+/// `issue` and `renew` on `config` both fail, with one exit code, a message naming
+/// `named`, and nothing attempted.
+fn fail_alike(dir: &Path, config: &str, named: &str) {
+    let (issue, renew) = issue_and_renew(config);
+    assert_ne!(issue.code, 0, "{issue:#?}");
+    assert_eq!(
+        issue.code, renew.code,
+        "issue and renew disagree on the exit code\nissue: {issue:#?}\nrenew: {renew:#?}"
+    );
+    for r in [&issue, &renew] {
+        assert!(
+            format!("{}{}", r.stdout, r.stderr).contains(named),
+            "{r:#?}"
+        );
+    }
+    nothing_attempted(dir, &[&issue, &renew]);
+}
+
 /// Nothing was attempted: no account, no journal, no renewal state.
 fn nothing_attempted(dir: &Path, runs: &[&Run]) {
     let state = dir.join("state");
@@ -89,19 +107,7 @@ fn a_bad_extra_root_fails_issue_and_renew_alike_before_any_order() {
         missing.display().to_string()
     );
     let config = config(dir.path(), &trust, "");
-    let (issue, renew) = issue_and_renew(&config);
-    assert_ne!(issue.code, 0, "{issue:#?}");
-    assert_eq!(
-        issue.code, renew.code,
-        "issue and renew disagree on the exit code\nissue: {issue:#?}\nrenew: {renew:#?}"
-    );
-    for r in [&issue, &renew] {
-        assert!(
-            format!("{}{}", r.stdout, r.stderr).contains("trust.extra_roots"),
-            "{r:#?}"
-        );
-    }
-    nothing_attempted(dir.path(), &[&issue, &renew]);
+    fail_alike(dir.path(), &config, "trust.extra_roots");
 }
 
 #[test]
@@ -112,19 +118,7 @@ fn a_bad_verify_section_fails_issue_and_renew_alike_before_any_order() {
         "system_roots = true",
         "[certificate.verify]\nconnect = \"not-an-address\"\n",
     );
-    let (issue, renew) = issue_and_renew(&config);
-    assert_ne!(issue.code, 0, "{issue:#?}");
-    assert_eq!(
-        issue.code, renew.code,
-        "issue and renew disagree on the exit code\nissue: {issue:#?}\nrenew: {renew:#?}"
-    );
-    for r in [&issue, &renew] {
-        assert!(
-            format!("{}{}", r.stdout, r.stderr).contains("not-an-address"),
-            "{r:#?}"
-        );
-    }
-    nothing_attempted(dir.path(), &[&issue, &renew]);
+    fail_alike(dir.path(), &config, "not-an-address");
 }
 
 #[test]

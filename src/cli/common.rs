@@ -19,12 +19,7 @@ pub fn select(
     name: Option<&str>,
     command: &str,
 ) -> Result<(Settings, CertificateSpec), i32> {
-    let over = Overrides {
-        state_dir: cli.state_dir.clone(),
-        name: name.map(str::to_string),
-        ..Default::default()
-    };
-    let settings = load(cli.config.as_deref(), &over)?;
+    let settings = load_named(cli, name)?;
     match settings.certificates.as_slice() {
         [spec] => {
             let spec = spec.clone();
@@ -61,12 +56,7 @@ pub fn load_settings(cli: &Cli, name: Option<&str>) -> Result<Settings, i32> {
 /// [`load_settings`] for any command; `nothing` opens the message when no certificate is
 /// configured (`nothing to renew`, `nothing to show`).
 pub fn load_settings_for(cli: &Cli, name: Option<&str>, nothing: &str) -> Result<Settings, i32> {
-    let over = Overrides {
-        state_dir: cli.state_dir.clone(),
-        name: name.map(str::to_string),
-        ..Default::default()
-    };
-    let settings = load(cli.config.as_deref(), &over)?;
+    let settings = load_named(cli, name)?;
     if settings.certificates.is_empty() {
         output::error(&format!(
             "{nothing}: {} has no `[[certificate]]` section. Add one (`brokercert init` writes \
@@ -119,6 +109,16 @@ pub fn record_deployed(
     if let Err(e) = saved {
         output::warning(&format!("cannot save the renewal state: {e}"));
     }
+}
+
+/// Loads the settings, keeping only the certificate `name` when given.
+fn load_named(cli: &Cli, name: Option<&str>) -> Result<Settings, i32> {
+    let over = Overrides {
+        state_dir: cli.state_dir.clone(),
+        name: name.map(str::to_string),
+        ..Default::default()
+    };
+    load(cli.config.as_deref(), &over)
 }
 
 /// Loads the settings (`--config` or the discovered file, plus `over`); a problem is
