@@ -61,11 +61,12 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     let deploying = deploy_and_verify(
         &settings, &spec, &material, &targets, true, verify, &progress,
     );
-    let done = match super::interrupt::unless_interrupted(&progress, &then, deploying).await {
-        Ok(d) => d,
+    let code = match super::interrupt::unless_interrupted(&progress, &then, deploying).await {
+        Ok(done) => finish_deploy(args, &settings, &spec, &material, done),
+        // Stopped while verifying: the deployment is done, its timings are still shown.
+        Err(code) if super::interrupt::during(&progress, Stage::Verify) => code,
         Err(code) => return code,
     };
-    let code = finish_deploy(args, &settings, &spec, &material, done);
     if args.timings {
         output::say(&crate::workflow::issue::timings_table(
             &[],

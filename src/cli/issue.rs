@@ -346,11 +346,15 @@ pub async fn deploy_and_verify(
     // Ctrl-C from here on stops waiting, not the deployment already sent.
     let then = super::interrupt::after_deploy(&spec.name, live_dir);
     let deploying = deploy_then_verify(settings, spec, &material, &targets, kept, true, progress);
-    let done = match super::interrupt::unless_interrupted(progress, &then, deploying).await {
+    let done = super::interrupt::unless_interrupted(progress, &then, deploying).await;
+    // The deployment's requests count once it finished (also when verifying was stopped).
+    if done.is_ok() || super::interrupt::during(progress, Stage::Verify) {
+        api_usage.extend(targets.iter().filter_map(|t| t.api_usage()));
+    }
+    let done = match done {
         Ok(d) => d,
         Err(code) => return code,
     };
-    api_usage.extend(targets.iter().filter_map(|t| t.api_usage()));
     match done {
         Ok(d) => {
             timings.extend(d.timings);
