@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::{Deserialize, Deserializer};
 
 pub mod cas;
+pub mod checked;
 pub mod discover;
 mod keys;
 mod redact;
@@ -81,6 +82,9 @@ pub enum ConfigError {
         /// The file's permission bits.
         mode: u32,
     },
+    /// A trust root (`trust.extra_roots`) cannot be read or is not a root certificate.
+    #[error("{0}")]
+    Trust(String),
     /// A setting has a bad value.
     #[error("setting `{setting}`: found {found}, expected {expected}. {fix}")]
     Invalid {
@@ -894,7 +898,10 @@ impl Settings {
             }
             None => (FileConfig::default(), PathBuf::from(".")),
         };
-        Self::from_file(file, &base, &over)
+        let settings = Self::from_file(file, &base, &over)?;
+        // What can never work fails here, before any command does anything.
+        checked::check(&settings)?;
+        Ok(settings)
     }
 
     /// Validates a parsed file plus overrides; relative paths are taken from `base`.

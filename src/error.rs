@@ -8,7 +8,9 @@ use crate::acme::AcmeError;
 use crate::config::ConfigError;
 use crate::deploy::DeployError;
 use crate::dns::DnsError;
+use crate::pki::issued::CheckError;
 use crate::store::StoreError;
+use crate::verify::VerifyFailure;
 
 /// Documented process exit codes.
 pub mod exit {
@@ -51,8 +53,8 @@ pub enum Error {
     #[error(transparent)]
     Acme(#[from] AcmeError),
     /// The certificate, chain or key failed a check.
-    #[error("{0}")]
-    Certificate(String),
+    #[error(transparent)]
+    Certificate(#[from] CheckError),
     /// Local storage.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -60,8 +62,8 @@ pub enum Error {
     #[error(transparent)]
     Deploy(#[from] DeployError),
     /// Verification over MQTT.
-    #[error("{0}")]
-    Verify(String),
+    #[error(transparent)]
+    Verify(#[from] VerifyFailure),
     /// The run was interrupted by a signal.
     #[error("interrupted: stopped at the user's request after cleaning up")]
     Interrupted,
@@ -103,5 +105,47 @@ impl Error {
             Error::Internal(_) => exit::INTERNAL,
             Error::CleanupFailed { error, .. } => error.exit_code(),
         }
+    }
+}
+
+#[cfg(test)]
+mod typed_wrapper_tests {
+    use super::*;
+    use crate::pki::issued::CheckError;
+    use crate::verify::VerifyFailure;
+
+    #[test]
+    fn certificate_and_verify_failures_keep_their_texts_and_exit_codes() {
+        let e = Error::from(CheckError::WrongKey);
+        assert_eq!(
+            e.to_string(),
+            "the CA issued a certificate for a different public key than our CSR's; nothing was stored"
+        );
+        assert_eq!(e.exit_code(), exit::CERTIFICATE);
+        let e = Error::from(CheckError::KeyGeneration {
+            key_type: "ecdsa-p256".into(),
+            message: "no entropy".into(),
+        });
+        assert_eq!(
+            e.to_string(),
+            "cannot generate a ecdsa-p256 key: no entropy"
+        );
+        let e = Error::from(VerifyFailure::WrongSerial {
+            url: "mqtts://b:8883".into(),
+            serial: "01".into(),
+            not_after: "2027-01-01T00:00:00Z".into(),
+            expected: "02".into(),
+        });
+        assert_eq!(
+            e.to_string(),
+            "mqtts://b:8883 serves serial 01 (not after 2027-01-01T00:00:00Z), not the expected serial 02"
+        );
+        assert_eq!(e.exit_code(), exit::VERIFY);
+        let e = Error::from(VerifyFailure::AfterDeploy("x failed".into()));
+        assert_eq!(
+            e.to_string(),
+            "deployed, but the broker does not pass verification yet: x failed"
+        );
+        assert_eq!(e.exit_code(), exit::VERIFY);
     }
 }

@@ -36,9 +36,13 @@ pub mod error;
 pub mod hint;
 #[cfg(feature = "full")]
 pub mod iam;
+#[cfg(all(test, feature = "full"))]
+mod layering;
 #[cfg(feature = "full")]
 pub mod names;
 pub mod pki;
+#[cfg(feature = "full")]
+pub mod progress;
 #[cfg(feature = "full")]
 pub mod renew;
 #[cfg(feature = "full")]

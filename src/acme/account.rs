@@ -125,8 +125,8 @@ pub async fn create(
                     created: true,
                 });
             }
-            Err(e) if super::client::is_bad_nonce(&e) => last = Some(e),
-            Err(e) => return Err(http.with_retry_after(super::client::map_error(e, "account"))),
+            Err(e) if super::problem::is_bad_nonce(&e) => last = Some(e),
+            Err(e) => return Err(http.with_retry_after(super::problem::map_error(e, "account"))),
         }
     }
     Err(AcmeError::Account(format!(
@@ -329,7 +329,7 @@ pub async fn load_or_create(
     let account = Account::builder_with_http(Box::new(http.clone()))
         .from_credentials(*creds)
         .await
-        .map_err(|e| super::client::map_error(e, "account"))?;
+        .map_err(|e| super::problem::map_error(e, "account"))?;
     Ok(LoadedAccount {
         account,
         key_pkcs8,

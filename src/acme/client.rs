@@ -19,6 +19,7 @@ use super::account::{self, LoadedAccount};
 use super::alternates::{self, Signer};
 use super::http::AcmeHttp;
 use super::phase_gate::{Phase, PhaseGate};
+use super::problem::{is_bad_nonce, map_error, problem_type};
 use super::{
     AcmeError, CaOrder, CertificateAuthority, Dns01Challenge, IssuedChains, RenewalWindow,
 };
@@ -27,59 +28,6 @@ use crate::names::DomainName;
 use crate::store::Store;
 
 const NONCE_RETRIES: usize = 12;
-
-/// Whether an instant-acme error is a rejected nonce (safe to retry: the request was not processed).
-pub fn is_bad_nonce(e: &instant_acme::Error) -> bool {
-    matches!(e, instant_acme::Error::Api(p) if p.r#type.as_deref() == Some("urn:ietf:params:acme:error:badNonce"))
-}
-
-fn problem_type(e: &instant_acme::Error) -> Option<&str> {
-    match e {
-        instant_acme::Error::Api(p) => p.r#type.as_deref(),
-        _ => None,
-    }
-}
-
-/// An error and its causes, `outer: inner: innermost` (reqwest's own text hides the
-/// cause: "error sending request" says nothing of a refused connection or a reset).
-fn with_causes(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let c = cause.to_string();
-        if !text.contains(&c) {
-            text.push_str(": ");
-            text.push_str(&c);
-        }
-        source = cause.source();
-    }
-    text
-}
-
-/// Maps an instant-acme error into ours, naming the stage.
-pub fn map_error(e: instant_acme::Error, stage: &'static str) -> AcmeError {
-    match problem_type(&e) {
-        Some("urn:ietf:params:acme:error:rateLimited") => AcmeError::RateLimited {
-            detail: e.to_string(),
-            until: None,
-        },
-        Some(
-            "urn:ietf:params:acme:error:accountDoesNotExist"
-            | "urn:ietf:params:acme:error:unauthorized"
-            | "urn:ietf:params:acme:error:externalAccountRequired"
-            | "urn:ietf:params:acme:error:invalidContact"
-            | "urn:ietf:params:acme:error:unsupportedContact",
-        ) if stage == "account" => AcmeError::Account(e.to_string()),
-        _ => match e {
-            instant_acme::Error::Other(inner) => AcmeError::Protocol(format!(
-                "{stage}: cannot reach the CA: {}. Check the directory URL and network access \
-                 (for a test CA with its own HTTPS root, add the root with `--acme-root`)",
-                with_causes(inner.as_ref())
-            )),
-            other => AcmeError::Protocol(format!("{stage}: {other}")),
-        },
-    }
-}
 
 /// Why `wanted` cannot be ordered from the CA at `directory`, which lists `offered`.
 pub fn profile_refusal(wanted: &str, directory: &str, offered: &[(String, String)]) -> String {

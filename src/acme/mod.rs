@@ -11,6 +11,7 @@ pub mod client;
 pub mod http;
 pub mod lifetime;
 pub mod phase_gate;
+pub mod problem;
 
 use async_trait::async_trait;
 

@@ -14,16 +14,14 @@ use time::OffsetDateTime;
 use super::{Cli, output};
 use crate::clientpki::ca::{DEFAULT_CA_CN, DEFAULT_CA_DAYS};
 use crate::clientpki::files::{
-    CaFiles, ClientFiles, load_ca, loose_key_mode, read_server_root, refuse_existing_ca, write_ca,
-    write_client,
+    CaFiles, ClientFiles, load_ca, loose_key_mode, read_server_root, write_client,
 };
 use crate::clientpki::issue::DEFAULT_CLIENT_DAYS;
-use crate::clientpki::{
-    CaSubject, ClientName, ClientPkiError, MAX_DAYS, create_ca, issue_client_certificate,
-};
+use crate::clientpki::{ClientName, ClientPkiError, MAX_DAYS, issue_client_certificate};
 use crate::clock::{Clock, SystemClock};
 use crate::error::exit;
 use crate::pki::{Certificate, KeyType, PrivateKey};
+use crate::workflow::client_ca::{ClientCaOptions, absolute, create, date};
 
 /// `client-ca …`.
 #[derive(Debug, Subcommand)]
@@ -101,7 +99,16 @@ fn days() -> clap::builder::RangedI64ValueParser<u32> {
 /// Runs `client-ca …`; returns the exit code.
 pub fn run_client_ca(_cli: &Cli, command: &ClientCaCommand) -> i32 {
     let ClientCaCommand::Create(args) = command;
-    match create(args, SystemClock.now()) {
+    let opts = ClientCaOptions {
+        out: args.out.clone(),
+        key_type: args.key_type,
+        cn: args.cn.clone(),
+        org: args.org.clone(),
+        country: args.country.clone(),
+        days: args.days,
+        force: args.force,
+    };
+    match create(&opts, SystemClock.now()) {
         Ok(summary) => {
             super::output::say(summary.trim_end_matches('\n'));
             exit::OK
@@ -125,69 +132,6 @@ pub fn run_client_cert(cli: &Cli, command: &ClientCertCommand) -> i32 {
 fn fail(e: &ClientPkiError) -> i32 {
     output::error(&e.to_string());
     e.exit_code()
-}
-
-fn date(t: OffsetDateTime) -> String {
-    let fmt =
-        time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second] UTC");
-    t.format(&fmt).unwrap_or_else(|_| t.to_string())
-}
-
-/// `path` made absolute (not resolving symlinks), for messages and configuration hints.
-fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
-}
-
-/// `client-ca create` (also offered by `init` for two-way TLS); returns the summary.
-pub(super) fn create(
-    args: &ClientCaCreateArgs,
-    now: OffsetDateTime,
-) -> Result<String, ClientPkiError> {
-    let subject = CaSubject {
-        common_name: args.cn.clone(),
-        organization: args.org.clone(),
-        country: args.country.clone(),
-    };
-    // Everything that can be refused is refused before the (slow, for RSA) key is made.
-    subject.check()?;
-    let existing = refuse_existing_ca(&args.out);
-    let replacing = existing.is_err();
-    if !args.force {
-        existing?;
-    }
-    let key = PrivateKey::generate(args.key_type).map_err(ClientPkiError::Generate)?;
-    let ca = create_ca(&subject, key, args.days, now)?;
-    let files = write_ca(&args.out, &ca, args.force)?;
-    Ok(ca_summary(
-        &absolute(&args.out),
-        &files,
-        ca.certificate(),
-        replacing,
-    ))
-}
-
-fn ca_summary(dir: &Path, files: &CaFiles, cert: &Certificate, replaced: bool) -> String {
-    let cert_path = dir.join(files.cert.file_name().unwrap_or_default());
-    let key_path = dir.join(files.key.file_name().unwrap_or_default());
-    let mut out = format!(
-        "Created client CA `{}` ({}, valid until {})\n  certificate  {} (0644): the broker's client CA\n  private key  {} (0600): keep it secret; it signs client certificates\n  serial       {}\n  SHA-256      {}\n",
-        cert.display_name(),
-        cert.key_kind(),
-        date(cert.not_after()),
-        cert_path.display(),
-        key_path.display(),
-        cert.serial_hex(),
-        cert.sha256_fingerprint(),
-    );
-    if replaced {
-        out.push_str("  replaced     the previous client CA: certificates it signed no longer verify against this one\n");
-    }
-    out.push_str(&format!(
-        "To require client certificates, set `client_ca = \"{}\"` in the `[[certificate.deploy]]` section with `tls = \"two-way\"` (a `files` target copies it with `client_ca_source`), then issue one per client:\n  brokercert client-cert issue --ca {} --cn NAME --out DIR\n",
-        cert_path.display(),
-        dir.display(),
-    ));
-    out
 }
 
 fn issue(

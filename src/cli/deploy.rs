@@ -2,111 +2,17 @@
 
 use std::io::{IsTerminal, Write};
 
+use super::common::{record_deployed, select};
 use super::output;
-use super::progress_display::{CertProgress, Renderer};
+use super::progress_display::Renderer;
+use super::render::api_usage_table;
 use super::{Cli, DeployArgs, RemoveArgs};
-use crate::clock::{Clock, SystemClock};
-use crate::config::{CertificateSpec, Overrides, Settings};
-use crate::deploy::{DeployError, DeployOutcome, DeploymentTarget, Material, from_config};
-use crate::error::{Error, exit};
+use crate::config::{CertificateSpec, Settings};
+use crate::deploy::{Material, from_config};
+use crate::error::exit;
+use crate::progress::Stage;
 use crate::store::Store;
-use crate::workflow::deploy::deploy_all;
-use crate::workflow::progress::{Progress, Stage};
-
-/// Loads the settings and selects the certificate `name`, or the only one configured when
-/// no name is given.
-pub fn select(
-    cli: &Cli,
-    name: Option<&str>,
-    command: &str,
-) -> Result<(Settings, CertificateSpec), i32> {
-    let over = Overrides {
-        state_dir: cli.state_dir.clone(),
-        name: name.map(str::to_string),
-        ..Default::default()
-    };
-    let settings = Settings::load(cli.config.as_deref(), &over).map_err(|e| {
-        output::error(&e.to_string());
-        exit::CONFIG
-    })?;
-    match settings.certificates.as_slice() {
-        [spec] => {
-            let spec = spec.clone();
-            Ok((settings, spec))
-        }
-        [] => {
-            output::error(&format!(
-                "no certificate to {command}: the configuration has no `[[certificate]]` section{}. Pass `--config FILE`, or run `brokercert init` to write one",
-                cli.config
-                    .as_deref()
-                    .map(|p| format!(" (`{}`)", p.display()))
-                    .unwrap_or_else(|| " (no configuration file was found)".into())
-            ));
-            Err(exit::CONFIG)
-        }
-        many => {
-            let names: Vec<String> = many.iter().map(|c| format!("`{}`", c.name)).collect();
-            output::error(&format!(
-                "which certificate? The configuration has {}: {}. Name one, e.g. `{}`",
-                many.len(),
-                names.join(", "),
-                crate::hint::command(&format!("{command} {}", many[0].name))
-            ));
-            Err(exit::CONFIG)
-        }
-    }
-}
-
-/// Prints one line per target outcome.
-pub fn print_outcomes(outcomes: &[(String, DeployOutcome)]) {
-    for (target, o) in outcomes {
-        let what = match o {
-            DeployOutcome::Created => "installed",
-            DeployOutcome::Replaced => "replaced the previous certificate",
-            DeployOutcome::Unchanged => "already served this certificate",
-        };
-        output::say(&format!("Deployed to {target}: {what}"));
-    }
-}
-
-/// The API requests of a run per target (`--timings`), or `None` when no target counts them.
-pub fn api_usage_table(lines: &[String]) -> Option<String> {
-    (!lines.is_empty()).then(|| {
-        let mut out = String::from("API requests this run:");
-        for l in lines {
-            out.push_str(&format!("\n  {l}"));
-        }
-        out
-    })
-}
-
-/// Deploys `material` to every target, skipping a target whose state says it already
-/// serves it, unless the broker presents another certificate: EMQX Cloud names what it
-/// serves only by its expiry, to the second, so a certificate issued in the same second as
-/// the served one looks deployed there. Then it gets the write after all.
-pub async fn deploy_unless_served(
-    settings: &Settings,
-    spec: &CertificateSpec,
-    material: &Material,
-    targets: &[Box<dyn DeploymentTarget>],
-    progress: &CertProgress,
-) -> Result<Vec<(String, DeployOutcome)>, DeployError> {
-    let outcomes = deploy_all(spec, material, targets, SystemClock.now(), true, progress).await?;
-    progress.renderer().clear();
-    if !outcomes.iter().any(|(_, o)| *o == DeployOutcome::Unchanged)
-        || !super::verify::serves_another_certificate(settings, spec, &material.leaf, progress)
-            .await
-    {
-        return Ok(outcomes);
-    }
-    progress.update(
-        Stage::Deploy,
-        "the broker serves another certificate with the same expiry: deploying after all",
-    );
-    let again = deploy_all(spec, material, targets, SystemClock.now(), false, progress).await;
-    progress.renderer().clear();
-    again
-}
+use crate::workflow::deploy::{DeployFailed, Deployed, deploy_and_verify};
 
 pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     let (settings, spec) = match select(cli, args.name.get(), "deploy") {
@@ -154,16 +60,16 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     let progress = renderer.certificate(&spec.name);
     let started = std::time::Instant::now();
     let then = super::interrupt::after_deploy(&spec.name, &dir);
-    let deploying = deploy_unless_served(&settings, &spec, &material, &targets, &progress);
-    let deployed = match super::interrupt::unless_interrupted(&progress, &then, deploying).await {
-        Ok(d) => d,
+    let verify = !args.no_verify;
+    let deploying = deploy_and_verify(
+        &settings, &spec, &material, &targets, true, verify, &progress,
+    );
+    let code = match super::interrupt::unless_interrupted(&progress, &then, deploying).await {
+        Ok(done) => finish_deploy(args, &settings, &spec, &material, done),
+        // Stopped while verifying: the deployment is done, its timings are still shown.
+        Err(code) if super::interrupt::during(&progress, Stage::Verify) => code,
         Err(code) => return code,
     };
-    renderer.clear();
-    let code = finish_deploy(
-        args, &settings, &spec, &material, deployed, &progress, &then,
-    )
-    .await;
     if args.timings {
         output::say(&crate::workflow::issue::timings_table(
             &[],
@@ -178,54 +84,34 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     code
 }
 
-/// Prints the outcome of a deployment, verifies it unless told not to; the exit code.
-async fn finish_deploy(
+/// Records a deployment that went through (unless `--no-verify` left it unverified), or
+/// says what failed; the exit code.
+fn finish_deploy(
     args: &DeployArgs,
     settings: &Settings,
     spec: &CertificateSpec,
     material: &Material,
-    deployed: Result<Vec<(String, DeployOutcome)>, DeployError>,
-    progress: &CertProgress,
-    then: &str,
+    done: Result<Deployed, DeployFailed>,
 ) -> i32 {
-    let renderer = progress.renderer();
-    match deployed {
-        Ok(outcomes) => {
-            print_outcomes(&outcomes);
-            if args.no_verify {
-                return exit::OK;
+    match done {
+        Ok(_) => {
+            if !args.no_verify {
+                record_deployed(settings, spec, &material.leaf);
             }
-            if !super::verify::wanted_after_deploy(spec) {
-                super::after_issue::record_deployed(settings, spec, &material.leaf);
-                return exit::OK;
-            }
-            let opts = super::verify::VerifyOptions::after_deploy(spec, &material.leaf);
-            let verifying = super::verify::verify_certificate_with(settings, spec, &opts, progress);
-            let verified =
-                match super::interrupt::unless_interrupted(progress, then, verifying).await {
-                    Ok(v) => v,
-                    Err(code) => return code,
-                };
-            renderer.clear();
-            match verified {
-                Ok(_) => {
-                    super::after_issue::record_deployed(settings, spec, &material.leaf);
-                    exit::OK
-                }
-                Err(e) => {
-                    output::error(&format!(
-                        "`{}` was deployed but verification failed: {e}. Check the broker, then run `{}`",
-                        spec.name,
-                        crate::hint::command(&format!("verify {}", spec.name))
-                    ));
-                    e.exit_code()
-                }
-            }
+            exit::OK
         }
-        Err(e) => {
-            let e = Error::from(e);
-            output::error(&format!("`{}`: {e}", spec.name));
-            e.exit_code()
+        Err(f) if f.stage == Stage::Verify => {
+            output::error(&format!(
+                "`{}` was deployed but verification failed: {}. Check the broker, then run `{}`",
+                spec.name,
+                f.error,
+                crate::hint::command(&format!("verify {}", spec.name))
+            ));
+            f.error.exit_code()
+        }
+        Err(f) => {
+            output::error(&format!("`{}`: {}", spec.name, f.error));
+            f.error.exit_code()
         }
     }
 }

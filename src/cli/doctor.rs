@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::Cli;
 use super::output;
-use crate::config::{Overrides, Settings};
+use crate::config::Overrides;
 use crate::error::exit;
 use crate::workflow::doctor::{self, Report, Status};
 
@@ -31,12 +31,9 @@ pub async fn run(cli: &Cli, args: &DoctorArgs) -> i32 {
         state_dir: cli.state_dir.clone(),
         ..Default::default()
     };
-    let settings = match Settings::load(cli.config.as_deref(), &over) {
+    let settings = match super::common::load(cli.config.as_deref(), &over) {
         Ok(s) => s,
-        Err(e) => {
-            output::error(&e.to_string());
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     let specs: Vec<_> = settings
         .certificates

@@ -18,7 +18,6 @@ use super::output;
 use crate::config::{Overrides, Settings};
 use crate::dns::HostedZone;
 use crate::dns::provider::DnsProvider;
-use crate::dns::route53::{Route53, Route53Settings};
 use crate::dns::zone::choose_zone;
 use crate::error::exit;
 use crate::iam::{Grants, normalize_zone_id};
@@ -111,14 +110,7 @@ async fn policy(cli: &Cli, args: &IamPolicyArgs) -> Result<(String, Vec<String>)
         .iter()
         .any(|c| c.hosted_zone_id.is_none())
     {
-        let route53 = Route53::connect(&Route53Settings {
-            endpoint_url: settings.dns.route53_endpoint.clone(),
-            profile: settings.dns.route53_profile.clone(),
-            region: settings.dns.route53_region.clone(),
-            max_attempts: settings.dns.route53_max_attempts,
-            read_records: settings.dns.route53_read_records,
-        })
-        .await;
+        let route53 = crate::workflow::services::route53(&settings).await;
         let zones = route53.hosted_zones().await.map_err(|e| Failure {
             code: exit::DNS,
             message: format!(

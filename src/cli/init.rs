@@ -192,17 +192,9 @@ pub fn run(args: &InitArgs) -> i32 {
     }
     if two_way {
         if answers.create_client_ca == Some(true) {
-            let create = super::client_pki::ClientCaCreateArgs {
-                out: ca_dir.clone(),
-                key_type: crate::pki::KeyType::Rsa2048,
-                cn: crate::clientpki::ca::DEFAULT_CA_CN.to_string(),
-                org: None,
-                country: None,
-                days: crate::clientpki::ca::DEFAULT_CA_DAYS,
-                force: false,
-            };
+            let create = crate::workflow::client_ca::ClientCaOptions::in_dir(ca_dir.clone());
             use crate::clock::Clock;
-            match super::client_pki::create(&create, crate::clock::SystemClock.now()) {
+            match crate::workflow::client_ca::create(&create, crate::clock::SystemClock.now()) {
                 Ok(summary) => output::say(summary.trim_end_matches('\n')),
                 Err(e) => {
                     output::error(&format!(

@@ -29,6 +29,13 @@ pub async fn unless_interrupted<T>(
     }
 }
 
+/// Whether the step or wait in progress (the one an interruption stopped) is in `stage`.
+pub fn during(progress: &CertProgress, stage: crate::progress::Stage) -> bool {
+    progress
+        .current()
+        .is_some_and(|c| c.starts_with(&format!("{}:", stage.as_str())))
+}
+
 fn message(current: Option<&str>, then: &str) -> String {
     match current {
         Some(c) => format!("interrupted (Ctrl-C or SIGTERM) while waiting — {c}. {then}"),

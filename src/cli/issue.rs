@@ -1,60 +1,42 @@
-//! `brokercert issue`: wires the real adapters to the workflow and prints the outcome.
+//! `brokercert issue`: wires the real adapters to the workflow and prints the outcome; then
+//! deploys and verifies the stored certificate (`workflow::deploy::deploy_and_verify`). A
+//! failure there leaves the new certificate stored and the previous one served where the
+//! target allows; the message says what to run next. (`issue --dry-run` is `plan`.)
 
 use super::output;
+use super::progress_display::CertProgress;
 use super::progress_display::Renderer;
 use super::{Cli, IssueArgs};
-use crate::acme::client::AcmeClient;
 use crate::clock::{Clock, SystemClock};
+use crate::config::CertificateSpec;
 use crate::config::Settings;
+use crate::deploy::Material;
 use crate::deploy::from_config;
-use crate::dns::lookup::WireLookup;
-use crate::dns::route53::{Route53, Route53Settings};
 use crate::error::{Error, exit};
-use crate::pki::anchors::TrustAnchors;
 use crate::pki::certificate::Certificate;
+use crate::progress::Stage;
 use crate::renew::journal::{Journal, TxtJournal};
-use crate::renew::keep::{Keep, OrderBecause, Wanted};
-use crate::renew::policy::{AriChoice, Reason};
+use crate::renew::keep::Keep;
+use crate::renew::policy::Reason;
 use crate::renew::state;
 use crate::store::Store;
+use crate::workflow::deploy::deploy_and_verify as deploy_then_verify;
 use crate::workflow::issue::{IssueOptions, timings_table};
+use crate::workflow::keep::keepable;
+use crate::workflow::lease_turn;
+use crate::workflow::preflight::load_anchors;
+use crate::workflow::preflight::{check, check_run};
+use crate::workflow::services::Services;
 use crate::workflow::{IssueServices, issue};
-
-/// Builds the trust anchors from settings: bundled, system (optional), extra files.
-pub fn load_anchors(settings: &Settings) -> Result<TrustAnchors, Error> {
-    let mut anchors = TrustAnchors::bundled();
-    if settings.system_roots {
-        anchors = anchors.with_system();
-    }
-    for p in &settings.extra_roots {
-        let text = crate::bounded_read::read_text(p, crate::bounded_read::MAX_PEM_FILE).map_err(|e| {
-            Error::Certificate(format!(
-                "cannot read the extra trust root `{}` (setting `trust.extra_roots`, flag `--trust-root`): {e}",
-                p.display()
-            ))
-        })?;
-        anchors.add_extra_pem(text.as_bytes()).map_err(|e| {
-            Error::Certificate(format!(
-                "`{}` (setting `trust.extra_roots`) is not a PEM root certificate: {e}",
-                p.display()
-            ))
-        })?;
-    }
-    Ok(anchors)
-}
+use std::path::Path;
+use std::time::Duration;
 
 pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
-    if args.dry_run {
-        return super::plan::run_for_issue(cli, args).await;
-    }
     output::set_json(args.json);
     let over = args.overrides(cli.state_dir.clone());
-    let settings = match Settings::load(cli.config.as_deref(), &over) {
+    let settings = match super::common::load(cli.config.as_deref(), &over) {
         Ok(s) => s,
-        Err(e) => {
-            output::error(&e.to_string());
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     if settings.certificates.is_empty() {
         output::error(
@@ -64,7 +46,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         return exit::CONFIG;
     }
     // Everything checkable without the network, before the first side effect.
-    if let Err(code) = super::preflight::check_all(&settings) {
+    if let Err(code) = check_all(&settings) {
         return code;
     }
     let anchors = match load_anchors(&settings) {
@@ -82,19 +64,11 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         return code;
     }
     let store = Store::new(&settings.state_dir);
-    let route53 = Route53::connect(&Route53Settings {
-        endpoint_url: settings.dns.route53_endpoint.clone(),
-        profile: settings.dns.route53_profile.clone(),
-        region: settings.dns.route53_region.clone(),
-        max_attempts: settings.dns.route53_max_attempts,
-        read_records: settings.dns.route53_read_records,
-    })
-    .await;
-    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)
-        .with_strategy(settings.dns.strategy);
+    let route53 = crate::workflow::services::route53(&settings).await;
     // The CA is asked only when a certificate is ordered: a run that keeps every stored
     // certificate makes no ACME request at all.
-    let ca_cell: tokio::sync::OnceCell<AcmeClient> = tokio::sync::OnceCell::new();
+    let services = Services::new(&settings);
+    let lookup = services.lookup();
     let clock = SystemClock;
     let renderer = Renderer::shared(cli.quiet, cli.verbose);
     let opts = IssueOptions {
@@ -122,10 +96,11 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                 Err(why) => tracing::info!("`{}`: ordering a new certificate: {why}", spec.name),
             }
         }
-        // State in S3: this certificate's leases while it is ordered (see `state_backend`).
-        let _lease = match super::state_backend::lease_certificate(&settings, spec, "issue") {
-            Ok(super::state_backend::Turn::Go(l)) => l,
-            Ok(super::state_backend::Turn::Skip(message)) => {
+        // State in S3: this certificate's leases while it is ordered (see `workflow::lease_turn`).
+        let say = |m: &str| eprintln!("{m}");
+        let _lease = match lease_turn::lease_certificate(&settings, spec, "issue", &say) {
+            Ok(lease_turn::Turn::Go(l)) => l,
+            Ok(lease_turn::Turn::Skip(message)) => {
                 output::error(&format!("{}: {message}", spec.name));
                 code = exit::STORE;
                 continue;
@@ -138,10 +113,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                 continue;
             }
         };
-        let ca = match ca_cell
-            .get_or_try_init(|| AcmeClient::connect(&settings.acme, &store))
-            .await
-        {
+        let ca = match services.ca().await {
             Ok(ca) => ca,
             Err(e) => {
                 let failed = output::fail(e);
@@ -163,7 +135,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         let progress = renderer.certificate(&spec.name);
         let svc = IssueServices {
             dns: &route53,
-            lookup: &lookup,
+            lookup,
             ca,
             store: &store,
             clock: &clock,
@@ -180,7 +152,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                 record_issuer(&settings, spec, &issued.fingerprint);
                 let mut after_timings = Vec::new();
                 let mut api_usage = Vec::new();
-                let after = super::after_issue::deploy_and_verify(
+                let after = deploy_and_verify(
                     &settings,
                     spec,
                     &issued.paths.live_dir,
@@ -196,7 +168,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                         &after_timings,
                         started.elapsed(),
                     ));
-                    if let Some(t) = super::deploy::api_usage_table(&api_usage) {
+                    if let Some(t) = super::render::api_usage_table(&api_usage) {
                         output::say(&t);
                     }
                 }
@@ -208,7 +180,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                     until: Some(until), ..
                 }) = &failure.error
                 {
-                    super::after_issue::record_rate_limit(&settings, spec, *until, &failure.error);
+                    super::common::record_rate_limit(&settings, spec, *until, &failure.error);
                 }
                 for c in &failure.cleanup {
                     output::error(&format!("clean-up after the failure also failed: {c}"));
@@ -276,52 +248,6 @@ fn issued_json(i: &crate::workflow::Issued, code: i32, error: Option<String>) ->
     })
 }
 
-/// The stored certificate of `spec` and when it becomes due, when `issue` may keep it (see
-/// `renew::keep`); else why a new one is ordered.
-pub(super) fn keepable(
-    settings: &Settings,
-    spec: &crate::config::CertificateSpec,
-    store: &Store,
-    now: time::OffsetDateTime,
-) -> Result<(Certificate, Keep), OrderBecause> {
-    let leaf = super::renew::read_live(store, &spec.name).ok().flatten();
-    let Some(leaf) = leaf else {
-        return Err(OrderBecause::NothingStored);
-    };
-    let (st, _) = state::load(&settings.state_dir.join("renewal"), &spec.name);
-    let fp = leaf.sha256_fingerprint();
-    let ari = st
-        .ari
-        .as_ref()
-        .filter(|r| r.fingerprint == fp)
-        .map(|r| AriChoice {
-            start: r.start,
-            end: r.end,
-            chosen: r.chosen,
-        });
-    // Targets whose settings are broken are reported by the deployment (or, before any
-    // order, by the checks); here they only lack an import window.
-    let import_min_days_left = from_config::targets(spec)
-        .ok()
-        .and_then(|t| t.iter().map(|t| t.rules().min_days_left).max());
-    let keep = crate::renew::keep::keep_stored(
-        Some(&leaf),
-        &Wanted {
-            domains: &spec.domains,
-            key_type: spec.key_type,
-            directory: &settings.acme.directory,
-            issued_by: st.issuer_of(fp),
-            profile: settings.acme.profile.as_deref(),
-            issued_profile: st.profile_of(fp),
-            now,
-            assumed_lifetime: settings.renew.assumed_lifetime,
-            import_min_days_left,
-            ari,
-        },
-    )?;
-    Ok((leaf, keep))
-}
-
 /// `issue` on a certificate that is not due: no order; the stored certificate is deployed
 /// where it is not served yet (no write where it is) and verified. Returns the exit code.
 async fn keep_stored(
@@ -357,7 +283,7 @@ async fn keep_stored(
     let progress = renderer.certificate(&spec.name);
     let mut timings = Vec::new();
     let mut api_usage = Vec::new();
-    let code = super::after_issue::deploy_and_verify(
+    let code = deploy_and_verify(
         settings,
         spec,
         &live_dir,
@@ -402,4 +328,91 @@ fn record_issuer(settings: &Settings, spec: &crate::config::CertificateSpec, fin
     if let Err(e) = state::save(&dir, &spec.name, &st) {
         output::warning(&format!("cannot save the renewal state: {e}"));
     }
+}
+
+/// Deploys (and verifies) a freshly stored certificate; returns an exit code. The time
+/// each of the two steps took is pushed to `timings`, and each target's API requests to
+/// `api_usage` (for `--timings`). `kept`: the stored certificate was kept (not a new one), so
+/// a target that already serves it gets no write.
+pub async fn deploy_and_verify(
+    settings: &crate::config::Settings,
+    spec: &CertificateSpec,
+    live_dir: &Path,
+    timings: &mut Vec<(&'static str, Duration)>,
+    api_usage: &mut Vec<String>,
+    progress: &CertProgress,
+    kept: bool,
+) -> i32 {
+    if spec.deploy.is_empty() {
+        return exit::OK;
+    }
+    let fail = |e: Error| {
+        output::error(&format!(
+            "`{}`: {e}. The {} certificate is stored in {}; after fixing this, run `{}`",
+            spec.name,
+            if kept { "current" } else { "new" },
+            live_dir.display(),
+            crate::hint::command(&format!("deploy {}", spec.name))
+        ));
+        e.exit_code()
+    };
+    let material = match Material::from_dir(live_dir) {
+        Ok(m) => m,
+        Err(e) => return fail(e.into()),
+    };
+    let targets = match from_config::targets(spec) {
+        Ok(t) => t,
+        Err(e) => return fail(e.into()),
+    };
+    // Ctrl-C from here on stops waiting, not the deployment already sent.
+    let then = super::interrupt::after_deploy(&spec.name, live_dir);
+    let deploying = deploy_then_verify(settings, spec, &material, &targets, kept, true, progress);
+    let done = super::interrupt::unless_interrupted(progress, &then, deploying).await;
+    // The deployment's requests count once it finished (also when verifying was stopped).
+    if done.is_ok() || super::interrupt::during(progress, Stage::Verify) {
+        api_usage.extend(targets.iter().filter_map(|t| t.api_usage()));
+    }
+    let done = match done {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    match done {
+        Ok(d) => {
+            timings.extend(d.timings);
+            super::common::record_deployed(settings, spec, &material.leaf);
+            exit::OK
+        }
+        Err(f) if f.stage == Stage::Deploy => fail(f.error),
+        Err(f) => {
+            timings.extend(f.timings);
+            output::error(&format!(
+                "`{}` was deployed but verification failed: {}. Check the broker and DNS, then run `{}`",
+                spec.name,
+                f.error,
+                crate::hint::command(&format!("verify {}", spec.name))
+            ));
+            f.error.exit_code()
+        }
+    }
+}
+
+/// Runs every check for every certificate of `settings`; prints each failure as one error
+/// paragraph and returns the first failure's exit code.
+pub fn check_all(settings: &Settings) -> Result<(), i32> {
+    let mut first = None;
+    let mut fail = |what: String, e: Error| {
+        super::output::error(&format!(
+            "{what}{e}. Nothing was ordered or changed: fix this first (the check needs no network)"
+        ));
+        first.get_or_insert(e.exit_code());
+    };
+    if let Err(e) = check_run(settings) {
+        fail(String::new(), e);
+    }
+    for spec in &settings.certificates {
+        if let Err(e) = check(settings, spec) {
+            fail(format!("`{}`: ", spec.name), e);
+        }
+    }
+    first.map_or(Ok(()), Err)
 }

@@ -20,7 +20,7 @@ pub fn run(_args: &ManArgs) -> i32 {
         return exit::INTERNAL;
     }
     page.extend_from_slice(exit_status_section().as_bytes());
-    super::completions::write_stdout(&page)
+    super::output::write_stdout(&page)
 }
 
 /// The manual's EXIT STATUS section (roff).

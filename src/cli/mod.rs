@@ -3,9 +3,9 @@
 //! Owns: flags, environment variables, exit codes and how errors are printed (one
 //! paragraph, `error:` first). Does not own any workflow logic.
 
-mod after_issue;
 mod check;
 mod client_pki;
+mod common;
 mod completions;
 mod deploy;
 mod doctor;
@@ -14,11 +14,10 @@ mod init;
 mod interrupt;
 mod issue;
 mod man;
-mod notify;
 mod output;
 mod plan;
-mod preflight;
 pub mod progress_display;
+pub mod render;
 mod renew;
 mod schedule;
 mod split;
@@ -707,6 +706,7 @@ pub fn main() -> i32 {
     };
     rt.block_on(async {
         match &cli.command {
+            Command::Issue(args) if args.dry_run => plan::run_for_issue(&cli, args).await,
             Command::Issue(args) => issue::run(&cli, args).await,
             Command::Deploy(args) => deploy::run_deploy(&cli, args).await,
             Command::Remove(args) => deploy::run_remove(&cli, args).await,

@@ -123,3 +123,18 @@ pub fn issued_summary(i: &Issued, now: OffsetDateTime) -> String {
     ));
     out
 }
+
+/// Writes `bytes` to stdout. A closed pipe is not an error (the reader had enough); any
+/// other write error is reported once, without a panic.
+pub fn write_stdout(bytes: &[u8]) -> i32 {
+    use crate::error::exit;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Ok(()) => exit::OK,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => exit::OK,
+        Err(e) => {
+            eprintln!("error: cannot write to standard output: {e}");
+            exit::INTERNAL
+        }
+    }
+}

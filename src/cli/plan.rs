@@ -14,13 +14,10 @@ use super::{Cli, IssueArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CertificateSpec, Settings};
 use crate::deploy::from_config;
-use crate::dns::lookup::WireLookup;
-use crate::dns::plan::{CnamePlan, plan_cname};
-use crate::dns::route53::{Route53, Route53Settings};
-use crate::dns::{ChangeAction, RecordType};
 use crate::error::{Error, exit};
 use crate::store::Store;
 use crate::workflow::challenge_records::DnsView;
+use crate::workflow::plan::{Step, cname_steps, deploy_steps, step};
 
 /// Flags of `plan` (the same selection and overrides as `issue`).
 #[derive(Debug, Args)]
@@ -28,24 +25,6 @@ pub struct PlanArgs {
     /// Everything `issue` accepts.
     #[command(flatten)]
     pub issue: Box<IssueArgs>,
-}
-
-/// One planned call.
-#[derive(Debug, Clone)]
-pub(super) struct Step {
-    /// `dns`, `acme`, `deploy`, `verify`.
-    pub(super) section: &'static str,
-    /// `read`, `write`, `wait`, `call`.
-    pub(super) kind: &'static str,
-    pub(super) text: String,
-}
-
-fn step(section: &'static str, kind: &'static str, text: impl Into<String>) -> Step {
-    Step {
-        section,
-        kind,
-        text: text.into(),
-    }
 }
 
 /// `brokercert plan`.
@@ -57,12 +36,9 @@ pub async fn run(cli: &Cli, args: &PlanArgs) -> i32 {
 pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
     output::set_json(args.json);
     let over = args.overrides(cli.state_dir.clone());
-    let settings = match Settings::load(cli.config.as_deref(), &over) {
+    let settings = match super::common::load(cli.config.as_deref(), &over) {
         Ok(s) => s,
-        Err(e) => {
-            output::error(&e.to_string());
-            return exit::CONFIG;
-        }
+        Err(code) => return code,
     };
     if settings.certificates.is_empty() {
         output::error(
@@ -71,16 +47,8 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
         );
         return exit::CONFIG;
     }
-    let route53 = Route53::connect(&Route53Settings {
-        endpoint_url: settings.dns.route53_endpoint.clone(),
-        profile: settings.dns.route53_profile.clone(),
-        region: settings.dns.route53_region.clone(),
-        max_attempts: settings.dns.route53_max_attempts,
-        read_records: settings.dns.route53_read_records,
-    })
-    .await;
-    let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)
-        .with_strategy(settings.dns.strategy);
+    let route53 = crate::workflow::services::route53(&settings).await;
+    let lookup = crate::workflow::services::lookup(&settings);
     // Listing the hosted zones is the first network call; when AWS cannot be reached its
     // SDK retries for tens of seconds: say what the plan is waiting for meanwhile.
     let renderer = super::progress_display::Renderer::shared(cli.quiet, cli.verbose);
@@ -105,7 +73,7 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
     let store = Store::new(&settings.state_dir);
     for spec in &settings.certificates {
         let keep = (!args.force_renewal && !args.new_key)
-            .then(|| super::issue::keepable(&settings, spec, &store, SystemClock.now()).ok())
+            .then(|| crate::workflow::keep::keepable(&settings, spec, &store, SystemClock.now()).ok())
             .flatten()
             .map(|(leaf, k)| {
                 format!(
@@ -155,7 +123,7 @@ async fn waiting_for<T>(
     what: &str,
     work: impl std::future::Future<Output = T>,
 ) -> T {
-    use crate::workflow::progress::{Progress, Stage, Waiting};
+    use crate::progress::{Progress, Stage, Waiting};
     let started = std::time::Instant::now();
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     tokio::pin!(work);
@@ -432,8 +400,8 @@ async fn deploy_and_verify_steps(
     steps.extend(deploy_steps(&deploy_targets).await);
 
     // Verification.
-    if !deploy_targets.is_empty() && super::verify::wanted_after_deploy(spec) {
-        match super::verify::probe_target(settings, spec, &Default::default()) {
+    if !deploy_targets.is_empty() && crate::workflow::verify::wanted_after_deploy(spec) {
+        match crate::workflow::verify::probe_target(settings, spec, &Default::default()) {
             Ok(Some(t)) => {
                 let addr = t
                     .connect_addr
@@ -459,127 +427,4 @@ async fn deploy_and_verify_steps(
         }
     }
     Ok(steps)
-}
-
-/// The CNAME part of the plan: what is at the custom domain and the change `issue` would
-/// make there (shared with `renew --dry-run`, which only plans the CNAME).
-pub(super) async fn cname_steps(
-    view: &DnsView<'_>,
-    spec: &CertificateSpec,
-    force: bool,
-) -> Result<Vec<Step>, (Vec<Step>, Error)> {
-    let mut steps = Vec::new();
-    macro_rules! tryp {
-        ($e:expr) => {
-            match $e {
-                Ok(v) => v,
-                Err(e) => return Err((steps, e.into())),
-            }
-        };
-    }
-    if let Some(target) = &spec.cname_target {
-        let name = &spec.domains[0];
-        let zone = tryp!(view.zone_for(name, spec.hosted_zone_id.as_deref()));
-        let existing = tryp!(
-            view.read_sets(
-                &zone,
-                name.as_str(),
-                &[
-                    RecordType::Cname,
-                    RecordType::A,
-                    RecordType::Aaaa,
-                    RecordType::Txt
-                ],
-            )
-            .await
-        );
-        steps.push(step(
-            "dns",
-            "read",
-            format!(
-                "{name} CNAME/A/AAAA/TXT from the nameservers of {}",
-                zone.name
-            ),
-        ));
-        match plan_cname(
-            name.as_str(),
-            target.as_str(),
-            spec.cname_ttl,
-            &existing,
-            force,
-        ) {
-            CnamePlan::Keep => steps.push(step(
-                "dns",
-                "keep",
-                format!("{name} CNAME {target} is already in place"),
-            )),
-            CnamePlan::Conflict(found) => {
-                return Err((
-                    steps,
-                    Error::Dns(crate::dns::DnsError::Conflict {
-                        name: name.to_string(),
-                        zone: format!("{} ({})", zone.name, zone.id),
-                        found,
-                        wanted: target.to_string(),
-                    }),
-                ));
-            }
-            CnamePlan::Write(changes) => {
-                let list = changes
-                    .iter()
-                    .map(|c| {
-                        format!(
-                            "{} {} {} {} (TTL {})",
-                            match c.action {
-                                ChangeAction::Create => "CREATE",
-                                ChangeAction::Upsert => "UPSERT",
-                                ChangeAction::Delete => "DELETE",
-                            },
-                            c.set.name.trim_end_matches('.'),
-                            c.set.rtype,
-                            c.set.values.join(" "),
-                            c.set.ttl
-                        )
-                    })
-                    .collect::<Vec<_>>()
-                    .join("; ");
-                steps.push(step(
-                    "dns",
-                    "write",
-                    format!("ChangeResourceRecordSets zone {}: {list}", zone.id),
-                ));
-                steps.push(step("dns", "wait", "GetChange until INSYNC"));
-            }
-        }
-    }
-    Ok(steps)
-}
-
-/// What each deployment target serves now and the calls a deployment would make there.
-pub(super) async fn deploy_steps(
-    targets: &[Box<dyn crate::deploy::DeploymentTarget>],
-) -> Vec<Step> {
-    let mut steps = Vec::new();
-    for t in targets {
-        let current = match t.current().await {
-            Ok(c) => c,
-            Err(e) => {
-                steps.push(step(
-                    "deploy",
-                    "read",
-                    format!("{}: cannot read what it serves now: {e}", t.describe()),
-                ));
-                None
-            }
-        };
-        for line in t.plan(current.as_ref()) {
-            let kind = if line.starts_with("GET") || line.starts_with("read") {
-                "read"
-            } else {
-                "write"
-            };
-            steps.push(step("deploy", kind, format!("{}: {line}", t.describe())));
-        }
-    }
-    steps
 }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::deploy::DeployProgress;
-use crate::workflow::progress::{Progress, Stage, Waiting, human_duration};
+use crate::progress::{Progress, Stage, Waiting, human_duration};
 
 /// Carriage return plus "erase the whole line" (ECMA-48 EL 2).
 pub const CLEAR_LINE: &str = "\r\x1b[2K";

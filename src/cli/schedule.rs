@@ -13,10 +13,14 @@ use clap::Args;
 use time::OffsetDateTime;
 
 use super::Cli;
-use super::renew::{Outcome, RenewArgs, Stop, load_settings, renew_all};
+use super::common::load_settings;
+use super::render::CliSink;
 use crate::clock::{Clock, SystemClock};
 use crate::error::exit;
 use crate::renew::lock::StateLock;
+use crate::workflow::notify::notify;
+use crate::workflow::renew::{Outcome, RenewOptions, Stop, renew_all};
+use crate::workflow::services::Services;
 
 /// Flags of `schedule`.
 #[derive(Debug, Args)]
@@ -84,7 +88,7 @@ pub async fn run(cli: &Cli, args: &ScheduleArgs) -> i32 {
         ));
         return exit::CONFIG;
     }
-    let stop = Stop::on_signals();
+    let stop = Stop::on(super::shutdown_signal());
     log(
         false,
         &format!(
@@ -93,18 +97,9 @@ pub async fn run(cli: &Cli, args: &ScheduleArgs) -> i32 {
             humantime::format_duration(args.max_sleep)
         ),
     );
-    let renew_args = RenewArgs {
-        name: None,
-        name_positional: None,
-        force: false,
-        new_key: false,
-        dry_run: false,
-        no_jitter: true,
-        wait: None,
-        summary: None,
-        json: false,
-        timings: false,
-    };
+    // No jitter: the daemon's wake-up times already differ from machine to machine.
+    let opts = RenewOptions::default();
+    let sink = CliSink::new(cli);
     loop {
         // The configuration is read each cycle: edits apply without a restart.
         let settings = match load_settings(cli, None) {
@@ -120,7 +115,8 @@ pub async fn run(cli: &Cli, args: &ScheduleArgs) -> i32 {
                     Vec::new()
                 }
                 Ok(_lock) => {
-                    let o = renew_all(cli, &settings, &renew_args, &stop).await;
+                    let services = Services::new(&settings);
+                    let o = renew_all(&services, &opts, &stop, &sink).await;
                     for (name, outcome) in &o {
                         log(
                             matches!(outcome, Outcome::Failed { .. } | Outcome::BackingOff { .. }),
@@ -177,8 +173,8 @@ pub async fn run(cli: &Cli, args: &ScheduleArgs) -> i32 {
 /// Sends the notifications of a cycle (its lines were already logged with priorities).
 async fn notify_all(settings: &crate::config::Settings, outcomes: &[(String, Outcome)]) {
     for (name, o) in outcomes {
-        if !matches!(o, Outcome::NotDue { .. } | Outcome::BackingOff { .. }) {
-            super::notify::notify(&settings.renew, name, o).await;
+        if o.did_something() {
+            notify(&settings.renew, name, o, &|w| super::output::warning(w)).await;
         }
     }
 }

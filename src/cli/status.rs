@@ -154,8 +154,8 @@ async fn probe_served(
     leaf: Option<&Certificate>,
 ) -> Vec<Served> {
     use crate::verify::MqttProbe;
-    let opts = super::verify::VerifyOptions::default();
-    let target = match super::verify::probe_target(settings, spec, &opts) {
+    let opts = crate::workflow::verify::VerifyOptions::default();
+    let target = match crate::workflow::verify::probe_target(settings, spec, &opts) {
         Ok(Some(t)) => t,
         Ok(None) => return Vec::new(),
         Err(e) => {
@@ -169,7 +169,7 @@ async fn probe_served(
             }];
         }
     };
-    let probe = crate::verify::TlsMqttProbe::new(super::verify::resolver(settings));
+    let probe = crate::verify::TlsMqttProbe::new(crate::workflow::verify::resolver(settings));
     match probe.probe(&target).await {
         Ok(report) => report
             .transports
@@ -444,7 +444,7 @@ fn table(rows: &[Row]) -> String {
 pub async fn run(cli: &Cli, args: &StatusArgs) -> i32 {
     output::set_json(args.json);
     let name = args.name.as_deref().or(args.name_positional.as_deref());
-    let settings = match super::renew::load_settings_for(cli, name, "nothing to show") {
+    let settings = match super::common::load_settings_for(cli, name, "nothing to show") {
         Ok(s) => s,
         Err(code) => return code,
     };

@@ -21,15 +21,10 @@ use super::ca::{CaProblem, ClientCa};
 use super::error::ClientPkiError;
 use super::issue::ClientCertificate;
 use super::name::ClientName;
+pub use super::name::{CA_CERT_FILE, CA_KEY_FILE, SERVER_ROOT_FILE};
 use super::staged::StagedFiles;
 use crate::pki::{Certificate, PrivateKey, parse_bundle};
 
-/// The CA certificate in a CA directory (and its copy in a client directory).
-pub const CA_CERT_FILE: &str = "client-ca.crt";
-/// The CA key in a CA directory.
-pub const CA_KEY_FILE: &str = "client-ca.key";
-/// The broker's root certificate copied into a client directory.
-pub const SERVER_ROOT_FILE: &str = "root.pem";
 /// Mode of certificate files.
 pub const CERT_MODE: u32 = 0o644;
 /// Mode of key files.

@@ -1,13 +1,19 @@
 //! [`ClientName`]: the `--cn` of a client certificate, which is also the stem of
 //! its file names (`NAME.crt`, `NAME.key`), so it must be a safe file name.
 //!
-//! Owns: what a client name may contain. Does not own: the files themselves
-//! (see `files`).
+//! Owns: what a client name may contain, and the fixed file names it must not take (the
+//! CA's, the broker root's). Does not own: the files themselves (see `files`).
 
 use std::fmt;
 
 use super::error::ClientPkiError;
-use super::files::CA_CERT_FILE;
+
+/// The CA certificate in a CA directory (and its copy in a client directory).
+pub const CA_CERT_FILE: &str = "client-ca.crt";
+/// The CA key in a CA directory.
+pub const CA_KEY_FILE: &str = "client-ca.key";
+/// The broker's root certificate copied into a client directory.
+pub const SERVER_ROOT_FILE: &str = "root.pem";
 
 /// The longest name: X.509's upper bound for a common name.
 pub const MAX_NAME_LEN: usize = 64;

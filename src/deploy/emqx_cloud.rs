@@ -26,8 +26,8 @@ use super::rules::{self, ImportRules};
 use super::{
     DeployError, DeployOutcome, DeployProgress, DeployedState, DeploymentTarget, Material,
 };
+use crate::progress::human_duration;
 use crate::secret::Secret;
-use crate::workflow::progress::human_duration;
 
 /// The international console's API.
 pub const DEFAULT_BASE_URL: &str = "https://cloud-intl.emqx.com/public_api/v1";
@@ -498,7 +498,7 @@ impl EmqxCloud {
                     waited: start.elapsed(),
                 });
             }
-            progress.waiting(&crate::workflow::progress::Waiting {
+            progress.waiting(&crate::progress::Waiting {
                 what: &format!("EMQX Cloud: {last}"),
                 waiting_for: None,
                 elapsed: start.elapsed(),

@@ -73,7 +73,7 @@ pub trait DeployProgress: Send + Sync {
     /// A step.
     fn update(&self, message: &str);
     /// A wait in progress (called on every poll); by default rendered as an update.
-    fn waiting(&self, wait: &crate::workflow::progress::Waiting<'_>) {
+    fn waiting(&self, wait: &crate::progress::Waiting<'_>) {
         self.update(&wait.text());
     }
 }
@@ -197,7 +197,7 @@ pub enum DeployError {
         name: String,
     },
     /// Waiting for the target took too long.
-    #[error("{target} was still `{status}` after {}; it may still finish: run `{}` later, or raise `poll_timeout`", crate::workflow::progress::human_duration(*waited), crate::hint::command(&format!("verify {name}")))]
+    #[error("{target} was still `{status}` after {}; it may still finish: run `{}` later, or raise `poll_timeout`", crate::progress::human_duration(*waited), crate::hint::command(&format!("verify {name}")))]
     Timeout {
         /// Target.
         target: String,

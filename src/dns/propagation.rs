@@ -287,7 +287,7 @@ pub async fn await_txt_via_resolver(
                 "the resolver answered a negative answer for {name} {} ago, before the value \
                  was written, and may keep it for up to {} s (the zone's SOA minimum): \
                  asking again until it has expired ({} s from now at the latest)",
-                crate::workflow::progress::human_duration(now.duration_since(n.at)),
+                crate::progress::human_duration(now.duration_since(n.at)),
                 n.ttl,
                 end.duration_since(now).as_secs() + 2
             ));

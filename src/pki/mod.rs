@@ -15,6 +15,7 @@ pub mod anchors;
 pub mod bundle;
 pub mod certificate;
 pub mod chain;
+pub mod issued;
 pub mod key_choice;
 pub mod keys;
 pub mod split_bundle;

@@ -149,6 +149,38 @@ pub fn save(renewal_dir: &Path, name: &str, state: &RenewalState) -> Result<(), 
     atomic_write(&p, text.as_bytes(), 0o600)
 }
 
+/// Remembers in the renewal state (`renewal/<name>.json`) until when the CA asked not to
+/// be asked again (a rate limit's `Retry-After`), with the failure's message and exit
+/// code, so that `renew` waits for it.
+pub fn record_rate_limit(
+    renewal_dir: &Path,
+    name: &str,
+    until: OffsetDateTime,
+    message: String,
+    code: i32,
+) -> Result<(), StoreError> {
+    let (mut st, _) = load(renewal_dir, name);
+    st.retry_not_before = Some(until);
+    st.last_error = Some(message);
+    st.last_code = Some(code);
+    save(renewal_dir, name, &st)
+}
+
+/// Remembers in the renewal state that the certificate with `fingerprint` is deployed and
+/// verified (at `now`), as `renew` does after its own deployments, so that the next `renew`
+/// knows it is done instead of observing the targets and verifying it once more.
+pub fn record_deployed(
+    renewal_dir: &Path,
+    name: &str,
+    fingerprint: &str,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    let (mut st, _) = load(renewal_dir, name);
+    st.deployed_fingerprint = Some(fingerprint.to_string());
+    st.last_success = Some(now);
+    save(renewal_dir, name, &st)
+}
+
 #[cfg(test)]
 mod tests {
     use time::macros::datetime;

@@ -26,7 +26,7 @@ use tokio_rustls::TlsConnector;
 use ws_stream_tungstenite::WsStream;
 
 use super::error::{Endpoint, Step, VerifyError, connect_error, handshake_error, websocket_error};
-use super::report::ServerCertificate;
+use super::presented::ServerCertificate;
 use super::resolve::{Resolver, connect_addresses};
 use super::target::Transport;
 use super::tls::PresentedChain;

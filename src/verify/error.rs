@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use rustls::{AlertDescription, CertificateError};
 
-use super::report::{ServerCertificate, format_time};
+use super::presented::{ServerCertificate, format_time};
 use super::target::Transport;
 
 /// One listener as the user would name it, plus the address actually used.

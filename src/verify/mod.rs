@@ -17,6 +17,8 @@
 mod connection;
 mod dns_resolver;
 mod error;
+mod failure;
+mod presented;
 mod probe;
 mod report;
 mod resolve;
@@ -28,6 +30,7 @@ use async_trait::async_trait;
 
 pub use dns_resolver::DnsResolver;
 pub use error::{Endpoint, Step, VerifyError};
+pub use failure::VerifyFailure;
 pub use probe::TlsMqttProbe;
 pub use report::{ProbeReport, RoundTrip, ServerCertificate, TransportReport};
 pub use resolve::{FnResolver, Resolver, SystemResolver, connect_addresses};

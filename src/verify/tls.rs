@@ -19,7 +19,7 @@ use rustls::{ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 
 use super::error::VerifyError;
-use super::report::ServerCertificate;
+use super::presented::ServerCertificate;
 use super::target::ProbeTarget;
 use crate::pki::bundle::parse_bundle;
 use crate::pki::keys::PrivateKey;

@@ -592,7 +592,7 @@ impl<'a> DnsView<'a> {
         if !delay.is_zero() {
             progress(Visibility::Note(&format!(
                 "waiting dns.propagation_delay ({}) before asking the CA",
-                crate::workflow::progress::human_duration(delay)
+                crate::progress::human_duration(delay)
             )));
             tokio::time::sleep(delay).await;
         }

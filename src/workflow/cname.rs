@@ -6,11 +6,11 @@
 use std::time::Duration;
 
 use super::challenge_records::DnsView;
-use super::progress::{Progress, Stage, Waiting};
 use crate::config::CertificateSpec;
 use crate::dns::plan::{CnamePlan, plan_cname};
 use crate::dns::provider::await_insync_reporting;
 use crate::dns::{ChangeAction, DnsError, RecordType};
+use crate::progress::{Progress, Stage, Waiting};
 
 /// What the CNAME stage did.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -110,16 +110,12 @@ fn check(
 /// Runs every check for each of `specs`.
 pub async fn doctor(settings: &Settings, specs: &[&CertificateSpec]) -> Vec<Report> {
     let r53 = Route53Settings {
-        endpoint_url: settings.dns.route53_endpoint.clone(),
-        profile: settings.dns.route53_profile.clone(),
-        region: settings.dns.route53_region.clone(),
         max_attempts: Some(settings.dns.route53_max_attempts.unwrap_or(2).min(2)),
-        read_records: settings.dns.route53_read_records,
+        ..crate::workflow::services::route53_settings(settings)
     };
     let credentials = Route53::credentials_source(&r53).await;
     let route53 = Route53::connect(&r53).await;
-    let wire = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)
-        .with_strategy(settings.dns.strategy);
+    let wire = crate::workflow::services::lookup(settings);
     let acme = acme_checks(settings).await;
     let state = crate::workflow::blocking::blocking(|| super::doctor_state::state_checks(settings));
     let mut reports = Vec::new();

@@ -14,7 +14,6 @@ use time::OffsetDateTime;
 use super::challenge_records::Visibility;
 use super::challenge_records::{DnsView, Ledger};
 use super::cname::{CnameOutcome, ensure_cname};
-use super::progress::{Progress, Stage, Waiting, human_duration};
 use crate::acme::CertificateAuthority;
 use crate::clock::Clock;
 use crate::config::CertificateSpec;
@@ -26,7 +25,9 @@ use crate::pki::anchors::{AnchorSource, TrustAnchors};
 use crate::pki::bundle::parse_bundle;
 use crate::pki::certificate::Certificate;
 use crate::pki::chain::{SplitChain, choose_preferred, split_chain};
+use crate::pki::issued::CheckError;
 use crate::pki::keys::{KeyType, PrivateKey};
+use crate::progress::{Progress, Stage, Waiting, human_duration};
 use crate::renew::journal::IssueJournal;
 use crate::store::{CertificateFiles, Store, StoredPaths};
 
@@ -343,11 +344,10 @@ async fn run(
     // new one, generated while the DNS work runs (RSA generation takes a while).
     let key_type = spec.key_type;
     let saved_key = match opts.resume.as_ref().and_then(|r| r.key_pem.as_deref()) {
-        Some(pem) => Some(PrivateKey::from_pem(pem).map_err(|e| {
-            Error::Certificate(format!(
-                "the key an interrupted run saved in its journal is unreadable: {e}"
-            ))
-        })?),
+        Some(pem) => Some(
+            PrivateKey::from_pem(pem)
+                .map_err(|e| Error::from(CheckError::JournalKey(e.to_string())))?,
+        ),
         None => None,
     };
     let (saved_key, key_reused) = match saved_key {
@@ -489,11 +489,14 @@ async fn run(
     let key = key_task
         .await
         .map_err(|e| Error::Internal(format!("key generation task failed: {e}")))?
-        .map_err(|e| Error::Certificate(format!("cannot generate a {key_type} key: {e}")))?;
+        .map_err(|e| CheckError::KeyGeneration {
+            key_type: key_type.to_string(),
+            message: e.to_string(),
+        })?;
     let names: Vec<String> = spec.domains.iter().map(|d| d.to_string()).collect();
     let csr = key
         .csr_der(&names)
-        .map_err(|e| Error::Certificate(format!("cannot build the CSR: {e}")))?;
+        .map_err(|e| CheckError::Csr(e.to_string()))?;
     if let Some(j) = svc.journal {
         super::blocking::blocking(|| j.key_generated(&key.to_pem()))?;
     }
@@ -571,9 +574,7 @@ pub fn select_and_split(
     let parse = |pem: &str| -> Result<Vec<Certificate>, Error> {
         parse_bundle(pem.as_bytes())
             .map(|b| b.certificates)
-            .map_err(|e| {
-                Error::Certificate(format!("the CA sent an unreadable certificate chain: {e}"))
-            })
+            .map_err(|e| Error::from(CheckError::UnreadableChain(e.to_string())))
     };
     let mut chains = vec![parse(default)?];
     for alt in alternates {
@@ -593,7 +594,7 @@ pub fn select_and_split(
             "no chain offered by the CA has a top certificate issued by `{p}` (`preferred_chain` names the issuer of the chain's last certificate, as in certbot and lego); using the default chain"
         );
     }
-    split_chain(chains.swap_remove(idx), anchors).map_err(|e| Error::Certificate(e.to_string()))
+    Ok(split_chain(chains.swap_remove(idx), anchors).map_err(CheckError::from)?)
 }
 
 fn check_issued(
@@ -603,22 +604,23 @@ fn check_issued(
     now: OffsetDateTime,
 ) -> Result<(), Error> {
     if !key.matches_certificate(&split.leaf) {
-        return Err(Error::Certificate("the CA issued a certificate for a different public key than our CSR's; nothing was stored".into()));
+        return Err(CheckError::WrongKey.into());
     }
     for d in &spec.domains {
         if !split.leaf.covers_name(d.as_str()) {
-            return Err(Error::Certificate(format!(
-                "the issued certificate does not cover `{d}` (it names {}); nothing was stored",
-                split.leaf.dns_names().join(", ")
-            )));
+            return Err(CheckError::NameMissing {
+                name: d.to_string(),
+                names: split.leaf.dns_names().join(", "),
+            }
+            .into());
         }
     }
     if !split.leaf.is_valid_at(now) {
-        return Err(Error::Certificate(format!(
-            "the issued certificate is not valid now (valid {} to {}); check this machine's clock",
-            split.leaf.not_before(),
-            split.leaf.not_after()
-        )));
+        return Err(CheckError::NotValidNow {
+            not_before: split.leaf.not_before(),
+            not_after: split.leaf.not_after(),
+        }
+        .into());
     }
     Ok(())
 }
@@ -656,13 +658,12 @@ fn stored_key_to_reuse(
                 .update(Stage::Order, &format!("a new {} key: {why}", spec.key_type));
             Ok(None)
         }
-        KeyChoice::Unusable(why) => Err(Error::Certificate(format!(
-            "`reuse_key` is set for `{}` but its stored key {} cannot be used: {why}. Restore \
-             the current certificate's key there, or run with `--new-key` to make a new key \
-             this once (devices that pin the old public key will then need the new one)",
-            spec.name,
-            path.display()
-        ))),
+        KeyChoice::Unusable(why) => Err(CheckError::StoredKeyUnusable {
+            name: spec.name.clone(),
+            path: path.to_path_buf(),
+            why: why.to_string(),
+        }
+        .into()),
     }
 }
 

@@ -6,13 +6,20 @@
 
 pub mod blocking;
 pub mod challenge_records;
+pub mod client_ca;
 pub mod cname;
 pub mod deploy;
 pub mod doctor;
 pub mod doctor_state;
 pub mod issue;
-pub mod progress;
+pub mod keep;
+pub mod lease_turn;
+pub mod notify;
+pub mod plan;
+pub mod preflight;
+pub mod renew;
+pub mod services;
 pub mod stall;
+pub mod verify;
 
 pub use issue::{IssueFailure, IssueServices, Issued, issue};
-pub use progress::{Progress, Stage};

@@ -25,6 +25,7 @@ mod iam_policy;
 mod issue;
 mod issue_accounts;
 mod issue_failures;
+mod layering;
 mod nameserver_discovery;
 mod netns;
 mod renew;

@@ -5,18 +5,25 @@
 //! deployment for one of these reasons fails here instead, with nothing ordered, stored or
 //! changed (exit code 2).
 //!
-//! Owns: which checks run. The checks themselves are the ones the stages run later
-//! (`deploy::from_config`, `verify::probe_target`, `issue::load_anchors`), so the two can
-//! never disagree. Does not own `plan`, which walks the same checks while listing calls.
+//! Owns: which checks run, and the trust anchors' loading. The checks themselves are the ones
+//! the stages run later (`deploy::from_config`, `verify::probe_target`, [`load_anchors`]), so
+//! the two can never disagree. Does not own printing (`cli::preflight`) nor `plan`.
 
-use super::verify::{VerifyOptions, probe_target, wanted_after_deploy};
 use crate::config::{CertificateSpec, Settings};
 use crate::deploy::from_config;
 use crate::error::Error;
+use crate::pki::anchors::TrustAnchors;
+use crate::workflow::verify::{VerifyOptions, probe_target, wanted_after_deploy};
+
+/// Builds the trust anchors from settings: bundled, system (optional), extra files (see
+/// `config::checked`, which checks them at load).
+pub fn load_anchors(settings: &Settings) -> Result<TrustAnchors, Error> {
+    Ok(crate::config::checked::trust_anchors(settings)?)
+}
 
 /// The checks shared by every certificate of a run: trust anchors and the CA's HTTPS roots.
 pub fn check_run(settings: &Settings) -> Result<(), Error> {
-    super::issue::load_anchors(settings)?;
+    load_anchors(settings)?;
     crate::acme::http::AcmeHttp::new(&settings.acme.https_roots)?;
     Ok(())
 }
@@ -29,25 +36,4 @@ pub fn check(settings: &Settings, spec: &CertificateSpec) -> Result<(), Error> {
         probe_target(settings, spec, &VerifyOptions::default())?;
     }
     Ok(())
-}
-
-/// Runs every check for every certificate of `settings`; prints each failure as one error
-/// paragraph and returns the first failure's exit code.
-pub fn check_all(settings: &Settings) -> Result<(), i32> {
-    let mut first = None;
-    let mut fail = |what: String, e: Error| {
-        super::output::error(&format!(
-            "{what}{e}. Nothing was ordered or changed: fix this first (the check needs no network)"
-        ));
-        first.get_or_insert(e.exit_code());
-    };
-    if let Err(e) = check_run(settings) {
-        fail(String::new(), e);
-    }
-    for spec in &settings.certificates {
-        if let Err(e) = check(settings, spec) {
-            fail(format!("`{}`: ", spec.name), e);
-        }
-    }
-    first.map_or(Ok(()), Err)
 }

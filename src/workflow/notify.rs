@@ -6,18 +6,25 @@
 //! plus `renew.notify_pass_env`) with `BROKERCERT_EVENT` (`success` or `failure`),
 //! `BROKERCERT_CERTIFICATE` and `BROKERCERT_MESSAGE` (no secret is ever passed); the webhook receives
 //! the same as JSON `{"event", "certificate", "message"}` (Slack-compatible `text` too).
+//!
+//! Owns: when to notify and how to deliver. Does not own printing: a delivery problem goes to
+//! the caller's `warn`.
 
 use std::time::Duration;
 
-use super::output;
 use super::renew::Outcome;
 use crate::config::RenewSettings;
 
-/// Sends the notifications for `name`'s outcome.
-pub async fn notify(settings: &RenewSettings, name: &str, outcome: &Outcome) {
+/// Sends the notifications for `name`'s outcome; a delivery problem goes to `warn`.
+pub async fn notify(
+    settings: &RenewSettings,
+    name: &str,
+    outcome: &Outcome,
+    warn: &(dyn Fn(&str) + Sync),
+) {
     let event = match outcome {
         Outcome::Failed { .. } => "failure",
-        Outcome::NotDue { .. } | Outcome::BackingOff { .. } => return,
+        Outcome::NotDue { .. } | Outcome::BackingOff { .. } | Outcome::Held { .. } => return,
         _ => {
             if !settings.notify_success {
                 return;
@@ -35,13 +42,13 @@ pub async fn notify(settings: &RenewSettings, name: &str, outcome: &Outcome) {
             .status();
         match tokio::time::timeout(Duration::from_secs(60), run).await {
             Ok(Ok(s)) if s.success() => {}
-            Ok(Ok(s)) => output::warning(&format!(
+            Ok(Ok(s)) => warn(&format!(
                 "the notification command `{program}` (setting `renew.notify_command`) exited with {s}"
             )),
-            Ok(Err(e)) => output::warning(&format!(
+            Ok(Err(e)) => warn(&format!(
                 "cannot run the notification command `{program}` (setting `renew.notify_command`): {e}"
             )),
-            Err(_) => output::warning(&format!(
+            Err(_) => warn(&format!(
                 "the notification command `{program}` (setting `renew.notify_command`) took over 60 s; left running"
             )),
         }
@@ -50,7 +57,7 @@ pub async fn notify(settings: &RenewSettings, name: &str, outcome: &Outcome) {
         let url = match source.url() {
             Ok(u) => u,
             Err(e) => {
-                output::warning(&format!("no notification sent to the webhook: {e}"));
+                warn(&format!("no notification sent to the webhook: {e}"));
                 return;
             }
         };
@@ -69,17 +76,17 @@ pub async fn notify(settings: &RenewSettings, name: &str, outcome: &Outcome) {
         {
             Ok(c) => c.post(url.expose()).json(&body).send().await,
             Err(e) => {
-                output::warning(&format!("cannot build the webhook client: {e}"));
+                warn(&format!("cannot build the webhook client: {e}"));
                 return;
             }
         };
         match sent {
             Ok(r) if r.status().is_success() => {}
-            Ok(r) => output::warning(&format!(
+            Ok(r) => warn(&format!(
                 "the notification webhook (setting `renew.notify_webhook`) answered HTTP {}",
                 r.status().as_u16()
             )),
-            Err(e) => output::warning(&format!(
+            Err(e) => warn(&format!(
                 "cannot reach the notification webhook (setting `renew.notify_webhook`): {}",
                 e.without_url()
             )),

@@ -1,4 +1,5 @@
-//! Stage names and progress events, and the `Progress` sink the CLI renders.
+//! Stage names and progress events, and the `Progress` sink the CLI renders (ground floor:
+//! `deploy`, `dns` and `workflow` all report through it, none of them owns it).
 //!
 //! Owns: the vocabulary of what the workflow is doing. Does not own rendering.
 
