@@ -25,6 +25,9 @@ pub struct AcmeHttp {
     alternates: Arc<Mutex<HashMap<String, Vec<String>>>>,
     /// Until when the last 429 asked to wait (its `Retry-After`).
     rate_limited_until: Arc<Mutex<Option<time::OffsetDateTime>>>,
+    /// The `Retry-After` of the last answer from each URL that carried one (order polling
+    /// honours it).
+    retry_after: Arc<Mutex<HashMap<String, std::time::Instant>>>,
 }
 
 impl AcmeHttp {
@@ -64,6 +67,7 @@ impl AcmeHttp {
             client,
             alternates: Arc::new(Mutex::new(HashMap::new())),
             rate_limited_until: Arc::new(Mutex::new(None)),
+            retry_after: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -96,6 +100,32 @@ impl AcmeHttp {
                     .and_then(|mut s| s.take()),
             },
             other => other,
+        }
+    }
+
+    /// How much longer the last answer from `url` asked to wait (its `Retry-After`), if it
+    /// asked at all.
+    pub fn retry_after_of(&self, url: &str) -> Option<Duration> {
+        let until = *self.retry_after.lock().ok()?.get(url)?;
+        Some(until.saturating_duration_since(std::time::Instant::now()))
+    }
+
+    /// Remembers the `Retry-After` of an answer from `url` (forgets it when there is none).
+    fn remember_retry_after(&self, url: &str, headers: &http::HeaderMap) {
+        if let Ok(mut m) = self.retry_after.lock() {
+            match crate::retry_after::from_headers(headers) {
+                Some(wait) => {
+                    let now = std::time::Instant::now();
+                    // A wait too long to represent is as good as a day: past any order timeout.
+                    let until = now
+                        .checked_add(wait)
+                        .unwrap_or(now + Duration::from_secs(86_400));
+                    m.insert(url.to_string(), until);
+                }
+                None => {
+                    m.remove(url);
+                }
+            }
         }
     }
 
@@ -180,6 +210,7 @@ impl HttpClient for AcmeHttp {
             };
             tracing::trace!(method = %parts.method, %url, status = %rsp.status(), took = ?asked.elapsed(), "ACME request");
             this.remember_links(&url, rsp.headers());
+            this.remember_retry_after(&url, rsp.headers());
             if rsp.status() == reqwest::StatusCode::TOO_MANY_REQUESTS
                 && let Some(wait) = crate::retry_after::from_headers(rsp.headers())
                 && let Ok(mut slot) = this.rate_limited_until.lock()
