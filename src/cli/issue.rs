@@ -67,6 +67,24 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
     if let Err(code) = super::preflight::check_all(&settings) {
         return code;
     }
+    // A new key for the first certificate that will be ordered starts now, beside the
+    // connections to Route 53 and the CA below (`keys_ahead`); the loop decides again.
+    let first_ordered = settings.certificates.iter().find(|spec| {
+        args.force_renewal
+            || args.new_key
+            || keepable(
+                &settings,
+                spec,
+                &Store::new(&settings.state_dir),
+                SystemClock.now(),
+            )
+            .is_err()
+    });
+    if let Some(spec) = first_ordered
+        && (!spec.reuse_key || args.new_key)
+    {
+        crate::workflow::keys_ahead::prefetch(spec.key_type);
+    }
     let anchors = match load_anchors(&settings) {
         Ok(a) => a,
         Err(e) => {
@@ -79,19 +97,27 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         Err(code) => return code,
     };
     let store = Store::new(&settings.state_dir);
-    let route53 = Route53::connect(&Route53Settings {
+    // The CA is asked only when a certificate is ordered: a run that keeps every stored
+    // certificate makes no ACME request at all. When one will be ordered, the CA's
+    // directory (and TLS handshake) is fetched beside Route 53's set-up; a failure there is
+    // reported by the loop, which connects again.
+    let ca_cell: tokio::sync::OnceCell<AcmeClient> = tokio::sync::OnceCell::new();
+    let route53_settings = Route53Settings {
         endpoint_url: settings.dns.route53_endpoint.clone(),
         profile: settings.dns.route53_profile.clone(),
         region: settings.dns.route53_region.clone(),
         max_attempts: settings.dns.route53_max_attempts,
         read_records: settings.dns.route53_read_records,
-    })
-    .await;
+    };
+    let (route53, _) = tokio::join!(Route53::connect(&route53_settings), async {
+        if first_ordered.is_some() {
+            let _ = ca_cell
+                .get_or_try_init(|| AcmeClient::connect(&settings.acme, &store))
+                .await;
+        }
+    });
     let lookup = WireLookup::new(settings.dns.nameservers.clone(), settings.dns.resolver)
         .with_strategy(settings.dns.strategy);
-    // The CA is asked only when a certificate is ordered: a run that keeps every stored
-    // certificate makes no ACME request at all.
-    let ca_cell: tokio::sync::OnceCell<AcmeClient> = tokio::sync::OnceCell::new();
     let clock = SystemClock;
     let renderer = Renderer::shared(cli.quiet, cli.verbose);
     let opts = IssueOptions {

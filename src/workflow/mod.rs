@@ -10,6 +10,7 @@ pub mod cname;
 pub mod deploy;
 pub mod doctor;
 pub mod issue;
+pub mod keys_ahead;
 pub mod progress;
 pub mod stall;
 
