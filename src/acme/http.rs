@@ -264,6 +264,32 @@ mod tests {
     }
 
     #[test]
+    fn the_last_retry_after_of_each_url_is_remembered_and_forgotten() {
+        let http = AcmeHttp::new(&[]).expect("client");
+        let url = "https://127.0.0.1:14000/my-order/1";
+        assert_eq!(http.retry_after_of(url), None);
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::RETRY_AFTER, "3".parse().expect("value"));
+        http.remember_retry_after(url, &headers);
+        let left = http.retry_after_of(url).expect("remembered");
+        assert!(left > Duration::from_millis(2900) && left <= Duration::from_secs(3));
+        assert_eq!(
+            http.retry_after_of("https://127.0.0.1:14000/my-order/2"),
+            None
+        );
+        // A later answer without the header: no wait asked any more.
+        http.remember_retry_after(url, &http::HeaderMap::new());
+        assert_eq!(http.retry_after_of(url), None);
+        // A wait too long to represent is kept as a long one, not a panic.
+        headers.insert(
+            http::header::RETRY_AFTER,
+            "18446744073709551615".parse().expect("value"),
+        );
+        http.remember_retry_after(url, &headers);
+        assert!(http.retry_after_of(url).expect("kept") > Duration::from_secs(3600));
+    }
+
+    #[test]
     fn parses_alternate_links() {
         let mut h = http::HeaderMap::new();
         h.append(
