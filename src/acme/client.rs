@@ -6,12 +6,12 @@
 //! failed validation, and alternate chains. Owns no DNS and no key material but the account's.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use instant_acme::{
     AuthorizationStatus, CertificateIdentifier, ChallengeType, Identifier, NewOrder, Order,
-    OrderStatus, RetryPolicy,
+    OrderStatus,
 };
 use tokio::sync::RwLock;
 
@@ -19,6 +19,7 @@ use super::account::{self, LoadedAccount};
 use super::alternates::{self, Signer};
 use super::http::AcmeHttp;
 use super::phase_gate::{Phase, PhaseGate};
+use super::poll::{self, CaKind};
 use super::problem::{is_bad_nonce, map_error, problem_type};
 use super::{
     AcmeError, CaOrder, CertificateAuthority, Dns01Challenge, IssuedChains, RenewalWindow,
@@ -267,6 +268,7 @@ impl AcmeClient {
             directory: self.settings.directory.clone(),
             timeout: self.settings.order_timeout,
             gate: self.gate.clone(),
+            ca_kind: CaKind::of_directory(&self.settings.directory),
         })
     }
 }
@@ -453,14 +455,66 @@ struct AcmeOrder {
     directory: String,
     timeout: Duration,
     gate: Arc<PhaseGate>,
+    /// How quickly the order may be polled ([`poll::next_wait`]).
+    ca_kind: CaKind,
 }
 
 impl AcmeOrder {
-    fn policy(&self) -> RetryPolicy {
-        RetryPolicy::new()
-            .initial_delay(Duration::from_millis(100))
-            .backoff(1.5)
-            .timeout(self.timeout)
+    /// Waits before poll number `attempt` of this order ([`poll::next_wait`], honouring the
+    /// CA's last `Retry-After` for it); a timeout when the wait would end past `deadline`.
+    async fn wait_to_poll(
+        &self,
+        attempt: u32,
+        deadline: Instant,
+    ) -> Result<(), instant_acme::Error> {
+        let wait = poll::next_wait(self.ca_kind, attempt, self.http.retry_after_of(&self.url));
+        let until = Instant::now() + wait;
+        if until > deadline {
+            return Err(instant_acme::Error::Timeout(Some(until)));
+        }
+        tokio::time::sleep(wait).await;
+        Ok(())
+    }
+
+    /// Polls the order until it is ready (or invalid) on [`poll::next_wait`]'s schedule.
+    async fn poll_until_ready(&mut self) -> Result<OrderStatus, instant_acme::Error> {
+        let deadline = Instant::now() + self.timeout;
+        for attempt in 0.. {
+            self.wait_to_poll(attempt, deadline).await?;
+            let state = nonce_retry!("poll order", self.order.refresh().await)?;
+            if let Some(error) = &state.error {
+                return Err(instant_acme::Error::Api(error.clone()));
+            }
+            if let OrderStatus::Ready | OrderStatus::Invalid | OrderStatus::Valid = state.status {
+                return Ok(state.status);
+            }
+        }
+        Err(instant_acme::Error::Timeout(None))
+    }
+
+    /// Downloads the certificate of a finalized order, polling it while it is processing on
+    /// [`poll::next_wait`]'s schedule (not at all when the finalize answer was already valid).
+    async fn poll_certificate(&mut self) -> Result<String, instant_acme::Error> {
+        let deadline = Instant::now() + self.timeout;
+        for attempt in 0.. {
+            if self.order.state().status == OrderStatus::Valid {
+                return nonce_retry!("download certificate", self.order.certificate().await)?
+                    .ok_or(instant_acme::Error::Str(
+                        "no certificates received from ACME CA",
+                    ));
+            }
+            self.wait_to_poll(attempt, deadline).await?;
+            let state = nonce_retry!("poll order", self.order.refresh().await)?;
+            if let Some(error) = &state.error {
+                return Err(instant_acme::Error::Api(error.clone()));
+            }
+            if state.status == OrderStatus::Invalid {
+                return Err(instant_acme::Error::Str(
+                    "the order became invalid after finalization",
+                ));
+            }
+        }
+        Err(instant_acme::Error::Timeout(None))
     }
 
     async fn validation_failures(&mut self) -> Vec<(String, String)> {
@@ -516,8 +570,7 @@ impl CaOrder for AcmeOrder {
     }
 
     async fn await_ready(&mut self) -> Result<(), AcmeError> {
-        let policy = self.policy();
-        let status = nonce_retry!("poll order", self.order.poll_ready(&policy).await);
+        let status = self.poll_until_ready().await;
         match status {
             Ok(OrderStatus::Ready | OrderStatus::Valid | OrderStatus::Processing) => Ok(()),
             Ok(OrderStatus::Invalid) | Err(instant_acme::Error::Api(_)) => {
@@ -574,11 +627,7 @@ impl CaOrder for AcmeOrder {
                 }));
             }
         }
-        let policy = self.policy();
-        let default = match nonce_retry!(
-            "download certificate",
-            self.order.poll_certificate(&policy).await
-        ) {
+        let default = match self.poll_certificate().await {
             Ok(pem) => pem,
             Err(instant_acme::Error::Timeout(_)) => {
                 return Err(AcmeError::Timeout {

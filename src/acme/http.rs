@@ -25,6 +25,9 @@ pub struct AcmeHttp {
     alternates: Arc<Mutex<HashMap<String, Vec<String>>>>,
     /// Until when the last 429 asked to wait (its `Retry-After`).
     rate_limited_until: Arc<Mutex<Option<time::OffsetDateTime>>>,
+    /// The `Retry-After` of the last answer from each URL that carried one (order polling
+    /// honours it).
+    retry_after: Arc<Mutex<HashMap<String, std::time::Instant>>>,
 }
 
 impl AcmeHttp {
@@ -64,6 +67,7 @@ impl AcmeHttp {
             client,
             alternates: Arc::new(Mutex::new(HashMap::new())),
             rate_limited_until: Arc::new(Mutex::new(None)),
+            retry_after: Arc::new(Mutex::new(HashMap::new())),
         })
     }
 
@@ -96,6 +100,32 @@ impl AcmeHttp {
                     .and_then(|mut s| s.take()),
             },
             other => other,
+        }
+    }
+
+    /// How much longer the last answer from `url` asked to wait (its `Retry-After`), if it
+    /// asked at all.
+    pub fn retry_after_of(&self, url: &str) -> Option<Duration> {
+        let until = *self.retry_after.lock().ok()?.get(url)?;
+        Some(until.saturating_duration_since(std::time::Instant::now()))
+    }
+
+    /// Remembers the `Retry-After` of an answer from `url` (forgets it when there is none).
+    fn remember_retry_after(&self, url: &str, headers: &http::HeaderMap) {
+        if let Ok(mut m) = self.retry_after.lock() {
+            match crate::retry_after::from_headers(headers) {
+                Some(wait) => {
+                    let now = std::time::Instant::now();
+                    // A wait too long to represent is as good as a day: past any order timeout.
+                    let until = now
+                        .checked_add(wait)
+                        .unwrap_or(now + Duration::from_secs(86_400));
+                    m.insert(url.to_string(), until);
+                }
+                None => {
+                    m.remove(url);
+                }
+            }
         }
     }
 
@@ -180,6 +210,7 @@ impl HttpClient for AcmeHttp {
             };
             tracing::trace!(method = %parts.method, %url, status = %rsp.status(), took = ?asked.elapsed(), "ACME request");
             this.remember_links(&url, rsp.headers());
+            this.remember_retry_after(&url, rsp.headers());
             if rsp.status() == reqwest::StatusCode::TOO_MANY_REQUESTS
                 && let Some(wait) = crate::retry_after::from_headers(rsp.headers())
                 && let Ok(mut slot) = this.rate_limited_until.lock()
@@ -230,6 +261,32 @@ mod tests {
         let rsp = http.request(req).await.expect("answered on the second try");
         assert_eq!(rsp.parts.status, http::StatusCode::OK);
         server.await.unwrap();
+    }
+
+    #[test]
+    fn the_last_retry_after_of_each_url_is_remembered_and_forgotten() {
+        let http = AcmeHttp::new(&[]).expect("client");
+        let url = "https://127.0.0.1:14000/my-order/1";
+        assert_eq!(http.retry_after_of(url), None);
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::RETRY_AFTER, "3".parse().expect("value"));
+        http.remember_retry_after(url, &headers);
+        let left = http.retry_after_of(url).expect("remembered");
+        assert!(left > Duration::from_millis(2900) && left <= Duration::from_secs(3));
+        assert_eq!(
+            http.retry_after_of("https://127.0.0.1:14000/my-order/2"),
+            None
+        );
+        // A later answer without the header: no wait asked any more.
+        http.remember_retry_after(url, &http::HeaderMap::new());
+        assert_eq!(http.retry_after_of(url), None);
+        // A wait too long to represent is kept as a long one, not a panic.
+        headers.insert(
+            http::header::RETRY_AFTER,
+            "18446744073709551615".parse().expect("value"),
+        );
+        http.remember_retry_after(url, &headers);
+        assert!(http.retry_after_of(url).expect("kept") > Duration::from_secs(3600));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //!
 //! Owns: the `CertificateAuthority` / `CaOrder` seam, `AcmeError`, and the instant-acme
 //! adapter behind it (`client`), its HTTP transport (`http`), account persistence
-//! (`account`) and alternate-chain downloads (`alternates`). Does not own: DNS, keys, chains.
+//! (`account`), alternate-chain downloads (`alternates`) and the polling schedule (`poll`).
+//! Does not own: DNS, keys, chains.
 
 pub mod account;
 pub mod alternates;
@@ -11,6 +12,7 @@ pub mod client;
 pub mod http;
 pub mod lifetime;
 pub mod phase_gate;
+pub mod poll;
 pub mod problem;
 
 use async_trait::async_trait;

@@ -49,6 +49,24 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
     if let Err(code) = check_all(&settings) {
         return code;
     }
+    // A new key for the first certificate that will be ordered starts now, beside the
+    // connections to Route 53 and the CA below (`keys_ahead`); the loop decides again.
+    let first_ordered = settings.certificates.iter().find(|spec| {
+        args.force_renewal
+            || args.new_key
+            || keepable(
+                &settings,
+                spec,
+                &Store::new(&settings.state_dir),
+                SystemClock.now(),
+            )
+            .is_err()
+    });
+    if let Some(spec) = first_ordered
+        && (!spec.reuse_key || args.new_key)
+    {
+        crate::workflow::keys_ahead::prefetch(spec.key_type);
+    }
     let anchors = match load_anchors(&settings) {
         Ok(a) => a,
         Err(e) => {
@@ -64,10 +82,16 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         return code;
     }
     let store = Store::new(&settings.state_dir);
-    let route53 = crate::workflow::services::route53(&settings).await;
     // The CA is asked only when a certificate is ordered: a run that keeps every stored
-    // certificate makes no ACME request at all.
+    // certificate makes no ACME request at all. When one will be ordered, the CA's
+    // directory (and TLS handshake) is fetched beside Route 53's set-up; a failure there is
+    // reported by the loop, which connects again.
     let services = Services::new(&settings);
+    let (route53, _) = tokio::join!(crate::workflow::services::route53(&settings), async {
+        if first_ordered.is_some() {
+            let _ = services.ca().await;
+        }
+    });
     let lookup = services.lookup();
     let clock = SystemClock;
     let renderer = Renderer::shared(cli.quiet, cli.verbose);

@@ -357,9 +357,12 @@ async fn run(
             None => (None, false),
         },
     };
-    let key_task = tokio::task::spawn_blocking(move || match saved_key {
-        Some(k) => Ok(k),
-        None => PrivateKey::generate(key_type),
+    // A new key takes its turn with the run's other certificates (`keys_ahead`).
+    let key_task = tokio::spawn(async move {
+        match saved_key {
+            Some(k) => Ok(k),
+            None => super::keys_ahead::generate(key_type).await,
+        }
     });
 
     // 2. Order.

@@ -13,6 +13,7 @@ pub mod doctor;
 pub mod doctor_state;
 pub mod issue;
 pub mod keep;
+pub mod keys_ahead;
 pub mod lease_turn;
 pub mod notify;
 pub mod plan;

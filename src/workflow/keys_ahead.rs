@@ -1,0 +1,141 @@
+//! Private keys for a run's certificates, generated one per CPU at a time, first asked
+//! first served, while the certificates' orders and DNS work are in flight.
+//!
+//! Owns: how many keys are generated at once in this process and in which order, and keys
+//! started before they are asked for ([`prefetch`]). Does not own the key itself
+//! (`pki::keys`) or when a certificate asks for one (`issue`).
+//!
+//! Why: a fleet renewal starts up to `renew.concurrency` certificates together, and each
+//! used to start its own key at once. Fifty RSA 2048 keys on two CPUs then all finished at
+//! about the same moment, 1.5 s in, and only then did fifty finalizations, CSR signatures
+//! and certificate downloads start, all together. Taking turns (one key per CPU, in the
+//! order asked) finishes the first keys after tens of milliseconds, so the first
+//! certificates finalize and are stored while the later keys are still being generated:
+//! the CA's and the store's work hides under the key generation instead of following it.
+//! A single certificate is unchanged: its key is generated at once, beside its DNS work.
+
+use std::sync::{Mutex, OnceLock};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+
+use crate::pki::keys::{KeyError, KeyType, PrivateKey};
+
+/// One permit per CPU: the keys being generated right now. Tokio's semaphore is fair, so
+/// keys are handed out in the order they were asked for.
+fn turns() -> &'static Semaphore {
+    static TURNS: OnceLock<Semaphore> = OnceLock::new();
+    TURNS.get_or_init(|| Semaphore::new(cpus()))
+}
+
+/// The CPUs this process may use (at least one).
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Keys [`prefetch`] started, oldest first, for [`generate`] to hand out.
+type Started = Vec<(KeyType, JoinHandle<Result<PrivateKey, KeyError>>)>;
+
+fn started() -> &'static Mutex<Started> {
+    static STARTED: OnceLock<Mutex<Started>> = OnceLock::new();
+    STARTED.get_or_init(|| Mutex::new(Vec::new()))
+}
+
+/// Starts a key of `key_type` now, for the next [`generate`] of that type: `issue` calls it
+/// as soon as it knows a new key will be needed, before it connects to the CA and Route 53,
+/// so the key is ready by the time the order is. Needs a Tokio runtime.
+pub fn prefetch(key_type: KeyType) {
+    let handle = tokio::spawn(generate_now(key_type));
+    if let Ok(mut s) = started().lock() {
+        s.push((key_type, handle));
+    }
+}
+
+/// A new key of `key_type`: one [`prefetch`] started, or one generated now, once a CPU's
+/// turn is free.
+pub async fn generate(key_type: KeyType) -> Result<PrivateKey, KeyError> {
+    let early = started().lock().ok().and_then(|mut s| {
+        let i = s.iter().position(|(t, _)| *t == key_type)?;
+        Some(s.remove(i).1)
+    });
+    match early {
+        Some(handle) => handle.await.unwrap_or_else(|e| Err(stopped(key_type, &e))),
+        None => generate_now(key_type).await,
+    }
+}
+
+/// A new key of `key_type`, generated on a blocking thread once a CPU's turn is free.
+async fn generate_now(key_type: KeyType) -> Result<PrivateKey, KeyError> {
+    // The semaphore is never closed, so acquiring cannot fail; if it somehow did, the key
+    // is generated without waiting for a turn.
+    let _turn = turns().acquire().await.ok();
+    match tokio::task::spawn_blocking(move || PrivateKey::generate(key_type)).await {
+        Ok(key) => key,
+        Err(e) => Err(stopped(key_type, &e)),
+    }
+}
+
+fn stopped(key_type: KeyType, e: &tokio::task::JoinError) -> KeyError {
+    KeyError::Generate {
+        key_type,
+        reason: format!("the key generation task stopped: {e}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn keys_are_generated_no_more_than_one_per_cpu_at_a_time() {
+        let running = Arc::new(AtomicUsize::new(0));
+        let most = Arc::new(AtomicUsize::new(0));
+        let tasks: Vec<_> = (0..(cpus() * 3 + 1))
+            .map(|_| {
+                let (running, most) = (running.clone(), most.clone());
+                tokio::spawn(async move {
+                    let _turn = turns().acquire().await.ok();
+                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                    most.fetch_max(now, Ordering::SeqCst);
+                    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                    running.fetch_sub(1, Ordering::SeqCst);
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.expect("task");
+        }
+        assert!(most.load(Ordering::SeqCst) <= cpus());
+        assert!(most.load(Ordering::SeqCst) >= 1);
+    }
+
+    #[tokio::test]
+    async fn a_prefetched_key_goes_to_the_next_caller_of_its_type() {
+        prefetch(KeyType::EcdsaP384);
+        assert!(
+            started()
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|(t, _)| *t == KeyType::EcdsaP384)
+        );
+        let key = generate(KeyType::EcdsaP384).await.expect("key");
+        assert_eq!(key.key_type(), Some(KeyType::EcdsaP384));
+        assert!(
+            !started()
+                .lock()
+                .expect("lock")
+                .iter()
+                .any(|(t, _)| *t == KeyType::EcdsaP384),
+            "the prefetched key was handed out, not left behind"
+        );
+    }
+
+    #[tokio::test]
+    async fn generates_a_key_of_the_asked_type() {
+        let key = generate(KeyType::EcdsaP256).await.expect("key");
+        assert_eq!(key.key_type(), Some(KeyType::EcdsaP256));
+    }
+}
