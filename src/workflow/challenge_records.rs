@@ -476,8 +476,8 @@ impl<'a> DnsView<'a> {
             // a batching provider answers them with one read of the zone.
             let existing = try_join_all(
                 names
-                    .iter()
-                    .map(|(name, _)| self.read_sets(&zone, name, &[RecordType::Txt])),
+                    .keys()
+                    .map(|name| self.read_sets(&zone, name, &[RecordType::Txt])),
             )
             .await?;
             let mut changes = Vec::new();
@@ -626,9 +626,7 @@ impl<'a> DnsView<'a> {
             let mut changes = Vec::new();
             let mut unseen = Vec::new();
             let served = futures::future::join_all(
-                names
-                    .iter()
-                    .map(|(name, _)| self.served_txt_sets(&zone, name)),
+                names.keys().map(|name| self.served_txt_sets(&zone, name)),
             )
             .await;
             for ((name, ours), served) in names.iter().zip(served) {
