@@ -142,6 +142,8 @@ struct Board {
     next_id: u64,
     /// When the latest participant joined.
     last_joined: Option<Instant>,
+    /// The batch window.
+    window: Duration,
 }
 
 impl Board {
@@ -153,8 +155,14 @@ impl Board {
     }
 
     /// Marks every queue that may go now (see [`Kind`]); whether every participant waits.
+    /// Reads not within a window of a participant joining: the certificates of a run join
+    /// one after the other and read first thing, so the first would otherwise read alone
+    /// (the leader's wait lets the reads go once the window has passed).
     fn release_if_all_waiting(&mut self) -> bool {
-        if self.all_waiting(Kind::Read) {
+        let joining = self
+            .last_joined
+            .is_some_and(|t| Instant::now() < t + self.window);
+        if !joining && self.all_waiting(Kind::Read) {
             for q in self.reads.values_mut() {
                 q.release = true;
             }
@@ -284,7 +292,10 @@ impl<P: DnsProvider> Batching<P> {
             window,
             limit: RateLimit::per_second(requests_per_second),
             zones: tokio::sync::Mutex::new(None),
-            board: Mutex::new(Board::default()),
+            board: Mutex::new(Board {
+                window,
+                ..Board::default()
+            }),
             events: watch::Sender::new(0),
             statuses: Mutex::new(HashMap::new()),
         }
@@ -805,6 +816,25 @@ mod tests {
         let mut walks = b.inner().walks.lock().unwrap().clone();
         walks.sort_unstable();
         assert_eq!(walks, vec![3, 3], "one read of the distinct names per zone");
+        assert_eq!(b.inner().reads.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn certificates_joining_one_after_the_other_share_their_first_read() {
+        // A run starts its certificates a few milliseconds apart, and each reads at once:
+        // the first must not find itself the only participant and read alone.
+        let b = Batching::new(Counting::default(), Duration::from_millis(50), 0.0);
+        let calls = (0..6).map(|i| {
+            let b = &b;
+            async move {
+                tokio::time::sleep(Duration::from_millis(5 * i)).await;
+                b.participate(b.record_sets("Z", &format!("_acme-challenge.j{i}.test")))
+                    .await
+            }
+        });
+        let all = futures::future::join_all(calls).await;
+        assert!(all.iter().all(Result::is_ok));
+        assert_eq!(b.inner().walks.lock().unwrap().clone(), vec![6]);
         assert_eq!(b.inner().reads.load(Ordering::SeqCst), 0);
     }
 
