@@ -108,3 +108,93 @@ async fn a_fleet_in_three_zones_reads_and_changes_per_zone_not_per_certificate()
     );
     assert!(left[0].contains("someone-elses"), "{left:?}");
 }
+
+/// Upserts TXT sets `r{i}.{zone}` for `i` in `range`, in one change batch.
+async fn fill_zone(
+    client: &aws_sdk_route53::Client,
+    zone_id: &str,
+    zone: &str,
+    range: std::ops::Range<usize>,
+) {
+    use aws_sdk_route53::types::{
+        Change, ChangeAction, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType,
+    };
+    let mut batch = ChangeBatch::builder();
+    for i in range {
+        let set = ResourceRecordSet::builder()
+            .name(format!("r{i:04}.{zone}."))
+            .r#type(RrType::Txt)
+            .ttl(300)
+            .resource_records(
+                ResourceRecord::builder()
+                    .value(format!("\"v{i}\""))
+                    .build()
+                    .expect("record"),
+            )
+            .build()
+            .expect("set");
+        batch = batch.changes(
+            Change::builder()
+                .action(ChangeAction::Upsert)
+                .resource_record_set(set)
+                .build()
+                .expect("change"),
+        );
+    }
+    client
+        .change_resource_record_sets()
+        .hosted_zone_id(zone_id)
+        .change_batch(batch.build().expect("batch"))
+        .send()
+        .await
+        .expect("fill the zone");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_walk_reads_names_across_pages_exactly_as_reading_each_does() {
+    use brokercert::dns::provider::DnsProvider;
+    use brokercert::dns::route53::Route53;
+    let env = TestEnv::start(SandboxOptions::new().zone("big.test")).await;
+    let zone_id = env.sb.zone_id("big.test").expect("zone");
+    // 700 sets: three pages of 300, the names asked on each of them.
+    let client = env.sb.route53_client();
+    for part in [0..350, 350..700] {
+        fill_zone(&client, &zone_id, "big.test", part).await;
+    }
+    let proxy = Route53Proxy::start(&env.sb.route53_endpoint())
+        .await
+        .expect("proxy");
+    let r53 = Route53::from_client(brokercert_sandbox::moto::route53_client(&proxy.endpoint()));
+    let names: Vec<String> = ["r0000", "r0350", "r0699", "absent", "r0299"]
+        .iter()
+        .map(|n| format!("{n}.big.test"))
+        .collect();
+    let walked = r53
+        .zone_record_sets(&zone_id, &names)
+        .await
+        .expect("walk")
+        .expect("read through the API");
+    let walks = count(&proxy, "ListResourceRecordSets");
+    assert_eq!(walks, 3, "one request per page of 300 for 700 sets");
+    for name in &names {
+        let alone = r53
+            .record_sets(&zone_id, name)
+            .await
+            .expect("read")
+            .expect("read through the API");
+        assert_eq!(walked.get(name), Some(&alone), "{name}");
+    }
+    assert!(walked[&names[3]].is_empty(), "nothing at `absent`");
+    assert_eq!(walked[&names[2]][0].values, ["v699"]);
+    // Two names in three pages: one page, then each name alone (never more than 2 × 2 − 1).
+    proxy.clear_requests();
+    let two = [names[1].clone(), names[2].clone()];
+    let read = r53
+        .zone_record_sets(&zone_id, &two)
+        .await
+        .expect("read")
+        .expect("read through the API");
+    assert_eq!(count(&proxy, "ListResourceRecordSets"), 3);
+    assert_eq!(read[&two[0]][0].values, ["v350"]);
+    assert_eq!(read[&two[1]][0].values, ["v699"]);
+}
