@@ -392,6 +392,24 @@ impl<P: DnsProvider> Batching<P> {
         self.inner.change(zone_id, changes, comment).await
     }
 
+    /// The leader's part: waits for the zone's batch of `kind`, then sends it. Cancelled
+    /// while waiting, it empties the queue (its waiters then go alone).
+    async fn lead(&self, kind: Kind, zone_id: &str) {
+        let mut guard = LeaderGuard {
+            board: &self.board,
+            kind,
+            zone_id,
+            armed: true,
+        };
+        self.wait_for_batch(kind, zone_id).await;
+        // The flushes take the queue before their first await.
+        guard.armed = false;
+        match kind {
+            Kind::Read => self.flush_reads(zone_id).await,
+            Kind::Change => self.flush(zone_id).await,
+        }
+    }
+
     /// One read of one name, outside any batch.
     async fn read_alone(
         &self,
@@ -583,15 +601,7 @@ impl<P: DnsProvider> DnsProvider for Batching<P> {
         if leader {
             // As for changes: the first reader of the zone waits for the others, then one
             // walk of the zone answers them all; cancelled, it leaves them to read alone.
-            let mut guard = LeaderGuard {
-                board: &self.board,
-                kind: Kind::Read,
-                zone_id,
-                armed: true,
-            };
-            self.wait_for_batch(Kind::Read, zone_id).await;
-            guard.armed = false;
-            self.flush_reads(zone_id).await;
+            self.lead(Kind::Read, zone_id).await;
         }
         match rx.await {
             Ok(r) => r,
@@ -658,16 +668,7 @@ impl<P: DnsProvider> DnsProvider for Batching<P> {
             // Should it be cancelled while waiting (Ctrl-C, SIGTERM), the guard empties the
             // queue: the others then send their own changes, and later callers are not
             // left without a leader.
-            let mut guard = LeaderGuard {
-                board: &self.board,
-                kind: Kind::Change,
-                zone_id,
-                armed: true,
-            };
-            self.wait_for_batch(Kind::Change, zone_id).await;
-            // `flush` takes the queue before its first await.
-            guard.armed = false;
-            self.flush(zone_id).await;
+            self.lead(Kind::Change, zone_id).await;
         }
         match rx.await {
             Ok(r) => r,
