@@ -5,8 +5,10 @@
 //!
 //! Owns: coalescing concurrent `change` calls for the same hosted zone into one
 //! `ChangeResourceRecordSets` batch (changes to the same record set never share a batch),
-//! falling back to one batch per caller when a shared batch is refused, caching
-//! `hosted_zones` and single-flighting `change_status`, and the token bucket.
+//! falling back to one batch per caller when a shared batch is refused; coalescing
+//! concurrent `record_sets` reads of a zone into one read of all their names (one
+//! `ListResourceRecordSets` walk of the zone), falling back to one read per caller when it
+//! fails; caching `hosted_zones` and single-flighting `change_status`, and the token bucket.
 //!
 //! When does a batch go? Certificates renewed together register as *participants*
 //! ([`Batching::participate`]). A zone's batch goes as soon as every participant is
@@ -17,6 +19,11 @@
 //! with its slowest certificate anyway, and every batch saved is a request of the
 //! account's rate. Callers that are not participants get the plain debounce: the batch
 //! goes once no new change has arrived for one window (at most 20 windows).
+//!
+//! Reads go the same way, with one difference for changes: a participant waiting on a
+//! read counts as waiting for the reads, but not for the changes, since it reads a record
+//! set in order to change it. Were it counted, every certificate's read would release the
+//! changes queued so far, and a fleet would send one change batch per certificate.
 //!
 //! Does not own: what to change (the workflow) or any wire protocol (the inner provider).
 
@@ -29,7 +36,7 @@ use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use super::provider::{ChangeStatus, DnsProvider};
-use super::{ChangeId, DnsError, HostedZone, RecordChange, RecordType};
+use super::{ChangeId, DnsError, HostedZone, RecordChange, RecordSet, RecordType};
 
 /// How many batch windows a participant's batch waits for the others at most.
 pub const PARTICIPANT_WAIT_WINDOWS: u32 = 100;
@@ -84,35 +91,111 @@ struct Waiter {
     reply: Reply,
 }
 
-/// A zone's changes waiting to be sent, and whether they may go now.
-#[derive(Default)]
-struct Queue {
-    waiters: Vec<Waiter>,
-    /// Every participant is waiting on Route 53: nothing more can arrive, send.
+type ReadReply = oneshot::Sender<Result<Option<Vec<RecordSet>>, DnsError>>;
+
+/// A caller waiting for the record sets at `name`.
+struct ReadWaiter {
+    name: String,
+    reply: ReadReply,
+}
+
+/// A zone's changes (or reads) waiting to be sent, and whether they may go now.
+struct Queue<W> {
+    waiters: Vec<W>,
+    /// Nothing more can arrive (see [`Board::release_if_all_waiting`]): send.
     release: bool,
+}
+
+impl<W> Default for Queue<W> {
+    fn default() -> Self {
+        Self {
+            waiters: Vec::new(),
+            release: false,
+        }
+    }
+}
+
+/// What a queue holds, and so when it may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// Record reads: they go once every participant waits on Route 53.
+    Read,
+    /// Changes: they go once every participant waits on Route 53 *and none of them is
+    /// reading* — a reader comes back with a change (read, then UPSERT), and sending
+    /// without it would cost a batch per certificate.
+    Change,
+}
+
+/// How many Route 53 calls a participant is waiting on, and how many of them are reads.
+#[derive(Debug, Clone, Copy, Default)]
+struct Waits {
+    busy: usize,
+    reading: usize,
 }
 
 /// The queues and the participants, under one lock so "everyone is waiting" is exact.
 #[derive(Default)]
 struct Board {
-    queues: HashMap<String, Queue>,
-    /// Participant id → how many Route 53 calls it is waiting on.
-    participants: HashMap<u64, usize>,
+    queues: HashMap<String, Queue<Waiter>>,
+    reads: HashMap<String, Queue<ReadWaiter>>,
+    participants: HashMap<u64, Waits>,
     next_id: u64,
     /// When the latest participant joined.
     last_joined: Option<Instant>,
+    /// The batch window.
+    window: Duration,
 }
 
 impl Board {
-    /// When every participant waits on Route 53, every queued batch may go.
+    /// Whether no participant can add to a queue of `kind` any more.
+    fn all_waiting(&self, kind: Kind) -> bool {
+        !self.participants.is_empty()
+            && self.participants.values().all(|w| w.busy > 0)
+            && (kind == Kind::Read || self.participants.values().all(|w| w.reading == 0))
+    }
+
+    /// Marks every queue that may go now (see [`Kind`]); whether every participant waits.
+    /// Reads not within a window of a participant joining: the certificates of a run join
+    /// one after the other and read first thing, so the first would otherwise read alone
+    /// (the leader's wait lets the reads go once the window has passed).
     fn release_if_all_waiting(&mut self) -> bool {
-        let all = !self.participants.is_empty() && self.participants.values().all(|n| *n > 0);
-        if all {
+        let joining = self
+            .last_joined
+            .is_some_and(|t| Instant::now() < t + self.window);
+        if !joining && self.all_waiting(Kind::Read) {
+            for q in self.reads.values_mut() {
+                q.release = true;
+            }
+        }
+        if self.all_waiting(Kind::Change) {
             for q in self.queues.values_mut() {
                 q.release = true;
             }
         }
-        all
+        self.all_waiting(Kind::Read)
+    }
+
+    /// Whether the zone's queue of `kind` is released, and how many wait in it.
+    fn queue_state(&self, kind: Kind, zone_id: &str) -> (bool, usize) {
+        match kind {
+            Kind::Read => self
+                .reads
+                .get(zone_id)
+                .map(|q| (q.release, q.waiters.len())),
+            Kind::Change => self
+                .queues
+                .get(zone_id)
+                .map(|q| (q.release, q.waiters.len())),
+        }
+        .unwrap_or((true, 0))
+    }
+
+    /// Takes the zone's queue of `kind` away (sent, or its leader is gone).
+    fn remove(&mut self, kind: Kind, zone_id: &str) {
+        match kind {
+            Kind::Read => drop(self.reads.remove(zone_id)),
+            Kind::Change => drop(self.queues.remove(zone_id)),
+        }
     }
 }
 
@@ -133,26 +216,37 @@ pub struct Batching<P> {
     statuses: Mutex<HashMap<String, StatusSlot>>,
 }
 
-/// Marks the current participant as waiting on Route 53 for as long as it lives.
+/// Marks the current participant as waiting on Route 53 (reading, or not) for as long
+/// as it lives.
 struct Busy<'a> {
     board: &'a Mutex<Board>,
     id: Option<u64>,
+    reading: bool,
 }
 
 impl<'a> Busy<'a> {
     fn start(board: &'a Mutex<Board>, events: &'a watch::Sender<u64>) -> Self {
+        Self::start_as(board, events, false)
+    }
+
+    fn reading(board: &'a Mutex<Board>, events: &'a watch::Sender<u64>) -> Self {
+        Self::start_as(board, events, true)
+    }
+
+    fn start_as(board: &'a Mutex<Board>, events: &'a watch::Sender<u64>, reading: bool) -> Self {
         let id = PARTICIPANT.try_with(|id| *id).ok();
         if let Some(id) = id
             && let Ok(mut b) = board.lock()
         {
-            if let Some(n) = b.participants.get_mut(&id) {
-                *n += 1;
+            if let Some(w) = b.participants.get_mut(&id) {
+                w.busy += 1;
+                w.reading += usize::from(reading);
             }
             if b.release_if_all_waiting() {
                 events.send_modify(|e| *e += 1);
             }
         }
-        Self { board, id }
+        Self { board, id, reading }
     }
 }
 
@@ -160,9 +254,12 @@ impl Drop for Busy<'_> {
     fn drop(&mut self) {
         if let Some(id) = self.id
             && let Ok(mut b) = self.board.lock()
-            && let Some(n) = b.participants.get_mut(&id)
+            && let Some(w) = b.participants.get_mut(&id)
         {
-            *n = n.saturating_sub(1);
+            w.busy = w.busy.saturating_sub(1);
+            if self.reading {
+                w.reading = w.reading.saturating_sub(1);
+            }
         }
     }
 }
@@ -195,7 +292,10 @@ impl<P: DnsProvider> Batching<P> {
             window,
             limit: RateLimit::per_second(requests_per_second),
             zones: tokio::sync::Mutex::new(None),
-            board: Mutex::new(Board::default()),
+            board: Mutex::new(Board {
+                window,
+                ..Board::default()
+            }),
             events: watch::Sender::new(0),
             statuses: Mutex::new(HashMap::new()),
         }
@@ -209,7 +309,7 @@ impl<P: DnsProvider> Batching<P> {
             Ok(mut b) => {
                 b.next_id += 1;
                 let id = b.next_id;
-                b.participants.insert(id, 0);
+                b.participants.insert(id, Waits::default());
                 b.last_joined = Some(Instant::now());
                 id
             }
@@ -229,10 +329,11 @@ impl<P: DnsProvider> Batching<P> {
         &self.inner
     }
 
-    /// The leader's wait: until the zone's batch is released (every participant waits on
-    /// Route 53; at most [`PARTICIPANT_WAIT_WINDOWS`] windows), or, for callers outside
-    /// any participant, until no change has arrived for one window (at most 20 windows).
-    async fn wait_for_batch(&self, zone_id: &str) {
+    /// The leader's wait: until the zone's batch of `kind` is released (every participant
+    /// waits on Route 53, see [`Kind`]; at most [`PARTICIPANT_WAIT_WINDOWS`] windows), or,
+    /// for callers outside any participant, until nothing has arrived for one window (at
+    /// most 20 windows).
+    async fn wait_for_batch(&self, kind: Kind, zone_id: &str) {
         let tracked = PARTICIPANT.try_with(|_| ()).is_ok();
         let windows = if tracked {
             PARTICIPANT_WAIT_WINDOWS
@@ -249,15 +350,11 @@ impl<P: DnsProvider> Batching<P> {
                 .board
                 .lock()
                 .map(|b| {
-                    let (release, queued) = b
-                        .queues
-                        .get(zone_id)
-                        .map_or((true, 0), |q| (q.release, q.waiters.len()));
+                    let (release, queued) = b.queue_state(kind, zone_id);
                     // Every participant waits on Route 53 and none joined for a window:
                     // nobody can add to this batch (a queue made after the last arrival's
                     // release, e.g. the only certificate being renewed, is not marked).
-                    let all_waiting =
-                        !b.participants.is_empty() && b.participants.values().all(|n| *n > 0);
+                    let all_waiting = b.all_waiting(kind);
                     let settled = all_waiting.then(|| b.last_joined.map(|t| t + self.window));
                     (release, queued, settled.flatten())
                 })
@@ -293,6 +390,100 @@ impl<P: DnsProvider> Batching<P> {
     ) -> Result<ChangeId, DnsError> {
         self.limit.acquire().await;
         self.inner.change(zone_id, changes, comment).await
+    }
+
+    /// The leader's part: waits for the zone's batch of `kind`, then sends it. Cancelled
+    /// while waiting, it empties the queue (its waiters then go alone).
+    async fn lead(&self, kind: Kind, zone_id: &str) {
+        let mut guard = LeaderGuard {
+            board: &self.board,
+            kind,
+            zone_id,
+            armed: true,
+        };
+        self.wait_for_batch(kind, zone_id).await;
+        // The flushes take the queue before their first await.
+        guard.armed = false;
+        match kind {
+            Kind::Read => self.flush_reads(zone_id).await,
+            Kind::Change => self.flush(zone_id).await,
+        }
+    }
+
+    /// One read of one name, outside any batch.
+    async fn read_alone(
+        &self,
+        zone_id: &str,
+        name: &str,
+    ) -> Result<Option<Vec<RecordSet>>, DnsError> {
+        self.limit.acquire().await;
+        self.inner.record_sets(zone_id, name).await
+    }
+
+    /// Answers every read queued for `zone_id` with one read of all their names (one
+    /// request for a lone name, one walk of the zone for several); when that fails, each
+    /// caller reads alone (and gets its own error).
+    async fn flush_reads(&self, zone_id: &str) {
+        let waiters = self
+            .board
+            .lock()
+            .map(|mut b| b.reads.remove(zone_id).unwrap_or_default().waiters)
+            .unwrap_or_default();
+        let mut names: Vec<String> = waiters.iter().map(|w| w.name.clone()).collect();
+        names.sort_unstable();
+        names.dedup();
+        if names.is_empty() {
+            return;
+        }
+        if names.len() == 1 {
+            let r = self.read_alone(zone_id, &names[0]).await;
+            let mut waiters = waiters.into_iter();
+            match r {
+                Ok(sets) => {
+                    for w in waiters {
+                        let _ = w.reply.send(Ok(sets.clone()));
+                    }
+                }
+                Err(e) => {
+                    // The error goes to one caller; the others ask again for themselves.
+                    if let Some(first) = waiters.next() {
+                        let _ = first.reply.send(Err(e));
+                    }
+                    for w in waiters {
+                        let r = self.read_alone(zone_id, &w.name).await;
+                        let _ = w.reply.send(r);
+                    }
+                }
+            }
+            return;
+        }
+        self.limit.acquire().await;
+        match self.inner.zone_record_sets(zone_id, &names).await {
+            Ok(found) => {
+                tracing::debug!(
+                    zone = zone_id,
+                    names = names.len(),
+                    callers = waiters.len(),
+                    "shared record read"
+                );
+                for w in waiters {
+                    let sets = found
+                        .as_ref()
+                        .map(|f| f.get(&w.name).cloned().unwrap_or_default());
+                    let _ = w.reply.send(Ok(sets));
+                }
+            }
+            Err(e) => {
+                tracing::debug!(
+                    zone = zone_id,
+                    "shared record read failed ({e}); reading per caller"
+                );
+                for w in waiters {
+                    let r = self.read_alone(zone_id, &w.name).await;
+                    let _ = w.reply.send(r);
+                }
+            }
+        }
     }
 
     /// Sends everything queued for `zone_id`: as few batches as possible, each without
@@ -341,6 +532,7 @@ type OpenBatch = (Vec<Waiter>, HashSet<(String, RecordType)>, usize);
 /// Empties a zone's queue when its leader goes away before taking it (see `change`).
 struct LeaderGuard<'a> {
     board: &'a Mutex<Board>,
+    kind: Kind,
     zone_id: &'a str,
     armed: bool,
 }
@@ -351,7 +543,7 @@ impl Drop for LeaderGuard<'_> {
             && let Ok(mut b) = self.board.lock()
         {
             // Dropping the waiters' reply senders wakes them with an error.
-            b.queues.remove(self.zone_id);
+            b.remove(self.kind, self.zone_id);
         }
     }
 }
@@ -388,10 +580,43 @@ impl<P: DnsProvider> DnsProvider for Batching<P> {
         &self,
         zone_id: &str,
         name: &str,
-    ) -> Result<Option<Vec<super::RecordSet>>, DnsError> {
-        let _busy = Busy::start(&self.board, &self.events);
+    ) -> Result<Option<Vec<RecordSet>>, DnsError> {
+        if self.window.is_zero() {
+            return self.read_alone(zone_id, name).await;
+        }
+        let _busy = Busy::reading(&self.board, &self.events);
+        let (tx, rx) = oneshot::channel();
+        let leader = {
+            let Ok(mut board) = self.board.lock() else {
+                return self.read_alone(zone_id, name).await;
+            };
+            let q = board.reads.entry(zone_id.to_string()).or_default();
+            q.waiters.push(ReadWaiter {
+                name: name.trim_end_matches('.').to_ascii_lowercase(),
+                reply: tx,
+            });
+            q.waiters.len() == 1
+        };
+        self.events.send_modify(|e| *e += 1);
+        if leader {
+            // As for changes: the first reader of the zone waits for the others, then one
+            // walk of the zone answers them all; cancelled, it leaves them to read alone.
+            self.lead(Kind::Read, zone_id).await;
+        }
+        match rx.await {
+            Ok(r) => r,
+            Err(_) => self.read_alone(zone_id, name).await,
+        }
+    }
+
+    async fn zone_record_sets(
+        &self,
+        zone_id: &str,
+        names: &[String],
+    ) -> Result<Option<HashMap<String, Vec<RecordSet>>>, DnsError> {
+        let _busy = Busy::reading(&self.board, &self.events);
         self.limit.acquire().await;
-        self.inner.record_sets(zone_id, name).await
+        self.inner.zone_record_sets(zone_id, names).await
     }
 
     async fn hosted_zones(&self) -> Result<Vec<HostedZone>, DnsError> {
@@ -428,7 +653,7 @@ impl<P: DnsProvider> DnsProvider for Batching<P> {
                 reply: tx,
             });
             let leader = q.waiters.len() == 1;
-            let waiting = board.participants.values().filter(|n| **n > 0).count();
+            let waiting = board.participants.values().filter(|w| w.busy > 0).count();
             tracing::debug!(
                 zone = zone_id,
                 waiting,
@@ -443,15 +668,7 @@ impl<P: DnsProvider> DnsProvider for Batching<P> {
             // Should it be cancelled while waiting (Ctrl-C, SIGTERM), the guard empties the
             // queue: the others then send their own changes, and later callers are not
             // left without a leader.
-            let mut guard = LeaderGuard {
-                board: &self.board,
-                zone_id,
-                armed: true,
-            };
-            self.wait_for_batch(zone_id).await;
-            // `flush` takes the queue before its first await.
-            guard.armed = false;
-            self.flush(zone_id).await;
+            self.lead(Kind::Change, zone_id).await;
         }
         match rx.await {
             Ok(r) => r,
@@ -492,7 +709,7 @@ impl<P: DnsProvider> DnsProvider for Batching<P> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns::{ChangeAction, RecordSet};
+    use crate::dns::ChangeAction;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     /// Counts calls and remembers each batch's size; refuses batches containing `bad`.
@@ -504,6 +721,12 @@ mod tests {
         bad: Option<String>,
         /// Changes whose status is known without asking.
         known: Vec<String>,
+        /// Single-name reads.
+        reads: AtomicUsize,
+        /// Reads of several names: how many names each.
+        walks: Mutex<Vec<usize>>,
+        /// How long a read takes.
+        read_delay: Duration,
     }
 
     #[async_trait]
@@ -539,6 +762,123 @@ mod tests {
                 .contains(&change.0)
                 .then_some(ChangeStatus::InSync)
         }
+        async fn record_sets(
+            &self,
+            _: &str,
+            name: &str,
+        ) -> Result<Option<Vec<RecordSet>>, DnsError> {
+            tokio::time::sleep(self.read_delay).await;
+            self.reads.fetch_add(1, Ordering::SeqCst);
+            Ok(Some(vec![set(name, "found")]))
+        }
+        async fn zone_record_sets(
+            &self,
+            _: &str,
+            names: &[String],
+        ) -> Result<Option<HashMap<String, Vec<RecordSet>>>, DnsError> {
+            tokio::time::sleep(self.read_delay).await;
+            self.walks.lock().unwrap().push(names.len());
+            Ok(Some(
+                names
+                    .iter()
+                    .map(|n| (n.clone(), vec![set(n, "found")]))
+                    .collect(),
+            ))
+        }
+    }
+
+    fn set(name: &str, value: &str) -> RecordSet {
+        RecordSet {
+            name: name.into(),
+            rtype: RecordType::Txt,
+            ttl: 60,
+            values: vec![value.into()],
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_reads_of_a_zone_share_one_read() {
+        let b = Batching::new(Counting::default(), Duration::from_millis(30), 0.0);
+        let calls = (0..10).map(|i| {
+            let b = &b;
+            b.participate(async move {
+                tokio::time::sleep(Duration::from_millis(5 * i)).await;
+                let zone = if i % 2 == 0 { "Z1" } else { "Z2" };
+                // Two certificates share each name (a wildcard and its apex).
+                let name = format!("_acme-challenge.n{}.test", i / 4);
+                let sets = b.record_sets(zone, &format!("{name}.")).await;
+                (name, sets)
+            })
+        });
+        for (name, sets) in futures::future::join_all(calls).await {
+            let sets = sets.unwrap().expect("read through the API");
+            assert_eq!(sets, [set(&name, "found")], "each caller gets its own name");
+        }
+        let mut walks = b.inner().walks.lock().unwrap().clone();
+        walks.sort_unstable();
+        assert_eq!(walks, vec![3, 3], "one read of the distinct names per zone");
+        assert_eq!(b.inner().reads.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn certificates_joining_one_after_the_other_share_their_first_read() {
+        // A run starts its certificates a few milliseconds apart, and each reads at once:
+        // the first must not find itself the only participant and read alone.
+        let b = Batching::new(Counting::default(), Duration::from_millis(50), 0.0);
+        let calls = (0..6).map(|i| {
+            let b = &b;
+            async move {
+                tokio::time::sleep(Duration::from_millis(5 * i)).await;
+                b.participate(b.record_sets("Z", &format!("_acme-challenge.j{i}.test")))
+                    .await
+            }
+        });
+        let all = futures::future::join_all(calls).await;
+        assert!(all.iter().all(Result::is_ok));
+        assert_eq!(b.inner().walks.lock().unwrap().clone(), vec![6]);
+        assert_eq!(b.inner().reads.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_lone_reader_reads_its_name_alone() {
+        let b = Batching::new(Counting::default(), Duration::from_millis(10), 0.0);
+        let sets = b
+            .participate(b.record_sets("Z", "_acme-challenge.one.test"))
+            .await;
+        assert_eq!(
+            sets.unwrap().expect("read"),
+            [set("_acme-challenge.one.test", "found")]
+        );
+        assert_eq!(b.inner().reads.load(Ordering::SeqCst), 1);
+        assert!(b.inner().walks.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_reader_does_not_release_the_changes_it_will_add_to() {
+        // One certificate queues its change while another still reads the set it is about
+        // to change: the batch waits for that change instead of going without it.
+        let inner = Counting {
+            read_delay: Duration::from_millis(200),
+            ..Counting::default()
+        };
+        let b = Batching::new(inner, Duration::from_secs(1), 0.0);
+        let started = Instant::now();
+        let first = [txt("_acme-challenge.w1.test")];
+        let (one, two) = tokio::join!(
+            b.participate(b.change("Z", &first, "w1")),
+            b.participate(async {
+                let name = "_acme-challenge.w2.test";
+                b.record_sets("Z", name).await.unwrap();
+                b.change("Z", &[txt(name)], "w2").await
+            })
+        );
+        assert!(one.is_ok() && two.is_ok());
+        assert_eq!(b.inner().batches.lock().unwrap().clone(), vec![2]);
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "released when both waited, not at the cap: {:?}",
+            started.elapsed()
+        );
     }
 
     #[tokio::test]

@@ -7,6 +7,7 @@
 //! bounded attempts), TXT quoting and unquoting, and error messages that name the missing IAM
 //! action. Does not own: deciding what to change (`plan`).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -16,6 +17,7 @@ use aws_config::timeout::TimeoutConfig;
 use aws_sdk_route53::Client;
 use aws_sdk_route53::config::http::HttpResponse;
 use aws_sdk_route53::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_route53::operation::list_resource_record_sets::ListResourceRecordSetsOutput;
 use aws_sdk_route53::types::{self as r53};
 
 use super::provider::{ChangeStatus, DnsProvider};
@@ -69,6 +71,8 @@ pub struct Route53Settings {
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 /// Longest wait for one attempt (connect, send, answer).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Record sets per page of a zone walk (Route 53's largest page).
+const MAX_ITEMS_PER_PAGE: i32 = 300;
 
 /// Route 53 through the AWS SDK.
 #[derive(Debug, Clone)]
@@ -175,6 +179,73 @@ impl Route53 {
             insync_on_submit: Default::default(),
             read_records: ReadRecords::Auto,
             read_denied: Default::default(),
+        }
+    }
+
+    /// One `ListResourceRecordSets` page starting at `start` (a name, lower case without
+    /// the trailing dot). `Ok(None)`: reading through the API is not available
+    /// (`route53.read_records = "dns"`, or `auto` met an AccessDenied).
+    async fn list_page(
+        &self,
+        zone_id: &str,
+        start: Option<&str>,
+        max_items: i32,
+    ) -> Result<Option<ListResourceRecordSetsOutput>, DnsError> {
+        let start = start.map(|n| (format!("{n}."), None, None));
+        self.list_request(zone_id, start, max_items).await
+    }
+
+    /// One page continuing a walk at `next` (`NextRecordName`, `NextRecordType`,
+    /// `NextRecordIdentifier` of the page before), or from the zone's start.
+    async fn list_from(
+        &self,
+        zone_id: &str,
+        next: Option<(String, r53::RrType, Option<String>)>,
+        max_items: i32,
+    ) -> Result<Option<ListResourceRecordSetsOutput>, DnsError> {
+        let next = next.map(|(n, t, id)| (n, Some(t), id));
+        self.list_request(zone_id, next, max_items).await
+    }
+
+    async fn list_request(
+        &self,
+        zone_id: &str,
+        start: Option<(String, Option<r53::RrType>, Option<String>)>,
+        max_items: i32,
+    ) -> Result<Option<ListResourceRecordSetsOutput>, DnsError> {
+        use std::sync::atomic::Ordering;
+        if self.read_records == ReadRecords::Dns || self.read_denied.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
+        let (name, rtype, identifier) = match start {
+            Some((n, t, id)) => (Some(n), t, id),
+            None => (None, None, None),
+        };
+        match self
+            .client
+            .list_resource_record_sets()
+            .hosted_zone_id(zone_id)
+            .set_start_record_name(name)
+            .set_start_record_type(rtype)
+            .set_start_record_identifier(identifier)
+            .max_items(max_items)
+            .send()
+            .await
+        {
+            Ok(out) => Ok(Some(out)),
+            Err(e)
+                if self.read_records == ReadRecords::Auto && e.code() == Some("AccessDenied") =>
+            {
+                if !self.read_denied.swap(true, Ordering::Relaxed) {
+                    tracing::info!(
+                        "route53:ListResourceRecordSets is not allowed for this identity; \
+                         reading the zone through DNS instead (`brokercert iam-policy \
+                         --with-read` adds it; `route53.read_records = \"dns\"` skips trying)"
+                    );
+                }
+                Ok(None)
+            }
+            Err(e) => Err(self.error("ListResourceRecordSets", e)),
         }
     }
 
@@ -324,6 +395,45 @@ where
     DnsError::Provider { operation, message }
 }
 
+/// Adds the record sets of a `ListResourceRecordSets` page at the names that are keys of
+/// `found` (lower case, no trailing dot): TXT values unquoted, an alias shown as
+/// `ALIAS target`, and the records of a routing policy (same name and type) as one set.
+fn collect_sets(page: &[r53::ResourceRecordSet], found: &mut HashMap<String, Vec<RecordSet>>) {
+    for rr in page {
+        let name = rr.name().trim_end_matches('.').to_ascii_lowercase();
+        let Some(sets) = found.get_mut(&name) else {
+            continue;
+        };
+        let Some(rtype) = from_rr_type(rr.r#type()) else {
+            continue;
+        };
+        let mut values: Vec<String> = rr
+            .resource_records()
+            .iter()
+            .map(|r| match rtype {
+                RecordType::Txt => unquote_txt(r.value()),
+                _ => r.value().trim_end_matches('.').to_ascii_lowercase(),
+            })
+            .collect();
+        // An alias record has no values of its own: show where it points, so a
+        // conflict with it is visible.
+        if let Some(alias) = rr.alias_target() {
+            values.push(format!("ALIAS {}", alias.dns_name().trim_end_matches('.')));
+        }
+        let ttl = rr.ttl().and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
+        match sets.iter_mut().find(|s| s.rtype == rtype) {
+            // Routing-policy records share a name and type: every value counts.
+            Some(s) => s.values.extend(values),
+            None => sets.push(RecordSet {
+                name,
+                rtype,
+                ttl,
+                values,
+            }),
+        }
+    }
+}
+
 fn rr_type(t: RecordType) -> r53::RrType {
     match t {
         RecordType::Txt => r53::RrType::Txt,
@@ -461,69 +571,72 @@ impl DnsProvider for Route53 {
         zone_id: &str,
         name: &str,
     ) -> Result<Option<Vec<RecordSet>>, DnsError> {
-        use std::sync::atomic::Ordering;
-        if self.read_records == ReadRecords::Dns || self.read_denied.load(Ordering::Relaxed) {
-            return Ok(None);
-        }
         let wanted = name.trim_end_matches('.').to_ascii_lowercase();
-        let out = match self
-            .client
-            .list_resource_record_sets()
-            .hosted_zone_id(zone_id)
-            .start_record_name(format!("{wanted}."))
-            .max_items(100)
-            .send()
-            .await
-        {
-            Ok(out) => out,
-            Err(e)
-                if self.read_records == ReadRecords::Auto && e.code() == Some("AccessDenied") =>
-            {
-                if !self.read_denied.swap(true, Ordering::Relaxed) {
-                    tracing::info!(
-                        "route53:ListResourceRecordSets is not allowed for this identity; \
-                         reading the zone through DNS instead (`brokercert iam-policy \
-                         --with-read` adds it; `route53.read_records = \"dns\"` skips trying)"
-                    );
-                }
-                return Ok(None);
-            }
-            Err(e) => return Err(self.error("ListResourceRecordSets", e)),
+        let Some(out) = self.list_page(zone_id, Some(&wanted), 100).await? else {
+            return Ok(None);
         };
-        let mut sets: Vec<RecordSet> = Vec::new();
-        for rr in out.resource_record_sets() {
-            if rr.name().trim_end_matches('.').to_ascii_lowercase() != wanted {
-                continue;
-            }
-            let Some(rtype) = from_rr_type(rr.r#type()) else {
-                continue;
+        let mut found = HashMap::from([(wanted.clone(), Vec::new())]);
+        collect_sets(out.resource_record_sets(), &mut found);
+        Ok(Some(found.remove(&wanted).unwrap_or_default()))
+    }
+
+    /// One walk of the zone's pages from its start, picking out `names`: a fleet's
+    /// challenge names cost one request per zone instead of one each. A zone too large to
+    /// walk in fewer pages than names asked is read name by name instead, so this never
+    /// costs more than `2 × names − 1` requests.
+    async fn zone_record_sets(
+        &self,
+        zone_id: &str,
+        names: &[String],
+    ) -> Result<Option<HashMap<String, Vec<RecordSet>>>, DnsError> {
+        let mut found: HashMap<String, Vec<RecordSet>> = names
+            .iter()
+            .map(|n| (n.trim_end_matches('.').to_ascii_lowercase(), Vec::new()))
+            .collect();
+        if found.len() <= 1 {
+            return super::provider::read_each(self, zone_id, names).await;
+        }
+        let max_pages = found.len() - 1;
+        let mut next: Option<(String, r53::RrType, Option<String>)> = None;
+        for _ in 0..max_pages {
+            let Some(out) = self
+                .list_from(zone_id, next.take(), MAX_ITEMS_PER_PAGE)
+                .await?
+            else {
+                return Ok(None);
             };
-            let mut values: Vec<String> = rr
-                .resource_records()
-                .iter()
-                .map(|r| match rtype {
-                    RecordType::Txt => unquote_txt(r.value()),
-                    _ => r.value().trim_end_matches('.').to_ascii_lowercase(),
-                })
-                .collect();
-            // An alias record has no values of its own: show where it points, so a
-            // conflict with it is visible.
-            if let Some(alias) = rr.alias_target() {
-                values.push(format!("ALIAS {}", alias.dns_name().trim_end_matches('.')));
-            }
-            let ttl = rr.ttl().and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
-            match sets.iter_mut().find(|s| s.rtype == rtype) {
-                // Routing-policy records share a name and type: every value counts.
-                Some(s) => s.values.extend(values),
-                None => sets.push(RecordSet {
-                    name: wanted.clone(),
-                    rtype,
-                    ttl,
-                    values,
-                }),
+            collect_sets(out.resource_record_sets(), &mut found);
+            match (
+                out.is_truncated(),
+                out.next_record_name(),
+                out.next_record_type(),
+            ) {
+                (true, Some(n), Some(t)) => {
+                    next = Some((
+                        n.to_string(),
+                        t.clone(),
+                        out.next_record_identifier().map(str::to_string),
+                    ));
+                }
+                _ => {
+                    return Ok(Some(
+                        names
+                            .iter()
+                            .map(|n| {
+                                let key = n.trim_end_matches('.').to_ascii_lowercase();
+                                (n.clone(), found.get(&key).cloned().unwrap_or_default())
+                            })
+                            .collect(),
+                    ));
+                }
             }
         }
-        Ok(Some(sets))
+        tracing::debug!(
+            zone = zone_id,
+            names = names.len(),
+            "the zone has more than {max_pages} pages of records: reading each name instead"
+        );
+        super::provider::read_each(self, zone_id, names).await
     }
 
     fn known_status(&self, change: &ChangeId) -> Option<ChangeStatus> {

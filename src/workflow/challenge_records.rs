@@ -472,9 +472,16 @@ impl<'a> DnsView<'a> {
                     operation: "ChangeResourceRecordSets",
                     message: format!("zone {zone_id} disappeared during the run"),
                 })?;
+            // Every name's exact current set decides its UPSERT; read all at once, so that
+            // a batching provider answers them with one read of the zone.
+            let existing = try_join_all(
+                names
+                    .keys()
+                    .map(|name| self.read_sets(&zone, name, &[RecordType::Txt])),
+            )
+            .await?;
             let mut changes = Vec::new();
-            for (name, ours) in &names {
-                let existing = self.read_sets(&zone, name, &[RecordType::Txt]).await?;
+            for ((name, ours), existing) in names.iter().zip(&existing) {
                 let existing = existing.iter().find(|s| s.rtype == RecordType::Txt);
                 changes.push(plan::add_txt_values(name, existing, ours));
             }
@@ -618,8 +625,12 @@ impl<'a> DnsView<'a> {
             };
             let mut changes = Vec::new();
             let mut unseen = Vec::new();
-            for (name, ours) in &names {
-                match self.served_txt_sets(&zone, name).await {
+            let served = futures::future::join_all(
+                names.keys().map(|name| self.served_txt_sets(&zone, name)),
+            )
+            .await;
+            for ((name, ours), served) in names.iter().zip(served) {
+                match served {
                     Ok((served, exact)) => match plan::freshest_with_ours(&served, ours) {
                         Some(set) if !exact && set.values.iter().all(|v| ours.contains(v)) => {
                             unseen.push(plan::delete_as_written(name, &set.values));
@@ -703,8 +714,11 @@ impl<'a> DnsView<'a> {
         zone: &HostedZone,
         names: &std::collections::BTreeMap<String, Vec<String>>,
     ) -> bool {
-        for (name, ours) in names {
-            match self.served_txt_sets(zone, name).await {
+        let served =
+            futures::future::join_all(names.keys().map(|name| self.served_txt_sets(zone, name)))
+                .await;
+        for (ours, served) in names.values().zip(served) {
+            match served {
                 Ok((served, _)) => {
                     if plan::freshest_with_ours(&served, ours).is_some() {
                         return false;

@@ -411,9 +411,19 @@ async fn run(
         let t = tracker.enter(Stage::PublishTxt, "writing TXT values");
         let mut values = Vec::new();
         for ch in &challenges {
-            let (zone, target) = view
-                .challenge_target(&ch.record_name, spec.hosted_zone_id.as_deref())
-                .await?;
+            // Found in the zones stage (no second read of the same CNAME); a challenge name
+            // only the CA names is followed here.
+            let known = targets
+                .iter()
+                .find(|(c, _, _)| *c == ch.record_name)
+                .map(|(_, z, t)| (z.clone(), t.clone()));
+            let (zone, target) = match known {
+                Some(found) => found,
+                None => {
+                    view.challenge_target(&ch.record_name, spec.hosted_zone_id.as_deref())
+                        .await?
+                }
+            };
             if target != ch.record_name {
                 tracker.progress.update(
                     Stage::PublishTxt,

@@ -28,6 +28,7 @@ mod issue_failures;
 mod layering;
 mod nameserver_discovery;
 mod netns;
+mod r53_requests;
 mod renew;
 mod route53_read;
 mod s3_state;
