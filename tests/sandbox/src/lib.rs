@@ -21,6 +21,7 @@
 
 pub mod ari_proxy;
 pub mod caching_resolver;
+pub mod connect_proxy;
 pub mod dns_server;
 pub mod emqx_cloud;
 mod listen;
@@ -38,6 +39,7 @@ use std::time::{Duration, Instant};
 
 pub use ari_proxy::{AriProxy, AriWindow, SeenOrder};
 pub use caching_resolver::{CachingResolver, ResolverEvent};
+pub use connect_proxy::ConnectProxy;
 pub use dns_server::{DnsFault, DnsFaults, DnsServer, DnsServerOptions, LoggedQuery};
 pub use emqx_cloud::{
     ApiRequest, BEHAVIOURS, Behaviours, BudgetScope, Budgets, CnForm, DeploymentKind,
