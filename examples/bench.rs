@@ -1,16 +1,20 @@
-//! Benchmark: brokercert against certbot + certbot-dns-route53 on the local sandbox, and
-//! brokercert's own targets (full issue, no-op renew, fleet). Prints tables; asserts
-//! nothing about speed (run it with `bash .ci/bench`; it is not part of the test suite).
+//! Benchmark: brokercert against certbot + certbot-dns-route53 and lego (`--dns route53`)
+//! on the local sandbox, and brokercert's own targets (full issue, no-op renew, fleet).
+//! Prints tables; asserts nothing about speed (run it with `bash .ci/bench`; it is not
+//! part of the test suite).
 //!
-//! Both clients get the same servers: Pebble with `PEBBLE_VA_NOSLEEP=1` and
-//! `PEBBLE_WFE_NONCEREJECT=0`, moto as Route 53, the sandbox DNS server. Both reuse an
-//! ACME account made before timing starts, use an RSA 2048 key, and issue a certificate
-//! for a fresh name each run; runs are interleaved (brokercert, certbot, brokercert, …)
-//! so drift in the machine's load hits both alike. Wall time is measured around the
+//! All clients get the same servers: Pebble with `PEBBLE_VA_NOSLEEP=1` and
+//! `PEBBLE_WFE_NONCEREJECT=0`, moto as Route 53, the sandbox DNS server. lego 4.9 has no
+//! Route 53 endpoint setting, so it reaches moto as `route53.amazonaws.com` through the
+//! sandbox's CONNECT proxy (`HTTPS_PROXY`, `AWS_CA_BUNDLE`), which refuses every other
+//! target. All reuse an ACME account made before timing starts, use an RSA 2048 key, and
+//! issue a certificate for a fresh name each run; runs are interleaved (brokercert,
+//! certbot, lego, brokercert, …) so drift in the machine's load hits all alike. Wall time is measured around the
 //! process, peak RSS is the child's `ru_maxrss` from `wait4`.
 //!
 //! Flags: `--runs N` (default 10), `--fleet N` (default 50), `--noop N` (default 1000),
 //! `--skip-certbot`, `--certbot PATH` (default `.sandbox/bench-venv/bin/certbot`),
+//! `--skip-lego`, `--lego PATH` (default `lego` on `PATH`; skipped with a note if absent),
 //! `--only SECTION` (repeatable: `cert`, `full`, `fleet`, `noop`; default all),
 //! `--fleet-key TAG` (repeatable: `rsa`, `ecdsa`, `rsakeep`; default all fleet rows).
 
@@ -22,7 +26,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use brokercert::pki::keys::{KeyType, PrivateKey};
 use brokercert_sandbox::{
-    Budgets, DeploymentSpec, EmqxCloudEmulator, Route53Proxy, Sandbox, SandboxOptions,
+    Budgets, ConnectProxy, DeploymentSpec, EmqxCloudEmulator, Route53Proxy, Sandbox, SandboxOptions,
 };
 
 const KEY: &str = "bench-api-key";
@@ -35,6 +39,8 @@ struct Opts {
     fleet: usize,
     noop: usize,
     certbot: Option<PathBuf>,
+    /// `None` with `--skip-lego`; else the path given, or `lego` looked up on `PATH`.
+    lego: Option<PathBuf>,
     only: Vec<String>,
     fleet_keys: Vec<String>,
 }
@@ -60,6 +66,7 @@ fn parse_opts() -> Result<Opts> {
         fleet: 50,
         noop: 1000,
         certbot: Some(PathBuf::from(".sandbox/bench-venv/bin/certbot")),
+        lego: Some(PathBuf::from("lego")),
         only: Vec::new(),
         fleet_keys: Vec::new(),
     };
@@ -75,6 +82,8 @@ fn parse_opts() -> Result<Opts> {
             "--fleet" => o.fleet = num("--fleet")?.max(1),
             "--noop" => o.noop = num("--noop")?.max(1),
             "--skip-certbot" => o.certbot = None,
+            "--skip-lego" => o.lego = None,
+            "--lego" => o.lego = Some(PathBuf::from(args.next().context("--lego needs a path")?)),
             "--only" => {
                 let section = args.next().unwrap_or_default();
                 if !SECTIONS.contains(&section.as_str()) {
@@ -101,7 +110,7 @@ fn parse_opts() -> Result<Opts> {
                 ))
             }
             other => bail!(
-                "unknown flag `{other}`; expected --runs N, --fleet N, --noop N, --only SECTION, --fleet-key TAG, --skip-certbot or --certbot PATH"
+                "unknown flag `{other}`; expected --runs N, --fleet N, --noop N, --only SECTION, --fleet-key TAG, --skip-certbot, --certbot PATH, --skip-lego or --lego PATH"
             ),
         }
     }
@@ -192,6 +201,16 @@ async fn measure(mut cmd: Command, what: &str) -> Result<Sample> {
         cpu,
         stdout,
     })
+}
+
+/// `program` if it names a file, else the first `PATH` entry holding it.
+fn find_program(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return program.is_file().then(|| program.to_path_buf());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
 }
 
 fn rand_suffix() -> u64 {
@@ -372,6 +391,50 @@ jitter = "0s"
         cmd
     }
 
+    /// `lego … run` for `domain` in `zone_id`: Route 53 is moto behind `proxy`, lookups go
+    /// to the sandbox DNS server, Pebble's TLS CA is trusted. `--dns.disable-cp`: with it
+    /// lego checks the TXT record at `--dns.resolvers` only; without it, lego would also
+    /// dial the zone's (real-looking) nameserver names on port 53, which must not leave
+    /// the machine.
+    fn lego(&self, lego: &Path, proxy: &ConnectProxy, zone_id: &str, domain: &str) -> Command {
+        let mut cmd = Command::new(lego);
+        cmd.arg("--server")
+            .arg(self.sb.acme_directory_url())
+            .args(["--accept-tos", "--email", "ops@example.test", "--path"])
+            .arg(self.dir.join("lego"))
+            .args([
+                "--key-type",
+                "rsa2048",
+                "--dns",
+                "route53",
+                "--dns.disable-cp",
+            ])
+            .arg("--dns.resolvers")
+            .arg(self.sb.dns_addr().to_string())
+            .args(["--domains", domain, "run"]);
+        self.sb.configure_command(&mut cmd);
+        for key in [
+            "HTTP_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "ALL_PROXY",
+            "all_proxy",
+            "NO_PROXY",
+            "no_proxy",
+            "LEGO_PATH",
+            "AWS_PROPAGATION_TIMEOUT",
+            "AWS_POLLING_INTERVAL",
+            "AWS_TTL",
+        ] {
+            cmd.env_remove(key);
+        }
+        cmd.env("HTTPS_PROXY", proxy.url())
+            .env("AWS_CA_BUNDLE", proxy.ca_path())
+            .env("AWS_HOSTED_ZONE_ID", zone_id)
+            .env("LEGO_CA_CERTIFICATES", self.sb.pebble_tls_ca_path());
+        cmd
+    }
+
     /// `[[certificate]]` sections: `count` names spread over the fleet zones, with `extra`
     /// lines in every section.
     fn fleet_certificates_with(prefix: &str, count: usize, extra: &str) -> String {
@@ -420,6 +483,16 @@ async fn run(report: &mut String) -> Result<()> {
         );
     }
 
+    let lego = opts.lego.as_deref().and_then(|l| {
+        let found = find_program(l);
+        if found.is_none() {
+            eprintln!(
+                "bench: lego not found at `{}`; skipping it. Install it with `apt-get install lego` (Debian/Ubuntu, 4.9.x), or pass --lego PATH (or --skip-lego to silence this)",
+                l.display()
+            );
+        }
+        found
+    });
     let mut so = SandboxOptions::new()
         .zone("example.test")
         .zone("emqx-cloud.test")
@@ -496,8 +569,25 @@ async fn run(report: &mut String) -> Result<()> {
             )
             .await?;
         }
+        // lego: Route 53 through the CONNECT proxy; its first run registers the account.
+        let lego_proxy = match &lego {
+            Some(_) => Some(
+                ConnectProxy::start(&b.sb.route53_endpoint(), &b.dir)
+                    .await
+                    .context("starting the CONNECT proxy for lego")?,
+            ),
+            None => None,
+        };
+        let example_zone = b.sb.zone_id("example.test").context("zone")?;
+        let lego_run = |lego: &Path, proxy: &ConnectProxy, domain: &str| {
+            b.lego(lego, proxy, &example_zone, domain)
+        };
+        if let (Some(l), Some(p)) = (&lego, &lego_proxy) {
+            measure(lego_run(l, p, "warm-lego.example.test"), "lego warm-up").await?;
+        }
         let mut ours = Vec::new();
         let mut theirs = Vec::new();
+        let mut legos = Vec::new();
         for i in 0..opts.runs {
             eprintln!("bench: certificate only, run {}/{} …", i + 1, opts.runs);
             let name = format!("b{i}");
@@ -537,6 +627,22 @@ async fn run(report: &mut String) -> Result<()> {
                     .await?,
                 );
             }
+            if let (Some(l), Some(p)) = (&lego, &lego_proxy) {
+                let domain = format!("l{i}.example.test");
+                legos.push(measure(lego_run(l, p, &domain), "lego run").await?);
+            }
+        }
+        if let Some(p) = &lego_proxy {
+            let elsewhere: Vec<String> = p
+                .targets()
+                .into_iter()
+                .filter(|t| t != brokercert_sandbox::connect_proxy::ROUTE53_TARGET)
+                .collect();
+            if !elsewhere.is_empty() {
+                bail!(
+                    "lego asked the CONNECT proxy for {elsewhere:?} (refused); expected route53.amazonaws.com:443 only"
+                );
+            }
         }
         let _ = writeln!(
             report,
@@ -561,12 +667,25 @@ async fn run(report: &mut String) -> Result<()> {
         row(report, "brokercert issue", &ours);
         if !theirs.is_empty() {
             row(report, "certbot certonly --dns-route53", &theirs);
+        }
+        if !legos.is_empty() {
+            row(report, "lego run --dns route53 --dns.disable-cp", &legos);
+        }
+        if !theirs.is_empty() {
             let speed = med_ms(&theirs) / med_ms(&ours);
             let mem = med_mib(&ours) / med_mib(&theirs);
             let _ = writeln!(
                 report,
                 "\nbrokercert is **{speed:.1}× faster** (target ≥ 5×) and uses **{:.0} %** of certbot's peak memory (target ≤ 33 %).",
                 mem * 100.0
+            );
+        }
+        if !legos.is_empty() {
+            let _ = writeln!(
+                report,
+                "\nAgainst lego: brokercert is **{:.1}× faster** and uses **{:.0} %** of lego's peak memory.",
+                med_ms(&legos) / med_ms(&ours),
+                med_mib(&ours) / med_mib(&legos) * 100.0
             );
         }
         stage_table(report, "brokercert issue, per stage", &ours);

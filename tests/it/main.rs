@@ -11,6 +11,7 @@ mod bad_inputs_split;
 mod check_corpus;
 mod cli_tools;
 mod client_pki;
+mod connect_proxy;
 mod deploy_emqx;
 mod deploy_files;
 mod doctor;

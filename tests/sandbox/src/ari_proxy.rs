@@ -39,7 +39,6 @@ use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use tokio::task::JoinHandle;
@@ -221,7 +220,7 @@ impl AriProxy {
         let ca_path = dir.join(CA_FILE);
         std::fs::write(&ca_path, &tls.ca_pem)
             .map_err(|e| SandboxError::io(format!("writing {}", ca_path.display()), e))?;
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config(&tls)?));
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls.server_config()?));
         let (addr, incoming, acceptor) = listen("ARI proxy", Some(acceptor), OnKill::Abort).await?;
 
         let shared = Arc::new(Shared {
@@ -418,21 +417,6 @@ fn upstream_client(ca_pem: &str) -> Result<reqwest::Client> {
         .timeout(Duration::from_secs(30))
         .build()
         .map_err(|e| SandboxError::Http(format!("building an HTTPS client: {e}")))
-}
-
-fn server_config(tls: &super::local_tls::LocalTls) -> Result<rustls::ServerConfig> {
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| SandboxError::Cert(format!("TLS versions: {e}")))?
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(tls.cert_der.clone())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(tls.key_der.clone())),
-        )
-        .map_err(|e| SandboxError::Cert(format!("TLS server config: {e}")))?;
-    config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    Ok(config)
 }
 
 // ------------------------------------------------------------------ requests

@@ -54,7 +54,6 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use rcgen::KeyPair;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use serde::Deserialize;
 use time::OffsetDateTime;
 use tokio::task::JoinHandle;
@@ -461,7 +460,8 @@ impl EmqxCloudEmulator {
         let dir = dir.into();
         std::fs::create_dir_all(&dir)
             .map_err(|e| SandboxError::io(format!("creating {}", dir.display()), e))?;
-        let tls = ApiTls::generate()?;
+        // The emulator's own HTTPS certificate (localhost, 127.0.0.1, ::1) and its CA.
+        let tls = super::local_tls::LocalTls::generate("brokercert sandbox EMQX Cloud API CA")?;
         let ca_path = dir.join(CA_FILE);
         std::fs::write(&ca_path, &tls.ca_pem)
             .map_err(|e| SandboxError::io(format!("writing {}", ca_path.display()), e))?;
@@ -792,41 +792,6 @@ impl Drop for EmqxCloudEmulator {
                 runtime.spawn(async move { broker.lock().await.stop() });
             }
         }
-    }
-}
-
-// ------------------------------------------------------------------ HTTPS plumbing
-
-/// The emulator's own HTTPS certificate (localhost, 127.0.0.1, ::1) and its CA.
-struct ApiTls {
-    ca_pem: String,
-    cert_der: Vec<u8>,
-    key_der: Vec<u8>,
-}
-
-impl ApiTls {
-    fn generate() -> Result<Self> {
-        let t = super::local_tls::LocalTls::generate("brokercert sandbox EMQX Cloud API CA")?;
-        Ok(Self {
-            ca_pem: t.ca_pem,
-            cert_der: t.cert_der,
-            key_der: t.key_der,
-        })
-    }
-
-    fn server_config(&self) -> Result<rustls::ServerConfig> {
-        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-        let mut config = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| SandboxError::Cert(format!("TLS versions: {e}")))?
-            .with_no_client_auth()
-            .with_single_cert(
-                vec![CertificateDer::from(self.cert_der.clone())],
-                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone())),
-            )
-            .map_err(|e| SandboxError::Cert(format!("TLS server config: {e}")))?;
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
-        Ok(config)
     }
 }
 

@@ -8,8 +8,9 @@
 //! `pebble.rs`, child-process handling in `process.rs`; `ari_proxy.rs` can put an
 //! ARI-capable front ([`AriProxy`]) before Pebble, and `route53_proxy.rs` a
 //! fault-injecting front ([`Route53Proxy`]) before moto, and `caching_resolver.rs` is a
-//! caching recursive resolver ([`CachingResolver`]) in front of the DNS server. It refers to nothing else of
-//! the crate.
+//! caching recursive resolver ([`CachingResolver`]) in front of the DNS server;
+//! `connect_proxy.rs` ([`ConnectProxy`]) lets clients without a Route 53 endpoint setting
+//! reach moto as `route53.amazonaws.com`. It refers to nothing else of the crate.
 //!
 //! ```text
 //! let sb = Sandbox::start(SandboxOptions::new().zone("example.test")).await?;
@@ -21,6 +22,7 @@
 
 pub mod ari_proxy;
 pub mod caching_resolver;
+pub mod connect_proxy;
 pub mod dns_server;
 pub mod emqx_cloud;
 mod listen;
@@ -38,6 +40,7 @@ use std::time::{Duration, Instant};
 
 pub use ari_proxy::{AriProxy, AriWindow, SeenOrder};
 pub use caching_resolver::{CachingResolver, ResolverEvent};
+pub use connect_proxy::ConnectProxy;
 pub use dns_server::{DnsFault, DnsFaults, DnsServer, DnsServerOptions, LoggedQuery};
 pub use emqx_cloud::{
     ApiRequest, BEHAVIOURS, Behaviours, BudgetScope, Budgets, CnForm, DeploymentKind,

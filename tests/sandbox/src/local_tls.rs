@@ -1,9 +1,13 @@
-//! HTTPS certificates for the sandbox's own servers (Pebble, the EMQX Cloud emulator): a
-//! fresh little CA and a server certificate for `localhost`, 127.0.0.1 and ::1.
+//! HTTPS certificates for the sandbox's own servers (Pebble, the EMQX Cloud emulator, the
+//! CONNECT proxy): a fresh little CA and a server certificate for `localhost`, 127.0.0.1
+//! and ::1 (or for the names given), and the rustls server configuration serving them.
 //!
-//! Owns: generating them. Does not own serving them.
+//! Owns: generating them. Does not own listening or serving requests.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::Arc;
+
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -34,8 +38,16 @@ impl std::fmt::Debug for LocalTls {
 }
 
 impl LocalTls {
-    /// Generates a CA named `ca_name` and a server certificate (ECDSA P-256).
+    /// Generates a CA named `ca_name` and a server certificate (ECDSA P-256) for
+    /// `localhost`, 127.0.0.1 and ::1.
     pub fn generate(ca_name: &str) -> Result<Self> {
+        Self::generate_for(ca_name, "localhost", &[])
+    }
+
+    /// Generates a CA named `ca_name` and a server certificate (ECDSA P-256) named
+    /// `common_name`: for `localhost`, 127.0.0.1 and ::1 when `dns_names` is empty, else
+    /// for `dns_names` only.
+    pub fn generate_for(ca_name: &str, common_name: &str, dns_names: &[&str]) -> Result<Self> {
         let cert_err = |what: &str, e: rcgen::Error| SandboxError::Cert(format!("{what}: {e}"));
         let ca_key = KeyPair::generate().map_err(|e| cert_err("CA key", e))?;
         let mut ca_params = CertificateParams::default();
@@ -56,16 +68,25 @@ impl LocalTls {
         let key = KeyPair::generate().map_err(|e| cert_err("server key", e))?;
         let mut params = CertificateParams::default();
         let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, "localhost");
+        dn.push(DnType::CommonName, common_name);
         params.distinguished_name = dn;
-        let localhost = "localhost"
-            .try_into()
-            .map_err(|e| cert_err("SAN localhost", e))?;
-        params.subject_alt_names = vec![
-            SanType::DnsName(localhost),
-            SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-            SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)),
-        ];
+        let dns_name = |name: &str| {
+            name.try_into()
+                .map(SanType::DnsName)
+                .map_err(|e| cert_err(&format!("SAN {name}"), e))
+        };
+        params.subject_alt_names = if dns_names.is_empty() {
+            vec![
+                dns_name("localhost")?,
+                SanType::IpAddress(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                SanType::IpAddress(IpAddr::V6(Ipv6Addr::LOCALHOST)),
+            ]
+        } else {
+            dns_names
+                .iter()
+                .map(|n| dns_name(n))
+                .collect::<Result<_>>()?
+        };
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let cert = params
@@ -78,5 +99,21 @@ impl LocalTls {
             key_pem: key.serialize_pem(),
             key_der: key.serialize_der(),
         })
+    }
+
+    /// A rustls server configuration serving the server certificate, HTTP/1.1 only (ALPN).
+    pub(crate) fn server_config(&self) -> Result<rustls::ServerConfig> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| SandboxError::Cert(format!("TLS versions: {e}")))?
+            .with_no_client_auth()
+            .with_single_cert(
+                vec![CertificateDer::from(self.cert_der.clone())],
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key_der.clone())),
+            )
+            .map_err(|e| SandboxError::Cert(format!("TLS server config: {e}")))?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
     }
 }
