@@ -651,3 +651,40 @@ async fn pebble_validates_dns01_through_the_sandbox_dns() {
         );
     }
 }
+
+/// Between `free_port` and moto's bind another server may take the port (seen in a fresh
+/// network namespace under load): an answer from it must not count as moto being ready.
+#[tokio::test(flavor = "multi_thread")]
+async fn moto_is_not_ready_when_its_port_answers_for_another_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let squatter = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = squatter.local_addr().unwrap().port();
+    let answering = tokio::spawn(async move {
+        while let Ok((mut s, _)) = squatter.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            });
+        }
+    });
+    let mut moto = brokercert_sandbox::MotoServer::spawn_on(None, dir.path(), port).expect("spawn");
+    let ready = moto.wait_ready(Duration::from_secs(60)).await;
+    answering.abort();
+    assert!(
+        ready.is_err(),
+        "a server on moto's port that is not moto was taken for moto"
+    );
+}
+
+/// `free_port` never hands out one port twice in a process.
+#[test]
+fn free_ports_are_not_handed_out_twice() {
+    let ports: Vec<u16> = (0..200)
+        .map(|_| brokercert_sandbox::free_port().expect("a free port"))
+        .collect();
+    let distinct: std::collections::BTreeSet<u16> = ports.iter().copied().collect();
+    assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+}

@@ -111,8 +111,13 @@ impl MotoServer {
 
     /// Starts moto on a free port without waiting for it (see [`MotoServer::wait_ready`]).
     pub fn spawn(moto_server: Option<&Path>, dir: &Path) -> Result<Self> {
+        Self::spawn_on(moto_server, dir, free_port()?)
+    }
+
+    /// Starts moto on `port` without waiting for it (a test can hand it a port that is
+    /// already taken).
+    pub fn spawn_on(moto_server: Option<&Path>, dir: &Path, port: u16) -> Result<Self> {
         let exe = find_moto_server(moto_server)?;
-        let port = free_port()?;
         let mut cmd = Command::new(&exe);
         cmd.arg("-H")
             .arg("127.0.0.1")
@@ -126,7 +131,7 @@ impl MotoServer {
         Ok(Self { child, port })
     }
 
-    /// Waits until moto accepts TCP connections (about 1 s), the child exits, or `timeout`.
+    /// Waits until moto answers its own API (about 1 s), the child exits, or `timeout`.
     pub async fn wait_ready(&mut self, timeout: Duration) -> Result<()> {
         let start = Instant::now();
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
@@ -139,7 +144,11 @@ impl MotoServer {
                     tail: self.child.log_tail(4000),
                 });
             }
-            if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            // The port answering is not enough: between `free_port` and moto's bind, another
+            // server of this process (or of a fresh network namespace, where port numbers
+            // repeat sooner) may have taken it. Only moto's own API counts; when moto cannot
+            // bind, it exits and `start` retries on another port.
+            if tokio::net::TcpStream::connect(addr).await.is_ok() && is_moto(addr).await {
                 tracing::debug!(port = self.port, elapsed = ?start.elapsed(), "moto ready");
                 return Ok(());
             }
@@ -431,4 +440,28 @@ pub async fn list_records(client: &Client, zone_id: &str) -> Result<Vec<RecordSe
             _ => return Ok(sets),
         }
     }
+}
+
+/// Whether the server at `addr` is moto: its `/moto-api/data.json` answers 200 with a JSON
+/// object.
+async fn is_moto(addr: SocketAddr) -> bool {
+    let Ok(client) = reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(2))
+        .build()
+    else {
+        return false;
+    };
+    let Ok(resp) = client
+        .get(format!("http://{addr}/moto-api/data.json"))
+        .send()
+        .await
+    else {
+        return false;
+    };
+    resp.status() == reqwest::StatusCode::OK
+        && resp
+            .json::<serde_json::Value>()
+            .await
+            .is_ok_and(|v| v.is_object())
 }

@@ -165,15 +165,40 @@ fn send_sigterm(pid: u32) {
 ///
 /// Another process may take it before the child binds it: callers that spawn a server on
 /// it should retry with a new port when the child exits at startup.
+///
+/// Never the same port twice in one process (the last [`HANDED_OUT`] ports are remembered):
+/// in a fresh network namespace the kernel hands out port numbers again soon after they
+/// were released, and two servers of one sandbox waiting to bind the same number would
+/// find each other instead of themselves.
 pub fn free_port() -> Result<u16> {
-    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .map_err(|e| SandboxError::io("binding 127.0.0.1:0 to find a free port", e))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| SandboxError::io("reading the port of 127.0.0.1:0", e))?
-        .port();
-    Ok(port)
+    static RECENT: std::sync::Mutex<std::collections::VecDeque<u16>> =
+        std::sync::Mutex::new(std::collections::VecDeque::new());
+    // Ports skipped stay bound until a new one is found, so the kernel cannot offer them again.
+    let mut skipped = Vec::new();
+    loop {
+        let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .map_err(|e| SandboxError::io("binding 127.0.0.1:0 to find a free port", e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| SandboxError::io("reading the port of 127.0.0.1:0", e))?
+            .port();
+        let mut recent = RECENT
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if recent.contains(&port) {
+            skipped.push(listener);
+            continue;
+        }
+        if recent.len() >= HANDED_OUT {
+            recent.pop_front();
+        }
+        recent.push_back(port);
+        return Ok(port);
+    }
 }
+
+/// How many ports [`free_port`] remembers.
+const HANDED_OUT: usize = 4096;
 
 /// Whether a process with this PID exists and is not a zombie (Linux `/proc`).
 pub fn pid_is_alive(pid: u32) -> bool {
