@@ -71,7 +71,9 @@ pub struct Route53Settings {
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 /// Longest wait for one attempt (connect, send, answer).
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(20);
-/// Record sets per page of a zone walk (Route 53's largest page).
+/// Record sets per page of a zone walk: Route 53's largest page ("If you specify a value
+/// greater than 300, Route 53 returns only the first 300"; `maxitems` in
+/// <https://docs.aws.amazon.com/Route53/latest/APIReference/API_ListResourceRecordSets.html>).
 const MAX_ITEMS_PER_PAGE: i32 = 300;
 
 /// Route 53 through the AWS SDK.

@@ -1,7 +1,9 @@
 //! The S3 implementation of [`StateBackend`]: `state_dir = "s3://BUCKET/PREFIX"`.
 //!
 //! Conditional writes are S3's own (`If-None-Match: *` to create, `If-Match: <etag>` to
-//! replace or delete one version; a 412 is [`Put::ConditionFailed`]). Secret objects are
+//! replace or delete one version; a 412 is [`Put::ConditionFailed`]; documented in
+//! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-writes.html> and
+//! <https://docs.aws.amazon.com/AmazonS3/latest/userguide/conditional-deletes.html>). Secret objects are
 //! written only with server-side encryption: SSE-S3 (`AES256`) unless `state.kms_key_id`
 //! names a KMS key. Requests go through the SDK's standard retry mode (5xx, throttling,
 //! timeouts, dropped connections), on a runtime of the backend's own so that the callers,
