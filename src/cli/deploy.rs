@@ -61,8 +61,9 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     let started = std::time::Instant::now();
     let then = super::interrupt::after_deploy(&spec.name, &dir);
     let verify = !args.no_verify;
+    let services = crate::workflow::Services::new(&settings);
     let deploying = deploy_and_verify(
-        &settings, &spec, &material, &targets, true, verify, &progress,
+        &services, &spec, &material, &targets, true, verify, &progress,
     );
     let code = match super::interrupt::unless_interrupted(&progress, &then, deploying).await {
         Ok(done) => finish_deploy(args, &settings, &spec, &material, done),

@@ -87,7 +87,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
     // directory (and TLS handshake) is fetched beside Route 53's set-up; a failure there is
     // reported by the loop, which connects again.
     let services = Services::new(&settings);
-    let (route53, _) = tokio::join!(crate::workflow::services::route53(&settings), async {
+    let (route53, _) = tokio::join!(services.route53(), async {
         if first_ordered.is_some() {
             let _ = services.ca().await;
         }
@@ -111,7 +111,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
             match keepable(&settings, spec, &store, clock.now()) {
                 Ok((leaf, keep)) => {
                     let this =
-                        keep_stored(&settings, spec, &store, &leaf, &keep, args, &renderer).await;
+                        keep_stored(&services, spec, &store, &leaf, &keep, args, &renderer).await;
                     if this != exit::OK && code == exit::OK {
                         code = this;
                     }
@@ -158,7 +158,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         let txt_journal = TxtJournal(&journal);
         let progress = renderer.certificate(&spec.name);
         let svc = IssueServices {
-            dns: &route53,
+            dns: route53,
             lookup,
             ca,
             store: &store,
@@ -177,7 +177,7 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
                 let mut after_timings = Vec::new();
                 let mut api_usage = Vec::new();
                 let after = deploy_and_verify(
-                    &settings,
+                    &services,
                     spec,
                     &issued.paths.live_dir,
                     &mut after_timings,
@@ -275,7 +275,7 @@ fn issued_json(i: &crate::workflow::Issued, code: i32, error: Option<String>) ->
 /// `issue` on a certificate that is not due: no order; the stored certificate is deployed
 /// where it is not served yet (no write where it is) and verified. Returns the exit code.
 async fn keep_stored(
-    settings: &Settings,
+    services: &Services<'_>,
     spec: &crate::config::CertificateSpec,
     store: &Store,
     leaf: &Certificate,
@@ -283,7 +283,7 @@ async fn keep_stored(
     args: &IssueArgs,
     renderer: &std::sync::Arc<Renderer>,
 ) -> i32 {
-    let now = SystemClock.now();
+    let now = services.clock().now();
     let live_dir = store.live_dir(&spec.name);
     output::say(&format!(
         "Kept certificate `{}` for {}: not due for renewal until {} ({}); no order placed\n  serial       {}\n  not after    {} ({} days left)\n  files        {}\n  `{}` orders a new one anyway",
@@ -308,7 +308,7 @@ async fn keep_stored(
     let mut timings = Vec::new();
     let mut api_usage = Vec::new();
     let code = deploy_and_verify(
-        settings,
+        services,
         spec,
         &live_dir,
         &mut timings,
@@ -359,7 +359,7 @@ fn record_issuer(settings: &Settings, spec: &crate::config::CertificateSpec, fin
 /// `api_usage` (for `--timings`). `kept`: the stored certificate was kept (not a new one), so
 /// a target that already serves it gets no write.
 pub async fn deploy_and_verify(
-    settings: &crate::config::Settings,
+    services: &Services<'_>,
     spec: &CertificateSpec,
     live_dir: &Path,
     timings: &mut Vec<(&'static str, Duration)>,
@@ -370,6 +370,7 @@ pub async fn deploy_and_verify(
     if spec.deploy.is_empty() {
         return exit::OK;
     }
+    let settings = services.settings();
     let fail = |e: Error| {
         output::error(&format!(
             "`{}`: {e}. The {} certificate is stored in {}; after fixing this, run `{}`",
@@ -390,7 +391,7 @@ pub async fn deploy_and_verify(
     };
     // Ctrl-C from here on stops waiting, not the deployment already sent.
     let then = super::interrupt::after_deploy(&spec.name, live_dir);
-    let deploying = deploy_then_verify(settings, spec, &material, &targets, kept, true, progress);
+    let deploying = deploy_then_verify(services, spec, &material, &targets, kept, true, progress);
     let done = super::interrupt::unless_interrupted(progress, &then, deploying).await;
     // The deployment's requests count once it finished (also when verifying was stopped).
     if done.is_ok() || super::interrupt::during(progress, Stage::Verify) {

@@ -153,7 +153,6 @@ async fn probe_served(
     spec: &CertificateSpec,
     leaf: Option<&Certificate>,
 ) -> Vec<Served> {
-    use crate::verify::MqttProbe;
     let opts = crate::workflow::verify::VerifyOptions::default();
     let target = match crate::workflow::verify::probe_target(settings, spec, &opts) {
         Ok(Some(t)) => t,
@@ -169,8 +168,8 @@ async fn probe_served(
             }];
         }
     };
-    let probe = crate::verify::TlsMqttProbe::new(crate::workflow::verify::resolver(settings));
-    match probe.probe(&target).await {
+    let services = crate::workflow::Services::new(settings);
+    match services.probe().probe(&target).await {
         Ok(report) => report
             .transports
             .iter()

@@ -37,7 +37,8 @@ pub async fn run_verify(cli: &Cli, args: &VerifyArgs) -> i32 {
     };
     let renderer = Renderer::shared(cli.quiet, cli.verbose);
     let progress = renderer.certificate(&spec.name);
-    let probed = probe_settled(&settings, &spec, &opts, &progress).await;
+    let services = crate::workflow::Services::new(&settings);
+    let probed = probe_settled(services.probe(), &settings, &spec, &opts, &progress).await;
     renderer.clear();
     let (code, transports, skipped, error) = match probed {
         Ok(None) => {

@@ -69,6 +69,47 @@ pub trait DnsProvider: Send + Sync {
     }
 }
 
+/// A boxed provider is one (the use cases hold Route 53 or a test's provider behind a box);
+/// every method forwards, so a provider's own answers (Route 53's page walk, its known
+/// INSYNC) are kept.
+#[async_trait]
+impl<P: DnsProvider + ?Sized> DnsProvider for Box<P> {
+    async fn hosted_zones(&self) -> Result<Vec<HostedZone>, DnsError> {
+        (**self).hosted_zones().await
+    }
+    async fn change(
+        &self,
+        zone_id: &str,
+        changes: &[RecordChange],
+        comment: &str,
+    ) -> Result<ChangeId, DnsError> {
+        (**self).change(zone_id, changes, comment).await
+    }
+    async fn change_status(&self, change: &ChangeId) -> Result<ChangeStatus, DnsError> {
+        (**self).change_status(change).await
+    }
+    async fn record_sets(
+        &self,
+        zone_id: &str,
+        name: &str,
+    ) -> Result<Option<Vec<RecordSet>>, DnsError> {
+        (**self).record_sets(zone_id, name).await
+    }
+    async fn zone_record_sets(
+        &self,
+        zone_id: &str,
+        names: &[String],
+    ) -> Result<Option<HashMap<String, Vec<RecordSet>>>, DnsError> {
+        (**self).zone_record_sets(zone_id, names).await
+    }
+    async fn change_status_asked(&self, change: &ChangeId) -> Result<ChangeStatus, DnsError> {
+        (**self).change_status_asked(change).await
+    }
+    fn known_status(&self, change: &ChangeId) -> Option<ChangeStatus> {
+        (**self).known_status(change)
+    }
+}
+
 /// The record sets at each of `names`, one [`DnsProvider::record_sets`] request per name.
 pub async fn read_each<P: DnsProvider + ?Sized>(
     provider: &P,

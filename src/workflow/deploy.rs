@@ -12,11 +12,11 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
+use super::services::Services;
 use super::verify::{
     VerifyOptions, check, probe_settled, serves_another_certificate, wanted_after_deploy,
 };
-use crate::clock::{Clock, SystemClock};
-use crate::config::{CertificateSpec, Settings};
+use crate::config::CertificateSpec;
 use crate::deploy::emqx_cloud::preflight;
 use crate::deploy::{DeployError, DeployOutcome, DeployProgress, DeploymentTarget, Material};
 use crate::error::Error;
@@ -80,7 +80,7 @@ pub struct DeployFailed {
 /// `skip_if_served`: a target that already serves the certificate gets no write (see
 /// [`deploy_unless_served`]).
 pub async fn deploy_and_verify<S: DeploySink>(
-    settings: &Settings,
+    services: &Services<'_>,
     spec: &CertificateSpec,
     material: &Material,
     targets: &[Box<dyn DeploymentTarget>],
@@ -91,9 +91,9 @@ pub async fn deploy_and_verify<S: DeploySink>(
     let mut timings = Vec::new();
     let started = Instant::now();
     let deployed = if skip_if_served {
-        deploy_unless_served(settings, spec, material, targets, sink).await
+        deploy_unless_served(services, spec, material, targets, sink).await
     } else {
-        deploy_all(spec, material, targets, SystemClock.now(), false, sink).await
+        deploy_all(spec, material, targets, services.clock().now(), false, sink).await
     };
     sink.clear();
     let outcomes = match deployed {
@@ -115,7 +115,8 @@ pub async fn deploy_and_verify<S: DeploySink>(
     }
     let started = Instant::now();
     let opts = VerifyOptions::after_deploy(spec, &material.leaf);
-    let verified = match probe_settled(settings, spec, &opts, sink).await {
+    let settings = services.settings();
+    let verified = match probe_settled(services.probe(), settings, spec, &opts, sink).await {
         Ok(Some(r)) => {
             sink.verified(&r);
             check(&r, None)
@@ -141,16 +142,18 @@ pub async fn deploy_and_verify<S: DeploySink>(
 /// serves only by its expiry, to the second, so a certificate issued in the same second as
 /// the served one looks deployed there. Then it gets the write after all.
 pub async fn deploy_unless_served<S: DeploySink>(
-    settings: &Settings,
+    services: &Services<'_>,
     spec: &CertificateSpec,
     material: &Material,
     targets: &[Box<dyn DeploymentTarget>],
     sink: &S,
 ) -> Result<Vec<(String, DeployOutcome)>, DeployError> {
-    let outcomes = deploy_all(spec, material, targets, SystemClock.now(), true, sink).await?;
+    let now = services.clock().now();
+    let outcomes = deploy_all(spec, material, targets, now, true, sink).await?;
     sink.clear();
+    let (probe, settings) = (services.probe(), services.settings());
     if !outcomes.iter().any(|(_, o)| *o == DeployOutcome::Unchanged)
-        || !serves_another_certificate(settings, spec, &material.leaf, sink).await
+        || !serves_another_certificate(probe, settings, spec, &material.leaf, sink).await
     {
         return Ok(outcomes);
     }
@@ -159,7 +162,7 @@ pub async fn deploy_unless_served<S: DeploySink>(
         Stage::Deploy,
         "the broker serves another certificate with the same expiry: deploying after all",
     );
-    let again = deploy_all(spec, material, targets, SystemClock.now(), false, sink).await;
+    let again = deploy_all(spec, material, targets, services.clock().now(), false, sink).await;
     sink.clear();
     again
 }

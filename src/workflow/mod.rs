@@ -24,3 +24,4 @@ pub mod stall;
 pub mod verify;
 
 pub use issue::{IssueFailure, IssueServices, Issued, issue};
+pub use services::Services;

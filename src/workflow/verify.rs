@@ -14,8 +14,8 @@ use crate::progress::{Progress, Stage, Waiting};
 use crate::secret;
 use crate::store::Store;
 use crate::verify::{
-    DnsResolver, MqttProbe, ProbeReport, ProbeTarget, Resolver, SystemResolver, TlsMqttProbe,
-    Transport, VerifyFailure,
+    DnsResolver, MqttProbe, ProbeReport, ProbeTarget, Resolver, SystemResolver, Transport,
+    VerifyFailure,
 };
 
 /// How long verification after a deploy waits for the broker to switch over by default.
@@ -242,6 +242,7 @@ pub fn check(r: &ProbeReport, expect_serial: Option<&str>) -> Result<(), Error> 
 /// Probes until the broker passes or the settle time is over; `None` when verification is
 /// skipped by configuration. The report is returned whether it passed or not.
 pub async fn probe_settled(
+    probe: &dyn MqttProbe,
     settings: &Settings,
     spec: &CertificateSpec,
     opts: &VerifyOptions,
@@ -250,7 +251,6 @@ pub async fn probe_settled(
     let Some(target) = probe_target(settings, spec, opts)? else {
         return Ok(None);
     };
-    let probe = TlsMqttProbe::new(resolver(settings));
     // A broker picks up new files or a new configuration a moment after it was told to:
     // retry with a short backoff within the settle time, then report what it served last.
     let start = tokio::time::Instant::now();
@@ -304,6 +304,7 @@ pub async fn probe_settled(
 /// names what it serves only by its expiry, to the second, so "already served" needs this
 /// second opinion when two certificates expire in the same second.
 pub async fn serves_another_certificate(
+    probe: &dyn MqttProbe,
     settings: &Settings,
     spec: &CertificateSpec,
     leaf: &crate::pki::certificate::Certificate,
@@ -314,7 +315,7 @@ pub async fn serves_another_certificate(
         settle: std::time::Duration::ZERO,
         ..Default::default()
     };
-    match probe_settled(settings, spec, &opts, progress).await {
+    match probe_settled(probe, settings, spec, &opts, progress).await {
         Ok(Some(report)) => report.transports.iter().any(|t| {
             t.server_certificate.as_ref().is_some_and(|c| {
                 !c.sha256_fingerprint

@@ -31,7 +31,7 @@ pub(crate) async fn decide<S: RenewSink>(
     let settings = run.settings();
     let opts = run.opts;
     let now = run.services.clock().now();
-    let observed = observe(settings, spec, targets, live, st).await;
+    let observed = observe(run.services, spec, targets, live, st).await;
     let ari = match (&observed.leaf, settings.renew.ari && !opts.force) {
         (Some(leaf), true) => ari_choice(run, st, leaf, now).await,
         _ => None,

@@ -411,9 +411,8 @@ impl<S: RenewSink> Attempt<'_, S> {
     ) -> Result<bool, Error> {
         let deploying = async {
             let material = crate::deploy::Material::from_dir(live_dir)?;
-            let settings = self.run.settings();
             super::deploy::deploy_and_verify(
-                settings,
+                self.run.services,
                 self.spec,
                 &material,
                 targets,

@@ -3,7 +3,7 @@
 //!
 //! Owns: those readings. Does not own what is decided from them (`decide`).
 
-use crate::config::{CertificateSpec, DeployFile, Settings};
+use crate::config::{CertificateSpec, DeployFile};
 use crate::deploy::DeploymentTarget;
 use crate::deploy::identity::Expire;
 use crate::error::Error;
@@ -12,7 +12,8 @@ use crate::pki::certificate::Certificate;
 use crate::renew::policy::Current;
 use crate::renew::state::RenewalState;
 use crate::store::Store;
-use crate::workflow::verify::{VerifyOptions, probe_target, resolver};
+use crate::workflow::services::Services;
+use crate::workflow::verify::{VerifyOptions, probe_target};
 
 /// What is deployed now, and how it was learned.
 pub(super) struct Observed {
@@ -66,7 +67,7 @@ pub(super) async fn observe_targets(targets: &[Box<dyn DeploymentTarget>]) -> Op
 /// What is deployed: the local certificate when it is the one deployed (no network), else
 /// what the targets report, else what the broker serves over TLS.
 pub(super) async fn observe(
-    settings: &Settings,
+    services: &Services<'_>,
     spec: &CertificateSpec,
     targets: &[Box<dyn DeploymentTarget>],
     live: Option<&Certificate>,
@@ -95,7 +96,7 @@ pub(super) async fn observe(
                 leaf,
             };
         }
-        if let Some(c) = probe_served(settings, spec).await {
+        if let Some(c) = probe_served(services, spec).await {
             return Observed {
                 current: Some(c),
                 leaf: None,
@@ -126,12 +127,10 @@ fn files_leaf(spec: &CertificateSpec) -> Option<Certificate> {
 }
 
 /// The certificate the broker serves, from a TLS handshake (no MQTT needed to succeed).
-async fn probe_served(settings: &Settings, spec: &CertificateSpec) -> Option<Current> {
-    use crate::verify::MqttProbe;
+async fn probe_served(services: &Services<'_>, spec: &CertificateSpec) -> Option<Current> {
     let opts = VerifyOptions::default();
-    let target = probe_target(settings, spec, &opts).ok()??;
-    let probe = crate::verify::TlsMqttProbe::new(resolver(settings));
-    let report = probe.probe(&target).await.ok()?;
+    let target = probe_target(services.settings(), spec, &opts).ok()??;
+    let report = services.probe().probe(&target).await.ok()?;
     report.transports.iter().find_map(|t| {
         let c = t.server_certificate.as_ref()?;
         Some(Current {
