@@ -18,8 +18,8 @@ use crate::deploy::from_config;
 use crate::error::exit;
 use crate::pki::bundle::parse_bundle;
 use crate::pki::certificate::Certificate;
-use crate::renew::policy::{self, AriChoice, Current, Decision, Failures, Inputs, Reason};
-use crate::renew::state::{self, RenewalState};
+use crate::renew::policy::{Decision, Reason};
+use crate::renew::state;
 use crate::store::Store;
 
 /// Flags of `status`.
@@ -111,40 +111,6 @@ fn read_leaf(store: &Store, name: &str) -> Option<Certificate> {
         .certificates
         .into_iter()
         .next()
-}
-
-/// The decision `renew` would make from what is stored (no network).
-fn decision(
-    settings: &Settings,
-    leaf: Option<&Certificate>,
-    st: &RenewalState,
-    min_days_left: Option<i64>,
-    now: OffsetDateTime,
-) -> Decision {
-    let ari = match (leaf, &st.ari) {
-        (Some(l), Some(r)) if r.fingerprint == l.sha256_fingerprint() => Some(AriChoice {
-            start: r.start,
-            end: r.end,
-            chosen: r.chosen,
-        }),
-        _ => None,
-    };
-    policy::decide(&Inputs {
-        now,
-        current: leaf.map(|l| Current {
-            not_before: Some(l.not_before()),
-            not_after: l.not_after(),
-        }),
-        ari: if settings.renew.ari { ari } else { None },
-        failures: Failures {
-            count: st.failures,
-            last: st.last_failure,
-            not_before: st.retry_not_before,
-        },
-        force: false,
-        assumed_lifetime: settings.renew.assumed_lifetime,
-        import_min_days_left: min_days_left,
-    })
 }
 
 /// What the broker serves over TLS, per transport (`--probe`).
@@ -271,7 +237,13 @@ async fn row(
     if args.probe {
         deployments.extend(probe_served(settings, spec, leaf.as_ref()).await);
     }
-    let d = decision(settings, leaf.as_ref(), &st, min_days_left, now);
+    let d = crate::workflow::renew::decide::from_stored(
+        settings,
+        leaf.as_ref(),
+        &st,
+        min_days_left,
+        now,
+    );
     let (next_renewal, next_reason, renew_now) = match &d {
         Decision::Renew(r) => (Some(now), reason_word(r), true),
         Decision::NotDue { next, by } => (Some(*next), reason_word(by), false),

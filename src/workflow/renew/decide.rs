@@ -2,7 +2,8 @@
 //! (`observe`), the CA's renewal window (ARI, asked at most when the CA said to ask again)
 //! and the backoff after failures.
 //!
-//! Owns: gathering the policy's inputs and turning its decision into done-or-continue.
+//! Owns: gathering the policy's inputs and turning its decision into done-or-continue; the
+//! same decision from stored state alone, for `status` ([`from_stored`]).
 //! Does not own the decision itself (`renew::policy`, pure) nor the ARI request (`acme`).
 
 use std::ops::ControlFlow;
@@ -10,7 +11,7 @@ use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use super::observe::observe;
+use super::observe::{leaf_current, observe};
 use super::{Attempt, Outcome, Phase, RenewSink, Run};
 use crate::config::Settings;
 use crate::deploy::DeploymentTarget;
@@ -120,6 +121,46 @@ pub(super) fn inputs(
     ari: Option<AriChoice>,
     force: bool,
 ) -> Inputs {
+    let floor = targets.iter().map(|t| t.rules().min_days_left).max();
+    inputs_with_floor(now, settings, st, floor, current, ari, force)
+}
+
+/// The decision `renew` would make from what is stored alone — the stored `leaf`, its
+/// state and the ARI window kept for it — with no network call (`status`).
+/// `import_min_days_left`: the strictest target's import floor.
+pub fn from_stored(
+    settings: &Settings,
+    leaf: Option<&Certificate>,
+    st: &RenewalState,
+    import_min_days_left: Option<i64>,
+    now: OffsetDateTime,
+) -> policy::Decision {
+    let ari = match (leaf, &st.ari) {
+        (Some(l), Some(r)) if settings.renew.ari && r.fingerprint == l.sha256_fingerprint() => {
+            Some(choice(r))
+        }
+        _ => None,
+    };
+    policy::decide(&inputs_with_floor(
+        now,
+        settings,
+        st,
+        import_min_days_left,
+        leaf.and_then(leaf_current),
+        ari,
+        false,
+    ))
+}
+
+fn inputs_with_floor(
+    now: OffsetDateTime,
+    settings: &Settings,
+    st: &RenewalState,
+    import_min_days_left: Option<i64>,
+    current: Option<Current>,
+    ari: Option<AriChoice>,
+    force: bool,
+) -> Inputs {
     Inputs {
         now,
         current,
@@ -131,7 +172,7 @@ pub(super) fn inputs(
         },
         force,
         assumed_lifetime: settings.renew.assumed_lifetime,
-        import_min_days_left: targets.iter().map(|t| t.rules().min_days_left).max(),
+        import_min_days_left,
     }
 }
 

@@ -740,3 +740,47 @@ async fn a_certificate_never_issued_is_ordered_stored_deployed_and_verified() {
     );
     assert_eq!(ca.orders.load(Ordering::SeqCst), 1, "no second order");
 }
+
+#[test]
+fn the_stored_decision_uses_the_ari_window_kept_for_this_leaf_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = settings(dir.path());
+    let now = now();
+    let fingerprint = store_certificate(&settings, now);
+    let leaf = Store::new(&settings.state_dir)
+        .read_live("broker", "cert.pem")
+        .expect("read")
+        .expect("stored");
+    let leaf = parse_bundle(leaf.as_bytes())
+        .expect("bundle")
+        .certificates
+        .remove(0);
+    let window = |fingerprint: &str| RenewalState {
+        ari: Some(crate::renew::state::AriRecord {
+            fingerprint: fingerprint.into(),
+            start: now + time::Duration::hours(20),
+            end: now + time::Duration::hours(30),
+            chosen: now + time::Duration::days(1),
+            next_check: now + time::Duration::hours(6),
+            explanation_url: None,
+        }),
+        ..Default::default()
+    };
+    let by_lifetime = policy::Decision::NotDue {
+        next: now + time::Duration::days(30),
+        by: policy::Reason::Lifetime,
+    };
+    let decide = |settings: &Settings, st: &RenewalState| {
+        decide::from_stored(settings, Some(&leaf), st, None, now)
+    };
+    assert_eq!(
+        decide(&settings, &window(&fingerprint)),
+        policy::Decision::NotDue {
+            next: now + time::Duration::days(1),
+            by: policy::Reason::AriWindow,
+        }
+    );
+    assert_eq!(decide(&settings, &window("another leaf")), by_lifetime);
+    settings.renew.ari = false;
+    assert_eq!(decide(&settings, &window(&fingerprint)), by_lifetime);
+}
