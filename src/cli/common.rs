@@ -1,15 +1,13 @@
 //! What the commands share besides rendering: loading the settings (and selecting one
-//! certificate), and the best-effort bookkeeping in the renewal state after `issue` and
-//! `deploy`.
+//! certificate).
 //!
-//! Owns: the messages when no certificate (or more than one) is configured, and the
-//! warnings when the bookkeeping fails. Does not own the settings (`config`) nor the state's
-//! format (`renew::state`).
+//! Owns: the messages when no certificate (or more than one) is configured. Does not own the
+//! settings (`config`) nor any bookkeeping in the renewal state (the use cases in
+//! `workflow` do that).
 
 use super::{Cli, output};
-use crate::clock::{Clock, SystemClock};
 use crate::config::{CertificateSpec, Overrides, Settings};
-use crate::error::{Error, exit};
+use crate::error::exit;
 use std::path::Path;
 
 /// Loads the settings and selects the certificate `name`, or the only one configured when
@@ -69,46 +67,6 @@ pub fn load_settings_for(cli: &Cli, name: Option<&str>, nothing: &str) -> Result
         return Err(exit::CONFIG);
     }
     Ok(settings)
-}
-
-/// Remembers that the CA asked not to be asked again before `until` (see
-/// `renew::state::record_rate_limit`). Best effort: a failure is a warning.
-pub fn record_rate_limit(
-    settings: &crate::config::Settings,
-    spec: &CertificateSpec,
-    until: time::OffsetDateTime,
-    error: &Error,
-) {
-    let dir = settings.state_dir.join("renewal");
-    let saved = crate::renew::state::record_rate_limit(
-        &dir,
-        &spec.name,
-        until,
-        error.to_string(),
-        error.exit_code(),
-    );
-    if let Err(e) = saved {
-        output::warning(&format!("cannot save the renewal state: {e}"));
-    }
-}
-
-/// Remembers that `leaf` is deployed and verified (see `renew::state::record_deployed`).
-/// Best effort: a failure only costs the next `renew` an extra check, so it is a warning.
-pub fn record_deployed(
-    settings: &crate::config::Settings,
-    spec: &CertificateSpec,
-    leaf: &crate::pki::certificate::Certificate,
-) {
-    let dir = settings.state_dir.join("renewal");
-    let saved = crate::renew::state::record_deployed(
-        &dir,
-        &spec.name,
-        leaf.sha256_fingerprint(),
-        SystemClock.now(),
-    );
-    if let Err(e) = saved {
-        output::warning(&format!("cannot save the renewal state: {e}"));
-    }
 }
 
 /// Loads the settings, keeping only the certificate `name` when given.

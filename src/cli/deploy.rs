@@ -2,17 +2,18 @@
 
 use std::io::{IsTerminal, Write};
 
-use super::common::{record_deployed, select};
+use super::common::select;
 use super::output;
 use super::progress_display::Renderer;
 use super::render::api_usage_table;
 use super::{Cli, DeployArgs, RemoveArgs};
-use crate::config::{CertificateSpec, Settings};
+use crate::config::CertificateSpec;
 use crate::deploy::{Material, from_config};
 use crate::error::exit;
 use crate::progress::Stage;
 use crate::store::Store;
-use crate::workflow::deploy::{DeployFailed, Deployed, deploy_and_verify};
+use crate::store::StoreError;
+use crate::workflow::deploy::{DeployFailed, Deployed, deploy_recorded};
 
 pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     let (settings, spec) = match select(cli, args.name.get(), "deploy") {
@@ -62,11 +63,9 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     let then = super::interrupt::after_deploy(&spec.name, &dir);
     let verify = !args.no_verify;
     let services = crate::workflow::Services::new(&settings);
-    let deploying = deploy_and_verify(
-        &services, &spec, &material, &targets, true, verify, &progress,
-    );
+    let deploying = deploy_recorded(&services, &spec, &material, &targets, verify, &progress);
     let code = match super::interrupt::unless_interrupted(&progress, &then, deploying).await {
-        Ok(done) => finish_deploy(args, &settings, &spec, &material, done),
+        Ok(done) => finish_deploy(&spec, done),
         // Stopped while verifying: the deployment is done, its timings are still shown.
         Err(code) if super::interrupt::during(&progress, Stage::Verify) => code,
         Err(code) => return code,
@@ -85,19 +84,15 @@ pub async fn run_deploy(cli: &Cli, args: &DeployArgs) -> i32 {
     code
 }
 
-/// Records a deployment that went through (unless `--no-verify` left it unverified), or
-/// says what failed; the exit code.
+/// Says what failed, or that the deployment could not be recorded; the exit code.
 fn finish_deploy(
-    args: &DeployArgs,
-    settings: &Settings,
     spec: &CertificateSpec,
-    material: &Material,
-    done: Result<Deployed, DeployFailed>,
+    done: Result<(Deployed, Option<StoreError>), DeployFailed>,
 ) -> i32 {
     match done {
-        Ok(_) => {
-            if !args.no_verify {
-                record_deployed(settings, spec, &material.leaf);
+        Ok((_, unrecorded)) => {
+            if let Some(e) = unrecorded {
+                output::warning(&format!("cannot save the renewal state: {e}"));
             }
             exit::OK
         }

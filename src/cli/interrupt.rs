@@ -22,11 +22,16 @@ pub async fn unless_interrupted<T>(
     tokio::select! {
         r = work => Ok(r),
         () = super::shutdown_signal() => {
-            progress.renderer().clear();
-            output::error(&message(progress.current().as_deref(), then));
+            say_interrupted(progress, then);
             Err(exit::INTERRUPTED)
         }
     }
+}
+
+/// Says that Ctrl-C or SIGTERM stopped the step or wait in progress, then `then`.
+pub fn say_interrupted(progress: &CertProgress, then: &str) {
+    progress.renderer().clear();
+    output::error(&message(progress.current().as_deref(), then));
 }
 
 /// Whether the step or wait in progress (the one an interruption stopped) is in `stage`.

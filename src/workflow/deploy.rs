@@ -4,7 +4,8 @@
 //!
 //! Then, once for `issue`, `deploy` and `renew`: deploy-and-verify.
 //!
-//! Owns: that ordering, the per-target outcome list, deploy-then-verify. Does not own any
+//! Owns: that ordering, the per-target outcome list, deploy-then-verify, and recording a
+//! verified deployment in the renewal state (the `deploy` command). Does not own any
 //! target's protocol, nor printing (a [`DeploySink`]), nor what a failure means to the
 //! command (its message and exit code).
 
@@ -20,7 +21,9 @@ use crate::config::CertificateSpec;
 use crate::deploy::emqx_cloud::preflight;
 use crate::deploy::{DeployError, DeployOutcome, DeployProgress, DeploymentTarget, Material};
 use crate::error::Error;
+use crate::pki::certificate::Certificate;
 use crate::progress::{Progress, Stage};
+use crate::store::StoreError;
 use crate::verify::ProbeReport;
 
 /// Checks every target, then deploys to each; stops at the first failure. `skip_if_served`
@@ -135,6 +138,38 @@ pub async fn deploy_and_verify<S: DeploySink>(
     }
     super::stall::after("verify");
     Ok(Deployed { wrote, timings })
+}
+
+/// The `deploy` command's use case: [`deploy_and_verify`] (a target already serving the
+/// certificate gets no write), then, when it was verified, [`record_deployed`]. A failure to
+/// record is returned beside the success: it only costs the next `renew` an extra check.
+pub async fn deploy_recorded<S: DeploySink>(
+    services: &Services<'_>,
+    spec: &CertificateSpec,
+    material: &Material,
+    targets: &[Box<dyn DeploymentTarget>],
+    verify: bool,
+    sink: &S,
+) -> Result<(Deployed, Option<StoreError>), DeployFailed> {
+    let done = deploy_and_verify(services, spec, material, targets, true, verify, sink).await?;
+    let unrecorded = if verify {
+        record_deployed(services, spec, &material.leaf).err()
+    } else {
+        None
+    };
+    Ok((done, unrecorded))
+}
+
+/// Remembers that `leaf` of `spec` is deployed and verified (see
+/// `renew::state::record_deployed`), at the services' clock.
+pub fn record_deployed(
+    services: &Services<'_>,
+    spec: &CertificateSpec,
+    leaf: &Certificate,
+) -> Result<(), StoreError> {
+    let dir = services.settings().state_dir.join("renewal");
+    let now = services.clock().now();
+    crate::renew::state::record_deployed(&dir, &spec.name, leaf.sha256_fingerprint(), now)
 }
 
 /// Deploys `material` to every target, skipping a target whose state says it already

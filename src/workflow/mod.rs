@@ -12,6 +12,7 @@ pub mod deploy;
 pub mod doctor;
 pub mod doctor_state;
 pub mod issue;
+pub mod issue_all;
 pub mod keep;
 pub mod keys_ahead;
 pub mod lease_turn;
@@ -21,6 +22,8 @@ pub mod preflight;
 pub mod renew;
 pub mod services;
 pub mod stall;
+#[cfg(test)]
+pub(crate) mod test_fakes;
 pub mod verify;
 
 pub use issue::{IssueFailure, IssueServices, Issued, issue};
