@@ -3,24 +3,16 @@
 //! decision `renew` makes, from the state in `renewal/<name>.json`), what each deployment
 //! serves now, and the last run's result.
 //!
-//! Owns: gathering those facts (reads only: the store, the renewal state, each target's
-//! read API) and their layout. Does not own the decision (`renew::policy`), does not ask the
-//! CA (the ARI window shown is the one the last `renew` stored) and never writes anything.
+//! Owns: their layout (the table and the JSON objects). Does not own gathering the facts
+//! (`workflow::status`) nor the decision (`renew::policy`).
 
 use clap::Args;
 use time::OffsetDateTime;
 
 use super::Cli;
 use super::output;
-use crate::clock::{Clock, SystemClock};
-use crate::config::{CertificateSpec, Settings};
-use crate::deploy::from_config;
 use crate::error::exit;
-use crate::pki::bundle::parse_bundle;
-use crate::pki::certificate::Certificate;
-use crate::renew::policy::{Decision, Reason};
-use crate::renew::state;
-use crate::store::Store;
+use crate::workflow::status::{StatusOptions, StatusRow, status};
 
 /// Flags of `status`.
 #[derive(Debug, Args)]
@@ -43,55 +35,6 @@ pub struct StatusArgs {
     pub probe: bool,
 }
 
-/// What one deployment target serves now.
-#[derive(Debug, Clone)]
-struct Served {
-    target: String,
-    /// `running`, `pending`, `failed`, `files`, `none` (nothing configured), `unknown`
-    /// (not contacted or unreadable).
-    status: String,
-    expire: Option<OffsetDateTime>,
-    /// Whether the target named the time zone of `expire` (EMQX Cloud may not).
-    expire_zone_known: bool,
-    /// Whether what it serves is the stored certificate (by expiry and CN: EMQX Cloud
-    /// reports only those); None when unknown.
-    matches_stored: Option<bool>,
-    error: Option<String>,
-}
-
-/// One row.
-#[derive(Debug, Clone)]
-struct Row {
-    name: String,
-    domains: Vec<String>,
-    key_type: String,
-    serial: Option<String>,
-    not_after: Option<OffsetDateTime>,
-    days_left: Option<i64>,
-    /// `now`, or when it becomes due.
-    next_renewal: Option<OffsetDateTime>,
-    /// `missing`, `expired`, `ari_window`, `lifetime`, `backoff`, `import_impossible`.
-    next_reason: &'static str,
-    renew_now: bool,
-    deployments: Vec<Served>,
-    last_result: &'static str,
-    last_at: Option<OffsetDateTime>,
-    last_error: Option<String>,
-    failures: u32,
-    /// What fresh certificates from the configured CA leave of each target's import window.
-    import_notes: Vec<String>,
-}
-
-fn reason_word(r: &Reason) -> &'static str {
-    match r {
-        Reason::Forced => "forced",
-        Reason::Missing => "missing",
-        Reason::Expired => "expired",
-        Reason::AriWindow => "ari_window",
-        Reason::Lifetime => "lifetime",
-    }
-}
-
 fn reason_text(word: &str) -> &'static str {
     match word {
         "missing" => "no certificate stored",
@@ -104,180 +47,6 @@ fn reason_text(word: &str) -> &'static str {
     }
 }
 
-fn read_leaf(store: &Store, name: &str) -> Option<Certificate> {
-    let text = store.read_live(name, "cert.pem").ok()??;
-    parse_bundle(text.as_bytes())
-        .ok()?
-        .certificates
-        .into_iter()
-        .next()
-}
-
-/// What the broker serves over TLS, per transport (`--probe`).
-async fn probe_served(
-    settings: &Settings,
-    spec: &CertificateSpec,
-    leaf: Option<&Certificate>,
-) -> Vec<Served> {
-    let opts = crate::workflow::verify::VerifyOptions::default();
-    let target = match crate::workflow::verify::probe_target(settings, spec, &opts) {
-        Ok(Some(t)) => t,
-        Ok(None) => return Vec::new(),
-        Err(e) => {
-            return vec![Served {
-                target: "TLS probe".into(),
-                status: "unknown".into(),
-                expire: None,
-                expire_zone_known: true,
-                matches_stored: None,
-                error: Some(e.to_string()),
-            }];
-        }
-    };
-    let services = crate::workflow::Services::new(settings);
-    match services.probe().probe(&target).await {
-        Ok(report) => report
-            .transports
-            .iter()
-            .map(|t| {
-                let cert = t.server_certificate.as_ref();
-                Served {
-                    target: format!("TLS probe {} {}", t.transport, t.url),
-                    status: if cert.is_some() { "tls" } else { "unknown" }.into(),
-                    expire: cert.and_then(|c| c.not_after),
-                    expire_zone_known: true,
-                    matches_stored: cert.map(|c| {
-                        leaf.is_some_and(|l| c.serial_hex.eq_ignore_ascii_case(l.serial_hex()))
-                    }),
-                    error: if cert.is_none() {
-                        t.outcome.as_ref().err().map(|e| e.to_string())
-                    } else {
-                        None
-                    },
-                }
-            })
-            .collect(),
-        Err(e) => vec![Served {
-            target: "TLS probe".into(),
-            status: "unknown".into(),
-            expire: None,
-            expire_zone_known: true,
-            matches_stored: None,
-            error: Some(e.to_string()),
-        }],
-    }
-}
-
-async fn row(
-    settings: &Settings,
-    spec: &CertificateSpec,
-    args: &StatusArgs,
-    now: OffsetDateTime,
-) -> Row {
-    let offline = args.offline;
-    let store = Store::new(&settings.state_dir);
-    let leaf = read_leaf(&store, &spec.name);
-    let (st, _warning) = state::load(&settings.state_dir.join("renewal"), &spec.name);
-    let mut deployments = Vec::new();
-    let mut min_days_left = None;
-    let mut import_notes = Vec::new();
-    match from_config::targets(spec) {
-        Ok(targets) => {
-            min_days_left = targets.iter().map(|t| t.rules().min_days_left).max();
-            let windows: Vec<(String, i64)> = targets
-                .iter()
-                .map(|t| (t.describe(), t.rules().min_days_left))
-                .collect();
-            import_notes = crate::acme::lifetime::notes(&settings.acme, &windows, now.date());
-            for t in &targets {
-                let mut s = Served {
-                    target: t.describe(),
-                    status: "unknown".into(),
-                    expire: None,
-                    expire_zone_known: true,
-                    matches_stored: None,
-                    error: None,
-                };
-                if !offline {
-                    match t.current().await {
-                        Ok(Some(c)) => {
-                            s.matches_stored = match &leaf {
-                                Some(l) => c.names_leaf(l),
-                                None => Some(false),
-                            };
-                            // The stored certificate's own expiry when it is the one served
-                            // (the reported one may be in an unnamed time zone).
-                            s.expire = match (&leaf, s.matches_stored) {
-                                (Some(l), Some(true)) => Some(l.not_after()),
-                                _ => c.expire.map(|e| e.at),
-                            };
-                            s.expire_zone_known = s.matches_stored == Some(true)
-                                || c.expire.is_none_or(|e| e.slack.is_zero());
-                            s.status = c.status;
-                        }
-                        Ok(None) => {
-                            s.status = "none".into();
-                            s.matches_stored = Some(false);
-                        }
-                        Err(e) => s.error = Some(e.to_string()),
-                    }
-                }
-                deployments.push(s);
-            }
-        }
-        Err(e) => deployments.push(Served {
-            target: "(configuration)".into(),
-            status: "unknown".into(),
-            expire: None,
-            expire_zone_known: true,
-            matches_stored: None,
-            error: Some(e.to_string()),
-        }),
-    }
-    if args.probe {
-        deployments.extend(probe_served(settings, spec, leaf.as_ref()).await);
-    }
-    let d = crate::workflow::renew::decide::from_stored(
-        settings,
-        leaf.as_ref(),
-        &st,
-        min_days_left,
-        now,
-    );
-    let (next_renewal, next_reason, renew_now) = match &d {
-        Decision::Renew(r) => (Some(now), reason_word(r), true),
-        Decision::NotDue { next, by } => (Some(*next), reason_word(by), false),
-        Decision::Backoff { until, .. } => (Some(*until), "backoff", false),
-        Decision::ImportImpossible { .. } => (None, "import_impossible", false),
-    };
-    let (last_result, last_at) = match (st.failures, st.last_failure, st.last_success) {
-        (n, Some(t), _) if n > 0 => ("failed", Some(t)),
-        (_, _, Some(t)) => ("ok", Some(t)),
-        _ => ("never", None),
-    };
-    Row {
-        name: spec.name.clone(),
-        domains: spec.domains.iter().map(|d| d.to_string()).collect(),
-        key_type: spec.key_type.to_string(),
-        serial: leaf.as_ref().map(|l| l.serial_hex().to_string()),
-        not_after: leaf.as_ref().map(|l| l.not_after()),
-        days_left: leaf.as_ref().map(|l| (l.not_after() - now).whole_days()),
-        next_renewal,
-        next_reason,
-        renew_now,
-        deployments,
-        last_result,
-        last_at,
-        last_error: if last_result == "failed" {
-            st.last_error.clone()
-        } else {
-            None
-        },
-        failures: st.failures,
-        import_notes,
-    }
-}
-
 fn date(t: OffsetDateTime) -> String {
     let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute] UTC");
     t.to_offset(time::UtcOffset::UTC)
@@ -285,7 +54,7 @@ fn date(t: OffsetDateTime) -> String {
         .unwrap_or_else(|_| t.to_string())
 }
 
-fn json(r: &Row) -> serde_json::Value {
+fn json(r: &StatusRow) -> serde_json::Value {
     serde_json::json!({
         "name": r.name,
         "domains": r.domains,
@@ -315,7 +84,7 @@ fn json(r: &Row) -> serde_json::Value {
 }
 
 /// The human table: one line per certificate, then one indented line per deployment.
-fn table(rows: &[Row]) -> String {
+fn table(rows: &[StatusRow]) -> String {
     let cells: Vec<[String; 7]> = rows
         .iter()
         .map(|r| {
@@ -432,11 +201,12 @@ pub async fn run(cli: &Cli, args: &StatusArgs) -> i32 {
     {
         return code;
     }
-    let now = SystemClock.now();
-    let mut rows = Vec::new();
-    for spec in &settings.certificates {
-        rows.push(row(&settings, spec, args, now).await);
-    }
+    let opts = StatusOptions {
+        offline: args.offline,
+        probe: args.probe,
+    };
+    let services = crate::workflow::Services::new(&settings);
+    let rows = status(&services, &opts).await;
     if args.json {
         for r in &rows {
             if let serde_json::Value::Object(fields) = json(r) {

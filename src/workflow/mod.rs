@@ -22,6 +22,7 @@ pub mod preflight;
 pub mod renew;
 pub mod services;
 pub mod stall;
+pub mod status;
 #[cfg(test)]
 pub(crate) mod test_fakes;
 pub mod verify;
