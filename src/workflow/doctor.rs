@@ -23,73 +23,14 @@ use crate::dns::{HostedZone, RecordType};
 use crate::store::Store;
 use crate::workflow::challenge_records::{DnsView, Ledger};
 
+pub use super::doctor_report::{Check, Report, Status};
+
 /// How long one network check (HTTPS, TCP connect) may take.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Clock skew against the CA's `Date` up to which all is well.
 pub const SKEW_OK: Duration = Duration::from_secs(60);
 /// Clock skew from which the clock is called wrong (certificate and renewal times shift).
 pub const SKEW_FAIL: Duration = Duration::from_secs(300);
-
-/// The outcome of one check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Status {
-    /// Passed.
-    Pass,
-    /// Works, but worth knowing (e.g. `auto` falls back to INSYNC here).
-    Warn,
-    /// Needed and failing: `issue` would fail.
-    Fail,
-    /// Not checked, because something it needs failed first.
-    Skip,
-}
-
-impl Status {
-    /// `ok`, `warn`, `fail` or `skip` (JSON and text).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Pass => "ok",
-            Status::Warn => "warn",
-            Status::Fail => "fail",
-            Status::Skip => "skip",
-        }
-    }
-}
-
-/// One check: a line of the report.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Check {
-    /// `aws`, `dns`, `state`, `acme`, `deploy` or `mqtt`.
-    pub section: &'static str,
-    /// What was checked, e.g. `credentials`, `ChangeResourceRecordSets`.
-    pub name: String,
-    /// The outcome.
-    pub status: Status,
-    /// What was seen.
-    pub evidence: String,
-    /// What to do (failures and warnings; absent where the evidence already says it).
-    pub fix: Option<String>,
-}
-
-/// Every check of one certificate.
-#[derive(Debug, Clone)]
-pub struct Report {
-    /// Certificate name.
-    pub name: String,
-    /// Its names.
-    pub domains: Vec<String>,
-    /// The checks, in order.
-    pub checks: Vec<Check>,
-}
-
-impl Report {
-    /// The needed checks that fail.
-    pub fn failures(&self) -> Vec<&Check> {
-        self.checks
-            .iter()
-            .filter(|c| c.status == Status::Fail)
-            .collect()
-    }
-}
 
 fn check(
     section: &'static str,

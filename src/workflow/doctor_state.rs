@@ -9,7 +9,7 @@
 use crate::config::Settings;
 use crate::store::backend::{Condition, Put, Sensitivity, StateBackend};
 use crate::store::s3::S3Backend;
-use crate::workflow::doctor::{Check, Status};
+use crate::workflow::doctor_report::{Check, Status};
 
 fn line(name: &str, status: Status, evidence: String, fix: Option<String>) -> Check {
     Check {

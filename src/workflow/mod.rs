@@ -10,6 +10,7 @@ pub mod client_ca;
 pub mod cname;
 pub mod deploy;
 pub mod doctor;
+pub mod doctor_report;
 pub mod doctor_state;
 pub mod issue;
 pub mod issue_all;
