@@ -1,23 +1,19 @@
 //! `brokercert plan` (and `issue --dry-run`): every DNS change, ACME call and deployment call
 //! `issue` would make, printed, with nothing changed.
 //!
-//! Owns: the read-only walk (list hosted zones, read records through the zone's nameservers,
-//! read the stored ACME account, GET each deployment's state) and the listing. It never
-//! calls a writing API: no ChangeResourceRecordSets, no ACME request at all (so no account
-//! and no order), no POST/PUT, no file written, no reload. Does not own the decisions it
+//! Owns: the listing (text or JSON) and what it says while Route 53 is slow to answer. Does
+//! not own the read-only walk that finds the steps (`workflow::plan`) nor the decisions it
 //! describes (`dns::plan`, `deploy`).
 
 use clap::Args;
 
 use super::output;
 use super::{Cli, IssueArgs};
-use crate::clock::{Clock, SystemClock};
-use crate::config::{CertificateSpec, Settings};
-use crate::deploy::from_config;
+use crate::config::CertificateSpec;
 use crate::error::{Error, exit};
-use crate::store::Store;
 use crate::workflow::challenge_records::DnsView;
-use crate::workflow::plan::{Step, cname_steps, deploy_steps, step};
+use crate::workflow::plan::{PlanOptions, Step, plan_certificate};
+use crate::workflow::services::Services;
 
 /// Flags of `plan` (the same selection and overrides as `issue`).
 #[derive(Debug, Args)]
@@ -47,8 +43,8 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
         );
         return exit::CONFIG;
     }
-    let route53 = crate::workflow::services::route53(&settings).await;
-    let lookup = crate::workflow::services::lookup(&settings);
+    let services = Services::new(&settings);
+    let route53 = services.route53().await;
     // Listing the hosted zones is the first network call; when AWS cannot be reached its
     // SDK retries for tens of seconds: say what the plan is waiting for meanwhile.
     let renderer = super::progress_display::Renderer::shared(cli.quiet, cli.verbose);
@@ -62,7 +58,7 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
                 .as_deref()
                 .unwrap_or("AWS (credentials from the standard chain)")
         );
-        waiting_for(&progress, &what, DnsView::new(&route53, &lookup)).await
+        waiting_for(&progress, &what, DnsView::new(route53, services.lookup())).await
     };
     renderer.clear();
     let view = match viewing {
@@ -70,19 +66,12 @@ pub async fn run_for_issue(cli: &Cli, args: &IssueArgs) -> i32 {
         Err(e) => return output::fail(e),
     };
     let mut code = exit::OK;
-    let store = Store::new(&settings.state_dir);
     for spec in &settings.certificates {
-        let keep = (!args.force_renewal && !args.new_key)
-            .then(|| crate::workflow::keep::keepable(&settings, spec, &store, SystemClock.now()).ok())
-            .flatten()
-            .map(|(leaf, k)| {
-                format!(
-                    "the stored certificate (serial {}) is not due for renewal until {}: `issue` keeps it and orders nothing (`--force-renewal` orders anyway)",
-                    leaf.serial_hex(),
-                    output::date(k.due)
-                )
-            });
-        let (steps, error) = match plan_one(&settings, spec, &view, args.force, keep).await {
+        let opts = PlanOptions {
+            force: args.force,
+            order_anyway: args.force_renewal || args.new_key,
+        };
+        let (steps, error) = match plan_certificate(&services, &view, spec, &opts).await {
             Ok(s) => (s, None),
             Err((s, e)) => (s, Some(e)),
         };
@@ -175,256 +164,4 @@ fn render(spec: &CertificateSpec, steps: &[Step], failed: bool) -> String {
         })
     ));
     out
-}
-
-async fn plan_one(
-    settings: &Settings,
-    spec: &CertificateSpec,
-    view: &DnsView<'_>,
-    force: bool,
-    keep: Option<String>,
-) -> Result<Vec<Step>, (Vec<Step>, Error)> {
-    let mut steps = Vec::new();
-    // Not due: `issue` orders nothing, touches no DNS, and only deploys where not served.
-    if let Some(why) = keep {
-        steps.push(step("acme", "keep", why));
-        return deploy_and_verify_steps(settings, spec, steps).await;
-    }
-    macro_rules! tryp {
-        ($e:expr) => {
-            match $e {
-                Ok(v) => v,
-                Err(e) => return Err((steps, e.into())),
-            }
-        };
-    }
-    steps.push(step("dns", "read", "ListHostedZones"));
-
-    // CNAME.
-    match cname_steps(view, spec, force).await {
-        Ok(mut c) => steps.append(&mut c),
-        Err((mut c, e)) => {
-            steps.append(&mut c);
-            return Err((steps, e));
-        }
-    }
-
-    // Challenge names and where their TXT goes.
-    let mut targets = Vec::new();
-    for d in &spec.domains {
-        let challenge = d.challenge_name();
-        if targets
-            .iter()
-            .any(|(c, _, _): &(crate::names::DomainName, _, _)| *c == challenge)
-        {
-            continue;
-        }
-        let (zone, target) = tryp!(
-            view.challenge_target(&challenge, spec.hosted_zone_id.as_deref())
-                .await
-        );
-        targets.push((challenge, zone, target));
-    }
-    for (challenge, zone, target) in &targets {
-        let delegated = if target != challenge {
-            format!(" (delegated from {challenge})")
-        } else {
-            String::new()
-        };
-        steps.push(step(
-            "dns",
-            "write",
-            format!(
-                "ChangeResourceRecordSets zone {}: UPSERT {target} TXT (one value per authorization, values kept){delegated}",
-                zone.id
-            ),
-        ));
-    }
-    let mut zones: Vec<&crate::dns::HostedZone> = targets.iter().map(|(_, z, _)| z).collect();
-    zones.sort_by(|a, b| a.id.cmp(&b.id));
-    zones.dedup_by(|a, b| a.id == b.id);
-    for z in &zones {
-        let ns = match view.nameservers(z).await {
-            Ok(ns) => ns
-                .iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>()
-                .join(", "),
-            Err(e) => format!("(cannot list them now: {e})"),
-        };
-        steps.push(step(
-            "dns",
-            "wait",
-            format!(
-                "GetChange until INSYNC, then every nameserver of {} serves the values: {ns}",
-                z.name
-            ),
-        ));
-    }
-    for (_, zone, target) in &targets {
-        steps.push(step(
-            "dns",
-            "write",
-            format!(
-                "ChangeResourceRecordSets zone {}: DELETE this run's values at {target} TXT (after validation, or on failure)",
-                zone.id
-            ),
-        ));
-    }
-
-    // ACME.
-    let store = Store::new(&settings.state_dir);
-    let dir = &settings.acme.directory;
-    steps.push(step("acme", "read", format!("GET {dir} (directory)")));
-    match tryp!(store.load_account(dir)) {
-        Some(_) => steps.push(step(
-            "acme",
-            "call",
-            format!("use the account stored in {}", store.root().display()),
-        )),
-        None => steps.push(step(
-            "acme",
-            "write",
-            format!(
-                "newAccount{}{}{}",
-                settings
-                    .acme
-                    .email
-                    .as_deref()
-                    .map(|e| format!(" (contact {e})"))
-                    .unwrap_or_default(),
-                if settings.acme.agree_tos {
-                    ", terms of service agreed"
-                } else {
-                    ", terms NOT agreed"
-                },
-                if settings.acme.eab.is_some() {
-                    ", with External Account Binding"
-                } else {
-                    ""
-                }
-            ),
-        )),
-    }
-    // Without an account and without agreement `issue` stops here (exit 2): so does the plan.
-    if !settings.acme.agree_tos && tryp!(store.load_account(dir)).is_none() {
-        return Err((
-            steps,
-            Error::Acme(crate::acme::AcmeError::TermsNotAgreed {
-                directory: dir.clone(),
-                tos: None,
-            }),
-        ));
-    }
-    let names = spec
-        .domains
-        .iter()
-        .map(|d| d.as_str())
-        .collect::<Vec<_>>()
-        .join(", ");
-    steps.push(step("acme", "write", format!("newOrder for {names}")));
-    steps.push(step(
-        "acme",
-        "read",
-        format!(
-            "{} authorization(s), answered with dns-01",
-            spec.domains.len()
-        ),
-    ));
-    steps.push(step(
-        "acme",
-        "write",
-        "respond to each challenge, poll the order until ready",
-    ));
-    steps.push(step(
-        "acme",
-        "write",
-        format!(
-            "finalize with a CSR for {}, download the certificate{}",
-            if spec.reuse_key {
-                format!(
-                    "the stored {} key (reuse_key; a new one if none is stored)",
-                    spec.key_type
-                )
-            } else {
-                format!("a new {} key", spec.key_type)
-            },
-            settings
-                .acme
-                .preferred_chain
-                .as_deref()
-                .map(|c| format!(" (preferring the chain issued by `{c}`)"))
-                .unwrap_or_default()
-        ),
-    ));
-    steps.push(step(
-        "acme",
-        "local",
-        format!(
-            "write {}/{{cert,chain,fullchain,privkey,root}}.pem",
-            store.live_dir(&spec.name).display()
-        ),
-    ));
-
-    deploy_and_verify_steps(settings, spec, steps).await
-}
-
-/// The deployment and verification part of the plan (also all of it when the stored
-/// certificate is kept).
-async fn deploy_and_verify_steps(
-    settings: &Settings,
-    spec: &CertificateSpec,
-    mut steps: Vec<Step>,
-) -> Result<Vec<Step>, (Vec<Step>, Error)> {
-    macro_rules! tryp {
-        ($e:expr) => {
-            match $e {
-                Ok(v) => v,
-                Err(e) => return Err((steps, e.into())),
-            }
-        };
-    }
-    // Deployment.
-    let deploy_targets = tryp!(from_config::targets(spec));
-    if deploy_targets.is_empty() {
-        steps.push(step("deploy", "skip", "no deployment target configured"));
-    }
-    let windows: Vec<(String, i64)> = deploy_targets
-        .iter()
-        .map(|t| (t.describe(), t.rules().min_days_left))
-        .collect();
-    let today = time::OffsetDateTime::now_utc().date();
-    for n in crate::acme::lifetime::notes(&settings.acme, &windows, today) {
-        steps.push(step("deploy", "note", n));
-    }
-    steps.extend(deploy_steps(&deploy_targets).await);
-
-    // Verification.
-    if !deploy_targets.is_empty() && crate::workflow::verify::wanted_after_deploy(spec) {
-        match crate::workflow::verify::probe_target(settings, spec, &Default::default()) {
-            Ok(Some(t)) => {
-                let addr = t
-                    .connect_addr
-                    .map(|a| format!(" at {a}"))
-                    .unwrap_or_default();
-                for tr in &t.transports {
-                    let port = match tr {
-                        crate::verify::Transport::Mqtts => t.mqtts_port,
-                        crate::verify::Transport::Wss => t.wss_port,
-                    };
-                    steps.push(step(
-                        "verify",
-                        "read",
-                        format!(
-                            "{tr} {}:{port}{addr}: TLS handshake, subscribe/publish/receive, expect the new certificate",
-                            t.host
-                        ),
-                    ));
-                }
-            }
-            Ok(None) => steps.push(step("verify", "skip", "switched off (`skip = true`)")),
-            Err(e) => return Err((steps, e)),
-        }
-    }
-    Ok(steps)
 }

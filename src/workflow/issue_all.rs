@@ -499,6 +499,7 @@ mod tests {
             Services::new(&settings)
                 .with_ca(Box::new(ca))
                 .with_dns(Box::new(zone))
+                .with_lookup(Box::new(OfflineLookup))
                 .with_probe(Box::new(probe))
                 .with_clock(&clock)
         };
@@ -553,6 +554,7 @@ mod tests {
         let services = Services::new(&settings)
             .with_ca(Box::new(ca))
             .with_dns(Box::new(MemoryZone::with(vec![])))
+            .with_lookup(Box::new(OfflineLookup))
             .with_probe(Box::new(Silent))
             .with_clock(&clock);
         // The signal comes while the probe waits for a broker that never answers.

@@ -394,3 +394,35 @@ pub(crate) const VERIFY: &str = r#"
 transports = ["mqtts"]
 settle_timeout = "1s"
 "#;
+
+/// DNS lookups that reach no server at all: every question fails at once. The tests that use
+/// it must not need DNS answers; it keeps them from asking the machine's resolver.
+pub(crate) struct OfflineLookup;
+
+#[async_trait]
+impl crate::dns::lookup::DnsLookup for OfflineLookup {
+    async fn nameservers(
+        &self,
+        zone: &str,
+    ) -> Result<Vec<crate::dns::lookup::Nameserver>, DnsError> {
+        Err(offline(zone, RecordType::Ns))
+    }
+    async fn query(
+        &self,
+        _: &crate::dns::lookup::Nameserver,
+        name: &str,
+        rtype: RecordType,
+    ) -> Result<crate::dns::lookup::Answer, DnsError> {
+        Err(offline(name, rtype))
+    }
+}
+
+fn offline(name: &str, rtype: RecordType) -> DnsError {
+    DnsError::Lookup {
+        name: name.to_string(),
+        rtype,
+        server: "no server (an offline test)".into(),
+        message: "this test makes no DNS query".into(),
+        failure: crate::dns::lookup::QueryFailure::Other,
+    }
+}

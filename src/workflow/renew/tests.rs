@@ -259,6 +259,7 @@ async fn dns01_values_an_interrupted_run_left_are_removed_first_and_only_ours() 
     let services = Services::new(&settings)
         .with_ca(Box::new(ca))
         .with_dns(Box::new(zone))
+        .with_lookup(Box::new(OfflineLookup))
         .with_clock(&clock);
     let (outcome, lines) = run_on(services).await;
     assert!(
@@ -285,6 +286,7 @@ async fn dns01_values_an_interrupted_run_left_are_removed_first_and_only_ours() 
     let services = Services::new(&settings)
         .with_ca(Box::new(fake_ca()))
         .with_dns(Box::new(zone))
+        .with_lookup(Box::new(OfflineLookup))
         .with_clock(&clock);
     let _ = run_on(services).await;
     assert_eq!(zone.changes.load(Ordering::SeqCst), 1, "no further change");
@@ -308,6 +310,7 @@ async fn a_certificate_never_issued_is_ordered_stored_deployed_and_verified() {
     let services = Services::new(&settings)
         .with_ca(Box::new(ca))
         .with_dns(Box::new(zone))
+        .with_lookup(Box::new(OfflineLookup))
         .with_probe(Box::new(probe))
         .with_clock(&clock);
     let (outcome, lines) = run_on(services).await;
@@ -348,6 +351,7 @@ async fn a_certificate_never_issued_is_ordered_stored_deployed_and_verified() {
     let services = Services::new(&settings)
         .with_ca(Box::new(ca))
         .with_dns(Box::new(zone))
+        .with_lookup(Box::new(OfflineLookup))
         .with_probe(Box::new(probe))
         .with_clock(&clock);
     let (outcome, lines) = run_on(services).await;
