@@ -86,6 +86,10 @@ impl Ledger {
     }
 }
 
+/// A challenge name, the hosted zone its TXT goes in, and the name written there (itself, or
+/// where a CNAME delegates it).
+pub type ChallengeTarget = (DomainName, HostedZone, DomainName);
+
 /// Zones and their nameservers, looked up once per run.
 pub struct DnsView<'a> {
     /// The provider.
@@ -389,6 +393,27 @@ impl<'a> DnsView<'a> {
                 _ => return Ok((served, true)),
             }
         }
+    }
+
+    /// Where the DNS-01 TXT of each of `spec`'s names goes, once per challenge name (a
+    /// wildcard shares its base name's), in the order of its domains: decided before anything
+    /// is ordered, so a name no hosted zone can hold fails with no order placed.
+    pub async fn challenge_targets(
+        &self,
+        spec: &crate::config::CertificateSpec,
+    ) -> Result<Vec<ChallengeTarget>, DnsError> {
+        let mut targets: Vec<ChallengeTarget> = Vec::new();
+        for d in &spec.domains {
+            let challenge = d.challenge_name();
+            if targets.iter().any(|(c, _, _)| *c == challenge) {
+                continue;
+            }
+            let (zone, target) = self
+                .challenge_target(&challenge, spec.hosted_zone_id.as_deref())
+                .await?;
+            targets.push((challenge, zone, target));
+        }
+        Ok(targets)
     }
 
     /// Where the TXT for `challenge_name` must go: the name itself, or the end of the CNAME

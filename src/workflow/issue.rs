@@ -315,20 +315,7 @@ async fn run(
     // Where each name's DNS-01 TXT goes, decided before anything is ordered: a name no
     // hosted zone can hold fails here, with no order placed at the CA.
     let t = tracker.enter(Stage::Zones, "finding the hosted zone of every name");
-    let mut targets = Vec::new();
-    for d in &spec.domains {
-        let challenge = d.challenge_name();
-        if targets
-            .iter()
-            .any(|(c, _, _): &(crate::names::DomainName, _, _)| *c == challenge)
-        {
-            continue;
-        }
-        let (zone, target) = view
-            .challenge_target(&challenge, spec.hosted_zone_id.as_deref())
-            .await?;
-        targets.push((challenge, zone, target));
-    }
+    let targets = view.challenge_targets(spec).await?;
     tracker.leave(
         Stage::Zones,
         t,

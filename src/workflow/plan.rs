@@ -215,21 +215,7 @@ pub async fn plan_certificate(
     }
 
     // Challenge names and where their TXT goes.
-    let mut targets = Vec::new();
-    for d in &spec.domains {
-        let challenge = d.challenge_name();
-        if targets
-            .iter()
-            .any(|(c, _, _): &(crate::names::DomainName, _, _)| *c == challenge)
-        {
-            continue;
-        }
-        let (zone, target) = tryp!(
-            view.challenge_target(&challenge, spec.hosted_zone_id.as_deref())
-                .await
-        );
-        targets.push((challenge, zone, target));
-    }
+    let targets = tryp!(view.challenge_targets(spec).await);
     for (challenge, zone, target) in &targets {
         let delegated = if target != challenge {
             format!(" (delegated from {challenge})")
