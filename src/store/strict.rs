@@ -302,28 +302,34 @@ pub fn open_state_file(
     options
         .custom_flags(flags(OFlags::NOFOLLOW | OFlags::CLOEXEC))
         .open(path)
-        .map_err(|e| {
-            // O_NOFOLLOW refuses a link with ELOOP; only then is the name looked at again
-            // (to tell a planted link from a loop), so a missing file costs one syscall.
-            let loop_error = e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error());
-            if loop_error && fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-                refuse_link(path)
-            } else {
-                io(action, path)(e)
-            }
-        })
+        .map_err(|e| open_error(path, action, e))
+}
+
+/// The error of opening the state file `path` with `O_NOFOLLOW`: a refusal when a link is
+/// in its place, else the I/O error.
+pub(super) fn open_error(path: &Path, action: &'static str, e: io::Error) -> StoreError {
+    // O_NOFOLLOW refuses a link with ELOOP; only then is the name looked at again (to tell
+    // a planted link from a loop), so a missing file costs one syscall.
+    let loop_error = e.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error());
+    if loop_error && fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        refuse_link(path)
+    } else {
+        io(action, path)(e)
+    }
 }
 
 /// Reads the state file `path` (without following a link in its place); `None` if missing.
 pub fn read_state_file(path: &Path) -> Result<Option<String>, StoreError> {
+    match open_state_file(path, OpenOptions::new().read(true), "read") {
+        Ok(file) => read_opened(file, path).map(Some),
+        Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Reads the opened state file `path` to its end.
+pub(super) fn read_opened(mut file: File, path: &Path) -> Result<String, StoreError> {
     use std::io::Read;
-    let mut file = match open_state_file(path, OpenOptions::new().read(true), "read") {
-        Ok(f) => f,
-        Err(StoreError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            return Ok(None);
-        }
-        Err(e) => return Err(e),
-    };
     // State files are a few KiB: one read fills a buffer of that size and a second sees the
     // end. (`File::read_to_string` first asks the size with `statx` and the position with
     // `lseek`: two more syscalls per file, a thousand files in a no-op renew.)
@@ -331,7 +337,7 @@ pub fn read_state_file(path: &Path) -> Result<Option<String>, StoreError> {
     Read::take(&mut file, u64::MAX)
         .read_to_string(&mut text)
         .map_err(io("read", path))?;
-    Ok(Some(text))
+    Ok(text)
 }
 
 /// The first read's buffer in [`read_state_file`] (a larger file just takes more reads).
