@@ -11,7 +11,7 @@ use crate::pki::bundle::first_certificate;
 use crate::pki::certificate::Certificate;
 use crate::renew::policy::Current;
 use crate::renew::state::RenewalState;
-use crate::store::{StateFiles, Store};
+use crate::store::Store;
 use crate::workflow::verify::{VerifyOptions, probe_target, resolver};
 
 /// What is deployed now, and how it was learned.
@@ -23,12 +23,18 @@ pub(super) struct Observed {
 
 /// The stored certificate of `name` (its leaf), if any.
 pub fn read_live(store: &Store, name: &str) -> Result<Option<Certificate>, Error> {
-    read_live_in(&StateFiles::by_path(&store.root().join("live")), name)
+    read_live_in(
+        &crate::store::StateFiles::by_path(&store.root().join("live")),
+        name,
+    )
 }
 
 /// [`read_live`] from the store's `live` directory held open (a run over many
 /// certificates).
-pub fn read_live_in(live: &StateFiles, name: &str) -> Result<Option<Certificate>, Error> {
+pub fn read_live_in(
+    live: &crate::store::StateFiles,
+    name: &str,
+) -> Result<Option<Certificate>, Error> {
     let Some(text) = live.read(&format!("{name}/cert.pem"))? else {
         return Ok(None);
     };
