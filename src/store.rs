@@ -23,8 +23,10 @@ use sha2::{Digest, Sha256};
 pub mod backend;
 pub mod mirror;
 pub mod s3;
+pub mod state_files;
 pub mod strict;
 
+pub use state_files::StateFiles;
 pub use strict::{create_dir_exact, create_dirs, ensure_state_dir, read_state_file};
 
 /// Failures reading or writing local state.

@@ -39,6 +39,25 @@ pub fn say(text: &str) {
     }
 }
 
+/// Prints lines as [`say`] does, in one write: a no-op `renew` over 1,000 certificates
+/// prints a line each, and stdout, line-buffered, would make one syscall per line.
+pub fn say_lines(lines: impl IntoIterator<Item = String>) {
+    let mut text = String::new();
+    for line in lines {
+        text.push_str(&crate::terminal_text::sanitize(&line));
+        text.push('\n');
+    }
+    if text.is_empty() {
+        return;
+    }
+    super::progress_display::clear_shared();
+    let _ = if json_mode() {
+        std::io::stderr().lock().write_all(text.as_bytes())
+    } else {
+        std::io::stdout().lock().write_all(text.as_bytes())
+    };
+}
+
 /// Prints one JSON object as one line on stdout (JSON Lines), with `schema_version` and
 /// `command` first.
 pub fn emit_json(command: &str, mut fields: serde_json::Map<String, serde_json::Value>) {

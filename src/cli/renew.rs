@@ -163,19 +163,21 @@ pub async fn run(cli: &Cli, args: &RenewArgs) -> i32 {
 
 /// Prints the outcomes, writes the summary, notifies; returns the exit code.
 pub async fn report(settings: &Settings, args: &RenewArgs, outcomes: &[(String, Outcome)]) -> i32 {
-    let mut code = exit::OK;
     super::progress_display::clear_shared();
+    // One write for all the lines (stderr under `--json`, whose objects follow on stdout).
+    output::say_lines(outcomes.iter().map(|(name, o)| o.line(name)));
     for (name, o) in outcomes {
-        output::say(&o.line(name));
         if args.json
             && let serde_json::Value::Object(fields) = json(o, name)
         {
             output::emit_json("renew", fields);
         }
-        if code == exit::OK {
-            code = o.code();
-        }
     }
+    let code = outcomes
+        .iter()
+        .map(|(_, o)| o.code())
+        .find(|c| *c != exit::OK)
+        .unwrap_or(exit::OK);
     if let Some(path) = &args.summary
         && let Err(e) = append_summary(path, outcomes)
     {

@@ -324,6 +324,30 @@ fn no_pem_error(input: &[u8]) -> BundleError {
     BundleError::NoPemBlock { size: input.len() }
 }
 
+/// The first certificate of a PEM bundle, as `parse_bundle(text)`'s first one (`None` when
+/// it has none or cannot be read). A file of one plain `CERTIFICATE` block with LF line
+/// breaks — what brokercert stores — is decoded in one pass; anything else goes through
+/// [`parse_bundle`] and its tolerances. A no-op `renew` reads every stored leaf this way.
+pub fn first_certificate(text: &[u8]) -> Option<Certificate> {
+    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----\n";
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    let trimmed = text.trim_ascii_end();
+    let plain = text.len() <= MAX_BUNDLE_BYTES
+        && text.starts_with(BEGIN)
+        && trimmed.ends_with(END)
+        && trimmed.len() >= BEGIN.len() + END.len()
+        && !trimmed[BEGIN.len()..trimmed.len() - END.len()]
+            .iter()
+            .any(|b| matches!(b, b'-' | b'\r' | b':'));
+    if plain
+        && let Ok(block) = pem::parse(text)
+        && let Ok(cert) = Certificate::from_der(block.contents())
+    {
+        return Some(cert);
+    }
+    parse_bundle(text).ok()?.certificates.into_iter().next()
+}
+
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     find(haystack, needle, 0).is_some()
 }
@@ -527,6 +551,36 @@ fn decode_base64(label: &str, data: &[u8]) -> Result<Vec<u8>, String> {
 mod tests {
     use super::*;
     use crate::pki::test_support::*;
+
+    #[test]
+    fn first_certificate_is_parse_bundles_first_with_or_without_the_fast_path() {
+        let (root, chain) = ecdsa_chain(1);
+        let leaf = &chain[0];
+        let plain = leaf.to_pem();
+        let variants = [
+            plain.clone(),
+            format!("{plain}\n  \n"),
+            plain.replace('\n', "\r\n"),
+            format!("\u{feff}{plain}"),
+            format!("Subject: broker\n{plain}"),
+            pem_of(&[leaf.clone(), root.cert.clone()]),
+            pem_of(&[root.cert.clone(), leaf.clone()]),
+        ];
+        for text in &variants {
+            let expected = parse_bundle(text.as_bytes())
+                .ok()
+                .and_then(|b| b.certificates.into_iter().next());
+            assert!(expected.is_some(), "{text}");
+            assert_eq!(first_certificate(text.as_bytes()), expected, "{text}");
+        }
+        // What parse_bundle refuses, the fast path does not accept either.
+        let damaged = plain.replacen("MII", "M?I", 1);
+        assert!(parse_bundle(damaged.as_bytes()).is_err());
+        assert_eq!(first_certificate(damaged.as_bytes()), None);
+        let truncated = &plain[..plain.len() / 2];
+        assert_eq!(first_certificate(truncated.as_bytes()), None);
+        assert_eq!(first_certificate(b""), None);
+    }
 
     #[test]
     fn tolerates_bom_crlf_trailing_space_and_text_between_blocks() {

@@ -214,13 +214,15 @@ impl Certificate {
         let issuer_raw = x509.issuer().as_raw().to_vec();
         let subject = rfc4514(x509.subject());
         let issuer = rfc4514(x509.issuer());
-        let names_equal = subject_raw == issuer_raw || normalise(&subject) == normalise(&issuer);
+        let subject_cmp = normalise(&subject);
+        let issuer_cmp = normalise(&issuer);
+        let names_equal = subject_raw == issuer_raw || subject_cmp == issuer_cmp;
         let self_signed = names_equal && x509.verify_signature(None).is_ok();
 
         let inner = Inner {
             der: own.to_vec(),
-            subject_cmp: normalise(&subject),
-            issuer_cmp: normalise(&issuer),
+            subject_cmp,
+            issuer_cmp,
             subject_cn: common_name(x509.subject()),
             issuer_cn: common_name(x509.issuer()),
             subject,

@@ -15,7 +15,7 @@ use std::sync::Mutex;
 use serde::{Deserialize, Serialize};
 
 use crate::dns::plan::TxtValue;
-use crate::store::{StoreError, atomic_write, ensure_renewal_dir, read_state_file};
+use crate::store::{StateFiles, StoreError, atomic_write, ensure_renewal_dir, read_state_file};
 
 /// What the journal holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,9 +101,16 @@ impl IssueJournal for TxtJournal<'_> {
 impl Journal {
     /// The journal of certificate `name` under `renewal_dir`, loaded if present.
     pub fn open(renewal_dir: &Path, name: &str) -> Result<Journal, StoreError> {
-        let path = renewal_dir.join(format!("{name}.journal.json"));
-        let key_path = renewal_dir.join(format!("{name}.key.pem"));
-        let data = match read_state_file(&path)? {
+        Journal::open_in(&StateFiles::by_path(renewal_dir), name)
+    }
+
+    /// [`Journal::open`] from the renewal directory held open (a run over many
+    /// certificates).
+    pub fn open_in(renewal: &StateFiles, name: &str) -> Result<Journal, StoreError> {
+        let file = format!("{name}.journal.json");
+        let path = renewal.path().join(&file);
+        let key_path = renewal.path().join(format!("{name}.key.pem"));
+        let data = match renewal.read(&file)? {
             Some(text) => serde_json::from_str(&text).map_err(|e| StoreError::Corrupt {
                 path: path.clone(),
                 message: format!(

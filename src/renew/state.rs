@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
-use crate::store::{StoreError, atomic_write, ensure_renewal_dir, read_state_file};
+use crate::store::{StateFiles, StoreError, atomic_write, ensure_renewal_dir};
 
 /// The CA's renewal information for one certificate.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -118,8 +118,14 @@ pub fn path(renewal_dir: &Path, name: &str) -> PathBuf {
 /// Loads the state; a missing file is the default state, a damaged one is reported in the
 /// returned warning and replaced by the default.
 pub fn load(renewal_dir: &Path, name: &str) -> (RenewalState, Option<String>) {
-    let p = path(renewal_dir, name);
-    match read_state_file(&p) {
+    load_in(&StateFiles::by_path(renewal_dir), name)
+}
+
+/// [`load`] from the renewal directory held open (a run over many certificates).
+pub fn load_in(renewal: &StateFiles, name: &str) -> (RenewalState, Option<String>) {
+    let file = format!("{name}.json");
+    let p = renewal.path().join(&file);
+    match renewal.read(&file) {
         Ok(Some(text)) => match serde_json::from_str(&text) {
             Ok(s) => (s, None),
             Err(e) => (

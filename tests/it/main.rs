@@ -29,6 +29,7 @@ mod issue_failures;
 mod layering;
 mod nameserver_discovery;
 mod netns;
+mod noop_renew;
 mod r53_requests;
 mod renew;
 mod route53_read;

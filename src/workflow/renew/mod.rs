@@ -27,7 +27,7 @@ mod turns;
 mod tests;
 
 use std::ops::ControlFlow;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -43,7 +43,7 @@ use crate::error::{Error, exit};
 use crate::renew::journal::Journal;
 use crate::renew::policy::{self, Failures};
 use crate::renew::state::{self, RenewalState};
-use crate::store::Store;
+use crate::store::{StateFiles, Store};
 use crate::workflow::issue::Resume;
 
 /// What a phase returns: the run's outcome (done), or what the next phase needs.
@@ -123,6 +123,10 @@ pub(crate) struct Run<'a, S> {
     pub(crate) stop: &'a Stop,
     pub(crate) sink: &'a S,
     jittered: OnceCell<()>,
+    /// The renewal directory (states, and journals but in a dry run) and the store's
+    /// `live` directory, held open: every certificate reads its files from them.
+    renewal: StateFiles,
+    live: StateFiles,
 }
 
 impl<S: RenewSink> Run<'_, S> {
@@ -200,6 +204,8 @@ pub async fn renew_all<S: RenewSink>(
         stop,
         sink,
         jittered: OnceCell::new(),
+        renewal: StateFiles::open(&settings.state_dir.join("renewal")),
+        live: StateFiles::open(&store.root().join("live")),
     };
     let run = &run;
     let turns = &turns::challenge_name_turns(&settings.certificates);
@@ -239,8 +245,7 @@ fn failed(e: &Error, next_attempt: Option<time::OffsetDateTime>) -> Outcome {
 
 /// Renews one certificate if due; records the outcome in its state.
 async fn renew_one<S: RenewSink>(run: &Run<'_, S>, spec: &CertificateSpec) -> Outcome {
-    let renewal_dir = run.settings().state_dir.join("renewal");
-    let (mut st, warn) = state::load(&renewal_dir, &spec.name);
+    let (mut st, warn) = state::load_in(&run.renewal, &spec.name);
     let before = st.clone();
     if let Some(w) = warn {
         run.sink.warning(&w);
@@ -261,7 +266,7 @@ async fn renew_one<S: RenewSink>(run: &Run<'_, S>, spec: &CertificateSpec) -> Ou
     if st == before {
         return outcome;
     }
-    if let Err(e) = blocking(|| state::save(&renewal_dir, &spec.name, &st)) {
+    if let Err(e) = blocking(|| state::save(run.renewal.path(), &spec.name, &st)) {
         run.sink
             .warning(&format!("cannot save the renewal state: {e}"));
     }
@@ -328,12 +333,11 @@ async fn attempt<S: RenewSink>(
     spec: &CertificateSpec,
     st: &mut RenewalState,
 ) -> Result<Outcome, Error> {
-    let journal_dir: PathBuf = if run.opts.dry_run {
-        run.store.root().join("renewal")
+    let journal = if run.opts.dry_run {
+        Journal::open(&run.store.root().join("renewal"), &spec.name)?
     } else {
-        run.settings().state_dir.join("renewal")
+        Journal::open_in(&run.renewal, &spec.name)?
     };
-    let journal = Journal::open(&journal_dir, &spec.name)?;
     // State in S3: this certificate's leases before any work that changes something, so a
     // runner on another machine never works on it (or its DNS-01 names) at the same time.
     let mut lease = None;
@@ -353,7 +357,7 @@ async fn attempt<S: RenewSink>(
         return Ok(o);
     }
     let targets = from_config::targets(spec)?;
-    let live = observe::read_live(run.store, &spec.name)?;
+    let live = observe::read_live_in(&run.live, &spec.name)?;
     // An interrupted issuance resumes without a new decision (and without a new order
     // when the old one can still lead to a certificate).
     let resume = match journal.data().order_url {

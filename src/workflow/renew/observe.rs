@@ -7,7 +7,7 @@ use crate::config::{CertificateSpec, DeployFile};
 use crate::deploy::DeploymentTarget;
 use crate::deploy::identity::Expire;
 use crate::error::Error;
-use crate::pki::bundle::parse_bundle;
+use crate::pki::bundle::first_certificate;
 use crate::pki::certificate::Certificate;
 use crate::renew::policy::Current;
 use crate::renew::state::RenewalState;
@@ -24,12 +24,22 @@ pub(super) struct Observed {
 
 /// The stored certificate of `name` (its leaf), if any.
 pub fn read_live(store: &Store, name: &str) -> Result<Option<Certificate>, Error> {
-    let Some(text) = store.read_live(name, "cert.pem")? else {
+    read_live_in(
+        &crate::store::StateFiles::by_path(&store.root().join("live")),
+        name,
+    )
+}
+
+/// [`read_live`] from the store's `live` directory held open (a run over many
+/// certificates).
+pub fn read_live_in(
+    live: &crate::store::StateFiles,
+    name: &str,
+) -> Result<Option<Certificate>, Error> {
+    let Some(text) = live.read(&format!("{name}/cert.pem"))? else {
         return Ok(None);
     };
-    Ok(parse_bundle(text.as_bytes())
-        .ok()
-        .and_then(|b| b.certificates.into_iter().next()))
+    Ok(first_certificate(text.as_bytes()))
 }
 
 /// What `leaf` says about what is deployed.
@@ -120,7 +130,7 @@ fn files_leaf(spec: &CertificateSpec) -> Option<Certificate> {
             let p = f.fullchain.as_ref().or(f.cert.as_ref())?;
             let bytes =
                 crate::bounded_read::read_file(p, crate::bounded_read::MAX_PEM_FILE).ok()?;
-            parse_bundle(&bytes).ok()?.certificates.into_iter().next()
+            first_certificate(&bytes)
         }
         _ => None,
     })
