@@ -371,7 +371,6 @@ async fn deploy_stored<S: IssueSink>(
     };
     let usage = || targets.iter().filter_map(|t| t.api_usage()).collect();
     // Ctrl-C from here on stops waiting, not the deployment already sent.
-    let started = Instant::now();
     let deploying = deploy_and_verify(services, spec, &material, &targets, kept, true, cert);
     let done = tokio::select! {
         d = deploying => d,
@@ -380,7 +379,6 @@ async fn deploy_stored<S: IssueSink>(
             return AfterStore::Interrupted { api_usage: usage() };
         }
     };
-    tracing::debug!("deploy and verify took {:?}", started.elapsed());
     match done {
         Ok(d) => {
             if let Err(e) = record_deployed(services, spec, &material.leaf) {

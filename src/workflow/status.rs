@@ -270,9 +270,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let settings = settings(dir.path());
         let clock = FixedClock(now());
-        let fingerprint = store_certificate(&settings, clock.0);
-        let renewal = settings.state_dir.join("renewal");
-        state::record_deployed(&renewal, "broker", &fingerprint, clock.0).expect("state");
+        store_deployed(&settings, clock.0);
         let probe = FakeProbe::new(true);
         let services = Services::new(&settings)
             .with_probe(Box::new(probe))

@@ -426,3 +426,11 @@ fn offline(name: &str, rtype: RecordType) -> DnsError {
         failure: crate::dns::lookup::QueryFailure::Other,
     }
 }
+
+/// [`store_certificate`], recorded as deployed at `now` (nothing is due); its fingerprint.
+pub(crate) fn store_deployed(settings: &Settings, now: OffsetDateTime) -> String {
+    let fingerprint = store_certificate(settings, now);
+    let renewal = settings.state_dir.join("renewal");
+    crate::renew::state::record_deployed(&renewal, "broker", &fingerprint, now).expect("state");
+    fingerprint
+}

@@ -85,9 +85,7 @@ async fn a_deployed_certificate_that_is_not_due_asks_the_ca_for_no_order() {
     let dir = tempfile::tempdir().expect("temp dir");
     let settings = settings(dir.path());
     let clock = FixedClock(now());
-    let fingerprint = store_certificate(&settings, clock.0);
-    let renewal = settings.state_dir.join("renewal");
-    state::record_deployed(&renewal, "broker", &fingerprint, clock.0).expect("state");
+    store_deployed(&settings, clock.0);
     let ca = fake_ca();
     let (outcome, lines) = run(&settings, &clock, ca).await;
     match outcome {
@@ -234,9 +232,8 @@ async fn dns01_values_an_interrupted_run_left_are_removed_first_and_only_ours() 
     let dir = tempfile::tempdir().expect("temp dir");
     let settings = settings(dir.path());
     let clock = FixedClock(now());
-    let fingerprint = store_certificate(&settings, clock.0);
+    store_deployed(&settings, clock.0);
     let renewal = settings.state_dir.join("renewal");
-    state::record_deployed(&renewal, "broker", &fingerprint, clock.0).expect("state");
     let name = "_acme-challenge.broker.example.test";
     // The interrupted run journaled its value before publishing it; someone else's value
     // shares the record set.
