@@ -31,8 +31,11 @@ pub struct AcmeHttp {
 }
 
 impl AcmeHttp {
-    /// A client trusting the system roots plus the PEM files in `extra_roots`.
-    pub fn new(extra_roots: &[PathBuf]) -> Result<Self, AcmeError> {
+    /// The certificates of the PEM files in `extra_roots` (`acme.https_roots`), each checked
+    /// to hold at least one. This is the part of [`AcmeHttp::new`] that can fail on the
+    /// user's input, without building the client (which reads the system's roots): the
+    /// preflight checks run it (`workflow::preflight::check_run`).
+    pub fn read_roots(extra_roots: &[PathBuf]) -> Result<Vec<reqwest::Certificate>, AcmeError> {
         let mut certs = Vec::new();
         for p in extra_roots {
             let pem = crate::bounded_read::read_file(p, crate::bounded_read::MAX_PEM_FILE)
@@ -56,6 +59,12 @@ impl AcmeHttp {
             }
             certs.extend(found);
         }
+        Ok(certs)
+    }
+
+    /// A client trusting the system roots plus the PEM files in `extra_roots`.
+    pub fn new(extra_roots: &[PathBuf]) -> Result<Self, AcmeError> {
+        let certs = Self::read_roots(extra_roots)?;
         let client = reqwest::Client::builder()
             .user_agent(concat!("brokercert/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))

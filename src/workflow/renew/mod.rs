@@ -40,11 +40,13 @@ use super::services::Services;
 use crate::config::{CertificateSpec, Settings};
 use crate::deploy::from_config;
 use crate::error::{Error, exit};
+use crate::pki::anchors::TrustAnchors;
 use crate::renew::journal::Journal;
 use crate::renew::policy::{self, Failures};
 use crate::renew::state::{self, RenewalState};
 use crate::store::{StateFiles, Store};
 use crate::workflow::issue::Resume;
+use crate::workflow::preflight::check_run;
 
 /// What a phase returns: the run's outcome (done), or what the next phase needs.
 pub type Phase<T = ()> = Result<ControlFlow<Outcome, T>, Error>;
@@ -123,15 +125,49 @@ pub(crate) struct Run<'a, S> {
     pub(crate) stop: &'a Stop,
     pub(crate) sink: &'a S,
     jittered: OnceCell<()>,
+    /// The checks every certificate shares and the trust anchors they load, made once by
+    /// the first certificate that orders ([`Run::shared_checks`]).
+    shared: OnceCell<TrustAnchors>,
     /// The renewal directory (states, and journals but in a dry run) and the store's
     /// `live` directory, held open: every certificate reads its files from them.
     renewal: StateFiles,
     live: StateFiles,
 }
 
-impl<S: RenewSink> Run<'_, S> {
+impl<'a, S: RenewSink> Run<'a, S> {
+    /// A run storing into `store`, with its state directories opened.
+    fn new(
+        services: &'a Services<'a>,
+        opts: &'a RenewOptions,
+        store: &'a Store,
+        stop: &'a Stop,
+        sink: &'a S,
+    ) -> Self {
+        Run {
+            services,
+            opts,
+            store,
+            stop,
+            sink,
+            jittered: OnceCell::new(),
+            shared: OnceCell::new(),
+            renewal: StateFiles::open(&services.settings().state_dir.join("renewal")),
+            live: StateFiles::open(&store.root().join("live")),
+        }
+    }
+
     pub(crate) fn settings(&self) -> &Settings {
         self.services.settings()
+    }
+
+    /// The checks shared by every certificate of the run (trust anchors, the CA's HTTPS
+    /// roots: `preflight::check_run`), made once, by the first certificate that orders; its
+    /// anchors verify every new chain. A failure is not kept: each certificate reports it.
+    pub(crate) async fn shared_checks(&self) -> Result<&TrustAnchors, Error> {
+        let settings = self.settings();
+        self.shared
+            .get_or_try_init(|| async { check_run(settings) })
+            .await
     }
 
     /// The jitter, once per run, before the first work that goes to the CA: a run that
@@ -197,17 +233,7 @@ pub async fn renew_all<S: RenewSink>(
             .map(|d| d.path().to_path_buf())
             .unwrap_or_else(|| settings.state_dir.clone()),
     );
-    let run = Run {
-        services,
-        opts,
-        store: &store,
-        stop,
-        sink,
-        jittered: OnceCell::new(),
-        renewal: StateFiles::open(&settings.state_dir.join("renewal")),
-        live: StateFiles::open(&store.root().join("live")),
-    };
-    let run = &run;
+    let run = &Run::new(services, opts, &store, stop, sink);
     let turns = &turns::challenge_name_turns(&settings.certificates);
     let runs = futures::stream::iter(&settings.certificates)
         .map(|spec| async move {

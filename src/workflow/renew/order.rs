@@ -17,7 +17,7 @@ use crate::workflow::blocking::blocking;
 use crate::workflow::challenge_records::DnsView;
 use crate::workflow::issue::{IssueOptions, Issued, Resume};
 use crate::workflow::plan::{cname_steps, deploy_steps};
-use crate::workflow::preflight::{check, check_run, load_anchors};
+use crate::workflow::preflight::check;
 use crate::workflow::{IssueServices, issue};
 
 /// Issues, then deploys and verifies: always done (renewed, a dry run's plan) or failed.
@@ -33,7 +33,7 @@ pub(crate) async fn issue_and_deploy<S: RenewSink>(
     let (settings, opts) = (run.settings(), run.opts);
     // First everything checkable without the network, so that a missing secret or file
     // fails before the order.
-    check_run(settings)?;
+    let anchors = run.shared_checks().await?;
     check(settings, spec)?;
     run.before_ordering().await?;
     let replaces = match (live, resume.is_none() && settings.renew.ari) {
@@ -41,7 +41,6 @@ pub(crate) async fn issue_and_deploy<S: RenewSink>(
         _ => None,
     };
     blocking(|| journal.set_replaces(replaces.as_deref()))?;
-    let anchors = load_anchors(settings)?;
     let services = run.services;
     let route53 = services.route53().await;
     let lookup = services.lookup();
@@ -52,7 +51,7 @@ pub(crate) async fn issue_and_deploy<S: RenewSink>(
         ca,
         store: run.store,
         clock: services.clock(),
-        anchors: &anchors,
+        anchors,
         progress: a.progress,
         journal: Some(journal),
     };

@@ -402,3 +402,42 @@ fn the_stored_decision_uses_the_ari_window_kept_for_this_leaf_only() {
     settings.renew.ari = false;
     assert_eq!(decide(&settings, &window(&fingerprint)), by_lifetime);
 }
+
+#[tokio::test]
+async fn the_checks_every_certificate_shares_are_made_once_per_run() {
+    // They read the trust roots and the CA's HTTPS roots; fifty certificates used to make
+    // them fifty times (a second of CPU in a fleet). Once per run: a root file removed
+    // after the first certificate's checks is not read again in that run, and a new run
+    // does read it (the check is real).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let root = dir.path().join("extra-root.pem");
+    let ca = crate::pki::test_support::TestCa::root(
+        "Extra Root",
+        crate::pki::test_support::ecdsa_p256(),
+    );
+    std::fs::write(&root, ca.cert.to_pem()).expect("root");
+    let mut settings = settings(dir.path());
+    settings.extra_roots = vec![root.clone()];
+    settings.acme.https_roots = vec![root.clone()];
+    let services = Services::new(&settings);
+    let (opts, stop, recorder) = (RenewOptions::default(), Stop::never(), Recorder::default());
+    let store = Store::new(&settings.state_dir);
+    let sink = &recorder;
+    let run = Run::new(&services, &opts, &store, &stop, &sink);
+    let first: *const TrustAnchors = run.shared_checks().await.expect("the checks pass");
+    std::fs::remove_file(&root).expect("remove the root");
+    let again = run
+        .shared_checks()
+        .await
+        .expect("made once: the removed file is not read again in this run");
+    assert!(
+        std::ptr::eq(first, again),
+        "the same anchors, not loaded again"
+    );
+    let next = Run::new(&services, &opts, &store, &stop, &sink);
+    let e = next
+        .shared_checks()
+        .await
+        .expect_err("a new run checks again and finds the file gone");
+    assert!(e.to_string().contains("extra-root.pem"), "{e}");
+}
