@@ -7,10 +7,11 @@
 //! `PEBBLE_WFE_NONCEREJECT=0`, moto as Route 53, the sandbox DNS server. lego 4.9 has no
 //! Route 53 endpoint setting, so it reaches moto as `route53.amazonaws.com` through the
 //! sandbox's CONNECT proxy (`HTTPS_PROXY`, `AWS_CA_BUNDLE`), which refuses every other
-//! target. All reuse an ACME account made before timing starts, use an RSA 2048 key, and
-//! issue a certificate for a fresh name each run; runs are interleaved (brokercert,
-//! certbot, lego, brokercert, …) so drift in the machine's load hits all alike. Wall time is measured around the
-//! process, peak RSS is the child's `ru_maxrss` from `wait4`.
+//! target. All reuse an ACME account made before timing starts and issue a certificate for
+//! a fresh name each run, with an RSA 2048 and with an ECDSA P-256 key; runs are
+//! interleaved (brokercert, certbot, lego, for each key type, then again) so drift in the
+//! machine's load hits all alike. Wall time is measured around the process, peak RSS is
+//! the child's `ru_maxrss` from `wait4`.
 //!
 //! Flags: `--runs N` (default 10), `--fleet N` (default 50), `--noop N` (default 1000),
 //! `--skip-certbot`, `--certbot PATH` (default `.sandbox/bench-venv/bin/certbot`),
@@ -31,6 +32,34 @@ use brokercert_sandbox::{
 
 const KEY: &str = "bench-api-key";
 const SECRET: &str = "bench-api-secret";
+/// One key type of the certificate-only table, as each client spells it.
+struct CertKey {
+    label: &'static str,
+    /// A short tag for certificate names.
+    tag: &'static str,
+    brokercert: &'static str,
+    certbot: &'static [&'static str],
+    lego: &'static str,
+}
+
+/// The certificate-only table's key types (#20: both must meet the target).
+const CERT_KEYS: [CertKey; 2] = [
+    CertKey {
+        label: "RSA 2048",
+        tag: "r",
+        brokercert: "rsa2048",
+        certbot: &["--key-type", "rsa", "--rsa-key-size", "2048"],
+        lego: "rsa2048",
+    },
+    CertKey {
+        label: "ECDSA P-256",
+        tag: "e",
+        brokercert: "ecdsa-p256",
+        certbot: &["--key-type", "ecdsa", "--elliptic-curve", "secp256r1"],
+        lego: "ec256",
+    },
+];
+
 /// Hosted zones the fleet is spread over.
 const FLEET_ZONES: usize = 5;
 
@@ -396,7 +425,14 @@ jitter = "0s"
     /// lego checks the TXT record at `--dns.resolvers` only; without it, lego would also
     /// dial the zone's (real-looking) nameserver names on port 53, which must not leave
     /// the machine.
-    fn lego(&self, lego: &Path, proxy: &ConnectProxy, zone_id: &str, domain: &str) -> Command {
+    fn lego(
+        &self,
+        lego: &Path,
+        proxy: &ConnectProxy,
+        zone_id: &str,
+        domain: &str,
+        key_type: &str,
+    ) -> Command {
         let mut cmd = Command::new(lego);
         cmd.arg("--server")
             .arg(self.sb.acme_directory_url())
@@ -404,7 +440,7 @@ jitter = "0s"
             .arg(self.dir.join("lego"))
             .args([
                 "--key-type",
-                "rsa2048",
+                key_type,
                 "--dns",
                 "route53",
                 "--dns.disable-cp",
@@ -579,57 +615,68 @@ async fn run(report: &mut String) -> Result<()> {
             None => None,
         };
         let example_zone = b.sb.zone_id("example.test").context("zone")?;
-        let lego_run = |lego: &Path, proxy: &ConnectProxy, domain: &str| {
-            b.lego(lego, proxy, &example_zone, domain)
+        let lego_run = |lego: &Path, proxy: &ConnectProxy, domain: &str, key: &str| {
+            b.lego(lego, proxy, &example_zone, domain, key)
         };
         if let (Some(l), Some(p)) = (&lego, &lego_proxy) {
-            measure(lego_run(l, p, "warm-lego.example.test"), "lego warm-up").await?;
+            measure(
+                lego_run(l, p, "warm-lego.example.test", "rsa2048"),
+                "lego warm-up",
+            )
+            .await?;
         }
-        let mut ours = Vec::new();
-        let mut theirs = Vec::new();
-        let mut legos = Vec::new();
+        // Both key types, every client, interleaved run by run: the rows of one table
+        // share the machine's load.
+        let mut ours: [Vec<Sample>; 2] = Default::default();
+        let mut theirs: [Vec<Sample>; 2] = Default::default();
+        let mut legos: [Vec<Sample>; 2] = Default::default();
         for i in 0..opts.runs {
-            eprintln!("bench: certificate only, run {}/{} …", i + 1, opts.runs);
-            let name = format!("b{i}");
-            let domain = format!("b{i}.example.test");
-            ours.push(
-                measure(
-                    b.brokercert(
-                        &single,
-                        &["issue", "--name", &name, "--domain", &domain, "--timings"],
-                    ),
-                    "brokercert issue",
-                )
-                .await?,
-            );
-            if let Some(cb) = &opts.certbot {
-                let name = format!("c{i}");
-                let domain = format!("c{i}.example.test");
-                theirs.push(
+            for (k, key) in CERT_KEYS.iter().enumerate() {
+                eprintln!(
+                    "bench: certificate only ({}), run {}/{} …",
+                    key.label,
+                    i + 1,
+                    opts.runs
+                );
+                let name = format!("b{}{i}", key.tag);
+                let domain = format!("{name}.example.test");
+                ours[k].push(
                     measure(
-                        b.certbot(
-                            cb,
+                        b.brokercert(
+                            &single,
                             &[
-                                "certonly",
-                                "--dns-route53",
-                                "-d",
-                                &domain,
-                                "--cert-name",
+                                "issue",
+                                "--name",
                                 &name,
+                                "--domain",
+                                &domain,
                                 "--key-type",
-                                "rsa",
-                                "--rsa-key-size",
-                                "2048",
+                                key.brokercert,
+                                "--timings",
                             ],
                         ),
-                        "certbot certonly",
+                        "brokercert issue",
                     )
                     .await?,
                 );
-            }
-            if let (Some(l), Some(p)) = (&lego, &lego_proxy) {
-                let domain = format!("l{i}.example.test");
-                legos.push(measure(lego_run(l, p, &domain), "lego run").await?);
+                if let Some(cb) = &opts.certbot {
+                    let name = format!("c{}{i}", key.tag);
+                    let domain = format!("{name}.example.test");
+                    let mut args = vec![
+                        "certonly",
+                        "--dns-route53",
+                        "-d",
+                        &domain,
+                        "--cert-name",
+                        &name,
+                    ];
+                    args.extend_from_slice(key.certbot);
+                    theirs[k].push(measure(b.certbot(cb, &args), "certbot certonly").await?);
+                }
+                if let (Some(l), Some(p)) = (&lego, &lego_proxy) {
+                    let domain = format!("l{}{i}.example.test", key.tag);
+                    legos[k].push(measure(lego_run(l, p, &domain, key.lego), "lego run").await?);
+                }
             }
         }
         if let Some(p) = &lego_proxy {
@@ -646,49 +693,83 @@ async fn run(report: &mut String) -> Result<()> {
         }
         let _ = writeln!(
             report,
-            "\n## Certificate only (order → DNS-01 → finalize → store), RSA 2048\n"
+            "\n## Certificate only (order → DNS-01 → finalize → store)\n"
         );
         let _ = writeln!(
             report,
-            "| client | wall (median) | min | max | peak RSS (median) |"
+            "| key | client | wall (median) | min | max | peak RSS (median) |"
         );
-        let _ = writeln!(report, "|---|---:|---:|---:|---:|");
-        let row = |r: &mut String, who: &str, s: &[Sample]| {
+        let _ = writeln!(report, "|---|---|---:|---:|---:|---:|");
+        let row = |r: &mut String, key: &str, who: &str, s: &[Sample]| {
             let walls: Vec<f64> = s.iter().map(|x| ms(x.wall)).collect();
             let min = walls.iter().copied().fold(f64::INFINITY, f64::min);
             let max = walls.iter().copied().fold(0.0, f64::max);
             let _ = writeln!(
                 r,
-                "| {who} | {:.0} ms | {min:.0} ms | {max:.0} ms | {:.1} MiB |",
+                "| {key} | {who} | {:.0} ms | {min:.0} ms | {max:.0} ms | {:.1} MiB |",
                 med_ms(s),
                 med_mib(s)
             );
         };
-        row(report, "brokercert issue", &ours);
-        if !theirs.is_empty() {
-            row(report, "certbot certonly --dns-route53", &theirs);
+        for (k, key) in CERT_KEYS.iter().enumerate() {
+            row(report, key.label, "brokercert issue", &ours[k]);
+            if !theirs[k].is_empty() {
+                row(
+                    report,
+                    key.label,
+                    "certbot certonly --dns-route53",
+                    &theirs[k],
+                );
+            }
+            if !legos[k].is_empty() {
+                row(
+                    report,
+                    key.label,
+                    "lego run --dns route53 --dns.disable-cp",
+                    &legos[k],
+                );
+            }
         }
-        if !legos.is_empty() {
-            row(report, "lego run --dns route53 --dns.disable-cp", &legos);
-        }
-        if !theirs.is_empty() {
-            let speed = med_ms(&theirs) / med_ms(&ours);
-            let mem = med_mib(&ours) / med_mib(&theirs);
+        let _ = writeln!(report);
+        for (k, key) in CERT_KEYS.iter().enumerate() {
+            let ms_ours = med_ms(&ours[k]);
             let _ = writeln!(
                 report,
-                "\nbrokercert is **{speed:.1}× faster** (target ≥ 5×) and uses **{:.0} %** of certbot's peak memory (target ≤ 33 %).",
-                mem * 100.0
+                "- {}: brokercert {ms_ours:.0} ms (target ≤ 150 ms: {}), peak {:.1} MiB (target ≤ 12 MiB: {})",
+                key.label,
+                if ms_ours <= 150.0 { "met" } else { "not met" },
+                med_mib(&ours[k]),
+                if med_mib(&ours[k]) <= 12.0 {
+                    "met"
+                } else {
+                    "not met"
+                },
             );
+            if !theirs[k].is_empty() {
+                let speed = med_ms(&theirs[k]) / ms_ours;
+                let _ = writeln!(
+                    report,
+                    "  - **{speed:.1}× faster than certbot** (target ≥ 15×: {}) at **{:.0} %** of its peak memory",
+                    if speed >= 15.0 { "met" } else { "not met" },
+                    med_mib(&ours[k]) / med_mib(&theirs[k]) * 100.0
+                );
+            }
+            if !legos[k].is_empty() {
+                let _ = writeln!(
+                    report,
+                    "  - **{:.1}× faster than lego** at **{:.0} %** of its peak memory",
+                    med_ms(&legos[k]) / ms_ours,
+                    med_mib(&ours[k]) / med_mib(&legos[k]) * 100.0
+                );
+            }
         }
-        if !legos.is_empty() {
-            let _ = writeln!(
+        for (k, key) in CERT_KEYS.iter().enumerate() {
+            stage_table(
                 report,
-                "\nAgainst lego: brokercert is **{:.1}× faster** and uses **{:.0} %** of lego's peak memory.",
-                med_ms(&legos) / med_ms(&ours),
-                med_mib(&ours) / med_mib(&legos) * 100.0
+                &format!("brokercert issue ({}), per stage", key.label),
+                &ours[k],
             );
         }
-        stage_table(report, "brokercert issue, per stage", &ours);
     }
     if opts.wants("full") {
         // 2. Full issue: deploy to the EMQX Cloud emulator (no pending delay) and verify.
