@@ -69,10 +69,32 @@ async fn generate_now(key_type: KeyType) -> Result<PrivateKey, KeyError> {
     // The semaphore is never closed, so acquiring cannot fail; if it somehow did, the key
     // is generated without waiting for a turn.
     let _turn = turns().acquire().await.ok();
-    match tokio::task::spawn_blocking(move || PrivateKey::generate(key_type)).await {
+    match tokio::task::spawn_blocking(move || timed(key_type)).await {
         Ok(key) => key,
         Err(e) => Err(stopped(key_type, &e)),
     }
+}
+
+/// Generates a key on this thread and says (at debug level) how long it took and how much of
+/// this thread's CPU: the floor of a fleet renewal is its keys' CPU time spread over the
+/// machine's CPUs, and an RSA key's time varies several-fold from key to key.
+fn timed(key_type: KeyType) -> Result<PrivateKey, KeyError> {
+    let cpu = || {
+        let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+        std::time::Duration::new(
+            t.tv_sec.max(0) as u64,
+            t.tv_nsec.clamp(0, 999_999_999) as u32,
+        )
+    };
+    let (cpu_before, started) = (cpu(), std::time::Instant::now());
+    let key = PrivateKey::generate(key_type);
+    tracing::debug!(
+        key_type = %key_type,
+        took_us = started.elapsed().as_micros() as u64,
+        cpu_us = cpu().saturating_sub(cpu_before).as_micros() as u64,
+        "key generated"
+    );
+    key
 }
 
 fn stopped(key_type: KeyType, e: &tokio::task::JoinError) -> KeyError {
