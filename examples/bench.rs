@@ -839,6 +839,9 @@ async fn run(report: &mut String) -> Result<()> {
         let mut cpu_report = format!(
             "\nCPU time of one fleet run (medians), against the CPU time the wall time offers on {cpus} CPUs:\n\n| key type | brokercert | Pebble | moto | sandbox DNS server and proxies | total | wall × CPUs |\n|---|---:|---:|---:|---:|---:|---:|\n"
         );
+        let mut floor_report = format!(
+            "\nThe floor of each fleet run: the CPU time its own keys took (`key generated` debug lines), spread over {cpus} CPUs; an RSA key's time varies several-fold from key to key, so every run has its own floor (medians; #20's target: ≤ 1.2× the floor):\n\n| key type | keys' CPU | floor | wall | wall ÷ floor (median of runs) |\n|---|---:|---:|---:|---:|\n"
+        );
         for (label, tag, extra) in [
             ("RSA 2048 (default)", "rsa", ""),
             ("ECDSA P-256", "ecdsa", "key_type = \"ecdsa-p256\"\n"),
@@ -880,13 +883,11 @@ async fn run(report: &mut String) -> Result<()> {
             let mut calls_one = Vec::new();
             let mut calls_many = Vec::new();
             let mut cpu_many: Vec<Vec<Duration>> = Vec::new();
+            let mut keys_cpu_many: Vec<f64> = Vec::new();
+            let mut floor_ratios: Vec<f64> = Vec::new();
             // `BROKERCERT_BENCH_FLEET_WRAP="perf record -g -o /tmp/fleet.data --"` runs each
             // fleet run under that command, to see where its CPU goes.
-            let wrapper: Vec<String> = std::env::var("BROKERCERT_BENCH_FLEET_WRAP")
-                .unwrap_or_default()
-                .split_whitespace()
-                .map(str::to_string)
-                .collect();
+            let wrapper = wrapper_from_env("BROKERCERT_BENCH_FLEET_WRAP");
             let mut failed: Option<String> = None;
             if extra.contains("reuse_key") {
                 // Untimed: the first certificates make the keys the timed runs keep.
@@ -922,6 +923,9 @@ async fn run(report: &mut String) -> Result<()> {
                     fleet_cmd
                         .arg("-vv")
                         .env("BROKERCERT_LOG", "brokercert=trace");
+                } else {
+                    // One line per key with its CPU time: this run's own floor.
+                    fleet_cmd.env("BROKERCERT_LOG", "brokercert::workflow::keys_ahead=debug");
                 }
                 let pids = b.sb.pids();
                 let others = || pids.iter().map(|p| proc_cpu(*p)).collect::<Vec<_>>();
@@ -954,6 +958,11 @@ async fn run(report: &mut String) -> Result<()> {
                 cpu.extend(after.iter().zip(&before).map(|(a, b)| a.saturating_sub(*b)));
                 cpu.push(own_cpu().saturating_sub(before_self));
                 cpu_many.push(cpu);
+                let key_cpu = keys_cpu(&fleet_run.stdout);
+                if key_cpu > Duration::ZERO {
+                    floor_ratios.push(ms(fleet_run.wall) / (ms(key_cpu) / cpus.max(1) as f64));
+                    keys_cpu_many.push(ms(key_cpu));
+                }
                 t_many.push(fleet_run);
                 let requests = proxy.requests();
                 calls_many.push(requests.len() as f64);
@@ -990,6 +999,16 @@ async fn run(report: &mut String) -> Result<()> {
                 median(calls_many),
                 med_mib(&t_many)
             );
+            if !keys_cpu_many.is_empty() {
+                let _ = writeln!(
+                    floor_report,
+                    "| {label} | {:.0} ms | {:.0} ms | {:.0} ms | **{:.2}×** |",
+                    median(keys_cpu_many.clone()),
+                    median(keys_cpu_many) / cpus.max(1) as f64,
+                    med_ms(&t_many),
+                    median(floor_ratios),
+                );
+            }
             let part = |i: usize| median(cpu_many.iter().map(|c| ms(c[i])).collect());
             let _ = writeln!(
                 cpu_report,
@@ -1004,6 +1023,7 @@ async fn run(report: &mut String) -> Result<()> {
         }
         proxy.stop();
         let _ = write!(report, "{cpu_report}");
+        let _ = write!(report, "{floor_report}");
         // The CPU floor of the RSA row: generating the fleet's keys alone, on every CPU.
         for (label, kt) in [
             ("RSA 2048", KeyType::Rsa2048),
@@ -1051,9 +1071,12 @@ async fn run(report: &mut String) -> Result<()> {
         )
         .await?;
         let mut t_noop = Vec::new();
+        // `BROKERCERT_BENCH_NOOP_WRAP="perf record -g -o /tmp/noop.data --"` (or
+        // `strace -c -f -o FILE`) runs each no-op run under that command.
+        let wrapper = wrapper_from_env("BROKERCERT_BENCH_NOOP_WRAP");
         for _ in 0..opts.runs {
             let s = measure(
-                b.brokercert(&noop, &["renew", "--no-jitter"]),
+                b.brokercert_under(&wrapper, &noop, &["renew", "--no-jitter"]),
                 "renew (nothing due)",
             )
             .await?;
@@ -1076,6 +1099,29 @@ async fn run(report: &mut String) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The CPU time of every key a run generated, from its `key generated … cpu_us=N` lines.
+fn keys_cpu(output: &str) -> Duration {
+    output
+        .lines()
+        .filter(|l| l.contains("key generated"))
+        .filter_map(|l| {
+            let v = l.split("cpu_us=").nth(1)?;
+            let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<u64>().ok()
+        })
+        .map(Duration::from_micros)
+        .sum()
+}
+
+/// The wrapper command in the environment variable `var` (empty: none), split on spaces.
+fn wrapper_from_env(var: &str) -> Vec<String> {
+    std::env::var(var)
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Per-stage medians from the runs' `--timings` blocks.
