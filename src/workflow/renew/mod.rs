@@ -11,6 +11,7 @@
 //!
 //! Owns: that sequence, the run over every certificate (concurrency, shared DNS-01 names,
 //! the jitter before the first order) and the renewal state's bookkeeping of an attempt.
+//! Each certificate's stored files are read ahead, off the run's task (`read_ahead`).
 //! Does not own the decision (`renew::policy`), the memory (`renew::state`,
 //! `renew::journal`), the stages (`workflow::issue`, `workflow::deploy`), nor any printing:
 //! it reports through a [`RenewSink`] and returns outcomes; `cli::renew` renders them.
@@ -20,6 +21,7 @@ pub mod decide;
 pub mod observe;
 pub mod order;
 pub mod outcome;
+mod read_ahead;
 pub mod stored;
 mod turns;
 
@@ -28,12 +30,14 @@ mod tests;
 
 use std::ops::ControlFlow;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
 use tokio::sync::OnceCell;
 
 pub use self::outcome::Outcome;
+use self::read_ahead::{Dirs, Stored, read_ahead};
 use super::blocking::blocking;
 use super::deploy::DeploySink;
 use super::services::Services;
@@ -41,10 +45,11 @@ use crate::config::{CertificateSpec, Settings};
 use crate::deploy::from_config;
 use crate::error::{Error, exit};
 use crate::pki::anchors::TrustAnchors;
+use crate::pki::certificate::Certificate;
 use crate::renew::journal::Journal;
 use crate::renew::policy::{self, Failures};
 use crate::renew::state::{self, RenewalState};
-use crate::store::{StateFiles, Store};
+use crate::store::{StateFiles, Store, StoreError};
 use crate::workflow::issue::Resume;
 use crate::workflow::preflight::check_run;
 
@@ -128,10 +133,8 @@ pub(crate) struct Run<'a, S> {
     /// The checks every certificate shares and the trust anchors they load, made once by
     /// the first certificate that orders ([`Run::shared_checks`]).
     shared: OnceCell<TrustAnchors>,
-    /// The renewal directory (states, and journals but in a dry run) and the store's
-    /// `live` directory, held open: every certificate reads its files from them.
-    renewal: StateFiles,
-    live: StateFiles,
+    /// Where every certificate's files are read from (and its state written to).
+    dirs: Dirs,
 }
 
 impl<'a, S: RenewSink> Run<'a, S> {
@@ -151,8 +154,13 @@ impl<'a, S: RenewSink> Run<'a, S> {
             sink,
             jittered: OnceCell::new(),
             shared: OnceCell::new(),
-            renewal: StateFiles::open(&services.settings().state_dir.join("renewal")),
-            live: StateFiles::open(&store.root().join("live")),
+            dirs: Dirs {
+                renewal: Arc::new(StateFiles::open(
+                    &services.settings().state_dir.join("renewal"),
+                )),
+                live: Arc::new(StateFiles::open(&store.root().join("live"))),
+                dry_run_journals: opts.dry_run.then(|| store.root().join("renewal")),
+            },
         }
     }
 
@@ -235,8 +243,9 @@ pub async fn renew_all<S: RenewSink>(
     );
     let run = &Run::new(services, opts, &store, stop, sink);
     let turns = &turns::challenge_name_turns(&settings.certificates);
-    let runs = futures::stream::iter(&settings.certificates)
-        .map(|spec| async move {
+    let runs = read_ahead(&run.dirs, &settings.certificates)
+        .zip(futures::stream::iter(&settings.certificates))
+        .map(|(stored, spec)| async move {
             if stop.is_set() {
                 return None;
             }
@@ -248,7 +257,7 @@ pub async fn renew_all<S: RenewSink>(
                     held.push(turn.clone().lock_owned().await);
                 }
             }
-            let o = renew_one(run, spec).await;
+            let o = renew_one(run, spec, stored).await;
             drop(held);
             Some((spec.name.clone(), o))
         })
@@ -270,8 +279,12 @@ fn failed(e: &Error, next_attempt: Option<time::OffsetDateTime>) -> Outcome {
 }
 
 /// Renews one certificate if due; records the outcome in its state.
-async fn renew_one<S: RenewSink>(run: &Run<'_, S>, spec: &CertificateSpec) -> Outcome {
-    let (mut st, warn) = state::load_in(&run.renewal, &spec.name);
+async fn renew_one<S: RenewSink>(
+    run: &Run<'_, S>,
+    spec: &CertificateSpec,
+    stored: Stored,
+) -> Outcome {
+    let (mut st, warn) = stored.state;
     let before = st.clone();
     if let Some(w) = warn {
         run.sink.warning(&w);
@@ -279,7 +292,9 @@ async fn renew_one<S: RenewSink>(run: &Run<'_, S>, spec: &CertificateSpec) -> Ou
     let result = {
         use tracing::Instrument as _;
         let span = tracing::debug_span!("certificate", name = %spec.name);
-        attempt(run, spec, &mut st).instrument(span).await
+        attempt(run, spec, &mut st, stored.journal, stored.live)
+            .instrument(span)
+            .await
     };
     if run.opts.dry_run {
         return match result {
@@ -292,7 +307,7 @@ async fn renew_one<S: RenewSink>(run: &Run<'_, S>, spec: &CertificateSpec) -> Ou
     if st == before {
         return outcome;
     }
-    if let Err(e) = blocking(|| state::save(run.renewal.path(), &spec.name, &st)) {
+    if let Err(e) = blocking(|| state::save(run.dirs.renewal.path(), &spec.name, &st)) {
         run.sink
             .warning(&format!("cannot save the renewal state: {e}"));
     }
@@ -358,12 +373,10 @@ async fn attempt<S: RenewSink>(
     run: &Run<'_, S>,
     spec: &CertificateSpec,
     st: &mut RenewalState,
+    journal: Result<Journal, StoreError>,
+    live: Result<Option<Certificate>, Error>,
 ) -> Result<Outcome, Error> {
-    let journal = if run.opts.dry_run {
-        Journal::open(&run.store.root().join("renewal"), &spec.name)?
-    } else {
-        Journal::open_in(&run.renewal, &spec.name)?
-    };
+    let journal = journal?;
     // State in S3: this certificate's leases before any work that changes something, so a
     // runner on another machine never works on it (or its DNS-01 names) at the same time.
     let mut lease = None;
@@ -383,7 +396,7 @@ async fn attempt<S: RenewSink>(
         return Ok(o);
     }
     let targets = from_config::targets(spec)?;
-    let live = observe::read_live_in(&run.live, &spec.name)?;
+    let live = live?;
     // An interrupted issuance resumes without a new decision (and without a new order
     // when the old one can still lead to a certificate).
     let resume = match journal.data().order_url {
