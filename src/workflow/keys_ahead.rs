@@ -1,5 +1,6 @@
 //! Private keys for a run's certificates, generated one per CPU at a time, first asked
-//! first served, while the certificates' orders and DNS work are in flight.
+//! first served, on threads of lower priority, while the certificates' orders and DNS work
+//! are in flight.
 //!
 //! Owns: how many keys are generated at once in this process and in which order, and keys
 //! started before they are asked for ([`prefetch`]). Does not own the key itself
@@ -64,15 +65,49 @@ pub async fn generate(key_type: KeyType) -> Result<PrivateKey, KeyError> {
     }
 }
 
-/// A new key of `key_type`, generated on a blocking thread once a CPU's turn is free.
+/// A new key of `key_type`, generated on a thread of its own at a lower priority once a
+/// CPU's turn is free.
+///
+/// Why a lower priority: while fifty RSA keys are generated on every CPU, the run's own
+/// task (orders, DNS-01 records, the CA's and Route 53's answers: the work every
+/// certificate waits on, and which keeps the CA and Route 53 busy meanwhile) got only a
+/// share of a CPU, and the fleet's orders trickled out over a second. At nice +10 a key
+/// takes only the CPU nothing else wants; alone (one certificate) it still gets a whole
+/// CPU. Its own thread, because a thread's priority cannot be raised again without
+/// privileges: a pooled thread would keep the lower one for later work.
 async fn generate_now(key_type: KeyType) -> Result<PrivateKey, KeyError> {
     // The semaphore is never closed, so acquiring cannot fail; if it somehow did, the key
     // is generated without waiting for a turn.
     let _turn = turns().acquire().await.ok();
-    match tokio::task::spawn_blocking(move || timed(key_type)).await {
-        Ok(key) => key,
-        Err(e) => Err(stopped(key_type, &e)),
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let started = std::thread::Builder::new()
+        .name("brokercert-key".into())
+        .spawn(move || {
+            lower_priority();
+            let _ = tx.send(timed(key_type));
+        });
+    if let Err(e) = started {
+        return Err(KeyError::Generate {
+            key_type,
+            reason: format!("cannot start a thread to generate it: {e}"),
+        });
     }
+    // A panic in the thread drops the sender.
+    rx.await.unwrap_or_else(|_| {
+        Err(KeyError::Generate {
+            key_type,
+            reason: "the key generation thread stopped".into(),
+        })
+    })
+}
+
+/// The nice value of a key generation thread (0 is normal, 19 the lowest priority).
+const KEY_NICE: i32 = 10;
+
+/// Lowers this thread's priority to [`KEY_NICE`] (Linux keeps the nice value per thread).
+/// If it cannot be set, the key is generated at the priority the thread has.
+fn lower_priority() {
+    let _ = rustix::process::setpriority_process(None, KEY_NICE);
 }
 
 /// Generates a key on this thread and says (at debug level) how long it took and how much of
@@ -152,6 +187,24 @@ mod tests {
                 .iter()
                 .any(|(t, _)| *t == KeyType::EcdsaP384),
             "the prefetched key was handed out, not left behind"
+        );
+    }
+
+    #[test]
+    fn a_key_thread_runs_below_the_normal_priority() {
+        let nice = std::thread::spawn(|| {
+            lower_priority();
+            rustix::process::getpriority_process(None)
+        })
+        .join()
+        .expect("thread");
+        assert!(
+            nice.is_ok_and(|n| n >= KEY_NICE),
+            "the key thread's nice value: {nice:?}"
+        );
+        assert!(
+            rustix::process::getpriority_process(None).is_ok_and(|n| n < KEY_NICE),
+            "only that thread was lowered, not the test's"
         );
     }
 
