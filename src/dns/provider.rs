@@ -67,6 +67,11 @@ pub trait DnsProvider: Send + Sync {
     fn known_status(&self, _change: &ChangeId) -> Option<ChangeStatus> {
         None
     }
+    /// The caller's work will make no further request of this provider (a certificate whose
+    /// authorizations were all valid already: nothing to publish, nothing to clean up). A
+    /// provider that holds batches for the work of several callers stops waiting for this
+    /// one (`dns::batching`); others ignore it.
+    fn finished_with_dns(&self) {}
 }
 
 /// A boxed provider is one (the use cases hold Route 53 or a test's provider behind a box);
@@ -107,6 +112,9 @@ impl<P: DnsProvider + ?Sized> DnsProvider for Box<P> {
     }
     fn known_status(&self, change: &ChangeId) -> Option<ChangeStatus> {
         (**self).known_status(change)
+    }
+    fn finished_with_dns(&self) {
+        (**self).finished_with_dns()
     }
 }
 
