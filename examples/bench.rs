@@ -17,12 +17,15 @@
 //! `--skip-lego`, `--lego PATH` (default `lego` on `PATH`; skipped with a note if absent),
 //! `--only SECTION` (repeatable: `cert`, `full`, `fleet`, `noop`; default all),
 //! `--fleet-key TAG` (repeatable: `rsa`, `ecdsa`, `rsakeep`; default all fleet rows),
-//! `--compare PATH` (repeatable: other brokercert binaries, e.g. a copy built from another
+//! `--bin PATH` (the brokercert binary to measure instead of the one built next to this
+//! example, e.g. an unstripped copy), `--compare PATH` (repeatable: other brokercert binaries, e.g. a copy built from another
 //! commit, run interleaved with the one built next to this example in the `cert` and `noop`
 //! sections, one row each), `--smaps` (also sample each brokercert run's
 //! `/proc/PID/smaps` every few ms and report the resident size of the binary's code and
 //! read-only data mappings at the last sample; costs CPU beside the runs, so wall times
 //! taken with it are not comparable).
+//! `BROKERCERT_BENCH_WRAP="valgrind --tool=callgrind --"` runs each brokercert run of the
+//! `cert` and `noop` sections (not their warm-ups) under that command (.ci/symbol-order).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -49,6 +52,7 @@ struct Opts {
     lego: Option<PathBuf>,
     only: Vec<String>,
     fleet_keys: Vec<String>,
+    bin: Option<PathBuf>,
     compare: Vec<PathBuf>,
     smaps: bool,
 }
@@ -77,6 +81,7 @@ fn parse_opts() -> Result<Opts> {
         lego: Some(PathBuf::from("lego")),
         only: Vec::new(),
         fleet_keys: Vec::new(),
+        bin: None,
         compare: Vec::new(),
         smaps: false,
     };
@@ -94,15 +99,18 @@ fn parse_opts() -> Result<Opts> {
             "--skip-certbot" => o.certbot = None,
             "--skip-lego" => o.lego = None,
             "--lego" => o.lego = Some(PathBuf::from(args.next().context("--lego needs a path")?)),
-            "--compare" => {
-                let bin = PathBuf::from(args.next().context("--compare needs a path")?);
+            "--bin" | "--compare" => {
+                let bin = PathBuf::from(args.next().with_context(|| format!("{a} needs a path"))?);
                 if !bin.is_file() {
                     bail!(
-                        "--compare {}: no such file; expected a brokercert binary",
+                        "{a} {}: no such file; expected a brokercert binary",
                         bin.display()
                     );
                 }
-                o.compare.push(bin);
+                match a.as_str() {
+                    "--bin" => o.bin = Some(bin),
+                    _ => o.compare.push(bin),
+                }
             }
             "--smaps" => o.smaps = true,
             "--only" => {
@@ -131,7 +139,7 @@ fn parse_opts() -> Result<Opts> {
                 ))
             }
             other => bail!(
-                "unknown flag `{other}`; expected --runs N, --fleet N, --noop N, --only SECTION, --fleet-key TAG, --compare PATH, --smaps, --skip-certbot, --certbot PATH, --skip-lego or --lego PATH"
+                "unknown flag `{other}`; expected --runs N, --fleet N, --noop N, --only SECTION, --fleet-key TAG, --bin PATH, --compare PATH, --smaps, --skip-certbot, --certbot PATH, --skip-lego or --lego PATH"
             ),
         }
     }
@@ -478,7 +486,12 @@ jitter = "0s"
         args: &[&str],
         what: &str,
     ) -> Result<Sample> {
-        let cmd = self.command(bin, &[], config, args);
+        let wrapper: Vec<String> = std::env::var("BROKERCERT_BENCH_WRAP")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect();
+        let cmd = self.command(bin, &wrapper, config, args);
         measure_with(cmd, what, self.smaps.then_some(bin)).await
     }
 
@@ -600,12 +613,15 @@ async fn main() -> std::process::ExitCode {
 async fn run(report: &mut String) -> Result<()> {
     let opts = parse_opts()?;
     let exe = std::env::current_exe().context("locating this example")?;
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("brokercert"))
-        .filter(|p| p.exists())
-        .context("the brokercert binary is not built next to this example: run `cargo build --release --bin brokercert --example bench`")?;
+    let bin = match &opts.bin {
+        Some(bin) => bin.clone(),
+        None => exe
+            .parent()
+            .and_then(|d| d.parent())
+            .map(|d| d.join("brokercert"))
+            .filter(|p| p.exists())
+            .context("the brokercert binary is not built next to this example: run `cargo build --release --bin brokercert --example bench`")?,
+    };
     if let Some(cb) = &opts.certbot
         && !cb.exists()
     {
