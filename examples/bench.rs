@@ -620,7 +620,7 @@ async fn run(report: &mut String) -> Result<()> {
             .and_then(|d| d.parent())
             .map(|d| d.join("brokercert"))
             .filter(|p| p.exists())
-            .context("the brokercert binary is not built next to this example: run `cargo build --release --bin brokercert --example bench`")?,
+            .context("the brokercert binary is not built next to this example: run `cargo build --release --bin brokercert` and `cargo build --release --example bench` (two commands: together, the binary gets the sandbox's dependency features), or `bash .ci/bench`")?,
     };
     if let Some(cb) = &opts.certbot
         && !cb.exists()
