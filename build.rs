@@ -1,8 +1,9 @@
 //! Build script: the version `brokercert --version` prints, with the git commit when built
-//! from a git checkout.
+//! from a git checkout, and the function layout of release binaries.
 //!
 //! Owns: `BROKERCERT_VERSION` (`0.1.0`, or `0.1.0 (1a2b3c4)` from `git rev-parse --short
-//! HEAD`) and when to recompute it. Does not own anything else: no code generation.
+//! HEAD`) and when to recompute it; passing build/symbol-order.txt to the linker (see
+//! [`symbol_order`]). Does not own anything else: no code generation.
 //!
 //! Only a `.git` in the package's own directory counts (a checkout or a worktree): a crate
 //! unpacked from crates.io or `cargo package` (target/package/…, inside some other checkout)
@@ -29,6 +30,35 @@ fn main() {
     match commit {
         Some(c) => println!("cargo:rustc-env=BROKERCERT_VERSION={version} ({c})"),
         None => println!("cargo:rustc-env=BROKERCERT_VERSION={version}"),
+    }
+    symbol_order(&dir);
+}
+
+/// Release builds for x86_64-unknown-linux-gnu (linked by rust-lld) get
+/// `--symbol-ordering-file=build/symbol-order.txt`: the functions an issuance, a no-op renew
+/// and `--version` execute, placed together at the start of the code, so the pages the kernel
+/// maps around each code fault hold code that runs (peak memory; docs/performance.md, "Peak
+/// memory"). .ci/symbol-order regenerates the file. Names it lists that a build lacks (a
+/// stale file, other features) are skipped without a warning: the layout benefit shrinks,
+/// the binary stays correct. Only the `brokercert` binary (not tests, examples or debug
+/// builds), only when the file exists (not in a crate unpacked from crates.io), and not with
+/// `BROKERCERT_NO_SYMBOL_ORDER` set (for a linker other than lld or mold).
+fn symbol_order(dir: &Path) {
+    let file = dir.join("build").join("symbol-order.txt");
+    println!("cargo:rerun-if-env-changed=BROKERCERT_NO_SYMBOL_ORDER");
+    // Watched only if present, like watch_head's files (a checkout that gains it has a new
+    // HEAD, which re-runs this script anyway).
+    if !file.is_file() {
+        return;
+    }
+    println!("cargo:rerun-if-changed={}", file.display());
+    let release = std::env::var("PROFILE").is_ok_and(|p| p == "release");
+    let lld_target = std::env::var("TARGET").is_ok_and(|t| t == "x86_64-unknown-linux-gnu");
+    if release && lld_target && std::env::var_os("BROKERCERT_NO_SYMBOL_ORDER").is_none() {
+        println!(
+            "cargo:rustc-link-arg-bins=-Wl,--symbol-ordering-file={},--no-warn-symbol-ordering",
+            file.display()
+        );
     }
 }
 

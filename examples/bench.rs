@@ -17,7 +17,16 @@
 //! `--skip-certbot`, `--certbot PATH` (default `.sandbox/bench-venv/bin/certbot`),
 //! `--skip-lego`, `--lego PATH` (default `lego` on `PATH`; skipped with a note if absent),
 //! `--only SECTION` (repeatable: `cert`, `full`, `fleet`, `noop`; default all),
-//! `--fleet-key TAG` (repeatable: `rsa`, `ecdsa`, `rsakeep`; default all fleet rows).
+//! `--fleet-key TAG` (repeatable: `rsa`, `ecdsa`, `rsakeep`; default all fleet rows),
+//! `--bin PATH` (the brokercert binary to measure instead of the one built next to this
+//! example, e.g. an unstripped copy), `--compare PATH` (repeatable: other brokercert binaries, e.g. a copy built from another
+//! commit, run interleaved with the one built next to this example in the `cert` and `noop`
+//! sections, one row each), `--smaps` (also sample each brokercert run's
+//! `/proc/PID/smaps` every few ms and report the resident size of the binary's code and
+//! read-only data mappings at the last sample; costs CPU beside the runs, so wall times
+//! taken with it are not comparable).
+//! `BROKERCERT_BENCH_WRAP="valgrind --tool=callgrind --"` runs each brokercert run of the
+//! `cert` and `noop` sections (not their warm-ups) under that command (.ci/symbol-order).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -72,6 +81,9 @@ struct Opts {
     lego: Option<PathBuf>,
     only: Vec<String>,
     fleet_keys: Vec<String>,
+    bin: Option<PathBuf>,
+    compare: Vec<PathBuf>,
+    smaps: bool,
 }
 
 impl Opts {
@@ -98,6 +110,9 @@ fn parse_opts() -> Result<Opts> {
         lego: Some(PathBuf::from("lego")),
         only: Vec::new(),
         fleet_keys: Vec::new(),
+        bin: None,
+        compare: Vec::new(),
+        smaps: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
@@ -113,6 +128,20 @@ fn parse_opts() -> Result<Opts> {
             "--skip-certbot" => o.certbot = None,
             "--skip-lego" => o.lego = None,
             "--lego" => o.lego = Some(PathBuf::from(args.next().context("--lego needs a path")?)),
+            "--bin" | "--compare" => {
+                let bin = PathBuf::from(args.next().with_context(|| format!("{a} needs a path"))?);
+                if !bin.is_file() {
+                    bail!(
+                        "{a} {}: no such file; expected a brokercert binary",
+                        bin.display()
+                    );
+                }
+                match a.as_str() {
+                    "--bin" => o.bin = Some(bin),
+                    _ => o.compare.push(bin),
+                }
+            }
+            "--smaps" => o.smaps = true,
             "--only" => {
                 let section = args.next().unwrap_or_default();
                 if !SECTIONS.contains(&section.as_str()) {
@@ -139,7 +168,7 @@ fn parse_opts() -> Result<Opts> {
                 ))
             }
             other => bail!(
-                "unknown flag `{other}`; expected --runs N, --fleet N, --noop N, --only SECTION, --fleet-key TAG, --skip-certbot, --certbot PATH, --skip-lego or --lego PATH"
+                "unknown flag `{other}`; expected --runs N, --fleet N, --noop N, --only SECTION, --fleet-key TAG, --bin PATH, --compare PATH, --smaps, --skip-certbot, --certbot PATH, --skip-lego or --lego PATH"
             ),
         }
     }
@@ -154,6 +183,40 @@ struct Sample {
     /// User + system CPU time of the child.
     cpu: Duration,
     stdout: String,
+    /// With `--smaps`: Rss in KiB of the executable's code (`r-xp`) and read-only data
+    /// (`r--p`) mappings at the last sample before the process ended.
+    image_rss_kib: Option<(u64, u64)>,
+}
+
+/// Rss in KiB of `exe`'s executable and read-only mappings in `/proc/PID/smaps` (None if
+/// unreadable, e.g. the process has ended).
+fn image_rss(pid: u32, exe: &Path) -> Option<(u64, u64)> {
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).ok()?;
+    let exe = exe.canonicalize().ok()?;
+    let exe = exe.to_str()?;
+    let (mut code, mut rodata, mut perms) = (0, 0, None);
+    let mut seen = false;
+    for line in smaps.lines() {
+        let mut f = line.split_whitespace();
+        let first = f.next().unwrap_or_default();
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping header: range perms offset dev inode path.
+            let p = f.next().unwrap_or_default().to_string();
+            let path = f.nth(3).unwrap_or_default();
+            perms = (path == exe).then_some(p);
+        } else if first == "Rss:"
+            && let Some(p) = &perms
+        {
+            let kib: u64 = f.next().and_then(|v| v.parse().ok()).unwrap_or(0);
+            seen = true;
+            match p.as_str() {
+                "r-xp" => code += kib,
+                "r--p" => rodata += kib,
+                _ => {}
+            }
+        }
+    }
+    seen.then_some((code, rodata))
 }
 
 fn timeval(t: libc::timeval) -> Duration {
@@ -190,7 +253,13 @@ fn proc_cpu(pid: u32) -> Duration {
 }
 
 /// Runs `cmd` to completion and measures its wall time and peak RSS (from `wait4`).
-async fn measure(mut cmd: Command, what: &str) -> Result<Sample> {
+async fn measure(cmd: Command, what: &str) -> Result<Sample> {
+    measure_with(cmd, what, None).await
+}
+
+/// [`measure`], sampling `/proc/PID/smaps` for `exe`'s mappings every 2 ms when `smaps_of`
+/// is `Some(exe)`.
+async fn measure_with(mut cmd: Command, what: &str, smaps_of: Option<&Path>) -> Result<Sample> {
     let out_path = std::env::temp_dir().join(format!(
         "brokercert-bench-{}-{}.out",
         std::process::id(),
@@ -204,6 +273,24 @@ async fn measure(mut cmd: Command, what: &str) -> Result<Sample> {
     let started = Instant::now();
     let child = cmd.spawn().with_context(|| format!("starting {what}"))?;
     let pid = child.id() as libc::pid_t;
+    let sampler = smaps_of.map(|exe| {
+        let exe = exe.to_path_buf();
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = done.clone();
+        let handle = std::thread::spawn(move || {
+            let mut last = None;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match image_rss(pid as u32, &exe) {
+                    Some(v) => last = Some(v),
+                    None if last.is_some() => break,
+                    None => {}
+                }
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            last
+        });
+        (done, handle)
+    });
     let (status, rss, cpu) = tokio::task::spawn_blocking(move || {
         let mut status = 0;
         // SAFETY: an all-zero rusage is a valid value; wait4 fills it in.
@@ -219,6 +306,10 @@ async fn measure(mut cmd: Command, what: &str) -> Result<Sample> {
     })
     .await?;
     let wall = started.elapsed();
+    let image_rss_kib = sampler.and_then(|(done, handle)| {
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        handle.join().ok().flatten()
+    });
     let stdout = std::fs::read_to_string(&out_path).unwrap_or_default();
     let _ = std::fs::remove_file(&out_path);
     if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
@@ -229,6 +320,7 @@ async fn measure(mut cmd: Command, what: &str) -> Result<Sample> {
         max_rss_kib: rss,
         cpu,
         stdout,
+        image_rss_kib,
     })
 }
 
@@ -271,6 +363,17 @@ fn med_ms(s: &[Sample]) -> f64 {
 
 fn med_mib(s: &[Sample]) -> f64 {
     median(s.iter().map(|x| x.max_rss_kib as f64 / 1024.0).collect())
+}
+
+/// `, code X MiB, rodata Y MiB` (medians) when the samples have `--smaps` numbers.
+fn image_note(s: &[Sample]) -> String {
+    let v: Vec<(u64, u64)> = s.iter().filter_map(|x| x.image_rss_kib).collect();
+    if v.is_empty() {
+        return String::new();
+    }
+    let code = median(v.iter().map(|x| x.0 as f64 / 1024.0).collect());
+    let ro = median(v.iter().map(|x| x.1 as f64 / 1024.0).collect());
+    format!(" (binary's code {code:.1} MiB, read-only data {ro:.1} MiB resident)")
 }
 
 /// Parses a duration printed by `--timings` (`<1 ms`, `420 ms`, `4.2 s`, `1 min 10 s`).
@@ -330,6 +433,10 @@ struct Bench {
     sb: Sandbox,
     _emqx: EmqxCloudEmulator,
     bin: PathBuf,
+    /// `--compare` binaries, run interleaved with `bin` in the `cert` and `noop` sections.
+    compare: Vec<PathBuf>,
+    /// `--smaps`.
+    smaps: bool,
     dir: PathBuf,
     mqtts: u16,
     wss: u16,
@@ -384,15 +491,49 @@ jitter = "0s"
         self.brokercert_under(&[], config, args)
     }
 
+    /// All brokercert binaries measured in the compared sections: this example's first.
+    fn bins(&self) -> Vec<PathBuf> {
+        std::iter::once(self.bin.clone())
+            .chain(self.compare.iter().cloned())
+            .collect()
+    }
+
+    /// Row label for `bins()[i]`.
+    fn label(&self, what: &str, i: usize) -> String {
+        match i {
+            0 if self.compare.is_empty() => what.to_string(),
+            0 => format!("{what} ({})", self.bin.display()),
+            _ => format!("{what} ({})", self.compare[i - 1].display()),
+        }
+    }
+
+    /// Measures `bin` with `config` and `args`, with `--smaps` sampling if asked.
+    async fn measure_bin(
+        &self,
+        bin: &Path,
+        config: &Path,
+        args: &[&str],
+        what: &str,
+    ) -> Result<Sample> {
+        let wrapper = wrapper_from_env("BROKERCERT_BENCH_WRAP");
+        let cmd = self.command(bin, &wrapper, config, args);
+        measure_with(cmd, what, self.smaps.then_some(bin)).await
+    }
+
     /// `brokercert` run under a wrapper command (`perf record -o FILE --`, `strace -f`, ...).
     fn brokercert_under(&self, wrapper: &[String], config: &Path, args: &[&str]) -> Command {
+        self.command(&self.bin, wrapper, config, args)
+    }
+
+    /// `bin` (this example's brokercert or a `--compare` one), under `wrapper` if not empty.
+    fn command(&self, bin: &Path, wrapper: &[String], config: &Path, args: &[&str]) -> Command {
         let mut cmd = match wrapper {
             [program, rest @ ..] => {
                 let mut c = Command::new(program);
-                c.args(rest).arg(&self.bin);
+                c.args(rest).arg(bin);
                 c
             }
-            [] => Command::new(&self.bin),
+            [] => Command::new(bin),
         };
         cmd.arg("--config").arg(config).args(args);
         self.sb.configure_command(&mut cmd);
@@ -504,12 +645,15 @@ async fn main() -> std::process::ExitCode {
 async fn run(report: &mut String) -> Result<()> {
     let opts = parse_opts()?;
     let exe = std::env::current_exe().context("locating this example")?;
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .map(|d| d.join("brokercert"))
-        .filter(|p| p.exists())
-        .context("the brokercert binary is not built next to this example: run `cargo build --release --bin brokercert --example bench`")?;
+    let bin = match &opts.bin {
+        Some(bin) => bin.clone(),
+        None => exe
+            .parent()
+            .and_then(|d| d.parent())
+            .map(|d| d.join("brokercert"))
+            .filter(|p| p.exists())
+            .context("the brokercert binary is not built next to this example: run `cargo build --release --bin brokercert` and `cargo build --release --example bench` (two commands: together, the binary gets the sandbox's dependency features), or `bash .ci/bench`")?,
+    };
     if let Some(cb) = &opts.certbot
         && !cb.exists()
     {
@@ -563,6 +707,8 @@ async fn run(report: &mut String) -> Result<()> {
         _emqx: emqx,
         sb,
         bin,
+        compare: opts.compare.clone(),
+        smaps: opts.smaps,
         dir,
         mqtts: ports.mqtts,
         wss: ports.wss,
@@ -625,9 +771,11 @@ async fn run(report: &mut String) -> Result<()> {
             )
             .await?;
         }
-        // Both key types, every client, interleaved run by run: the rows of one table
-        // share the machine's load.
+        // Both key types, every client (and every `--compare` binary), interleaved run by
+        // run: the rows of one table share the machine's load.
+        let bins = b.bins();
         let mut ours: [Vec<Sample>; 2] = Default::default();
+        let mut others: Vec<[Vec<Sample>; 2]> = vec![Default::default(); bins.len() - 1];
         let mut theirs: [Vec<Sample>; 2] = Default::default();
         let mut legos: [Vec<Sample>; 2] = Default::default();
         for i in 0..opts.runs {
@@ -638,11 +786,16 @@ async fn run(report: &mut String) -> Result<()> {
                     i + 1,
                     opts.runs
                 );
-                let name = format!("b{}{i}", key.tag);
-                let domain = format!("{name}.example.test");
-                ours[k].push(
-                    measure(
-                        b.brokercert(
+                for (j, bin) in bins.iter().enumerate() {
+                    // A fresh name for each run, key type and binary: `br3`, `br3x1`, …
+                    let name = match j {
+                        0 => format!("b{}{i}", key.tag),
+                        _ => format!("b{}{i}x{j}", key.tag),
+                    };
+                    let domain = format!("{name}.example.test");
+                    let s = b
+                        .measure_bin(
+                            bin,
                             &single,
                             &[
                                 "issue",
@@ -654,11 +807,14 @@ async fn run(report: &mut String) -> Result<()> {
                                 key.brokercert,
                                 "--timings",
                             ],
-                        ),
-                        "brokercert issue",
-                    )
-                    .await?,
-                );
+                            "brokercert issue",
+                        )
+                        .await?;
+                    match j {
+                        0 => ours[k].push(s),
+                        _ => others[j - 1][k].push(s),
+                    }
+                }
                 if let Some(cb) = &opts.certbot {
                     let name = format!("c{}{i}", key.tag);
                     let domain = format!("{name}.example.test");
@@ -706,13 +862,22 @@ async fn run(report: &mut String) -> Result<()> {
             let max = walls.iter().copied().fold(0.0, f64::max);
             let _ = writeln!(
                 r,
-                "| {key} | {who} | {:.0} ms | {min:.0} ms | {max:.0} ms | {:.1} MiB |",
+                "| {key} | {who} | {:.0} ms | {min:.0} ms | {max:.0} ms | {:.1} MiB{} |",
                 med_ms(s),
-                med_mib(s)
+                med_mib(s),
+                image_note(s)
             );
         };
         for (k, key) in CERT_KEYS.iter().enumerate() {
-            row(report, key.label, "brokercert issue", &ours[k]);
+            row(report, key.label, &b.label("brokercert issue", 0), &ours[k]);
+            for (j, s) in others.iter().enumerate() {
+                row(
+                    report,
+                    key.label,
+                    &b.label("brokercert issue", j + 1),
+                    &s[k],
+                );
+            }
             if !theirs[k].is_empty() {
                 row(
                     report,
@@ -1070,21 +1235,20 @@ async fn run(report: &mut String) -> Result<()> {
             "renew (first issuance)",
         )
         .await?;
-        let mut t_noop = Vec::new();
-        // `BROKERCERT_BENCH_NOOP_WRAP="perf record -g -o /tmp/noop.data --"` (or
-        // `strace -c -f -o FILE`) runs each no-op run under that command.
-        let wrapper = wrapper_from_env("BROKERCERT_BENCH_NOOP_WRAP");
+        let bins = b.bins();
+        let mut t_noops: Vec<Vec<Sample>> = vec![Vec::new(); bins.len()];
         for _ in 0..opts.runs {
-            let s = measure(
-                b.brokercert_under(&wrapper, &noop, &["renew", "--no-jitter"]),
-                "renew (nothing due)",
-            )
-            .await?;
-            if s.stdout.contains(": renewed (") {
-                bail!("the no-op renew renewed something:\n{}", s.stdout);
+            for (k, bin) in bins.iter().enumerate() {
+                let s = b
+                    .measure_bin(bin, &noop, &["renew", "--no-jitter"], "renew (nothing due)")
+                    .await?;
+                if s.stdout.contains(": renewed (") {
+                    bail!("the no-op renew renewed something:\n{}", s.stdout);
+                }
+                t_noops[k].push(s);
             }
-            t_noop.push(s);
         }
+        let t_noop = t_noops[0].clone();
         let connects = count_connects(&b, &noop).await;
         let _ = writeln!(
             report,
@@ -1097,6 +1261,18 @@ async fn run(report: &mut String) -> Result<()> {
             med_ms(&t_noop),
             med_mib(&t_noop)
         );
+        if bins.len() > 1 {
+            for (k, s) in t_noops.iter().enumerate() {
+                let _ = writeln!(
+                    report,
+                    "- {}: median {:.1} ms, peak RSS {:.1} MiB{}",
+                    b.label("renew", k),
+                    med_ms(s),
+                    med_mib(s),
+                    image_note(s)
+                );
+            }
+        }
     }
     Ok(())
 }
