@@ -13,6 +13,7 @@ use super::{Cli, IssueArgs};
 use crate::clock::{Clock, SystemClock};
 use crate::config::{CertificateSpec, Settings};
 use crate::error::{Error, exit};
+use crate::pki::TrustAnchors;
 use crate::pki::certificate::Certificate;
 use crate::progress::Stage;
 use crate::renew::keep::Keep;
@@ -21,7 +22,6 @@ use crate::workflow::issue::{IssueOptions, Issued, timings_table};
 use crate::workflow::issue_all::{
     AfterStore, IssueAllOptions, IssueOutcome, IssueSink, generate_key_ahead, issue_all,
 };
-use crate::workflow::preflight::load_anchors;
 use crate::workflow::preflight::{check, check_run};
 use crate::workflow::renew::Stop;
 use crate::workflow::services::Services;
@@ -40,10 +40,12 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
         );
         return exit::CONFIG;
     }
-    // Everything checkable without the network, before the first side effect.
-    if let Err(code) = check_all(&settings) {
-        return code;
-    }
+    // Everything checkable without the network, before the first side effect; the trust
+    // anchors the checks load verify every new chain.
+    let anchors = match check_all(&settings) {
+        Ok(anchors) => anchors,
+        Err(code) => return code,
+    };
     let opts = IssueAllOptions {
         force_renewal: args.force_renewal,
         issue: IssueOptions {
@@ -60,13 +62,6 @@ pub async fn run(cli: &Cli, args: &IssueArgs) -> i32 {
     // A new key for the first certificate that will be ordered starts now, beside the lock
     // and the connections to Route 53 and the CA.
     generate_key_ahead(&services, &opts);
-    let anchors = match load_anchors(&settings) {
-        Ok(a) => a,
-        Err(e) => {
-            output::error(&e.to_string());
-            return exit::CONFIG;
-        }
-    };
     let _lock = match super::lock_state(cli, &settings.state_dir, args.wait, "issue").await {
         Ok(l) => l,
         Err(code) => return code,
@@ -311,8 +306,9 @@ fn issued_json(i: &crate::workflow::Issued, code: i32, error: Option<String>) ->
 }
 
 /// Runs every check for every certificate of `settings`; prints each failure as one error
-/// paragraph and returns the first failure's exit code.
-pub fn check_all(settings: &Settings) -> Result<(), i32> {
+/// paragraph and returns the first failure's exit code, or the trust anchors the checks
+/// loaded.
+pub fn check_all(settings: &Settings) -> Result<TrustAnchors, i32> {
     let mut first = None;
     let mut fail = |what: String, e: Error| {
         super::output::error(&format!(
@@ -320,13 +316,14 @@ pub fn check_all(settings: &Settings) -> Result<(), i32> {
         ));
         first.get_or_insert(e.exit_code());
     };
-    if let Err(e) = check_run(settings) {
-        fail(String::new(), e);
-    }
+    let anchors = check_run(settings).map_err(|e| fail(String::new(), e)).ok();
     for spec in &settings.certificates {
         if let Err(e) = check(settings, spec) {
             fail(format!("`{}`: ", spec.name), e);
         }
     }
-    first.map_or(Ok(()), Err)
+    match (first, anchors) {
+        (None, Some(anchors)) => Ok(anchors),
+        (code, _) => Err(code.unwrap_or(exit::CONFIG)),
+    }
 }
