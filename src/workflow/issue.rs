@@ -394,8 +394,11 @@ async fn run(
     );
 
     if challenges.is_empty() {
-        // Every authorization is valid already: this certificate asks nothing more of
-        // Route 53, and the other certificates' batches need not wait for it.
+        // Every authorization is valid already (an order's authorizations may be ones the
+        // account holds already: RFC 8555 §7.1.3, §7.4; Let's Encrypt reuses valid ones), so
+        // there is no challenge to answer: this certificate asks nothing more of Route 53
+        // (nothing published, nothing to clean up), and the other certificates' batches
+        // need not wait for it.
         svc.dns.finished_with_dns();
     } else {
         // 3. Publish TXT.

@@ -104,7 +104,9 @@ async fn generate_now(key_type: KeyType) -> Result<PrivateKey, KeyError> {
 /// The nice value of a key generation thread (0 is normal, 19 the lowest priority).
 const KEY_NICE: i32 = 10;
 
-/// Lowers this thread's priority to [`KEY_NICE`] (Linux keeps the nice value per thread).
+/// Lowers this thread's priority to [`KEY_NICE`]. Linux keeps the nice value per thread and
+/// `setpriority(PRIO_PROCESS, 0, …)` sets the calling thread's (setpriority(2), "BUGS"); an
+/// unprivileged thread may lower its priority but not raise it again.
 /// If it cannot be set, the key is generated at the priority the thread has.
 fn lower_priority() {
     let _ = rustix::process::setpriority_process(None, KEY_NICE);
@@ -128,7 +130,8 @@ fn timed(key_type: KeyType) -> Result<PrivateKey, KeyError> {
     key
 }
 
-/// This thread's time on a CPU so far, from `/proc/thread-self/schedstat` (nanoseconds);
+/// This thread's time on a CPU so far, from `/proc/thread-self/schedstat` (its first field is
+/// the time spent on the CPU in nanoseconds: the kernel's `Documentation/scheduler/sched-stats.rst`);
 /// None where the kernel does not keep it. A file read, not the vDSO clock: under valgrind
 /// (`.ci/symbol-order`) rustix's vDSO set-up stops callgrind.
 fn thread_cpu() -> Option<std::time::Duration> {
